@@ -1,0 +1,255 @@
+"""Bubble masks: Gaussian apertures on the stimulus grid (Gosselin & Schyns, 2001).
+
+:func:`bubbles_mask` is the one mask builder of the platform: the PsychoPy trial loop,
+the simulated and model observers and the analysis (which rebuilds every mask from the
+centres stored in a trial file, :func:`mask_from_trial`) all call it.
+
+An aperture centred at (r0, c0) with standard deviation ``sigma_px`` is
+``g(r, c) = exp(-((r - r0)**2 + (c - c0)**2) / (2 sigma**2))``: 1 at its centre and
+exp(-1/2) one sigma away. Apertures combine by summing and clipping to [0, 1] (the classic
+rule, bubblemask's ``sum_merge``; ``merge="sum"``) or as ``1 - prod(1 - g_i)``
+(``merge="prob"``). The stimulus is ``mask * face + (1 - mask) * background``.
+
+Examples
+--------
+>>> mask = bubbles_mask((64, 64), [[32, 32]], sigma_px=4)
+>>> float(mask[32, 32]), round(float(mask[32, 36]), 4)
+(1.0, 0.6065)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "MERGE_RULES",
+    "bubbles_mask",
+    "aperture_profiles",
+    "max_sensible_bubbles",
+    "CentreSampler",
+    "sample_centres",
+    "compose",
+    "format_centres",
+    "parse_centres",
+    "mask_from_trial",
+]
+
+MERGE_RULES = ("sum", "prob")
+Merge = Literal["sum", "prob"]
+# Beyond this truncation radius (in sigmas) an aperture is below 1e-12: exact at float32.
+_TRUNCATE_SIGMAS = math.sqrt(2 * math.log(1e12))
+
+
+def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
+    if len(shape) != 2 or any(int(s) != s or s < 1 for s in shape):
+        raise InputError(f"mask shape must be two positive integers (height, width), got {tuple(shape)}")
+    return int(shape[0]), int(shape[1])
+
+
+def _check_sigma(sigma_px: float) -> float:
+    sigma = float(sigma_px)
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise InputError(f"bubble sigma must be a positive number of pixels, got {sigma_px!r}")
+    return sigma
+
+
+def max_sensible_bubbles(shape: Sequence[int], sigma_px: float) -> int:
+    """The most bubbles that still leave part of the face hidden.
+
+    Past this count the apertures' summed area (2 pi sigma^2 each) covers the image five
+    times over, so the mask is fully open and a trial carries no information.
+    """
+    height, width = _check_shape(shape)
+    sigma = _check_sigma(sigma_px)
+    return max(1, math.ceil(5 * height * width / (2 * math.pi * sigma**2)))
+
+
+def _check_centres(centres: Any, shape: tuple[int, int]) -> np.ndarray:
+    array = np.asarray(centres, dtype=np.float64)
+    if array.size == 0:
+        return array.reshape(0, 2)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise InputError(f"bubble centres must be a list of [row, col] pairs, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise InputError("bubble centres contain NaN or infinite values")
+    height, width = shape
+    inside = (array[:, 0] >= 0) & (array[:, 0] <= height - 1) & (array[:, 1] >= 0) & (array[:, 1] <= width - 1)
+    if not inside.all():
+        bad = array[~inside][0]
+        raise InputError(
+            f"bubble centre [{bad[0]:g}, {bad[1]:g}] lies outside the {height}x{width} stimulus grid "
+            "(centres are [row, col])"
+        )
+    return array
+
+
+def aperture_profiles(
+    shape: Sequence[int], centres: Any, sigma_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column profiles of each aperture: (n, H) and (n, W), float64.
+
+    An aperture is the outer product of its two profiles; :func:`bubbles_mask` and the
+    analysis' linear classification images share them.
+    """
+    height, width = _check_shape(shape)
+    sigma = _check_sigma(sigma_px)
+    points = _check_centres(centres, (height, width))
+    scale = -0.5 / sigma**2
+    rows = np.exp(scale * (np.arange(height)[None, :] - points[:, :1]) ** 2)
+    cols = np.exp(scale * (np.arange(width)[None, :] - points[:, 1:]) ** 2)
+    return rows, cols
+
+
+def bubbles_mask(
+    shape: Sequence[int], centres: Any, sigma_px: float, *, merge: Merge = "sum"
+) -> np.ndarray:
+    """The (H, W) float32 mask in [0, 1] of Gaussian apertures at ``centres``.
+
+    Parameters
+    ----------
+    shape : (height, width) of the stimulus grid.
+    centres : sequence of [row, col] (pixels, may be fractional), e.g. a trial's ``bubbles``.
+    sigma_px : standard deviation of each aperture in pixels.
+    merge : ``"sum"`` (sum and clip to 1, the classic rule) or ``"prob"`` (1 - prod(1 - g)).
+
+    Examples
+    --------
+    >>> m = bubbles_mask((128, 128), [[10, 20], [64, 64]], 5.0)
+    >>> m.shape, m.dtype, float(m.max())
+    ((128, 128), dtype('float32'), 1.0)
+    """
+    if merge not in MERGE_RULES:
+        raise InputError(f"unknown merge rule '{merge}' (choose {', '.join(MERGE_RULES)})")
+    rows, cols = aperture_profiles(shape, centres, sigma_px)
+    height, width = rows.shape[1], cols.shape[1]
+    if rows.shape[0] == 0:
+        return np.zeros((height, width), dtype=np.float32)
+    if merge == "sum":
+        # separable: sum_i r_i(y) c_i(x) is one (H, n) @ (n, W) product, float64 then rounded
+        total = rows.T @ cols
+        np.minimum(total, 1.0, out=total)
+        return total.astype(np.float32)
+    # prob: multiply (1 - g_i) inside each aperture's window, where g_i > 1e-12
+    sigma = float(sigma_px)
+    radius = int(math.ceil(_TRUNCATE_SIGMAS * sigma))
+    hidden = np.ones((height, width), dtype=np.float64)
+    points = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    for i, (r0, c0) in enumerate(points):
+        top, bottom = max(0, int(r0) - radius), min(height, int(r0) + radius + 2)
+        left, right = max(0, int(c0) - radius), min(width, int(c0) + radius + 2)
+        hidden[top:bottom, left:right] *= 1.0 - np.outer(rows[i, top:bottom], cols[i, left:right])
+    return (1.0 - hidden).astype(np.float32)
+
+
+class CentreSampler:
+    """Draws bubble centres (whole pixels) from a weight map, fast for many masks.
+
+    ``weights`` is an (H, W) non-negative map: ``None`` for uniform over the image, a
+    boolean region (uniform inside it, e.g. the face aperture) or a density (guided
+    sampling). The cumulative distribution is built once; each draw is a binary search.
+    """
+
+    def __init__(self, shape: Sequence[int], weights: np.ndarray | None = None) -> None:
+        self.shape = _check_shape(shape)
+        if weights is None:
+            self.cdf = None
+            return
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != self.shape:
+            raise InputError(f"sampling weights have shape {weights.shape}, the stimulus grid is {self.shape}")
+        if not np.isfinite(weights).all():
+            raise InputError("sampling weights contain NaN or infinite values")
+        if (weights < 0).any():
+            raise InputError("sampling weights must be non-negative")
+        total = weights.sum()
+        if total <= 0:
+            raise InputError("sampling weights are all zero: no pixel can hold a bubble")
+        self.cdf = np.cumsum(weights.ravel()) / total
+        self.cdf[-1] = 1.0
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` centres as an (n, 2) int64 array of [row, col]."""
+        if int(n) != n or n < 0:
+            raise InputError(f"number of bubbles must be a non-negative integer, got {n!r}")
+        height, width = self.shape
+        if self.cdf is None:
+            flat = rng.integers(0, height * width, size=int(n))
+        else:
+            flat = np.searchsorted(self.cdf, rng.random(int(n)), side="right")
+            flat = np.minimum(flat, height * width - 1)
+        return np.stack(np.divmod(flat, width), axis=1).astype(np.int64)
+
+
+def sample_centres(
+    shape: Sequence[int],
+    n: int,
+    seed: int | np.random.Generator,
+    *,
+    weights: np.ndarray | None = None,
+    sigma_px: float | None = None,
+) -> np.ndarray:
+    """Draw ``n`` bubble centres; the same ``seed`` gives the same centres on any machine.
+
+    With ``sigma_px`` given, ``n`` is checked against :func:`max_sensible_bubbles`.
+    """
+    if sigma_px is not None and n > max_sensible_bubbles(shape, sigma_px):
+        raise InputError(
+            f"{n} bubbles of sigma {sigma_px:g} px would open the whole {shape[0]}x{shape[1]} image "
+            f"(at most {max_sensible_bubbles(shape, sigma_px)} are sensible)"
+        )
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return CentreSampler(shape, weights).sample(n, rng)
+
+
+def compose(face: np.ndarray, mask: np.ndarray, background: float) -> np.ndarray:
+    """The stimulus ``mask * face + (1 - mask) * background`` (float32)."""
+    if face.shape != mask.shape:
+        raise InputError(f"face {face.shape} and mask {mask.shape} differ in shape")
+    face = face.astype(np.float32, copy=False)
+    return (face - np.float32(background)) * mask + np.float32(background)
+
+
+def format_centres(centres: Any) -> str:
+    """Centres as the JSON text stored in a trial file's ``bubbles`` column."""
+    array = np.asarray(centres).reshape(-1, 2)
+    values = [[int(v) if float(v).is_integer() else float(v) for v in pair] for pair in array.tolist()]
+    return json.dumps(values, separators=(",", ":"))
+
+
+def parse_centres(text: Any, where: str = "bubbles") -> np.ndarray:
+    """Parse a trial file's ``bubbles`` cell into an (n, 2) float64 array."""
+    if isinstance(text, (list, tuple, np.ndarray)):
+        value = text
+    else:
+        try:
+            value = json.loads(str(text))
+        except (json.JSONDecodeError, TypeError):
+            raise InputError(f"{where}: cannot parse bubble centres {str(text)[:40]!r} "
+                             "(expected a JSON list of [row, col])") from None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: bubble centres are not numbers: {str(text)[:40]!r}") from None
+    if array.size == 0:
+        return array.reshape(0, 2)
+    if array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all():
+        raise InputError(f"{where}: bubble centres must be finite [row, col] pairs: {str(text)[:40]!r}")
+    return array
+
+
+def mask_from_trial(
+    trial: Mapping[str, Any], shape: Sequence[int], *, merge: Merge = "sum", where: str = "trial"
+) -> np.ndarray:
+    """Rebuild the mask shown on a trial from its row (``bubbles`` and ``sigma_px``)."""
+    for key in ("bubbles", "sigma_px"):
+        if key not in trial:
+            raise InputError(f"{where}: column '{key}' is missing")
+    centres = parse_centres(trial["bubbles"], where)
+    return bubbles_mask(shape, centres, float(trial["sigma_px"]), merge=merge)
