@@ -40,6 +40,7 @@ __all__ = [
     "orl_root",
     "load_face_set",
     "read_image",
+    "class_labels",
     "make_split",
     "read_split",
 ]
@@ -138,11 +139,18 @@ class FaceSet:
 
     def labels(self, task: Task) -> tuple[np.ndarray, list[str]]:
         """Integer labels for ``task`` and the class names they index (sorted)."""
-        if task not in TASKS:
-            raise InputError(f"unknown task '{task}' (choose {', '.join(TASKS)})")
-        classes = sorted(self.table[task].unique())
-        lookup = {name: i for i, name in enumerate(classes)}
-        return self.table[task].map(lookup).to_numpy(dtype=np.int64), classes
+        return class_labels(self.table, task)
+
+
+def class_labels(table: pd.DataFrame, task: Task) -> tuple[np.ndarray, list[str]]:
+    """Integer labels of a face table for ``task`` and the (sorted) class names they index."""
+    if task not in TASKS:
+        raise InputError(f"unknown task '{task}' (choose {', '.join(TASKS)})")
+    if task not in table.columns:
+        raise InputError(f"the face table has no '{task}' column")
+    classes = sorted(str(c) for c in table[task].unique())
+    lookup = {name: i for i, name in enumerate(classes)}
+    return table[task].astype(str).map(lookup).to_numpy(dtype=np.int64), classes
 
 
 def _validate(name: str, root: Path, table: pd.DataFrame, where: str, check_images: bool) -> None:
@@ -198,7 +206,7 @@ def _allocate(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, 
 
 
 def make_split(
-    faces: FaceSet,
+    faces: FaceSet | pd.DataFrame,
     task: Task,
     *,
     kind: SplitKind = "image",
@@ -207,11 +215,14 @@ def make_split(
 ) -> pd.DataFrame:
     """Assign every face to train, val or test, reproducibly from ``seed``.
 
-    ``kind="image"`` splits each identity's images (every identity in every split, as
-    an identity task needs); ``kind="identity"`` puts whole identities into one split,
-    stratified by gender, so a gender model is tested on unseen people.
+    ``faces`` is a :class:`FaceSet` or any table with ``identity`` and ``gender`` columns
+    (e.g. a prepared set's manifest). ``kind="image"`` splits each identity's images (every
+    identity in every split, as an identity task needs); ``kind="identity"`` puts whole
+    identities into one split, stratified by gender, so a gender model is tested on unseen
+    people.
 
-    Returns the face table with ``split`` and ``label`` columns added.
+    Returns the table with ``split`` and ``label`` columns added; ``attrs`` holds the
+    task, kind, seed, fractions and class names.
     """
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (choose {', '.join(TASKS)})")
@@ -223,17 +234,18 @@ def make_split(
         raise InputError("an identity-disjoint split is impossible for the identity task "
                          "(test identities must be seen in training); use kind image")
     rng = np.random.default_rng(seed)
-    table = faces.table.copy()
-    labels, classes = faces.labels(task)
+    name = faces.name if isinstance(faces, FaceSet) else str(faces.attrs.get("name", "faces"))
+    table = (faces.table if isinstance(faces, FaceSet) else faces).copy().reset_index(drop=True)
+    labels, classes = class_labels(table, task)
     if len(classes) < 2:
-        raise InputError(f"{faces.name}: task '{task}' needs at least two classes, found {classes}")
+        raise InputError(f"{name}: task '{task}' needs at least two classes, found {classes}")
     table["label"] = labels
     table["split"] = ""
     if kind == "image":
         groups = table.groupby("identity", sort=True).groups
         for identity, index in groups.items():
             if len(index) < 2:
-                raise InputError(f"{faces.name}: identity '{identity}' has {len(index)} image; "
+                raise InputError(f"{name}: identity '{identity}' has {len(index)} image; "
                                  "an image-level split needs at least 2 per identity")
             order = rng.permutation(np.asarray(index))
             n_train, n_val, _ = _allocate(len(order), fractions)
@@ -244,7 +256,7 @@ def make_split(
         people = table.groupby("identity", sort=True).gender.first()
         for gender, members in people.groupby(people, sort=True):
             if len(members) < 3:
-                raise InputError(f"{faces.name}: gender '{gender}' has {len(members)} identities; an "
+                raise InputError(f"{name}: gender '{gender}' has {len(members)} identities; an "
                                  "identity-disjoint split needs at least 3 (train, val, test)")
             order = rng.permutation(members.index.to_numpy())
             n_train, n_val, _ = _allocate(len(order), fractions)
@@ -255,7 +267,7 @@ def make_split(
         present = set(table.label[table.split == split])
         if len(present) < len(classes) and not (kind == "identity" and task == "identity"):
             empty = [classes[c] for c in range(len(classes)) if c not in present]
-            raise InputError(f"{faces.name}: class(es) {', '.join(map(str, empty[:3]))} have no "
+            raise InputError(f"{name}: class(es) {', '.join(map(str, empty[:3]))} have no "
                              f"images in the {split} split; add faces or change the fractions")
     table.attrs.update(task=task, kind=kind, seed=seed, fractions=list(fractions), classes=classes)
     return table

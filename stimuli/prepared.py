@@ -1,0 +1,202 @@
+"""Prepared stimulus sets: the pixel grid everything else is aligned to.
+
+A prepared set lives in ``<results>/stimuli/<set>/``::
+
+    manifest.csv      stimulus_id, file, identity, gender, source (+ the face table's extra columns)
+    images/*.png      8-bit grey PNGs, all of one size
+    set.json          size [H, W], background (0..1), aperture file or null, how it was made
+    aperture.png      optional face aperture (white = face), same size
+    provenance.json
+
+:func:`write_prepared_set` is the only writer and :func:`load_prepared_set` the only reader.
+
+Examples
+--------
+>>> stim = load_prepared_set("orl64", results="results")      # doctest: +SKIP
+>>> stim.images.shape, stim.background                       # doctest: +SKIP
+((400, 64, 64), 0.5)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .errors import InputError
+from .faces import read_image
+from .provenance import Provenance, atomic_output_dir, atomic_write_json
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "PreparedSet",
+    "prepared_set_dir",
+    "prepare_command",
+    "write_prepared_set",
+    "load_prepared_set",
+    "to_uint8",
+]
+
+MANIFEST_COLUMNS = ("stimulus_id", "file", "identity", "gender", "source")
+
+
+def prepared_set_dir(name: str, results: str | os.PathLike = "results") -> Path:
+    return Path(results) / "stimuli" / name
+
+
+def prepare_command(name: str, results: str | os.PathLike = "results", faces: str = "orl",
+                    size: int = 128) -> str:
+    """The exact command that makes a missing prepared set (for error messages)."""
+    out = "" if str(results) == "results" else f" --out {results}"
+    return f"python -m stimuli prepare --faces {faces} --size {size} --name {name}{out}"
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float image to 8-bit, rounding to nearest."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PreparedSet:
+    """A prepared stimulus set, read from its folder; images load on first use."""
+
+    name: str
+    folder: Path
+    manifest: pd.DataFrame
+    info: dict[str, Any] = field(repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        height, width = self.info["size"]
+        return int(height), int(width)
+
+    @property
+    def background(self) -> float:
+        return float(self.info["background"])
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """All stimuli as float32 (N, H, W) in [0, 1], in manifest order."""
+        stack = np.empty((len(self), *self.shape), dtype=np.float32)
+        for i, file in enumerate(self.manifest.file):
+            image = read_image(self.folder / file)
+            if image.shape != self.shape:
+                raise InputError(f"{self.folder / file}: size {image.shape} differs from the set's {self.shape}")
+            stack[i] = image
+        return stack
+
+    @cached_property
+    def aperture(self) -> np.ndarray | None:
+        """The face aperture as a boolean (H, W) map, or None when the set has none."""
+        file = self.info.get("aperture")
+        if not file:
+            return None
+        return read_image(self.folder / file) > 0.5
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {sid: i for i, sid in enumerate(self.manifest.stimulus_id)}
+
+    def index_of(self, stimulus_id: str) -> int:
+        try:
+            return self.index[str(stimulus_id)]
+        except KeyError:
+            raise InputError(f"stimulus '{stimulus_id}' is not in prepared set '{self.name}'") from None
+
+    def image(self, stimulus_id: str) -> np.ndarray:
+        return self.images[self.index_of(stimulus_id)]
+
+    def mean_face(self) -> np.ndarray:
+        return self.images.mean(axis=0)
+
+
+def write_prepared_set(
+    folder: str | os.PathLike,
+    images: np.ndarray,
+    manifest: pd.DataFrame,
+    *,
+    background: float,
+    aperture: np.ndarray | None = None,
+    info: Mapping[str, Any] | None = None,
+    provenance: Provenance | None = None,
+    replace: bool = False,
+) -> Path:
+    """Write a prepared set all-or-nothing (a crash leaves no folder behind).
+
+    ``images`` is (N, H, W) in [0, 1]; ``manifest`` has one row per image with at least
+    ``stimulus_id``, ``identity``, ``gender`` and ``source`` (``file`` is filled in here).
+    """
+    folder = Path(folder)
+    images = np.asarray(images)
+    if images.ndim != 3 or len(images) != len(manifest):
+        raise InputError(f"{folder}: need (N, H, W) images matching {len(manifest)} manifest rows, got {images.shape}")
+    if not np.isfinite(images).all():
+        raise InputError(f"{folder}: images contain NaN or infinite values")
+    manifest = manifest.copy().reset_index(drop=True)
+    missing = [c for c in MANIFEST_COLUMNS if c != "file" and c not in manifest.columns]
+    if missing:
+        raise InputError(f"{folder}: manifest lacks column(s) {', '.join(missing)}")
+    ids = manifest.stimulus_id.astype(str)
+    if ids.duplicated().any():
+        raise InputError(f"{folder}: duplicate stimulus_id '{ids[ids.duplicated()].iloc[0]}'")
+    bad = ids[~ids.str.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*")]
+    if len(bad):
+        raise InputError(f"{folder}: stimulus_id '{bad.iloc[0]}' must be letters, digits, '_', '-', '.'")
+    manifest["file"] = [f"images/{sid}.png" for sid in ids]
+    order = list(MANIFEST_COLUMNS) + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
+    meta = {
+        "name": folder.name,
+        "size": [int(images.shape[1]), int(images.shape[2])],
+        "background": float(background),
+        "aperture": "aperture.png" if aperture is not None else None,
+        **dict(info or {}),
+    }
+    with atomic_output_dir(folder, replace=replace) as work:
+        (work / "images").mkdir()
+        for file, image in zip(manifest.file, images):
+            Image.fromarray(to_uint8(image), mode="L").save(work / file)
+        if aperture is not None:
+            Image.fromarray(np.where(np.asarray(aperture, bool), 255, 0).astype(np.uint8), mode="L").save(
+                work / "aperture.png")
+        manifest[order].to_csv(work / "manifest.csv", index=False)
+        atomic_write_json(work / "set.json", meta)
+        (provenance or Provenance()).write(work)
+    return folder
+
+
+def load_prepared_set(name: str | os.PathLike, results: str | os.PathLike = "results") -> PreparedSet:
+    """Read prepared set ``name`` from ``<results>/stimuli/`` (or a folder path).
+
+    A set that does not exist is an InputError holding the command that makes it.
+    """
+    folder = Path(name)
+    if not (folder / "manifest.csv").is_file():
+        folder = prepared_set_dir(str(name), results)
+    if not (folder / "manifest.csv").is_file():
+        raise InputError(
+            f"prepared stimulus set '{name}' not found in {prepared_set_dir(str(name), results).parent}; "
+            f"make it with: {prepare_command(Path(str(name)).name, results)}"
+        )
+    try:
+        info = json.loads((folder / "set.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{folder / 'set.json'}: unreadable ({error})") from None
+    manifest = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise InputError(f"{folder / 'manifest.csv'}: missing column(s) {', '.join(missing)}")
+    for key in ("size", "background"):
+        if key not in info:
+            raise InputError(f"{folder / 'set.json'}: missing key '{key}'")
+    return PreparedSet(folder.name, folder, manifest, info)

@@ -1,0 +1,118 @@
+"""Relevance maps on the stimulus grid: the file between ``model explain`` and everything else.
+
+``<results>/relevance/<variant>/<set>.npz`` holds ``relevance`` float32 (N, H, W) on the
+prepared set's grid (summed over colour channels), ``stimulus_id``, ``target``,
+``prediction``, ``logit`` and ``meta`` (a JSON string: variant, composite, canonizer,
+target rule, conservation check, ...). :func:`save_relevance` is the only writer and
+:func:`load_relevance` the only reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .provenance import atomic_save_npz
+
+__all__ = ["RelevanceMaps", "relevance_path", "save_relevance", "load_relevance", "explain_command"]
+
+
+def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "results") -> Path:
+    return Path(results) / "relevance" / variant / f"{stimuli}.npz"
+
+
+def explain_command(variant: str, stimuli: str, results: str | os.PathLike = "results") -> str:
+    out = "" if str(results) == "results" else f" --out {results}"
+    return f"python -m model explain --variant {variant} --stimuli {stimuli}{out}"
+
+
+@dataclass(frozen=True)
+class RelevanceMaps:
+    relevance: np.ndarray  # (N, H, W) float32
+    stimulus_id: np.ndarray  # (N,) str
+    target: np.ndarray  # (N,) int: explained class index
+    prediction: np.ndarray  # (N,) int
+    logit: np.ndarray  # (N,) float: the explained output
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.stimulus_id)
+
+    def finite(self) -> np.ndarray:
+        """Which maps hold only finite values."""
+        return np.isfinite(self.relevance).all(axis=(1, 2))
+
+    def mean_map(self, *, positive: bool = False) -> np.ndarray:
+        """The set-average map over finite maps (optionally of positive relevance only)."""
+        maps = self.relevance[self.finite()]
+        if len(maps) == 0:
+            raise InputError(f"relevance of {self.meta.get('variant', '?')}: no finite maps to average")
+        if positive:
+            maps = np.clip(maps, 0, None)
+        return maps.mean(axis=0)
+
+    def by_id(self, stimulus_id: str) -> np.ndarray:
+        hits = np.flatnonzero(self.stimulus_id == str(stimulus_id))
+        if len(hits) == 0:
+            raise InputError(f"no relevance map for stimulus '{stimulus_id}'")
+        return self.relevance[hits[0]]
+
+
+def save_relevance(
+    path: str | os.PathLike,
+    relevance: np.ndarray,
+    stimulus_id: Any,
+    target: Any,
+    prediction: Any,
+    logit: Any,
+    meta: Mapping[str, Any],
+) -> Path:
+    """Write the relevance npz of the contract (atomically)."""
+    relevance = np.asarray(relevance, dtype=np.float32)
+    n = len(relevance)
+    if relevance.ndim != 3:
+        raise InputError(f"{path}: relevance must be (N, H, W), got shape {relevance.shape}")
+    arrays = {
+        "stimulus_id": np.asarray(stimulus_id, dtype=str),
+        "target": np.asarray(target, dtype=np.int64),
+        "prediction": np.asarray(prediction, dtype=np.int64),
+        "logit": np.asarray(logit, dtype=np.float32),
+    }
+    for key, value in arrays.items():
+        if value.shape != (n,):
+            raise InputError(f"{path}: '{key}' must have {n} entries, got shape {value.shape}")
+    return atomic_save_npz(path, relevance=relevance, meta=np.asarray(json.dumps(dict(meta))), **arrays)
+
+
+def load_relevance(
+    variant: str | os.PathLike, stimuli: str | None = None, results: str | os.PathLike = "results"
+) -> RelevanceMaps:
+    """Read relevance maps by variant and set name (or one npz path as ``variant``)."""
+    path = Path(variant)
+    if stimuli is not None:
+        path = relevance_path(str(variant), stimuli, results)
+    if not path.is_file():
+        hint = f"; make them with: {explain_command(str(variant), stimuli, results)}" if stimuli else ""
+        raise InputError(f"relevance maps {path} not found{hint}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("relevance", "stimulus_id", "target", "prediction", "logit", "meta")
+                       if k not in data.files]
+            if missing:
+                raise InputError(f"{path}: missing array(s) {', '.join(missing)}")
+            fields = {k: data[k] for k in ("relevance", "stimulus_id", "target", "prediction", "logit")}
+            meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable relevance file ({error})") from None
+    if fields["relevance"].ndim != 3 or len(fields["relevance"]) != len(fields["stimulus_id"]):
+        raise InputError(f"{path}: relevance has shape {fields['relevance'].shape}, "
+                         f"expected ({len(fields['stimulus_id'])}, H, W)")
+    fields["stimulus_id"] = fields["stimulus_id"].astype(str)
+    return RelevanceMaps(meta=meta, **fields)
