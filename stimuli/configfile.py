@@ -116,14 +116,17 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
                 return None
             raise bad
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        options = [a for a in args if a is not type(None)]
+        for arg in options:
             try:
                 return _convert(value, arg, key, where)
             except InputError as error:
                 errors.append(error)
-        raise errors[0] if len(errors) == 1 else bad
+        # a nested structure's own error is more specific than "should be X or null"
+        structured = len(options) == 1 and (
+            dataclasses.is_dataclass(options[0]) or get_origin(options[0]) in (list, tuple, dict)
+        )
+        raise errors[0] if structured and isinstance(value, (dict, list, tuple)) else bad
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise bad

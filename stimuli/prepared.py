@@ -165,9 +165,9 @@ def write_prepared_set(
     with atomic_output_dir(folder, replace=replace) as work:
         (work / "images").mkdir()
         for file, image in zip(manifest.file, images):
-            Image.fromarray(to_uint8(image), mode="L").save(work / file)
+            Image.fromarray(to_uint8(image)).save(work / file)
         if aperture is not None:
-            Image.fromarray(np.where(np.asarray(aperture, bool), 255, 0).astype(np.uint8), mode="L").save(
+            Image.fromarray(np.where(np.asarray(aperture, bool), 255, 0).astype(np.uint8)).save(
                 work / "aperture.png")
         manifest[order].to_csv(work / "manifest.csv", index=False)
         atomic_write_json(work / "set.json", meta)

@@ -108,7 +108,10 @@ def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TR
         if bad.any():
             line = int(table.index[bad][0]) + 2
             raise InputError(f"{path}, line {line}: column '{column}' holds {table[column][bad].iloc[0]!r}, not a number")
-        table[column] = values if kind is float or values.isna().any() else values.astype(np.int64)
+        if kind is float:
+            table[column] = values.astype(np.float64)
+        else:
+            table[column] = values if values.isna().any() else values.astype(np.int64)
     return table
 
 
