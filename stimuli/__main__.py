@@ -1,0 +1,90 @@
+"""Command line of the stimuli part: ``python -m stimuli prepare|render|synth ...``.
+
+Examples
+--------
+::
+
+    python -m stimuli prepare --faces orl --size 128 --name orl128
+    python -m stimuli render --stimuli orl128 --mode random --n-bubbles 20 --sigma 6 --out results/render
+    python -m stimuli synth --region eyes --size 64 --name synth-eyes
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import cli_errors
+
+__all__ = ["main", "build_parser"]
+
+
+def _ellipse(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError("expected four numbers: centre_row,centre_col,radius_rows,radius_cols")
+    return values
+
+
+def _add_prepare(commands: argparse._SubParsersAction) -> None:
+    from .prepare import DEFAULT_APERTURE, EQUALISE_METHODS, FRAMINGS
+
+    parser = commands.add_parser(
+        "prepare", help="make a prepared stimulus set from a face set",
+        description="Frame, resize and equalise a face set into <out>/stimuli/<name>/ "
+                    "(square grey PNGs, manifest.csv, set.json, provenance.json).")
+    parser.add_argument("--faces", required=True, help="'orl' (built-in) or a folder with faces.csv")
+    parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
+    parser.add_argument("--name", required=True, help="name of the prepared set")
+    parser.add_argument("--out", default="results", help="results root (default: results)")
+    parser.add_argument("--framing", choices=FRAMINGS, default="pad",
+                        help="pad: whole photograph on a square; crop: centred square (default: pad)")
+    parser.add_argument("--aperture", nargs="?", const=DEFAULT_APERTURE, default=None, type=_ellipse,
+                        metavar="ROW,COL,RROW,RCOL",
+                        help="elliptical face aperture; optional ellipse in grid fractions "
+                             f"(default ellipse {','.join(f'{v:g}' for v in DEFAULT_APERTURE)})")
+    parser.add_argument("--equalise", choices=EQUALISE_METHODS, default="meanstd",
+                        help="meanstd (SHINE lumMatch), histogram (SHINE histMatch) or none (default: meanstd)")
+    parser.add_argument("--mean", type=float, default=0.5, help="target mean luminance in [0, 1] (default 0.5)")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="target RMS contrast (std of [0, 1] values); default: the set's average")
+    parser.add_argument("--background", type=float, default=None,
+                        help="grey outside the face (default: the target mean)")
+    parser.add_argument("--force", action="store_true", help="replace an existing set of that name")
+    parser.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace, argv: list[str]) -> int:
+    from .prepare import prepare_set
+
+    folder = prepare_set(
+        args.faces, args.size, args.name, results=args.out, force=args.force,
+        command=["python", "-m", "stimuli", *argv],
+        framing=args.framing, aperture=args.aperture or False, method=args.equalise,
+        mean=args.mean, contrast=args.contrast, background=args.background)
+    print(folder)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stimuli",
+        description="Prepared face stimuli, bubble masks, relevance-guided masks and synthetic faces.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_prepare(commands)
+    return parser
+
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    return args.run(args, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

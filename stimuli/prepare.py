@@ -1,0 +1,372 @@
+"""Prepare a face set as stimuli: square, one size, framed, equalised, on a known grey.
+
+The steps, in order, for every face of a set (:func:`prepare_faces`):
+
+1. **Frame** to a square (:func:`frame_square`): ``"pad"`` keeps the whole image and pads
+   the short side with the image's own mean (ORL's 92x112 portraits keep forehead and chin);
+   ``"crop"`` cuts a centred square of the short side (for sets framed loosely).
+2. **Resize** to ``size`` x ``size`` with an antialiasing Lanczos filter.
+3. **Equalise** luminance and contrast across the set (:func:`equalise`) inside the
+   *equalisation region*: the elliptical face aperture when there is one, else the part of
+   the square the photograph covers. ``"meanstd"`` (SHINE's ``lumMatch``) gives every image
+   the same mean and standard deviation; ``"histogram"`` (SHINE's ``histMatch``) gives every
+   image the same histogram (the set's average quantile function), hence the same mean and
+   standard deviation too. RMS contrast here is the standard deviation of pixel values on the
+   [0, 1] scale.
+4. Pixels outside the region become the **background** grey (by default the target mean), the
+   value bubbles stimuli fall back to; it is recorded in ``set.json``.
+
+:func:`prepare_set` writes the result with :func:`stimuli.prepared.write_prepared_set`.
+
+Examples
+--------
+>>> from stimuli.faces import load_face_set
+>>> faces = load_face_set("orl")
+>>> images, manifest, info = prepare_faces(faces, 32, aperture=True)
+>>> images.shape, manifest.stimulus_id.iloc[0], info["background"]
+((400, 32, 32), 's1-01', 0.5)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .errors import InputError
+from .faces import FaceSet, load_face_set
+from .prepared import prepared_set_dir, write_prepared_set
+from .provenance import Provenance
+
+__all__ = [
+    "FRAMINGS",
+    "EQUALISE_METHODS",
+    "DEFAULT_APERTURE",
+    "frame_square",
+    "resize",
+    "elliptical_aperture",
+    "equalise",
+    "stimulus_ids",
+    "prepare_faces",
+    "prepare_set",
+]
+
+FRAMINGS = ("pad", "crop")
+EQUALISE_METHODS = ("meanstd", "histogram", "none")
+Framing = Literal["pad", "crop"]
+Method = Literal["meanstd", "histogram", "none"]
+# (centre row, centre col, radius rows, radius cols) as fractions of the square grid, fitted by
+# eye to the mean prepared ORL face (pad framing): hair line to chin, ear to ear.
+DEFAULT_APERTURE = (0.52, 0.5, 0.47, 0.36)
+_MIN_SIZE = 8
+
+
+def frame_square(image: np.ndarray, framing: Framing = "pad") -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Frame a (H, W) image to a square; returns it and the slices the photograph covers.
+
+    ``"pad"`` centres the image on a square of its long side, filled with the image's mean
+    (so the seam is invisible once equalised); ``"crop"`` keeps a centred square of its
+    short side.
+
+    Examples
+    --------
+    >>> square, (rows, cols) = frame_square(np.ones((112, 92)), "pad")
+    >>> square.shape, cols
+    ((112, 112), slice(10, 102, None))
+    """
+    if framing not in FRAMINGS:
+        raise InputError(f"unknown framing '{framing}' (choose {', '.join(FRAMINGS)})")
+    height, width = image.shape
+    if framing == "crop":
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        return image[top:top + side, left:left + side], (slice(0, side), slice(0, side))
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    square = np.full((side, side), float(image.mean()), dtype=np.float32)
+    square[top:top + height, left:left + width] = image
+    return square, (slice(top, top + height), slice(left, left + width))
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square float image to ``size`` x ``size`` (Lanczos, antialiased), float32."""
+    if image.shape == (size, size):
+        return image.astype(np.float32, copy=False)
+    resized = Image.fromarray(np.asarray(image, dtype=np.float32)).resize(
+        (size, size), Image.Resampling.LANCZOS)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def elliptical_aperture(
+    shape: Sequence[int], ellipse: Sequence[float] = DEFAULT_APERTURE
+) -> np.ndarray:
+    """Boolean (H, W) elliptical face aperture.
+
+    ``ellipse`` is (centre row, centre col, radius rows, radius cols) as fractions of the
+    grid height and width.
+
+    Examples
+    --------
+    >>> elliptical_aperture((9, 9), (0.5, 0.5, 0.5, 0.5))[4].all()
+    np.True_
+    """
+    if len(ellipse) != 4 or not all(np.isfinite(v) for v in ellipse) or min(ellipse[2:]) <= 0:
+        raise InputError(f"aperture ellipse {tuple(ellipse)} must be four numbers: centre row, centre col, "
+                         "radius rows, radius cols (fractions of the grid, radii > 0)")
+    height, width = int(shape[0]), int(shape[1])
+    # pixel centres in grid fractions
+    rows = (np.arange(height) + 0.5)[:, None] / height
+    cols = (np.arange(width) + 0.5)[None, :] / width
+    inside = ((rows - ellipse[0]) / ellipse[2]) ** 2 + ((cols - ellipse[1]) / ellipse[3]) ** 2 <= 1.0
+    if not inside.any():
+        raise InputError(f"aperture ellipse {tuple(ellipse)} covers no pixel of a {height}x{width} grid")
+    return inside
+
+
+def _standardise(values: np.ndarray, mean: float, contrast: float, iterations: int = 20) -> tuple[np.ndarray, float]:
+    """Set mean and std of ``values``, keeping them in [0, 1]; returns them and the clipped share.
+
+    A plain rescale can push a few pixels past black or white, and clipping them moves the
+    mean and std again; re-standardising the clipped values converges in a few rounds.
+    """
+    x = values.astype(np.float64)
+    for _ in range(iterations):
+        std = x.std()
+        x = mean + (x - x.mean()) * (contrast / std) if std > 0 else np.full_like(x, mean)
+        clipped = (x < 0) | (x > 1)
+        np.clip(x, 0.0, 1.0, out=x)
+        if abs(x.mean() - mean) < 1e-5 and abs(x.std() - contrast) < 1e-5:
+            break
+    return x, float(clipped.mean())
+
+
+def _check_targets(method: str, mean: float, contrast: float | None) -> None:
+    if method not in EQUALISE_METHODS:
+        raise InputError(f"unknown equalisation '{method}' (choose {', '.join(EQUALISE_METHODS)})")
+    if not 0 < mean < 1:
+        raise InputError(f"target mean luminance {mean!r} must lie strictly between 0 and 1")
+    if contrast is not None and not 0 < contrast <= 0.5:
+        raise InputError(f"target RMS contrast {contrast!r} must lie in (0, 0.5] (std of [0, 1] values)")
+
+
+def equalise(
+    images: np.ndarray,
+    region: np.ndarray,
+    method: Method = "meanstd",
+    *,
+    mean: float = 0.5,
+    contrast: float | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Equalise luminance (mean) and RMS contrast (std) of (N, H, W) images inside ``region``.
+
+    Parameters
+    ----------
+    images : (N, H, W) float images in [0, 1].
+    region : (H, W) bool: the pixels that are measured and changed (others are left as they are).
+    method : ``"meanstd"`` (every image gets mean ``mean`` and std ``contrast``),
+        ``"histogram"`` (every image gets the set's average histogram, rescaled to ``mean`` and
+        ``contrast``; exact specification by rank) or ``"none"``.
+    mean : target mean on [0, 1].
+    contrast : target standard deviation; None takes the set's average (SHINE's default).
+
+    Returns
+    -------
+    The equalised images (float32) and a record of what was done (targets, clipped share).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> out, info = equalise(rng.random((3, 8, 8)), np.ones((8, 8), bool), mean=0.5, contrast=0.1)
+    >>> np.allclose(out.mean(axis=(1, 2)), 0.5, atol=1e-4), np.allclose(out.std(axis=(1, 2)), 0.1, atol=1e-4)
+    (True, True)
+    """
+    _check_targets(method, mean, contrast)
+    region = np.asarray(region, dtype=bool)
+    out = np.array(images, dtype=np.float32, copy=True)
+    pixels = out[:, region].astype(np.float64)  # (N, n) region values
+    if contrast is None:
+        contrast = float(pixels.std(axis=1).mean())
+    info: dict[str, Any] = {"method": method, "mean": float(mean), "contrast": float(contrast)}
+    if method == "none":
+        info.update(mean=None, contrast=None, clipped_fraction=0.0)
+        return out, info
+    if method == "meanstd":
+        clipped = []
+        for i in range(len(pixels)):
+            pixels[i], share = _standardise(pixels[i], mean, contrast)
+            clipped.append(share)
+        info["clipped_fraction"] = float(np.mean(clipped))
+    else:
+        # the set's average quantile function, standardised to the targets, assigned by rank
+        target, share = _standardise(np.sort(pixels, axis=1).mean(axis=0), mean, contrast)
+        target.sort()
+        for i in range(len(pixels)):
+            order = np.argsort(pixels[i], kind="stable")
+            pixels[i, order] = target
+        info["clipped_fraction"] = share
+    out[:, region] = pixels.astype(np.float32)
+    return out, info
+
+
+def stimulus_ids(paths: Sequence[str]) -> list[str]:
+    """Filename-safe, unique stimulus ids from image paths relative to the face folder.
+
+    Folder parts are joined with ``-``, the extension dropped, characters other than letters,
+    digits, ``_``, ``.`` and ``-`` become ``_``, and numeric parts are zero-padded to the widest
+    number at the same depth (so ids sort in file order).
+
+    Examples
+    --------
+    >>> stimulus_ids(["s1/1.pgm", "s1/10.pgm", "s2/3.pgm"])
+    ['s1-01', 's1-10', 's2-03']
+    """
+    parts = [list(Path(p).with_suffix("").parts) for p in paths]
+    widths: dict[int, int] = {}
+    for split in parts:
+        for depth, part in enumerate(split):
+            if part.isdigit():
+                widths[depth] = max(widths.get(depth, 0), len(part))
+    ids = []
+    for split in parts:
+        padded = [p.zfill(widths[d]) if p.isdigit() else p for d, p in enumerate(split)]
+        sid = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(padded)).lstrip("._-") or "face"
+        ids.append(sid)
+    seen: dict[str, str] = {}
+    for path, sid in zip(paths, ids):
+        if sid in seen:
+            raise InputError(f"images '{seen[sid]}' and '{path}' would get the same stimulus_id '{sid}'; "
+                             "rename one of them")
+        seen[sid] = path
+    return ids
+
+
+def prepare_faces(
+    faces: FaceSet,
+    size: int,
+    *,
+    framing: Framing = "pad",
+    aperture: bool | Sequence[float] = False,
+    method: Method = "meanstd",
+    mean: float = 0.5,
+    contrast: float | None = None,
+    background: float | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+    """Frame, resize and equalise every face of ``faces``.
+
+    Parameters
+    ----------
+    faces : a loaded face set.
+    size : side of the square stimulus grid in pixels.
+    framing : ``"pad"`` (whole photograph) or ``"crop"`` (centred square).
+    aperture : False for none, True for :data:`DEFAULT_APERTURE`, or an ellipse
+        (centre row, centre col, radius rows, radius cols) in grid fractions.
+    method, mean, contrast : see :func:`equalise`.
+    background : grey outside the region; None uses ``mean`` (hidden pixels at the mean luminance).
+
+    Returns
+    -------
+    images (N, size, size) float32 in [0, 1], the manifest (stimulus_id, identity, gender,
+    source and the face table's other columns) and ``info`` for ``set.json`` (``background``,
+    ``aperture`` mask or None, and how the set was made).
+    """
+    if int(size) != size or size < _MIN_SIZE:
+        raise InputError(f"--size {size!r}: the stimulus side must be an integer of at least {_MIN_SIZE} pixels")
+    size = int(size)
+    _check_targets(method, mean, contrast)
+    background = mean if background is None else float(background)
+    if not 0 <= background <= 1:
+        raise InputError(f"background grey {background!r} must lie in [0, 1]")
+    stack = np.empty((len(faces), size, size), dtype=np.float32)
+    shapes = set()
+    for i in tqdm(range(len(faces)), desc="prepare", unit="face", disable=not progress):
+        image = faces.load(i)
+        shapes.add(image.shape)
+        stack[i] = resize(frame_square(image, framing)[0], size)
+    # where every photograph covers the grid (pad strips excluded)
+    covered = np.logical_and.reduce([_footprint(shape, size, framing) for shape in shapes])
+    ellipse = DEFAULT_APERTURE if aperture is True else (tuple(aperture) if aperture else None)
+    mask = elliptical_aperture((size, size), ellipse) if ellipse is not None else None
+    region = covered if mask is None else (mask & covered)
+    if not region.any():
+        raise InputError("the face aperture and the photograph do not overlap; change --aperture")
+    stack, record = equalise(stack, region, method, mean=mean, contrast=contrast)
+    stack[:, ~region] = background
+    np.clip(stack, 0.0, 1.0, out=stack)
+    table = faces.table
+    manifest = pd.DataFrame({
+        "stimulus_id": stimulus_ids(list(table.image)),
+        "identity": table.identity.to_numpy(),
+        "gender": table.gender.to_numpy(),
+        "source": [str(faces.path(i)) for i in range(len(faces))],
+    })
+    for column in table.columns:
+        if column not in ("image", *manifest.columns):
+            manifest[column] = table[column].to_numpy()
+    info = {
+        "background": float(background),
+        "aperture": mask,
+        "faces": faces.name,
+        "framing": framing,
+        "aperture_ellipse": list(ellipse) if ellipse is not None else None,
+        "equalise": {**record, "region": "aperture" if mask is not None else "photograph",
+                     "region_pixels": int(region.sum())},
+    }
+    return stack, manifest, info
+
+
+def _footprint(shape: tuple[int, int], size: int, framing: Framing) -> np.ndarray:
+    """The part of the ``size`` grid that a photograph of ``shape`` covers once framed."""
+    square, (rows, cols) = frame_square(np.zeros(shape, dtype=np.float32), framing)
+    foot = np.zeros(square.shape, dtype=np.float32)
+    foot[rows, cols] = 1.0
+    return resize(foot, size) > 0.5
+
+
+def prepare_set(
+    faces: str | os.PathLike,
+    size: int,
+    name: str,
+    *,
+    results: str | os.PathLike = "results",
+    force: bool = False,
+    progress: bool = True,
+    command: list[str] | None = None,
+    **options: Any,
+) -> Path:
+    """Prepare face set ``faces`` (``"orl"`` or a folder) as ``<results>/stimuli/<name>/``.
+
+    ``options`` go to :func:`prepare_faces`. An existing set is refused unless ``force``;
+    the folder appears only when complete.
+
+    Examples
+    --------
+    >>> prepare_set("orl", 64, "orl64", results="results")   # doctest: +SKIP
+    PosixPath('results/stimuli/orl64')
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = prepared_set_dir(name, results)
+    if folder.exists() and not force:
+        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
+    face_set = load_face_set(faces)
+    images, manifest, info = prepare_faces(face_set, size, progress=progress, **options)
+    aperture = info.pop("aperture")
+    provenance = Provenance(command=command, config={"faces": str(faces), "size": size, "name": name,
+                                                     **{k: v for k, v in options.items()}})
+    csv = face_set.root / "faces.csv"
+    if str(faces) == "orl":
+        csv = Path(str(resources.files("stimuli") / "data" / "orl_faces.csv"))
+    provenance.add_input(csv)
+    for image, digest in face_set.hashes.items():
+        provenance.add_input(face_set.root / image, digest)
+    return write_prepared_set(folder, images, manifest, background=info.pop("background"),
+                              aperture=aperture, info=info, provenance=provenance, replace=force)
