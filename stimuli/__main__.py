@@ -70,12 +70,55 @@ def _run_prepare(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _add_render(commands: argparse._SubParsersAction) -> None:
+    from .render import RENDER_MODES
+
+    parser = commands.add_parser(
+        "render", help="render bubbles stimuli (random, guided, antiguided, top-k) as PNGs",
+        description="Mask the faces of a prepared set and write images/, manifest.csv, "
+                    "contact_sheet.png and provenance.json into --out.")
+    parser.add_argument("--stimuli", required=True, help="prepared set name (in <results>/stimuli/)")
+    parser.add_argument("--mode", choices=RENDER_MODES, required=True,
+                        help="random centres, guided/antiguided by relevance, or topk area-matched reveal")
+    parser.add_argument("--n-bubbles", type=int, required=True, help="apertures per stimulus")
+    parser.add_argument("--sigma", type=float, required=True, help="aperture standard deviation in pixels")
+    parser.add_argument("--variant", help="model variant whose relevance guides (guided, antiguided, topk)")
+    parser.add_argument("--count", type=int, default=None, help="stimuli to render (default: one per face)")
+    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="guidance strength in [0, 1]: share of centres placed by relevance (default 1)")
+    parser.add_argument("--relevance", choices=("image", "mean"), default="image",
+                        help="each face's own relevance map or the set-average map (default image)")
+    parser.add_argument("--within", choices=("image", "aperture"), default="image",
+                        help="place centres anywhere or inside the set's face aperture (default image)")
+    parser.add_argument("--merge", choices=("sum", "prob"), default="sum",
+                        help="overlapping apertures: sum and clip (classic) or 1 - prod(1 - g)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--results", default="results",
+                        help="results root holding stimuli/ and relevance/ (default: results)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.set_defaults(run=_run_render)
+
+
+def _run_render(args: argparse.Namespace, argv: list[str]) -> int:
+    from .render import render_set
+
+    folder = render_set(
+        args.stimuli, args.mode, args.n_bubbles, args.sigma, args.out, variant=args.variant,
+        results=args.results, force=args.force, command=["python", "-m", "stimuli", *argv],
+        count=args.count, seed=args.seed, strength=args.strength, source=args.relevance,
+        within=args.within, merge=args.merge)
+    print(folder)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stimuli",
         description="Prepared face stimuli, bubble masks, relevance-guided masks and synthetic faces.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(commands)
+    _add_render(commands)
     return parser
 
 

@@ -79,6 +79,7 @@ def guidance_density(
     mode: Mode = "guided",
     region: np.ndarray | None = None,
     shape: Sequence[int] | None = None,
+    name: str = "relevance map",
 ) -> np.ndarray:
     """Density of bubble centres (H, W, float64, sums to 1) from a relevance map.
 
@@ -97,6 +98,7 @@ def guidance_density(
     mode : ``"guided"`` or ``"antiguided"``.
     region : optional boolean (H, W) map (e.g. the face aperture); centres fall only inside.
     shape : expected (H, W) of the stimulus grid; a map of another shape is refused.
+    name : what the map is, for error messages (e.g. ``"relevance of s1-01 (vgg16-...)"``).
 
     Examples
     --------
@@ -113,13 +115,13 @@ def guidance_density(
     strength = float(strength)
     if not 0.0 <= strength <= 1.0:
         raise InputError(f"guidance strength {strength!r} must lie in [0, 1] (1 = fully guided, 0 = uniform)")
-    relevance = check_relevance_map(relevance_map, shape)
+    relevance = check_relevance_map(relevance_map, shape, name=name)
     region = _check_region(region, relevance.shape)
     inside = np.ones(relevance.shape, dtype=bool) if region is None else region
     uniform = inside / inside.sum()
     positive = np.clip(relevance, 0.0, None)
     if not positive[inside].any():
-        raise InputError("relevance map has no positive relevance"
+        raise InputError(f"{name}: no positive relevance"
                          + (" inside the region" if region is not None else "") + " to guide by")
     smooth = _smooth(positive, sigma)
     smooth = smooth / smooth[inside].max()
@@ -140,6 +142,7 @@ def topk_reveal_mask(
     edge_px: float = 0.0,
     region: np.ndarray | None = None,
     shape: Sequence[int] | None = None,
+    name: str = "relevance map",
 ) -> np.ndarray:
     """A (H, W) float32 mask revealing the most (or least) relevant pixels, ``area_px`` in total.
 
@@ -156,6 +159,7 @@ def topk_reveal_mask(
         (0: a hard-edged mask of exactly ``round(area_px)`` pixels).
     region : optional boolean (H, W) map; only pixels inside are revealed.
     shape : expected (H, W) of the stimulus grid.
+    name : what the map is, for error messages.
 
     Examples
     --------
@@ -166,7 +170,7 @@ def topk_reveal_mask(
     """
     if which not in ("top", "bottom"):
         raise InputError(f"unknown top-k side '{which}' (choose top or bottom)")
-    relevance = check_relevance_map(relevance_map, shape)
+    relevance = check_relevance_map(relevance_map, shape, name=name)
     region = _check_region(region, relevance.shape)
     for label, value in (("smooth_px", smooth_px), ("edge_px", edge_px)):
         if not math.isfinite(float(value)) or value < 0:
