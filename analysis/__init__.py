@@ -1,1 +1,45 @@
-"""analysis package (see DESIGN.md)."""
+"""Analyses of Bubbles trial files and relevance maps (reads files; imports neither torch nor psychopy).
+
+* :mod:`analysis.classification`: classification images through the linearity of the
+  apertures, analytic and permutation Z-scores, group CIs;
+* :mod:`analysis.stat4ci`: the Stat4Ci pixel and cluster tests (random field theory);
+* :mod:`analysis.permutation`: the max-statistic permutation alternative;
+* :mod:`analysis.metrics`: comparisons between two maps on the stimulus grid;
+* :mod:`analysis.ci_command`: ``python -m analysis ci`` (maps, tables, figures, provenance).
+
+Examples
+--------
+>>> from analysis import pixel_test_threshold, fwhm_from_sigma
+>>> round(pixel_test_threshold((256, 256), fwhm_from_sigma(10.0)), 2)
+3.86
+"""
+
+from .classification import (
+    BubbleTrials,
+    ClassificationImage,
+    classification_image,
+    compute_ci,
+    group_z,
+    parse_bubble_trials,
+)
+from .stat4ci import (
+    cluster_test,
+    fwhm_from_sigma,
+    intrinsic_volumes,
+    pixel_test,
+    pixel_test_threshold,
+)
+
+__all__ = [
+    "BubbleTrials",
+    "ClassificationImage",
+    "classification_image",
+    "cluster_test",
+    "compute_ci",
+    "fwhm_from_sigma",
+    "group_z",
+    "intrinsic_volumes",
+    "parse_bubble_trials",
+    "pixel_test",
+    "pixel_test_threshold",
+]

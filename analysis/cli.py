@@ -1,0 +1,116 @@
+"""The ``python -m analysis`` command line: one subcommand per analysis.
+
+``ci``   per-participant and group classification images with Stat4Ci tests.
+
+Examples
+--------
+>>> main(["ci", "--data-root", "results/simulated", "--task", "gender", "--stimuli", "orl64",
+...       "--out", "results/analysis/ci"])                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from stimuli.configfile import from_dict, to_dict
+from stimuli.errors import InputError, cli_errors
+from stimuli.prepared import prepared_set_dir
+from stimuli.provenance import Provenance, atomic_output_dir
+
+from .ci_command import CIConfig, input_files, run_ci
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_ci(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ci", help="classification images and Stat4Ci pixel/cluster tests from trial files",
+        description="Per-participant and group classification images (CIs) for each condition of a "
+                    "task, with the Stat4Ci pixel and cluster tests (random field theory) and, "
+                    "optionally, a max-statistic permutation test. Writes maps/*.npz, tables/*.csv, "
+                    "figures/*.png and provenance.json into --out.")
+    parser.add_argument("--data-root", required=True, help="folder holding sub-*/ses-*/beh/*_beh.tsv trial files")
+    parser.add_argument("--task", required=True, help="task label of the trial files (e.g. gender)")
+    parser.add_argument("--stimuli", required=True, help="prepared stimulus set the trials were shown on")
+    parser.add_argument("--results", default="results", help="results root holding the prepared set (default: results)")
+    parser.add_argument("--out", required=True, help="output folder (made all at once on success)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
+    parser.add_argument("--sigma-smooth", type=float, default=0.0,
+                        help="extra Gaussian smoothing sigma in pixels on top of the apertures (default 0)")
+    parser.add_argument("--cluster-threshold", type=float, default=2.7,
+                        help="cluster-forming Z threshold of the cluster test (default 2.7)")
+    parser.add_argument("--z", choices=("analytic", "permutation"), default="analytic",
+                        help="Z-transform of each CI: analytic null moments or permutation of accuracies")
+    parser.add_argument("--z-permutations", type=int, default=1000,
+                        help="permutations for --z permutation (default 1000)")
+    parser.add_argument("--permutations", type=int, default=0,
+                        help="max-statistic permutation test with this many permutations (default 0: RFT only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
+    parser.add_argument("--min-trials", type=int, default=100,
+                        help="exclude a participant from a condition with fewer main trials (default 100)")
+    parser.add_argument("--require-all-conditions", action="store_true",
+                        help="exclude a participant from every condition when excluded from one")
+    parser.add_argument("--conditions", nargs="+", default=None,
+                        help="conditions to analyse (default: every condition found)")
+    parser.add_argument("--search-region", default="auto",
+                        help="pixels tested: auto (face aperture if the set has one, else all), all, face, "
+                             "a named region (eyes, mouth, ...) or box:top,bottom,left,right (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit 2, nothing written) on any bad file or exclusion instead of reporting it")
+    parser.set_defaults(handler=_run_ci)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Analyses of Bubbles trial files and relevance maps: classification images, "
+                    "Stat4Ci tests, map comparisons.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_ci(subparsers)
+    return parser
+
+
+def _run_ci(args: argparse.Namespace) -> int:
+    values = {k: getattr(args, k) for k in (
+        "data_root", "task", "stimuli", "results", "alpha", "sigma_smooth", "cluster_threshold", "z",
+        "z_permutations", "permutations", "seed", "min_trials", "require_all_conditions", "conditions",
+        "search_region")}
+    config = from_dict(CIConfig, values, "command line")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"{out} exists already; pass --overwrite to replace it (or choose another --out)")
+    problems: list[str] = []
+
+    def warn(message: str) -> None:
+        problems.append(message)
+        if not args.strict:
+            print(f"warning: {message}", file=sys.stderr)
+
+    provenance = Provenance(config=to_dict(config), seeds={"permutation": config.seed})
+    with atomic_output_dir(out, replace=args.overwrite) as work:
+        outputs = run_ci(config, work, warn=warn)
+        if args.strict and problems:
+            raise InputError(f"{problems[0]} (--strict: nothing written; {len(problems)} problem(s) in all)")
+        for path in input_files(outputs):
+            provenance.add_input(path)
+        set_folder = prepared_set_dir(config.stimuli, config.results)
+        for name in ("manifest.csv", "set.json"):
+            if (set_folder / name).is_file():
+                provenance.add_input(set_folder / name)
+        provenance.extra["problems"] = problems
+        provenance.extra["outputs"] = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+        provenance.write(work)
+    groups = ", ".join(f"{r.condition}: {r.n_pixel_sig} px / {r.n_clusters_sig} cluster(s)"
+                       for r in outputs.summary.itertuples())
+    print(f"wrote {out} ({len(outputs.maps)} group CI(s); significant {groups}"
+          + (f"; {len(problems)} problem(s) reported" if problems else "") + ")")
+    return 0
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
