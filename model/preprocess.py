@@ -1,0 +1,58 @@
+"""The one input pipeline: grey stimuli in [0, 1] -> the tensor every VGG-16 variant takes.
+
+Training, explaining and model observers all call :func:`to_model_input`, so a model sees
+exactly the pixels of the stimulus grid: resized (bilinear, antialiased) to the variant's input
+size, repeated to 3 channels and normalised with torchvision's ImageNet mean and std.
+
+Examples
+--------
+>>> import numpy as np
+>>> to_model_input(np.full((2, 64, 64), 0.5, np.float32), 32).shape
+torch.Size([2, 3, 32, 32])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_model_input"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_model_input(
+    images: np.ndarray | torch.Tensor,
+    input_size: int,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Grey images (N, H, W) or (H, W) in [0, 1] -> normalised float32 (N, 3, S, S).
+
+    Parameters
+    ----------
+    images
+        Grey stimuli on the stimulus grid, values in [0, 1].
+    input_size
+        Side of the square model input; the grid is resized to it (bilinear, antialias)
+        unless it already has that size.
+    device
+        Where the returned tensor lives (default: where ``images`` is, CPU for numpy).
+    """
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if not torch.is_tensor(images)
+                        else images, dtype=torch.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"expected grey images (N, H, W), got shape {tuple(x.shape)}")
+    if device is not None:
+        x = x.to(device)
+    x = x[:, None]
+    if tuple(x.shape[-2:]) != (input_size, input_size):
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear",
+                          align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x.expand(-1, 3, -1, -1) - mean) / std

