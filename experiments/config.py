@@ -1,0 +1,188 @@
+"""Experiment YAMLs: the settings every task shares, and the loader that picks the task.
+
+An experiment YAML names its ``paradigm`` (``bubbles``; a task plugin registers more), a BIDS
+``task`` label and the prepared stimulus set, and then the shared sections below (screen,
+timing, keys, text) plus the paradigm's own (for bubbles: see :mod:`experiments.bubbles`).
+:func:`load_experiment` validates the whole file on load: unknown keys (with "did you mean"),
+wrong types and impossible values fail with one line naming the file and the key, before
+anything else happens.
+
+Examples
+--------
+>>> config = load_experiment("experiments/bubbles_gender.yaml")   # doctest: +SKIP
+>>> config.paradigm, config.task, config.responses                 # doctest: +SKIP
+('bubbles', 'gender', {'female': 'f', 'male': 'j'})
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from stimuli.configfile import from_dict, load_yaml, require
+from stimuli.errors import InputError
+
+__all__ = [
+    "KEY_NAMES",
+    "Screen",
+    "Timing",
+    "Keys",
+    "Texts",
+    "ExperimentConfig",
+    "register_paradigm",
+    "paradigms",
+    "load_experiment",
+    "check_key_name",
+    "check_response_keys",
+]
+
+# Key names as psychopy.event reports them (pyglet's, lower case): single letters and digits,
+# plus these. A typo such as 'esc' fails on load instead of never matching a key press.
+KEY_NAMES = frozenset(
+    "space return escape tab backspace left right up down comma period slash semicolon "
+    "apostrophe bracketleft bracketright backslash minus equal grave lshift rshift lctrl rctrl "
+    "num_0 num_1 num_2 num_3 num_4 num_5 num_6 num_7 num_8 num_9 num_enter "
+    "f1 f2 f3 f4 f5 f6 f7 f8 f9 f10 f11 f12".split()
+)
+
+
+def check_key_name(key: str) -> bool:
+    """Whether ``key`` is a key name PsychoPy can report."""
+    return bool(re.fullmatch(r"[a-z0-9]", key)) or key in KEY_NAMES
+
+
+@dataclass(kw_only=True)
+class Screen:
+    """The monitor: its physical size and distance give degrees of visual angle (psychopy.monitors)."""
+
+    monitor: str = "bubbles-lab"
+    width_cm: float = 53.0
+    distance_cm: float = 57.0
+    resolution: list[int] = field(default_factory=lambda: [1920, 1080])
+    fullscreen: bool = True
+    refresh_hz: float = 60.0
+    background: float | None = None  # grey 0..1 of the window; None: the stimulus set's background
+
+    def __post_init__(self) -> None:
+        require(self.width_cm > 0, "width_cm", "must be a positive width of the screen in cm")
+        require(self.distance_cm > 0, "distance_cm", "must be a positive viewing distance in cm")
+        require(len(self.resolution) == 2 and all(v > 0 for v in self.resolution), "resolution",
+                "must be [width, height] in pixels")
+        require(self.refresh_hz > 0, "refresh_hz", "must be a positive frame rate in Hz")
+        require(self.background is None or 0 <= self.background <= 1, "background",
+                "must be a grey level in [0, 1] or null")
+
+
+@dataclass(kw_only=True)
+class Timing:
+    """Durations in frames (counted flips), so they are exact at any refresh rate."""
+
+    fixation_frames: int = 30
+    stimulus_frames: int = 30
+    iti_frames: int = 30  # blank between trials; the next trial is composed during it
+    feedback_frames: int = 30
+    response_timeout_s: float | None = None  # None: wait for an answer
+
+    def __post_init__(self) -> None:
+        for name in ("fixation_frames", "iti_frames", "feedback_frames"):
+            require(getattr(self, name) >= 0, name, "must be a non-negative number of frames")
+        require(self.stimulus_frames >= 1, "stimulus_frames", "must be at least 1 frame")
+        require(self.response_timeout_s is None or self.response_timeout_s > 0, "response_timeout_s",
+                "must be a positive number of seconds or null (wait for an answer)")
+        require(self.iti_frames >= 1, "iti_frames", "must be at least 1 frame (the next trial is composed then)")
+
+
+@dataclass(kw_only=True)
+class Keys:
+    quit: list[str] = field(default_factory=lambda: ["escape"])
+    proceed: list[str] = field(default_factory=lambda: ["space"])  # leaves instruction screens
+
+    def __post_init__(self) -> None:
+        for name in ("quit", "proceed"):
+            keys = getattr(self, name)
+            require(len(keys) > 0, name, "needs at least one key")
+            bad = [k for k in keys if not check_key_name(k)]
+            require(not bad, name, f"has unknown key name '{bad[0] if bad else ''}' "
+                                   "(use psychopy names: a-z, 0-9, space, escape, left, ...)")
+        clash = set(self.quit) & set(self.proceed)
+        require(not clash, "proceed", f"uses key '{min(clash) if clash else ''}', which is also a quit key")
+
+
+@dataclass(kw_only=True)
+class Texts:
+    """Screens shown to people. ``{keys}`` is replaced by the response keys, e.g. 'F = female'."""
+
+    instructions: str = ("Each face is seen through small windows.\n\nAnswer as accurately as you can: "
+                         "{keys}\n\nPress space to start.")
+    practice_end: str = "Practice is over. The experiment starts now.\n\nPress space to go on."
+    block_break: str = "Take a short break.\n\nBlock {done} of {blocks} done.\n\nPress space to go on."
+    end: str = "Thank you! The session is over."
+    quit: str = "Session stopped; your answers are saved."
+
+
+@dataclass(kw_only=True)
+class ExperimentConfig:
+    """What every experiment YAML has; a paradigm's config class extends it."""
+
+    paradigm: str
+    task: str  # BIDS task label of the trial file: letters and digits
+    stimuli: str  # prepared stimulus set name (or folder)
+    seed: int | None = None  # None: a fresh seed per session, recorded in the sidecar
+    stimulus_deg: float = 6.0  # stimulus width in degrees of visual angle
+    feedback: bool = True
+    screen: Screen = field(default_factory=Screen)
+    timing: Timing = field(default_factory=Timing)
+    keys: Keys = field(default_factory=Keys)
+    text: Texts = field(default_factory=Texts)
+
+    def __post_init__(self) -> None:
+        require(bool(re.fullmatch(r"[A-Za-z0-9]+", self.task)), "task",
+                "must be letters and digits only (it names the trial file, BIDS task label)")
+        require(self.stimulus_deg > 0, "stimulus_deg", "must be a positive size in degrees")
+        require(self.seed is None or 0 <= self.seed < 2**63, "seed", "must be a non-negative integer or null")
+
+
+def check_response_keys(responses: dict[str, str], keys: Keys, key_path: str = "responses") -> None:
+    """Response keys: known names, one per answer, none of them a quit key (raises ConfigValueError)."""
+    require(len(responses) >= 2, key_path, "needs at least two answers (answer: key)")
+    values = list(responses.values())
+    bad = [k for k in values if not check_key_name(k)]
+    require(not bad, key_path, f"has unknown key name '{bad[0] if bad else ''}' "
+                               "(use psychopy names: a-z, 0-9, space, left, ...)")
+    dupes = sorted({k for k in values if values.count(k) > 1})
+    require(not dupes, key_path, f"gives key '{dupes[0] if dupes else ''}' to more than one answer")
+    clash = sorted(set(values) & set(keys.quit))
+    require(not clash, key_path, f"uses key '{clash[0] if clash else ''}', which is also a quit key (keys.quit)")
+
+
+_PARADIGMS: dict[str, type] = {}
+
+
+def register_paradigm(name: str, config_class: type, task_class: type) -> None:
+    """Make ``paradigm: name`` loadable: its config dataclass and its task plugin class."""
+    _PARADIGMS[name] = (config_class, task_class)  # type: ignore[assignment]
+
+
+def paradigms() -> dict[str, tuple[type, type]]:
+    """The registered paradigms: name -> (config class, task class)."""
+    _load_builtin()
+    return dict(_PARADIGMS)  # type: ignore[arg-type]
+
+
+def _load_builtin() -> None:
+    from . import bubbles  # noqa: F401  (registers 'bubbles')
+
+
+def load_experiment(path: str | os.PathLike) -> Any:
+    """Load and validate an experiment YAML into its paradigm's config dataclass."""
+    data = load_yaml(path)
+    known = paradigms()
+    name = data.get("paradigm")
+    if name is None:
+        raise InputError(f"{path}: missing required key 'paradigm' (one of {', '.join(sorted(known))})")
+    if name not in known:
+        raise InputError(f"{path}: key 'paradigm' must be one of {', '.join(sorted(known))}, got {name!r}")
+    config_class, _ = known[name]
+    return from_dict(config_class, data, str(path))

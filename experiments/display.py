@@ -1,0 +1,247 @@
+"""The PsychoPy display: the human observer. The one module of the platform that imports psychopy.
+
+One trial, frame by frame (every duration is a count of flips):
+
+1. inter-trial interval (blank): it began when the previous trial ended; the engine composed
+   this trial's stimulus meanwhile (mask + face + background), and the texture is uploaded
+   here, still in the blank, before the remaining blank frames;
+2. fixation cross, ``timing.fixation_frames``;
+3. stimulus, ``timing.stimulus_frames``: the keyboard buffer is cleared and the response
+   clock reset by ``win.callOnFlip`` on the first stimulus flip (the onset); dropped frames
+   are counted over these flips (``win.recordFrameIntervals``);
+4. blank until an answer (or ``timing.response_timeout_s``); an answer during the stimulus
+   counts, and the stimulus still stays its full duration (same exposure on every trial);
+5. feedback (optional), then the next blank starts.
+
+Keys come from ``psychopy.event.getKeys`` (pyglet events, timestamped at dispatch, polled
+every frame). ``psychopy.hardware.keyboard`` is not used: without its PsychToolbox backend
+it falls back to the same event queue and, under Xvfb, misreports key names and drops keys;
+``event.getKeys`` is what the Xvfb + xdotool test drives. Images are drawn with row 0 at
+the top (ImageStim puts array row 0 at the bottom, so arrays are flipped). A quit key
+(``keys.quit``) on any screen stops the session cleanly: every answered trial is saved.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psychopy import core, event, monitors, visual
+from psychopy.tools import monitorunittools
+
+from stimuli.errors import InputError
+
+from .observers import Observer
+from .task import QuitRequested, Response, Trial
+
+__all__ = ["Display", "ask_participant", "to_texture"]
+
+
+def to_texture(image: np.ndarray) -> np.ndarray:
+    """A [0, 1] grey image (row 0 at the top) as an ImageStim array: [-1, 1], row 0 at the bottom."""
+    return np.flipud(np.asarray(image, dtype=np.float32)) * 2.0 - 1.0
+
+
+class Display(Observer):
+    """A PsychoPy window that shows a task's trials to a person and collects key presses."""
+
+    kind = "human"
+    batch = 1
+
+    def __init__(self, task: Any, *, windowed: bool = False, capture: str | os.PathLike | None = None) -> None:
+        config = task.config
+        self.task = task
+        self.config = config
+        screen = config.screen
+        self.monitor = monitors.Monitor(screen.monitor, width=screen.width_cm, distance=screen.distance_cm,
+                                        autoLog=False)
+        self.monitor.setSizePix(list(screen.resolution))
+        grey = screen.background if screen.background is not None else task.background
+        self.window_grey = float(grey)
+        try:
+            self.win = visual.Window(
+                size=list(screen.resolution), fullscr=screen.fullscreen and not windowed, monitor=self.monitor,
+                units="deg", color=[grey * 2 - 1] * 3, colorSpace="rgb", winType="pyglet",
+                allowGUI=windowed, checkTiming=False, autoLog=False)
+        except Exception as error:  # no display, no GL: one clear line
+            raise InputError(f"cannot open the PsychoPy window ({type(error).__name__}: {error}); "
+                             "is a screen attached (DISPLAY set)?") from None
+        self.win.mouseVisible = False
+        self.measured_hz = self.win.getActualFrameRate(nIdentical=10, nMaxFrames=120, nWarmUpFrames=10)
+        self.win.recordFrameIntervals = True
+        self.win.refreshThreshold = 1.0 / screen.refresh_hz + 0.004
+        self.keys = config.keys
+        self.timing = config.timing
+        self.text = visual.TextStim(self.win, text="", height=0.7, wrapWidth=min(30.0, self._width_deg() * 0.8),
+                                    color=-1, colorSpace="rgb", autoLog=False)
+        self.caption = visual.TextStim(self.win, text="", height=0.7, pos=(0, -config.stimulus_deg * 0.65),
+                                       color=-1, colorSpace="rgb", autoLog=False)
+        self.fixation = visual.TextStim(self.win, text="+", height=1.0, color=-1, colorSpace="rgb", autoLog=False)
+        self.feedback = visual.TextStim(self.win, text="", height=1.0, colorSpace="rgb", autoLog=False)
+        self.images: list[visual.ImageStim] = []
+        self.session_clock = core.Clock()
+        self.rt_clock = core.Clock()
+        self.blank_clock = core.Clock()  # time since the current blank (inter-trial interval) began
+        self.capture = Path(capture) if capture else None
+        if self.capture:
+            self.capture.mkdir(parents=True, exist_ok=True)
+        self.win.flip()
+        self.blank_clock.reset()
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _width_deg(self) -> float:
+        return float(monitorunittools.pix2deg(self.win.size[0], self.monitor))
+
+    def _quit_pressed(self) -> bool:
+        return bool(event.getKeys(keyList=list(self.keys.quit)))
+
+    def _flip(self) -> None:
+        self.win.flip()
+        if self._quit_pressed():
+            raise QuitRequested
+
+    def _stim(self, index: int, image: np.ndarray, position: tuple[float, float]) -> visual.ImageStim:
+        width = self.config.stimulus_deg
+        size = (width, width * image.shape[0] / image.shape[1])
+        while len(self.images) <= index:
+            self.images.append(visual.ImageStim(self.win, image=np.zeros((2, 2)), units="deg",
+                                                colorSpace="rgb", interpolate=True, autoLog=False))
+        stim = self.images[index]
+        stim.image = to_texture(image)
+        stim.size = size
+        stim.pos = (position[0] * width, position[1] * size[1])
+        return stim
+
+    def stimulus_size_px(self) -> float:
+        return float(monitorunittools.deg2pix(self.config.stimulus_deg, self.monitor))
+
+    # --- Observer ---------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        screen = self.config.screen
+        return {
+            "kind": self.kind,
+            "screen": {
+                "monitor": screen.monitor, "width_cm": screen.width_cm, "distance_cm": screen.distance_cm,
+                "resolution": list(screen.resolution), "window_size": [int(v) for v in self.win.size],
+                "fullscreen": bool(self.win._isFullScr) if hasattr(self.win, "_isFullScr") else None,
+                "refresh_hz_nominal": screen.refresh_hz,
+                "refresh_hz_measured": None if self.measured_hz is None else float(self.measured_hz),
+                "stimulus_deg": self.config.stimulus_deg, "stimulus_px": self.stimulus_size_px(),
+                "window_grey": self.window_grey, "window_backend": "pyglet",
+                "keyboard": "psychopy.event.getKeys (pyglet events, polled every frame)",
+                "dropped_frame_threshold_s": self.win.refreshThreshold,
+            },
+        }
+
+    def message(self, text: str, *, wait: bool = True) -> None:
+        self.text.text = text
+        event.clearEvents(eventType="keyboard")
+        if not wait:
+            for _ in range(60):
+                self.text.draw()
+                self.win.flip()
+            return
+        while True:
+            self.text.draw()
+            self._flip()
+            if event.getKeys(keyList=list(self.keys.proceed)):
+                break
+        self.win.flip()
+        self.blank_clock.reset()
+
+    def familiarise(self, items: Sequence[tuple[np.ndarray, str]]) -> None:
+        for image, caption in items:
+            stim = self._stim(0, image, (0.0, 0.0))
+            self.caption.text = caption
+            event.clearEvents(eventType="keyboard")
+            while True:
+                stim.draw()
+                self.caption.draw()
+                self._flip()
+                if event.getKeys(keyList=list(self.keys.proceed)):
+                    break
+        self.win.flip()
+        self.blank_clock.reset()
+
+    def respond(self, trials: Sequence[Trial]) -> list[Response]:
+        return [self._run(trial) for trial in trials]
+
+    def _run(self, trial: Trial) -> Response:
+        timing = self.timing
+        stims = [self._stim(i, image, pos) for i, (image, pos) in enumerate(zip(trial.images, trial.positions))]
+        # the rest of the inter-trial interval (the stimulus was composed during its first part)
+        elapsed = int(self.blank_clock.getTime() * self.config.screen.refresh_hz)
+        for _ in range(max(0, timing.iti_frames - elapsed)):
+            self._flip()
+        for _ in range(timing.fixation_frames):
+            self.fixation.draw()
+            self._flip()
+        allowed = list(trial.choices) + list(self.keys.quit)
+        pressed: list[Any] = []
+        onset: dict[str, float] = {}
+        event.clearEvents(eventType="keyboard")
+        self.win.callOnFlip(self.rt_clock.reset)
+        self.win.callOnFlip(lambda: onset.setdefault("t", self.session_clock.getTime()))
+        dropped = self.win.nDroppedFrames
+        for frame in range(timing.stimulus_frames):
+            for stim in stims:
+                stim.draw()
+            if frame == 0 and self.capture is not None:
+                self.win.getMovieFrame(buffer="back")
+            self.win.flip()
+            if not pressed:
+                pressed = event.getKeys(keyList=allowed, timeStamped=self.rt_clock)
+        dropped = self.win.nDroppedFrames - dropped
+        while not pressed:
+            if timing.response_timeout_s is not None and self.rt_clock.getTime() > timing.response_timeout_s:
+                break
+            self.win.flip()
+            pressed = event.getKeys(keyList=allowed, timeStamped=self.rt_clock)
+        if pressed and pressed[0][0] in self.keys.quit:
+            raise QuitRequested
+        key, rt = (pressed[0][0], float(pressed[0][1])) if pressed else (None, None)
+        answer = trial.choices.get(key) if key is not None else None
+        if self.config.feedback and trial.truth is not None:
+            right = answer == trial.truth
+            self.feedback.text = "correct" if right else "wrong"
+            self.feedback.color = [-1, 0.4, -1] if right else [0.6, -1, -1]
+            for _ in range(timing.feedback_frames):
+                self.feedback.draw()
+                self._flip()
+        self.win.flip()  # the next inter-trial interval begins
+        self.blank_clock.reset()
+        if self.capture is not None and self.win.movieFrames:
+            self.win.movieFrames.pop().save(self.capture / f"trial-{trial.number:04d}.png")
+        return Response(answer, rt_s=rt, onset_s=onset.get("t"), dropped_frames=int(dropped),
+                        extra={"key": key})
+
+    def close(self) -> None:
+        try:
+            self.win.close()
+        except Exception:  # closing twice or after a failed start: nothing left to release
+            pass
+
+
+def ask_participant(defaults: dict[str, str]) -> dict[str, str]:
+    """Ask participant, session and demographics in a dialog (``gui.DlgFromDict``).
+
+    Without a screen or a GUI toolkit this is one clear error asking for the command-line
+    flags instead.
+    """
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise InputError("no screen for the participant dialog: give --participant and --session")
+    try:
+        from psychopy import gui
+
+        values = dict(defaults)
+        dialog = gui.DlgFromDict(values, title="Participant", order=list(defaults))
+    except Exception as error:  # no wx/Qt, or it cannot start
+        raise InputError(f"no participant dialog available ({type(error).__name__}); "
+                         "give --participant and --session") from None
+    if not dialog.OK:
+        raise InputError("participant dialog cancelled; nothing was run")
+    return {k: str(v).strip() for k, v in values.items()}

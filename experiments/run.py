@@ -1,0 +1,363 @@
+"""The session engine and its command line: ``python -m experiments run CONFIG ...``.
+
+:func:`run_session` runs any task plugin (:mod:`experiments.task`) with any observer: it
+loads and checks everything first (config, stimulus set, relevance maps, model, existing
+session) so that bad input fails with one line before a window opens or a file is written;
+then it creates the session files (or reopens them with ``--resume``), and runs the
+remaining trials of the up-front sequence, appending each finished trial to the trial file.
+
+Examples
+--------
+::
+
+    python -m experiments run experiments/bubbles_gender.yaml --participant 01 --session 1
+    python -m experiments run experiments/bubbles_gender.yaml --participant tmpl1 --session 1 \\
+        --observer template:eyes --seed 3
+    python -m experiments run experiments/bubbles_gender.yaml --participant 01 --session 1 --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from stimuli.configfile import to_dict
+from stimuli.errors import InputError, cli_errors
+from stimuli.provenance import Provenance, file_sha256, git_commit, package_versions
+
+from .config import load_experiment, paradigms
+from .observers import Observer, make_observer, parse_observer
+from .sequence import new_seed
+from .session import SessionFiles, format_value, update_participants
+from .task import NA, QuitRequested, Task
+
+__all__ = ["SessionResult", "load_task", "run_session", "build_parser", "main"]
+
+DEFAULT_ROOTS = {"human": "participants", "simulated": os.path.join("results", "simulated")}
+_LEVELS = {
+    "phase": {"practice": "practice trials (fixed number of bubbles, no staircase)", "main": "main trials"},
+    "correct": {"1": "correct", "0": "incorrect or no answer"},
+}
+_UNITS = {"rt_s": "s", "onset_s": "s", "sigma_px": "pixel", "intensity": "log10(number of bubbles)"}
+# keys of the config that may change between a session's start and its resume
+_MUTABLE_ON_RESUME = ("text",)
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    path: Path
+    status: str  # complete | stopped
+    trials_done: int
+    trials_planned: int
+    seed: int
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def load_task(config_path: str | os.PathLike, results: str | os.PathLike = "results") -> Task:
+    """Load an experiment YAML and build its task (checks the stimulus set and relevance maps)."""
+    config = load_experiment(config_path)
+    task_class = paradigms()[config.paradigm][1]
+    return task_class(config, results=str(results), config_path=str(config_path))
+
+
+def _describe_columns(task: Task) -> dict[str, Any]:
+    described = {}
+    for column, text in task.columns().items():
+        entry: dict[str, Any] = {"Description": text}
+        if column in _LEVELS:
+            entry["Levels"] = _LEVELS[column]
+        if column in _UNITS:
+            entry["Units"] = _UNITS[column]
+        described[column] = entry
+    return described
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _MUTABLE_ON_RESUME}
+
+
+def _check_resume(files: SessionFiles, sidecar: dict[str, Any], task: Task, spec: str,
+                  seed: int | None) -> int:
+    recorded = sidecar.get("ExperimentConfig")
+    current = to_dict(task.config)
+    if not isinstance(recorded, dict) or _comparable(recorded) != _comparable(current):
+        changed = sorted(k for k in set(current) | set(recorded or {})
+                         if k not in _MUTABLE_ON_RESUME and (recorded or {}).get(k) != current.get(k))
+        raise InputError(f"{task.config_path}: differs from the config this session started with "
+                         f"(key '{changed[0] if changed else '?'}'); resume with the original config")
+    was = sidecar.get("Observer", {}).get("spec")
+    if was != spec:
+        raise InputError(f"{files.path}: the session was run by observer '{was}', not '{spec}'; "
+                         f"resume with --observer {was}")
+    recorded_seed = sidecar.get("Seed")
+    if not isinstance(recorded_seed, int):
+        raise InputError(f"{files.sidecar_path}: no 'Seed' recorded; cannot rebuild the sequence")
+    if seed is not None and seed != recorded_seed:
+        raise InputError(f"--seed {seed}: this session's seed is {recorded_seed}; leave --seed out to resume")
+    return recorded_seed
+
+
+def _check_done(files: SessionFiles, done: pd.DataFrame, plan: list[dict[str, Any]], task: Task) -> None:
+    columns = list(task.columns())
+    if files.columns != columns:
+        raise InputError(f"{files.path}: its columns differ from the task's; it was not written by this task")
+    numbers = [int(v) for v in done.trial] if len(done) else []
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise InputError(f"{files.path}: trial numbers are not 1..{len(numbers)} in order; the file was edited")
+    if len(numbers) > len(plan):
+        raise InputError(f"{files.path}: holds {len(numbers)} trials, the sequence has {len(plan)}")
+    for column in task.planned_columns():
+        for i, value in enumerate(done[column]):
+            if value != format_value(plan[i][column]):
+                raise InputError(f"{files.path}, line {i + 2}: column '{column}' is {value!r} but the "
+                                 f"sequence from the recorded seed says {format_value(plan[i][column])!r}")
+
+
+def _open_display(task: Task, **options: Any) -> Observer:
+    try:
+        from .display import Display  # the one module that imports psychopy
+    except ImportError as error:
+        raise InputError(f"cannot start the PsychoPy display ({error}); install it with "
+                         "pip install '.[experiment]'") from None
+    except Exception as error:  # pyglet cannot reach a screen at import time
+        raise InputError(f"cannot start the PsychoPy display ({type(error).__name__}: {error}); "
+                         "is a screen attached (DISPLAY set)?") from None
+    return Display(task, **options)
+
+
+def _text(template: str, **values: Any) -> str:
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", str(value))
+    return template
+
+
+def run_session(
+    config_path: str | os.PathLike,
+    participant: str,
+    session: str | int,
+    *,
+    observer: str | Observer = "human",
+    data_root: str | os.PathLike | None = None,
+    results: str | os.PathLike = "results",
+    resume: bool = False,
+    seed: int | None = None,
+    windowed: bool = False,
+    progress: bool | None = None,
+    participant_info: dict[str, Any] | None = None,
+    capture: str | os.PathLike | None = None,
+    command: list[str] | None = None,
+) -> SessionResult:
+    """Run (or resume) one session; returns where the trials went and how it ended.
+
+    ``observer`` is ``human`` (the PsychoPy display), ``template[:REGION]``,
+    ``model:VARIANT`` or an :class:`~experiments.observers.Observer` instance (its ``kind``
+    names it in the sidecar). Everything is checked before the window opens or a file is
+    written; an existing session is refused unless ``resume``.
+    """
+    task = load_task(config_path, results)
+    if isinstance(observer, Observer):
+        spec, kind = observer.kind, "custom"
+    else:
+        spec = str(observer)
+        kind = parse_observer(spec)[0]
+    human = kind == "human"
+    root = Path(data_root if data_root is not None else DEFAULT_ROOTS["human" if human else "simulated"])
+    files = SessionFiles(root, participant, session, task.label)
+
+    torn = b""
+    if files.exists():
+        if not resume:
+            raise InputError(f"{files.path}: this session exists already; add --resume to continue it "
+                             "or choose another --session (nothing was changed)")
+        sidecar = files.read_sidecar()
+        seed = _check_resume(files, sidecar, task, spec, seed)
+        done, torn = files.read()
+    else:
+        if resume:
+            raise InputError(f"{files.path}: no such session to resume (leave out --resume to start it)")
+        sidecar = None
+        seed = int(seed if seed is not None else task.config.seed if task.config.seed is not None else new_seed())
+        done = pd.DataFrame(columns=list(task.columns()))
+    plan = task.plan(seed)
+    if sidecar is not None:
+        _check_done(files, done, plan, task)
+        if len(done) == len(plan):
+            raise InputError(f"{files.path}: this session is complete ({len(plan)} trials); nothing to resume")
+    task.restore(done.replace(NA, np.nan))
+
+    # every check is done: from here on, windows open and files are written
+    if isinstance(observer, Observer):
+        answerer = observer
+    elif human:
+        answerer = _open_display(task, windowed=windowed, capture=capture)
+    else:
+        answerer = make_observer(spec, task, seed=seed, results=str(results))
+
+    started = _now()
+    n_done = len(done)
+    provenance = Provenance(command=command, config=to_dict(task.config), seeds={"session": seed},
+                            inputs=[config_path, *task.inputs()])
+    if sidecar is None:
+        sidecar = {
+            **_describe_columns(task),
+            "TaskName": task.label,
+            "Paradigm": task.paradigm,
+            "ExperimentConfig": to_dict(task.config),
+            "ConfigFile": str(config_path),
+            "ConfigSha256": file_sha256(config_path),
+            "Seed": seed,
+            "Observer": {**answerer.describe(), "spec": spec},
+            "Screen": answerer.describe().get("screen"),
+            "Software": package_versions(),
+            "GitCommit": git_commit(),
+            **task.sidecar(),
+            "Session": {"participant": files.participant, "session": files.session, "started": started,
+                        "status": "running", "trials_planned": len(plan), "resumes": []},
+        }
+        files.create(list(task.columns()), sidecar)
+    else:
+        sidecar["Session"]["resumes"].append({
+            "time": started, "at_trial": n_done + 1, "command": command if command is not None else sys.argv,
+            "software": package_versions(), "git_commit": git_commit(),
+            "torn_line_dropped": torn.decode("utf-8", errors="replace") or None,
+        })
+        sidecar["Session"]["status"] = "running"
+        files.reopen(torn)
+        files.write_sidecar(sidecar)
+    info = {"age": NA, "sex": NA, "handedness": NA, **(participant_info or {})}
+    if not human:
+        info = {**info, "observer": spec}
+    update_participants(root, files.participant, info)
+
+    status = "crashed"
+    bar = tqdm(total=len(plan), initial=n_done, desc=f"sub-{files.participant} ses-{files.session}",
+               unit="trial", disable=human if progress is None else not progress)
+    texts = task.config.text
+    n_blocks = len({r["block"] for r in plan if r["phase"] == "main"})
+    try:
+        answerer.message(_text(texts.instructions, keys=task.key_help()))
+        if n_done == 0:
+            answerer.familiarise(task.familiarisation())
+        previous = plan[n_done - 1] if n_done else None
+        for group in task.groups(plan[n_done:], batch=answerer.batch):
+            first = group[0]
+            if previous is not None and first["block"] != previous["block"]:
+                if previous["phase"] == "practice":
+                    answerer.message(_text(texts.practice_end, keys=task.key_help()))
+                else:
+                    answerer.message(_text(texts.block_break, done=previous["block"], blocks=n_blocks,
+                                           keys=task.key_help()))
+            trials = [task.prepare(row) for row in group]
+            for trial, response in zip(trials, answerer.respond(trials)):
+                files.append(task.record(trial, response))
+                n_done += 1
+                bar.update()
+            previous = group[-1]
+        status = "complete"
+        answerer.message(texts.end, wait=False)
+    except QuitRequested:
+        status = "stopped"
+        answerer.message(texts.quit, wait=False)
+    finally:
+        bar.close()
+        files.close()
+        sidecar["Session"].update(status=status, finished=_now(), trials_done=n_done)
+        files.write_sidecar(sidecar)
+        provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}
+        provenance.write(files.folder)
+        answerer.close()
+    return SessionResult(files.path, status, n_done, len(plan), seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments",
+        description="Run Bubbles (and other) experiment sessions with people (PsychoPy) or with "
+                    "simulated and model observers; one trial file format for all.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="run or resume one session",
+        description="Run one session of an experiment YAML. People answer on screen; 'template' and "
+                    "'model:VARIANT' observers run headless into results/simulated/. An existing "
+                    "session is never overwritten: add --resume to continue it.")
+    run.add_argument("config", help="experiment YAML, e.g. experiments/bubbles_gender.yaml")
+    run.add_argument("--participant", help="participant label (letters and digits); asked in a dialog "
+                                           "when missing and a screen is present")
+    run.add_argument("--session", help="session label (letters and digits), e.g. 1")
+    run.add_argument("--observer", default="human",
+                     help="human (default), template, template:REGION (e.g. template:eyes) or model:VARIANT")
+    run.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    run.add_argument("--data-root", help="where trial files go (default: participants/ for people, "
+                                         "results/simulated/ for simulated observers)")
+    run.add_argument("--results", default="results",
+                     help="results root holding prepared sets, relevance maps and models (default: results)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an unfinished session at its first unanswered trial")
+    run.add_argument("--seed", type=int, help="session seed (default: the config's, else a fresh one; "
+                                              "always recorded in the sidecar)")
+    run.add_argument("--age", help="participants.tsv: age")
+    run.add_argument("--sex", help="participants.tsv: sex")
+    run.add_argument("--handedness", help="participants.tsv: handedness")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--capture", help=argparse.SUPPRESS)  # test aid: screenshots of each stimulus
+    check = commands.add_parser("check", help="validate an experiment YAML and its inputs",
+                                description="Load an experiment YAML, its stimulus set and relevance "
+                                            "maps, and print its trial sequence summary.")
+    check.add_argument("config")
+    check.add_argument("--results", default="results", help="results root (default: results)")
+    check.add_argument("--seed", type=int, default=0, help="seed of the sequence shown (default: 0)")
+    return parser
+
+
+def _ask_participant(args: argparse.Namespace) -> dict[str, Any]:
+    if args.observer != "human":
+        raise InputError("--participant and --session are required for simulated observers")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise InputError("no screen for the participant dialog: give --participant and --session")
+    from .display import ask_participant
+
+    return ask_participant({"participant": args.participant or "", "session": args.session or "1",
+                            "age": args.age or "", "sex": args.sex or "", "handedness": args.handedness or ""})
+
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        task = load_task(args.config, args.results)
+        plan = task.plan(args.seed)
+        table = pd.DataFrame(plan)
+        print(f"{args.config}: paradigm {task.paradigm}, task {task.label}, {len(plan)} trials")
+        print(table.groupby(["block", "phase", "condition"], sort=False).size().to_string())
+        return 0
+    info = {"age": args.age, "sex": args.sex, "handedness": args.handedness}
+    if args.participant is None or args.session is None:
+        answers = _ask_participant(args)
+        args.participant, args.session = answers.pop("participant"), answers.pop("session")
+        info.update({k: v for k, v in answers.items() if v})
+    result = run_session(
+        args.config, args.participant, args.session, observer=args.observer, data_root=args.data_root,
+        results=args.results, resume=args.resume, seed=args.seed, windowed=args.windowed,
+        progress=False if args.no_progress else None,
+        participant_info={k: (v if v not in (None, "") else NA) for k, v in info.items()},
+        capture=args.capture, command=[sys.executable, "-m", "experiments", *(argv or sys.argv[1:])],
+    )
+    if result.status == "complete":
+        print(f"session complete: {result.trials_done} trials in {result.path}")
+    else:
+        print(f"session {result.status} after {result.trials_done} of {result.trials_planned} trials "
+              f"(saved in {result.path}); continue with --resume", file=sys.stderr)
+    return 0

@@ -1,0 +1,120 @@
+"""The plugin interface between the session engine and a task (bubbles, similarity, ...).
+
+The engine (:mod:`experiments.run`) owns everything a task must not re-invent: the session
+files (:mod:`experiments.session`), refusal to overwrite, resume, crash safety, observers, the
+display and the command line. A task only says what its trials are:
+
+- :meth:`Task.columns`: its trial-file columns, in order, with descriptions (the sidecar);
+- :meth:`Task.plan`: the whole trial sequence, drawn up front from the session seed;
+- :meth:`Task.restore`: its adaptive state (staircases) rebuilt from the finished rows;
+- :meth:`Task.groups`: which of the remaining trials may be prepared before any of their
+  answers is known (one at a time for people; batches for model observers);
+- :meth:`Task.prepare`: a planned row -> a :class:`Trial` (the images to show);
+- :meth:`Task.record`: a trial and its :class:`Response` -> the finished row (and state update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Trial", "Response", "Task", "NA", "QuitRequested"]
+
+NA = "n/a"  # BIDS: a missing value in a trial file
+
+
+class QuitRequested(Exception):
+    """A quit key was pressed: stop the session cleanly (the trial on screen is not recorded)."""
+
+
+@dataclass
+class Trial:
+    """One trial ready to show: the images and what an answer means.
+
+    ``images`` are (H, W) float32 in [0, 1] (row 0 at the top), drawn at ``positions`` (in
+    stimulus widths from the screen centre); ``choices`` maps each response key to its answer.
+    ``payload`` carries what a simulated observer may use besides the pixels (for bubbles:
+    the mask, so a template observer knows where it sees).
+    """
+
+    row: dict[str, Any]
+    images: list[np.ndarray]
+    choices: dict[str, str]
+    truth: str | None = None
+    positions: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def number(self) -> int:
+        return int(self.row["trial"])
+
+
+@dataclass
+class Response:
+    """An observer's answer to one trial (None where there is none, written as ``n/a``)."""
+
+    response: str | None
+    rt_s: float | None = None
+    onset_s: float | None = None
+    dropped_frames: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Base class of task plugins; see the module docstring for the contract."""
+
+    paradigm: ClassVar[str] = ""
+
+    def __init__(self, config: Any, *, results: str = "results", config_path: str = "") -> None:
+        self.config = config
+        self.results = results
+        self.config_path = config_path
+
+    @property
+    def label(self) -> str:
+        """BIDS task label: names the trial file."""
+        return str(self.config.task)
+
+    def columns(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def planned_columns(self) -> tuple[str, ...]:
+        """Columns fixed by :meth:`plan`; on resume the file must agree with the plan on them."""
+        raise NotImplementedError
+
+    def plan(self, seed: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def restore(self, done: pd.DataFrame) -> None:
+        """Rebuild adaptive state from the rows already in the trial file (default: none)."""
+
+    def groups(self, todo: Sequence[dict[str, Any]], batch: int = 1) -> Iterator[list[dict[str, Any]]]:
+        """Split the remaining planned rows into groups prepared before their answers (default: singles)."""
+        for row in todo:
+            yield [row]
+
+    def prepare(self, planned: dict[str, Any]) -> Trial:
+        raise NotImplementedError
+
+    def record(self, trial: Trial, response: Response) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def familiarisation(self) -> list[tuple[np.ndarray, str]]:
+        """Images with captions shown to people before practice (default: none)."""
+        return []
+
+    def key_help(self) -> str:
+        """The response keys as text for instructions, e.g. 'F = female, J = male'."""
+        return ""
+
+    def sidecar(self) -> dict[str, Any]:
+        """What the trial file's JSON sidecar records about this task (set, masks, ...)."""
+        return {}
+
+    def inputs(self) -> list[str]:
+        """Input files whose hashes go into provenance."""
+        return []
