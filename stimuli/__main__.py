@@ -112,6 +112,44 @@ def _run_render(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _add_synth(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "synth", help="make a two-class synthetic face set whose evidence lies only in one region",
+        description="Real faces with a class cue (a: horizontal, b: vertical stripes) drawn only "
+                    "inside --region; written as a prepared set with region.png (class in the "
+                    "'gender' and 'class' columns, so task gender trains on it).")
+    parser.add_argument("--region", required=True,
+                        help="eyes, left_eye, right_eye, nose, mouth, forehead, upper, lower or "
+                             "box:top,bottom,left,right (fractions)")
+    parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
+    parser.add_argument("--name", required=True, help="name of the prepared set")
+    parser.add_argument("--faces", default="orl", help="face set the cue is drawn on (default: orl)")
+    parser.add_argument("--n-per-class", type=int, default=None,
+                        help="faces used; each appears once per class (default: all)")
+    parser.add_argument("--amplitude", type=float, default=0.3, help="stripe amplitude on [0, 1] (default 0.3)")
+    parser.add_argument("--period", type=float, default=None,
+                        help="stripe period in pixels (default: size/16, at least 3)")
+    parser.add_argument("--phase", choices=("fixed", "random"), default="fixed",
+                        help="stripes at the same phase on every image (linearly separable) or a random "
+                             "phase per image (orientation only) (default fixed)")
+    parser.add_argument("--seed", type=int, default=0, help="picks faces and stripe phases (default 0)")
+    parser.add_argument("--aperture", action="store_true", help="elliptical face aperture, as prepare")
+    parser.add_argument("--out", default="results", help="results root (default: results)")
+    parser.add_argument("--force", action="store_true", help="replace an existing set of that name")
+    parser.set_defaults(run=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace, argv: list[str]) -> int:
+    from .synthetic import synth_set
+
+    folder = synth_set(
+        args.region, args.size, args.name, faces=args.faces, results=args.out, force=args.force,
+        command=["python", "-m", "stimuli", *argv], n_per_class=args.n_per_class,
+        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture)
+    print(folder)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stimuli",
@@ -119,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(commands)
     _add_render(commands)
+    _add_synth(commands)
     return parser
 
 

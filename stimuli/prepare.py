@@ -57,6 +57,7 @@ __all__ = [
     "stimulus_ids",
     "prepare_faces",
     "prepare_set",
+    "record_face_inputs",
 ]
 
 FRAMINGS = ("pad", "crop")
@@ -331,6 +332,16 @@ def _footprint(shape: tuple[int, int], size: int, framing: Framing) -> np.ndarra
     return resize(foot, size) > 0.5
 
 
+def record_face_inputs(provenance: Provenance, faces: FaceSet) -> None:
+    """Add a face set's table and every image (by SHA-256) to ``provenance``'s inputs."""
+    table = faces.root / "faces.csv"
+    if faces.name == "orl" and not table.is_file():
+        table = Path(str(resources.files("stimuli") / "data" / "orl_faces.csv"))
+    provenance.add_input(table)
+    for image, digest in faces.hashes.items():
+        provenance.add_input(faces.root / image, digest)
+
+
 def prepare_set(
     faces: str | os.PathLike,
     size: int,
@@ -361,12 +372,7 @@ def prepare_set(
     images, manifest, info = prepare_faces(face_set, size, progress=progress, **options)
     aperture = info.pop("aperture")
     provenance = Provenance(command=command, config={"faces": str(faces), "size": size, "name": name,
-                                                     **{k: v for k, v in options.items()}})
-    csv = face_set.root / "faces.csv"
-    if str(faces) == "orl":
-        csv = Path(str(resources.files("stimuli") / "data" / "orl_faces.csv"))
-    provenance.add_input(csv)
-    for image, digest in face_set.hashes.items():
-        provenance.add_input(face_set.root / image, digest)
+                                                     **options})
+    record_face_inputs(provenance, face_set)
     return write_prepared_set(folder, images, manifest, background=info.pop("background"),
                               aperture=aperture, info=info, provenance=provenance, replace=force)

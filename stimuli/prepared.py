@@ -6,6 +6,7 @@ A prepared set lives in ``<results>/stimuli/<set>/``::
     images/*.png      8-bit grey PNGs, all of one size
     set.json          size [H, W], background (0..1), aperture file or null, how it was made
     aperture.png      optional face aperture (white = face), same size
+    <name>.png        optional further masks (e.g. region.png of a synthetic set), listed in set.json
     provenance.json
 
 :func:`write_prepared_set` is the only writer and :func:`load_prepared_set` the only reader.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -104,6 +106,14 @@ class PreparedSet:
             return None
         return read_image(self.folder / file) > 0.5
 
+    def mask(self, name: str) -> np.ndarray:
+        """A named boolean (H, W) mask stored with the set (e.g. ``"region"`` of a synthetic set)."""
+        file = self.info.get("masks", {}).get(name)
+        if not file:
+            raise InputError(f"prepared set '{self.name}' has no '{name}' mask "
+                             f"(it has: {', '.join(self.info.get('masks', {})) or 'none'})")
+        return read_image(self.folder / file) > 0.5
+
     @cached_property
     def index(self) -> dict[str, int]:
         return {sid: i for i, sid in enumerate(self.manifest.stimulus_id)}
@@ -128,6 +138,7 @@ def write_prepared_set(
     *,
     background: float,
     aperture: np.ndarray | None = None,
+    masks: Mapping[str, np.ndarray] | None = None,
     info: Mapping[str, Any] | None = None,
     provenance: Provenance | None = None,
     replace: bool = False,
@@ -136,6 +147,8 @@ def write_prepared_set(
 
     ``images`` is (N, H, W) in [0, 1]; ``manifest`` has one row per image with at least
     ``stimulus_id``, ``identity``, ``gender`` and ``source`` (``file`` is filled in here).
+    ``masks`` are further boolean (H, W) maps saved as ``<name>.png`` and listed in set.json
+    under ``masks`` (read back with :meth:`PreparedSet.mask`).
     """
     folder = Path(folder)
     images = np.asarray(images)
@@ -162,6 +175,15 @@ def write_prepared_set(
         "aperture": "aperture.png" if aperture is not None else None,
         **dict(info or {}),
     }
+    masks = dict(masks or {})
+    for key, value in masks.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", key) or key in ("aperture", "contact_sheet"):
+            raise InputError(f"{folder}: mask name '{key}' must be letters, digits, '_' or '-' "
+                             "(and not 'aperture')")
+        if np.shape(value) != tuple(images.shape[1:]):
+            raise InputError(f"{folder}: mask '{key}' has shape {np.shape(value)}, the images {images.shape[1:]}")
+    if masks:
+        meta["masks"] = {key: f"{key}.png" for key in masks}
     with atomic_output_dir(folder, replace=replace) as work:
         (work / "images").mkdir()
         for file, image in zip(manifest.file, images):
@@ -169,6 +191,8 @@ def write_prepared_set(
         if aperture is not None:
             Image.fromarray(np.where(np.asarray(aperture, bool), 255, 0).astype(np.uint8)).save(
                 work / "aperture.png")
+        for key, value in masks.items():
+            Image.fromarray(np.where(np.asarray(value, bool), 255, 0).astype(np.uint8)).save(work / f"{key}.png")
         manifest[order].to_csv(work / "manifest.csv", index=False)
         atomic_write_json(work / "set.json", meta)
         (provenance or Provenance()).write(work)

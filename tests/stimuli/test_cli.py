@@ -24,7 +24,7 @@ def _one_line_error(capsys, argv, needle):
 
 
 def test_help_of_every_command():
-    for command in ([], ["prepare"], ["render"]):
+    for command in ([], ["prepare"], ["render"], ["synth"]):
         result = _run(*command, "--help")
         assert result.returncode == 0 and "usage: python -m stimuli" in result.stdout
 
