@@ -127,6 +127,11 @@ class TemplateObserver(Observer):
         self.background = float(background)
         self.templates = templates
         label_index = np.array([self.classes.index(str(label)) for label in labels])
+        # the images themselves, grouped by class: what calibration trials show
+        by_class = np.argsort(label_index, kind="stable")
+        self.shown = (images[by_class] - self.background)[:, self.region]
+        self.shown_counts = np.bincount(label_index, minlength=len(self.classes))
+        self.shown_starts = np.concatenate(([0], np.cumsum(self.shown_counts)[:-1]))
         if templates == "means":
             images = np.stack([images[label_index == c].mean(axis=0) for c in range(len(self.classes))])
             label_index = np.arange(len(self.classes))
@@ -180,9 +185,9 @@ class TemplateObserver(Observer):
         """Fixed full-view trials (balanced classes) as Gram terms: ll = (G + sd*H - A2/2) / sd^2."""
         rng = np.random.default_rng(derive_seed(self.seed, "observer", "calibration"))
         truth = np.arange(n) % len(self.classes)
-        pick = self.starts[truth] + rng.integers(0, self.counts[truth])
+        pick = self.shown_starts[truth] + rng.integers(0, self.shown_counts[truth])
         z = rng.standard_normal((n, self.A.shape[1]))
-        gram = self.A @ self.A[pick].T  # signal part of <s, E>
+        gram = self.A @ self.shown[pick].T  # signal part of <s, E>
         noise = self.A @ z.T
         return gram, noise, truth
 
