@@ -22,6 +22,8 @@ from .classification import (
     group_z,
     parse_bubble_trials,
 )
+from .metrics import compare_maps, region_auc
+from .permutation import max_statistic_test
 from .stat4ci import (
     cluster_test,
     fwhm_from_sigma,
@@ -35,11 +37,14 @@ __all__ = [
     "ClassificationImage",
     "classification_image",
     "cluster_test",
+    "compare_maps",
     "compute_ci",
     "fwhm_from_sigma",
     "group_z",
     "intrinsic_volumes",
+    "max_statistic_test",
     "parse_bubble_trials",
     "pixel_test",
     "pixel_test_threshold",
+    "region_auc",
 ]

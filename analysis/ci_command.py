@@ -47,6 +47,7 @@ from stimuli.trials import find_trial_files, read_trials, sidecar_path
 
 from .classification import (
     BubbleTrials,
+    CentreDensity,
     ClassificationImage,
     centre_histogram,
     compute_ci,
@@ -142,7 +143,6 @@ def _search_region(spec: str, stim: PreparedSet) -> np.ndarray:
 class _Participant:
     trials: dict[str, BubbleTrials] = field(default_factory=dict)  # condition -> trials
     sessions: list[str] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
 
 
 def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None]
@@ -169,7 +169,6 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
             continue
         person = people.setdefault(tf.participant, _Participant())
         person.sessions.append(tf.session)
-        person.files.append(tf.path)
         conditions = main["condition"].astype(str).to_numpy()
         for condition in np.unique(conditions):
             parts.setdefault(tf.participant, {}).setdefault(condition, []).append(
@@ -253,7 +252,7 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
                 report("", condition, f"condition {condition}", "no participant left after exclusions; no group CI")
             continue
         trials = [people[p].trials[condition] for p in members]
-        density = centre_histogram(np.concatenate([bt.centres for bt in trials]), shape)
+        density = CentreDensity(centre_histogram(np.concatenate([bt.centres for bt in trials]), shape))
         cis: list[ClassificationImage] = []
         for bt in trials:
             cis.append(compute_ci(bt, smooth_px=config.sigma_smooth, z=config.z, centre_density=density,
@@ -326,7 +325,7 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
                  f"clusters Z>{config.cluster_threshold:g} & k>={clu.size_threshold:.0f} px (cyan)")
         name = f"{config.task}_{_safe(condition)}"
         outputs.figures.append(plot_ci(z, background, pix.significant, clu.significant, title,
-                                       out / "figures" / f"ci_group_{name}.png"))
+                                       out / "figures" / f"ci_group_{name}.png", region=region))
         outputs.figures.append(plot_ci_grid(
             [ci.z for ci in cis], [f"sub-{p}" for p in members], background,
             [(ci.z > pix.threshold) & region for ci in cis], out / "figures" / f"ci_participants_{name}.png",

@@ -69,6 +69,7 @@ __all__ = [
     "trial_weights",
     "aperture_sum",
     "centre_histogram",
+    "CentreDensity",
     "aperture_ci",
     "ClassificationImage",
     "compute_ci",
@@ -272,6 +273,48 @@ def centre_histogram(centres: Any, shape: Sequence[int]) -> np.ndarray:
     return flat.reshape(height, width).astype(np.float64)
 
 
+class CentreDensity:
+    """Where bubble centres fall (a sampling density), with its aperture moments cached.
+
+    ``moments(sigma)`` gives ``(E[h], E[h^2])`` maps of one aperture of ``sigma`` whose
+    centre is drawn from the density: the ingredients of the analytic null. Build one per
+    condition and pass it to every participant's :func:`compute_ci`.
+
+    Examples
+    --------
+    >>> density = CentreDensity(np.ones((8, 8)))
+    >>> mean, square = density.moments(2.0)
+    >>> bool((square <= mean).all())
+    True
+    """
+
+    def __init__(self, density: Any, shape: Sequence[int] | None = None, *, centres: Any = None) -> None:
+        if centres is not None:
+            self.shape = _check_shape(shape)
+            self.points = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+            self.mass = np.full(len(self.points), 1.0 / max(len(self.points), 1))
+        else:
+            grid = np.asarray(density, dtype=np.float64)
+            if grid.ndim != 2 or (shape is not None and grid.shape != tuple(shape)):
+                raise InputError(f"centre density must be an (H, W) map on the grid, got shape {grid.shape}")
+            if not np.isfinite(grid).all() or (grid < 0).any() or grid.sum() <= 0:
+                raise InputError("centre density must be finite, non-negative and not all zero")
+            self.shape = grid.shape
+            rr, cc = np.nonzero(grid)
+            self.points = np.column_stack([rr, cc]).astype(np.float64)
+            self.mass = grid[rr, cc] / grid.sum()
+        self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def moments(self, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+        key = float(sigma_px)
+        if key not in self._cache:
+            mean = aperture_sum(self.shape, self.points, key, self.mass)
+            # h^2 is an aperture of sigma / sqrt(2)
+            square = aperture_sum(self.shape, self.points, key / math.sqrt(2.0), self.mass)
+            self._cache[key] = (mean, square)
+        return self._cache[key]
+
+
 def _kernel_groups(bt: BubbleTrials, smooth_px: float) -> list[tuple[float, np.ndarray]]:
     """(kernel sigma, trial mask) for each distinct kernel sqrt(sigma^2 + smooth^2)."""
     smooth = float(smooth_px)
@@ -321,23 +364,20 @@ def _zscore(ci: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 
 def _analytic_moments(bt: BubbleTrials, weights: np.ndarray, smooth_px: float,
-                      centre_density: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                      centre_density: Any) -> tuple[np.ndarray, np.ndarray]:
     if centre_density is None:
-        points, mass = bt.centres, np.full(len(bt.centres), 1.0 / max(len(bt.centres), 1))
+        density = CentreDensity(None, bt.shape, centres=bt.centres)
+    elif isinstance(centre_density, CentreDensity):
+        density = centre_density
     else:
-        density = np.asarray(centre_density, dtype=np.float64)
-        if density.shape != bt.shape:
-            raise InputError(f"centre density {density.shape} and grid {bt.shape} differ in shape")
-        if not np.isfinite(density).all() or (density < 0).any() or density.sum() <= 0:
-            raise InputError("centre density must be finite, non-negative and not all zero")
-        rr, cc = np.nonzero(density)
-        points, mass = np.column_stack([rr, cc]).astype(np.float64), density[rr, cc] / density.sum()
+        density = CentreDensity(centre_density, bt.shape)
+    if density.shape != bt.shape:
+        raise InputError(f"centre density {density.shape} and grid {bt.shape} differ in shape")
     n = bt.n_bubbles.astype(np.float64)
     mean = np.zeros(bt.shape)
     var = np.zeros(bt.shape)
     for sigma, in_group in _kernel_groups(bt, smooth_px):
-        m = aperture_sum(bt.shape, points, sigma, mass)  # E[h(p)]
-        q = aperture_sum(bt.shape, points, sigma / math.sqrt(2.0), mass)  # E[h(p)^2]
+        m, q = density.moments(sigma)  # E[h(p)], E[h(p)^2]
         mean += float(np.sum(weights[in_group] * n[in_group])) * m
         var += float(np.sum(weights[in_group] ** 2 * n[in_group])) * np.clip(q - m**2, 0.0, None)
     return mean, np.sqrt(var)
@@ -361,7 +401,7 @@ def _permutation_moments(bt: BubbleTrials, weights: np.ndarray, smooth_px: float
 
 
 def compute_ci(bt: BubbleTrials, *, smooth_px: float = 0.0, z: str = "analytic",
-               centre_density: np.ndarray | None = None, n_permutations: int = 1000,
+               centre_density: np.ndarray | CentreDensity | None = None, n_permutations: int = 1000,
                seed: int | None = 0, covariate: bool = True, chunk: int = 32) -> ClassificationImage:
     """The CI of parsed trials, its null moments and Z-score.
 
@@ -370,9 +410,9 @@ def compute_ci(bt: BubbleTrials, *, smooth_px: float = 0.0, z: str = "analytic",
     bt : parsed trials (:func:`parse_bubble_trials`).
     smooth_px : extra Gaussian smoothing (sigma, px); 0 keeps the apertures' own smoothing.
     z : ``"analytic"`` or ``"permutation"`` (see the module docstring).
-    centre_density : (H, W) sampling density of bubble centres for the analytic null;
-        None estimates it from ``bt``'s own centres (pass a pooled :func:`centre_histogram`
-        to share one estimate across participants).
+    centre_density : sampling density of bubble centres for the analytic null, an (H, W)
+        map or a :class:`CentreDensity`; None estimates it from ``bt``'s own centres (pass
+        one ``CentreDensity(centre_histogram(...))`` pooled over participants to share it).
     n_permutations, seed : for ``z="permutation"``.
     covariate : regress accuracy on the number of bubbles when it varies.
     """

@@ -56,13 +56,16 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 
 def plot_ci(z: np.ndarray, background: np.ndarray | None, pixel_sig: np.ndarray | None,
-            cluster_sig: np.ndarray | None, title: str, path: str | os.PathLike) -> Path:
+            cluster_sig: np.ndarray | None, title: str, path: str | os.PathLike, *,
+            region: np.ndarray | None = None) -> Path:
     """One Z map over ``background`` (grey, [0, 1]) with pixel-test (yellow) and
-    cluster-test (cyan) areas outlined; written as PNG to ``path``."""
+    cluster-test (cyan) areas outlined, and the search ``region`` dashed; written as PNG."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     limit = max(3.0, float(np.nanmax(np.abs(z))))
     image = _draw(ax, z, background, limit, pixel_sig, cluster_sig)
+    if region is not None and region.any() and not region.all():
+        ax.contour(region.astype(float), levels=[0.5], colors=["white"], linewidths=0.8, linestyles="dashed")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Z")
     ax.set_title(title, fontsize=9)
     try:
