@@ -159,6 +159,13 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
             main = table[table["phase"] == "main"]
             if len(main) == 0:
                 raise InputError(f"{tf.path}: no main-phase trials")
+            unanswered = main["correct"].isna()
+            if unanswered.any():  # e.g. a session cut off mid-trial: keep the answered trials
+                report(tf.participant, "", str(tf.path),
+                       f"{tf.path}: {int(unanswered.sum())} main trial(s) without a 'correct' value (n/a) left out")
+                main = main[~unanswered]
+                if len(main) == 0:
+                    continue
             missing_condition = main["condition"].isna()
             if missing_condition.any():
                 line = int(main.index[missing_condition][0]) + 2

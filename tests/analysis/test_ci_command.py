@@ -103,8 +103,14 @@ def test_bad_files_are_reported_and_the_rest_is_produced(tmp_path, tiny_set, cap
     lines = broken.read_text().splitlines()
     lines[5] = lines[5].replace("[[", "[[x", 1)  # line 6 of the file
     broken.write_text("\n".join(lines) + "\n")
-    # zero trials in a condition (only random trials) and too few trials
-    session(data, "06", seed=22, guided=0)
+    # zero trials in a condition (only random trials), with two unanswered trials; too few trials
+    unanswered = session(data, "06", seed=22, guided=0)
+    lines = unanswered.read_text().splitlines()
+    for i in (10, 11):
+        cells = lines[i].split("\t")
+        cells[7] = "n/a"  # the correct column
+        lines[i] = "\t".join(cells)
+    unanswered.write_text("\n".join(lines) + "\n")
     session(data, "07", seed=23, trials=20)
     out = tmp_path / "out"
     assert main(ci_args(data, results, name, out)) == 0
@@ -115,14 +121,17 @@ def test_bad_files_are_reported_and_the_rest_is_produced(tmp_path, tiny_set, cap
     assert "sub-05_ses-1_task-gender_beh.tsv, line 6: cannot parse bubble centres" in text
     assert "sub-06 condition guided: no main trials in this condition; excluded" in text
     assert "sub-07 condition random: 20 trials, fewer than the minimum 50; excluded" in text
-    assert len(err) == 4  # one line each
+    assert "sub-06_ses-1_task-gender_beh.tsv: 2 main trial(s) without a 'correct' value (n/a) left out" in text
+    assert len(err) == 5  # one line each
     exclusions = pd.read_csv(out / "tables" / "ci_exclusions.csv", dtype={"participant": str})
-    assert len(exclusions) == 4 and set(exclusions.participant) == {"04", "05", "06", "07"}
+    assert len(exclusions) == 5 and set(exclusions.participant) == {"04", "05", "06", "07"}
     with np.load(out / "maps" / "ci_group_gender_random.npz") as maps:
         assert maps["participants"].tolist() == ["01", "02", "03", "06"]
     with np.load(out / "maps" / "ci_group_gender_guided.npz") as maps:
         assert maps["participants"].tolist() == ["01", "02", "03", "07"]
-    assert len(read_provenance(out)["problems"]) == 4
+    assert len(read_provenance(out)["problems"]) == 5
+    participants = pd.read_csv(out / "tables" / "ci_participants.csv", dtype={"participant": str})
+    assert participants.set_index(["participant", "condition"]).loc[("06", "random"), "n_trials"] == 148
 
 
 def test_require_all_conditions_excludes_everywhere(tmp_path, good_data, tiny_set):
