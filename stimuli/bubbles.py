@@ -19,12 +19,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import InputError
 
@@ -90,6 +93,29 @@ def _check_centres(centres: Any, shape: tuple[int, int]) -> np.ndarray:
     return array
 
 
+@functools.lru_cache(maxsize=64)
+def _gaussian_rows(length: int, sigma: float) -> np.ndarray:
+    """Read-only (length, length) view: row ``length - 1 - p`` is the profile centred at pixel p.
+
+    One table of exp(-d^2 / (2 sigma^2)) for d = -(length - 1) .. length - 1, seen through
+    a sliding window, so a whole-pixel profile is a row copy instead of ``length`` exps.
+    """
+    distance = np.arange(-(length - 1), length, dtype=np.float64)
+    table = np.exp((-0.5 / sigma**2) * distance**2)
+    table.flags.writeable = False
+    return sliding_window_view(table, length)
+
+
+def _profiles(positions: np.ndarray, length: int, sigma: float) -> np.ndarray:
+    """(n, length) Gaussian profiles centred at ``positions`` along one axis."""
+    whole = positions.astype(np.int64)
+    if np.array_equal(whole, positions):
+        # whole-pixel centres (what the samplers draw): the same numbers as the formula
+        # below, bit for bit, from a cached table
+        return _gaussian_rows(length, sigma)[(length - 1) - whole]
+    return np.exp((-0.5 / sigma**2) * (np.arange(length)[None, :] - positions[:, None]) ** 2)
+
+
 def aperture_profiles(
     shape: Sequence[int], centres: Any, sigma_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,10 +127,27 @@ def aperture_profiles(
     height, width = _check_shape(shape)
     sigma = _check_sigma(sigma_px)
     points = _check_centres(centres, (height, width))
-    scale = -0.5 / sigma**2
-    rows = np.exp(scale * (np.arange(height)[None, :] - points[:, :1]) ** 2)
-    cols = np.exp(scale * (np.arange(width)[None, :] - points[:, 1:]) ** 2)
-    return rows, cols
+    return _profiles(points[:, 0], height, sigma), _profiles(points[:, 1], width, sigma)
+
+
+_BLAS = None
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    """Run the mask's matrix product on the calling thread.
+
+    A (H, n) @ (n, W) product takes ~0.3 ms on one core, but BLAS splits it over threads and
+    on a busy machine (other processes, PsychoPy's own threads) waiting for them costs 10-30x.
+    """
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            _BLAS = False
+    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
 
 
 def bubbles_mask(
@@ -133,7 +176,8 @@ def bubbles_mask(
         return np.zeros((height, width), dtype=np.float32)
     if merge == "sum":
         # separable: sum_i r_i(y) c_i(x) is one (H, n) @ (n, W) product, float64 then rounded
-        total = rows.T @ cols
+        with _one_blas_thread():
+            total = rows.T @ cols
         np.minimum(total, 1.0, out=total)
         return total.astype(np.float32)
     # prob: multiply (1 - g_i) inside each aperture's window, where g_i > 1e-12
