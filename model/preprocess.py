@@ -17,10 +17,42 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_model_input"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "resize_grey", "normalise_grey", "to_model_input"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_grey(
+    images: np.ndarray | torch.Tensor,
+    input_size: int,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Grey images (N, H, W) or (H, W) -> float32 (N, S, S), resized bilinear with antialias.
+
+    The first half of :func:`to_model_input` (training augments between the two halves).
+    """
+    x = images if torch.is_tensor(images) else torch.from_numpy(np.asarray(images, dtype=np.float32))
+    x = x.to(dtype=torch.float32, device=device)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"expected grey images (N, H, W), got shape {tuple(x.shape)}")
+    if tuple(x.shape[-2:]) != (input_size, input_size):
+        x = F.interpolate(x[:, None], size=(input_size, input_size), mode="bilinear",
+                          align_corners=False, antialias=True)[:, 0]
+    return x
+
+
+def normalise_grey(x: torch.Tensor) -> torch.Tensor:
+    """Grey (N, S, S) in [0, 1] -> (N, 3, S, S), repeated to RGB and ImageNet-normalised.
+
+    The second half of :func:`to_model_input`.
+    """
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x[:, None].expand(-1, 3, -1, -1) - mean) / std
 
 
 def to_model_input(
@@ -41,18 +73,4 @@ def to_model_input(
     device
         Where the returned tensor lives (default: where ``images`` is, CPU for numpy).
     """
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if not torch.is_tensor(images)
-                        else images, dtype=torch.float32)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise ValueError(f"expected grey images (N, H, W), got shape {tuple(x.shape)}")
-    if device is not None:
-        x = x.to(device)
-    x = x[:, None]
-    if tuple(x.shape[-2:]) != (input_size, input_size):
-        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear",
-                          align_corners=False, antialias=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x.expand(-1, 3, -1, -1) - mean) / std
+    return normalise_grey(resize_grey(images, input_size, device=device))

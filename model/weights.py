@@ -53,7 +53,9 @@ __all__ = [
     "onnx_vgg16_state_dict",
     "torchvision_cached_file",
     "imagenet_state_dict",
+    "safe_load",
     "read_state_dict",
+    "check_compatible",
     "load_compatible",
 ]
 
@@ -184,6 +186,23 @@ def imagenet_state_dict(source: str = "auto", *, batch_norm: bool = False,
     return read_state_dict(path), {"source": "file", "file": str(path), "sha256": file_sha256(path)}
 
 
+def safe_load(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; a pickled object or unreadable file is an
+    InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(f"{path}: refused: holds pickled objects, not plain tensors (loading with "
+                         f"weights_only=True rejects them: {first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable torch weights file "
+                         f"({str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__})") from None
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state_dict file with ``weights_only=True``; anything else is an InputError.
 
@@ -192,16 +211,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     ``{"model": ...}`` wrapper is unwrapped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: weights file not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise InputError(f"{path}: refused: not a plain state_dict (loading with weights_only=True "
-                         f"rejects pickled objects: {first[:160]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise InputError(f"{path}: not a readable torch weights file ({str(error).splitlines()[0][:160]})") from None
+    data = safe_load(path)
     for wrapper in ("state_dict", "model"):
         if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
             data = data[wrapper]
@@ -211,27 +221,26 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(data)
 
 
-def load_compatible(
-    net: nn.Module,
+def check_compatible(
+    own: Mapping[str, torch.Tensor],
     state: Mapping[str, torch.Tensor],
     *,
     where: str,
     skip: tuple[str, ...] = (),
     allow_missing: tuple[str, ...] = (),
     describe: str = "this architecture",
-) -> list[str]:
-    """Copy ``state`` into ``net``, refusing a state_dict made for another architecture.
+) -> dict[str, torch.Tensor]:
+    """Refuse a state_dict made for another architecture; return the entries to load.
 
-    Keys starting with a prefix in ``skip`` are ignored (e.g. the old head). Keys of ``net``
-    starting with a prefix in ``allow_missing`` may be absent (they keep their init). Any other
-    missing or unexpected key, or a shape mismatch, is an InputError naming ``where``.
-    Returns the names of ``net``'s entries that were not loaded.
+    ``own`` is the target's ``state_dict()``. Keys starting with a prefix in ``skip`` are
+    ignored (e.g. the old head). Keys of ``own`` starting with a prefix in ``allow_missing``
+    may be absent. Any other missing or unexpected key, or a shape mismatch, is an InputError
+    naming ``where``.
     """
-    own = net.state_dict()
-    state = {k: v for k, v in state.items() if not k.startswith(skip)}
+    state = {k: v for k, v in state.items() if not k.startswith(skip)} if skip else dict(state)
     unexpected = sorted(k for k in state if k not in own)
-    needed = [k for k in own if not k.startswith(skip) and not k.startswith(allow_missing)]
-    missing = [k for k in needed if k not in state]
+    missing = [k for k in own if k not in state and not k.startswith(skip)
+               and not (allow_missing and k.startswith(allow_missing))]
     if unexpected or missing:
         parts = []
         if missing:
@@ -243,6 +252,25 @@ def load_compatible(
         if tuple(value.shape) != tuple(own[key].shape):
             raise InputError(f"{where}: not a checkpoint for {describe} ('{key}' has shape "
                              f"{tuple(value.shape)}, expected {tuple(own[key].shape)})")
+    return state
+
+
+def load_compatible(
+    net: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    where: str,
+    skip: tuple[str, ...] = (),
+    allow_missing: tuple[str, ...] = (),
+    describe: str = "this architecture",
+) -> list[str]:
+    """Copy the compatible ``state`` into ``net`` (see :func:`check_compatible`).
+
+    Returns the names of ``net``'s entries that were not loaded (they keep their init).
+    """
+    own = net.state_dict()
+    state = check_compatible(own, state, where=where, skip=skip, allow_missing=allow_missing,
+                             describe=describe)
     with torch.no_grad():
         for key, value in state.items():
             own[key].copy_(value)

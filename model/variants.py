@@ -1,0 +1,181 @@
+"""Trained variants on disk: their folders, and loading one for inference.
+
+``<results>/models/<variant>/`` holds ``model.pt`` (a state_dict, read with
+``weights_only=True``), ``config.yaml`` (the resolved :class:`model.config.VariantConfig`),
+``metrics.json``, ``split.csv`` and ``provenance.json``. The folder appears all at once when
+training ends; an interrupted run keeps its checkpoint in ``<results>/models/.<variant>.resume/``.
+
+Examples
+--------
+>>> variant = load_variant("vgg16-imagenet-gender-s0", results="results")    # doctest: +SKIP
+>>> variant.classes, variant.input_size                                      # doctest: +SKIP
+(['female', 'male'], 64)
+>>> variant.predict_logits(stimuli.images).shape                            # doctest: +SKIP
+(400, 2)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from stimuli.configfile import from_dict
+from stimuli.errors import InputError
+
+from .architecture import build_vgg16
+from .config import VariantConfig, VariantSpec, expand_grid, load_grid, parse_variant
+from .device import select_device
+from .preprocess import to_model_input
+from .weights import check_compatible, read_state_dict
+
+__all__ = [
+    "models_dir",
+    "variant_dir",
+    "resume_dir",
+    "is_trained",
+    "packaged_configs",
+    "find_config",
+    "train_command",
+    "read_variant_config",
+    "LoadedVariant",
+    "load_variant",
+]
+
+_FILES = ("model.pt", "config.yaml", "metrics.json", "provenance.json")
+
+
+def models_dir(results: str | os.PathLike = "results") -> Path:
+    return Path(results) / "models"
+
+
+def variant_dir(name: str, results: str | os.PathLike = "results") -> Path:
+    return models_dir(results) / name
+
+
+def resume_dir(name: str, results: str | os.PathLike = "results") -> Path:
+    """Where an unfinished run keeps its checkpoint (hidden, so listings show finished variants)."""
+    return models_dir(results) / f".{name}.resume"
+
+
+def is_trained(name: str, results: str | os.PathLike = "results") -> bool:
+    folder = variant_dir(name, results)
+    return all((folder / f).is_file() for f in _FILES)
+
+
+def packaged_configs() -> list[Path]:
+    """The grid YAMLs shipped in ``model/configs``."""
+    folder = Path(str(resources.files("model") / "configs"))
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+@cache
+def _grid_names(path: str) -> tuple[str, ...]:
+    try:
+        return tuple(v.variant for v in expand_grid(load_grid(path), path))
+    except InputError:
+        return ()
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def find_config(variant: str) -> str | None:
+    """The packaged grid YAML that makes ``variant`` (as a path to type), if any."""
+    for path in packaged_configs():
+        if variant in _grid_names(str(path)):
+            return _shown(path)
+    return None
+
+
+def train_command(variant: str, results: str | os.PathLike = "results", config: str | None = None) -> str:
+    """The exact command that trains ``variant`` (for error messages)."""
+    config = config or find_config(variant) or "CONFIG.yaml"
+    out = "" if str(results) == "results" else f" --out {results}"
+    return f"python -m model train {config} --only {variant}{out}"
+
+
+def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
+    """A variant folder's ``config.yaml``, validated."""
+    path = Path(folder) / "config.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
+    return from_dict(VariantConfig, data if isinstance(data, dict) else {}, str(path))
+
+
+@dataclass
+class LoadedVariant:
+    """A trained variant ready for inference: ``net`` in eval mode on ``device``."""
+
+    net: nn.Module
+    spec: VariantSpec
+    config: dict[str, Any]
+    classes: list[str]
+    task: str  # what the output layer classifies: gender or identity
+    input_size: int
+    device: torch.device
+    folder: Path = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def to_input(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Grey stimuli (N, H, W) in [0, 1] -> the normalised model input on ``device``."""
+        return to_model_input(images, self.input_size, device=self.device)
+
+    def predict_logits(self, images: np.ndarray | torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        """Logits (N, C) of grey stimuli (N, H, W) in [0, 1]."""
+        images = images if torch.is_tensor(images) else np.asarray(images, dtype=np.float32)
+        if images.ndim == 2:
+            images = images[None]
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                out.append(self.net(self.to_input(images[start:start + batch_size])).float().cpu())
+        if not out:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return torch.cat(out).numpy()
+
+
+def load_variant(name: str, results: str | os.PathLike = "results",
+                 device: str | torch.device | None = None) -> LoadedVariant:
+    """Load trained variant ``name`` from ``<results>/models/`` in eval mode.
+
+    A variant that does not exist (or is unfinished) is an InputError holding the exact
+    ``python -m model train ... --only <name>`` command that makes it.
+    """
+    spec = parse_variant(name)
+    folder = variant_dir(name, results)
+    if not is_trained(name, results):
+        state = "is unfinished (its checkpoint is in " + str(resume_dir(name, results)) + ")" \
+            if resume_dir(name, results).is_dir() else f"is not trained ({folder} not found)"
+        raise InputError(f"variant {name} {state}; train it with: {train_command(name, results)}")
+    config = read_variant_config(folder)
+    if config.variant != name or not config.classes:
+        raise InputError(f"{folder / 'config.yaml'}: does not describe a trained {name}")
+    device = select_device(device)
+    state = read_state_dict(folder / "model.pt")
+    with torch.device("meta"):  # no time spent on a random init that is overwritten at once
+        net = build_vgg16(len(config.classes), width=spec.width, batch_norm=spec.batch_norm,
+                          dropout=config.train.dropout)
+    check_compatible(net.state_dict(), state, where=str(folder / "model.pt"),
+                     describe=f"{name} ({len(config.classes)} classes)")
+    net.load_state_dict(state, strict=True, assign=True)
+    net = net.to(device).eval()
+    return LoadedVariant(net=net, spec=spec, config=config.as_dict(), classes=list(config.classes),
+                         task=spec.label_task, input_size=config.input_size, device=device, folder=folder)
