@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ class Display(Observer):
     kind = "human"
     batch = 1
 
-    def __init__(self, task: Any, *, windowed: bool = False, capture: str | os.PathLike | None = None) -> None:
+    def __init__(self, task: Any, *, windowed: bool = False, capture: str | os.PathLike | None = None,
+                 origin_unix: float | None = None) -> None:
         config = task.config
         self.task = task
         self.config = config
@@ -84,6 +86,8 @@ class Display(Observer):
         self.feedback = visual.TextStim(self.win, text="", height=1.0, colorSpace="rgb", autoLog=False)
         self.images: list[visual.ImageStim] = []
         self.session_clock = core.Clock()
+        # onsets count from the session's first start, also after a resume (wall-clock origin)
+        self.origin = 0.0 if origin_unix is None else time.time() - float(origin_unix)
         self.rt_clock = core.Clock()
         self.blank_clock = core.Clock()  # time since the current blank (inter-trial interval) began
         self.capture = Path(capture) if capture else None
@@ -185,7 +189,7 @@ class Display(Observer):
         onset: dict[str, float] = {}
         event.clearEvents(eventType="keyboard")
         self.win.callOnFlip(self.rt_clock.reset)
-        self.win.callOnFlip(lambda: onset.setdefault("t", self.session_clock.getTime()))
+        self.win.callOnFlip(lambda: onset.setdefault("t", self.origin + self.session_clock.getTime()))
         dropped = self.win.nDroppedFrames
         for frame in range(timing.stimulus_frames):
             for stim in stims:

@@ -30,7 +30,6 @@ with the largest logit (other classes of the variant are ignored: a k-alternativ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -39,21 +38,10 @@ from stimuli.errors import InputError
 from stimuli.regions import region_mask
 
 from .sequence import derive_seed
-from .task import Response, Trial
+from .task import Response, Trial, one_blas_thread
 
 __all__ = ["Observer", "TemplateObserver", "ModelObserver", "parse_observer", "make_observer"]
 
-
-@lru_cache(maxsize=1)
-def _blas():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def _one_blas_thread():
-    """Small matrix-vector products run 30-50x faster on one BLAS thread than on a busy pool."""
-    return _blas().limit(limits=1, user_api="blas")
 
 
 class Observer:
@@ -149,7 +137,7 @@ class TemplateObserver(Observer):
         self.log_counts = np.log(counts)
         self.seed = int(seed)
         self.full_view_accuracy = float(full_view_accuracy)
-        with _one_blas_thread():
+        with one_blas_thread():
             if noise_sd is None:
                 noise_sd = self._calibrate(self.full_view_accuracy)
             self.noise_sd = float(noise_sd)
@@ -174,7 +162,7 @@ class TemplateObserver(Observer):
 
     def respond(self, trials: Sequence[Trial]) -> list[Response]:
         responses = []
-        with _one_blas_thread():
+        with one_blas_thread():
             for trial in trials:
                 evidence = self.evidence(trial.images[0], trial.payload.get("mask"), self.noise_for(trial.number))
                 responses.append(Response(self.classes[int(np.argmax(evidence))]))

@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from .config import load_experiment, paradigms
 from .observers import Observer, make_observer, parse_observer
 from .sequence import new_seed
 from .session import SessionFiles, format_value, update_participants
-from .task import NA, QuitRequested, Task
+from .task import NA, QuitRequested, Task, one_blas_thread
 
 __all__ = ["SessionResult", "load_task", "run_session", "build_parser", "main"]
 
@@ -199,10 +200,11 @@ def run_session(
     task.restore(done.replace(NA, np.nan))
 
     # every check is done: from here on, windows open and files are written
+    origin = time.time() if sidecar is None else sidecar.get("Session", {}).get("started_unix")
     if isinstance(observer, Observer):
         answerer = observer
     elif human:
-        answerer = _open_display(task, windowed=windowed, capture=capture)
+        answerer = _open_display(task, windowed=windowed, capture=capture, origin_unix=origin)
     else:
         answerer = make_observer(spec, task, seed=seed, results=str(results))
 
@@ -225,13 +227,15 @@ def run_session(
             "GitCommit": git_commit(),
             **task.sidecar(),
             "Session": {"participant": files.participant, "session": files.session, "started": started,
-                        "status": "running", "trials_planned": len(plan), "resumes": []},
+                        "started_unix": origin, "status": "running", "trials_planned": len(plan),
+                        "resumes": []},
         }
         files.create(list(task.columns()), sidecar)
     else:
         sidecar["Session"]["resumes"].append({
             "time": started, "at_trial": n_done + 1, "command": command if command is not None else sys.argv,
             "software": package_versions(), "git_commit": git_commit(),
+            "screen": answerer.describe().get("screen"),
             "torn_line_dropped": torn.decode("utf-8", errors="replace") or None,
         })
         sidecar["Session"]["status"] = "running"
@@ -260,7 +264,8 @@ def run_session(
                 else:
                     answerer.message(_text(texts.block_break, done=previous["block"], blocks=n_blocks,
                                            keys=task.key_help()))
-            trials = [task.prepare(row) for row in group]
+            with one_blas_thread():
+                trials = [task.prepare(row) for row in group]
             for trial, response in zip(trials, answerer.respond(trials)):
                 files.append(task.record(trial, response))
                 n_done += 1

@@ -1,0 +1,219 @@
+"""PsychoPy sessions on a virtual screen (Xvfb), answered with real X key presses (xdotool).
+
+Each test starts its own Xvfb and runs ``python -m experiments run`` in its own process, as an
+experimenter would; the test presses keys as a participant would and reads the trial file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments.run import load_task
+from experiments.staircase import Quest, bubbles_for_intensity, intensity_for_bubbles
+from stimuli.bubbles import compose, mask_from_trial
+from stimuli.prepared import load_prepared_set
+from stimuli.trials import read_trials
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.display,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
+                       reason="needs Xvfb and xdotool (apt-get install xvfb xdotool; .ci/run does)"),
+]
+
+
+@pytest.fixture
+def screen():
+    """A fresh Xvfb display (its number chosen by Xvfb itself)."""
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                              pass_fds=[write], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    with os.fdopen(read, "rb") as pipe:
+        while not number.endswith(b"\n"):
+            chunk = pipe.read(1)
+            if not chunk:
+                break
+            number += chunk
+    assert number.strip(), "Xvfb did not start"
+    yield f":{number.decode().strip()}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+class Participant:
+    """Runs a session in its own process on ``display`` and answers it through the X keyboard."""
+
+    def __init__(self, display: str, config: Path, results: Path, root: Path, *extra: str) -> None:
+        self.env = {**os.environ, "DISPLAY": display}
+        self.trial_file = root / "sub-p1" / "ses-1" / "beh" / "sub-p1_ses-1_task-gender_beh.tsv"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "experiments", "run", str(config), "--participant", "p1", "--session", "1",
+             "--windowed", "--results", str(results), "--data-root", str(root), *extra],
+            cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pressed: list[str] = []
+        window = self.xdotool("search", "--sync", "--onlyvisible", "--name", "PsychoPy", timeout=120).split()[0]
+        for _ in range(40):  # the window may be mapped a moment before it can take the focus
+            if self._try("windowfocus", "--sync", window):
+                return
+            time.sleep(0.25)
+        raise AssertionError("could not focus the PsychoPy window")
+
+    def _try(self, *args: str) -> bool:
+        try:
+            self.xdotool(*args, timeout=5)
+            return True
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            return False
+
+    def xdotool(self, *args: str, timeout: float = 20) -> str:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the session ended early: {self.process.stderr.read()}")
+        return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, check=True,
+                              timeout=timeout).stdout
+
+    def rows(self) -> int:
+        if not self.trial_file.exists():
+            return 0
+        return self.trial_file.read_bytes().count(b"\n") - 1
+
+    def answer(self, key: str, patience: float = 60) -> None:
+        """Press ``key`` once the trial asks for it: retry until its row is on disk."""
+        before = self.rows()
+        deadline = time.time() + patience
+        while time.time() < deadline:
+            self.xdotool("key", "space")  # leaves an instruction or break screen; ignored in a trial
+            self.xdotool("key", key)
+            waited = time.time() + 1.5
+            while time.time() < waited:
+                if self.rows() > before:
+                    assert self.rows() == before + 1, "one key press answered more than one trial"
+                    self.pressed.append(key)
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"no trial was answered by '{key}' within {patience} s")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        try:
+            _, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        return self.process.returncode, err
+
+
+def _config(make_config, trials: int, practice: int, feedback: bool = True) -> Path:
+    return make_config({"feedback": feedback, "seed": 31,
+                        "design": {"trials_per_block": trials, "practice_trials": practice},
+                        "timing": {"fixation_frames": 2, "stimulus_frames": 4, "iti_frames": 2,
+                                   "feedback_frames": 2}})
+
+
+def _check_answers(table, pressed):
+    assert list(table.response_key) == pressed
+    assert list(table.response) == [{"f": "female", "j": "male"}[k] for k in pressed]
+    assert ((table.response == table.truth).astype(int) == table.correct).all()
+    assert (table.rt_s > 0).all() and table.rt_s.notna().all() and table.onset_s.is_monotonic_increasing
+    assert (table.dropped_frames >= 0).all()
+
+
+def test_session_on_screen_with_real_key_presses(screen, make_config, results, tmp_path):
+    config = _config(make_config, trials=5, practice=2)
+    capture = tmp_path / "shots"
+    person = Participant(screen, config, results, tmp_path / "data", "--capture", str(capture))
+    keys = ["f", "j", "j", "f", "f", "j", "f"]
+    for key in keys:
+        person.answer(key)
+    code, err = person.finish()
+    assert code == 0, err
+    table = read_trials(person.trial_file)
+    assert list(table.trial) == list(range(1, 8)) and list(table.phase) == ["practice"] * 2 + ["main"] * 5
+    _check_answers(table, keys)
+    sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
+    assert sidecar["Observer"]["kind"] == "human" and sidecar["Session"]["status"] == "complete"
+    shown_px = sidecar["Screen"]["stimulus_px"]
+    assert sidecar["Screen"]["keyboard"].startswith("psychopy.event.getKeys")
+
+    # the screenshot of each stimulus is the stimulus rebuilt from its row (row 0 at the top)
+    stim = load_prepared_set("orl32", results)
+    for _, row in table.iterrows():
+        shot = np.asarray(Image.open(capture / f"trial-{row.trial:04d}.png").convert("L"), dtype=np.float64) / 255
+        h, w = shot.shape
+        half = shown_px / 2
+        crop = shot[int(round(h / 2 - half)):int(round(h / 2 + half)), int(round(w / 2 - half)):int(round(w / 2 + half))]
+        seen = np.asarray(Image.fromarray(crop).resize(stim.shape[::-1], Image.BILINEAR))
+        rebuilt = compose(stim.image(row.stimulus_id), mask_from_trial(row, stim.shape), stim.background)
+        other = compose(stim.image(row.stimulus_id)[::-1], mask_from_trial(row, stim.shape), stim.background)
+        match = np.corrcoef(seen.ravel(), rebuilt.ravel())[0, 1]
+        assert match > 0.9 and match > np.corrcoef(seen.ravel(), other.ravel())[0, 1] + 0.1
+        assert np.abs(seen - rebuilt).mean() < 0.03
+
+
+def test_escape_sigkill_and_resume_on_screen(screen, make_config, results, tmp_path):
+    config = _config(make_config, trials=8, practice=0, feedback=False)
+    root = tmp_path / "data"
+    person = Participant(screen, config, results, root)
+    person.answer("f")
+    person.answer("j")
+    person.xdotool("key", "Escape")
+    code, err = person.finish()
+    assert code == 0 and "session stopped after 2 of 8 trials" in err and "--resume" in err
+    sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
+    assert sidecar["Session"]["status"] == "stopped"
+    pressed = list(person.pressed)
+
+    # without --resume: refused, nothing touched
+    before = person.trial_file.read_bytes()
+    refused = subprocess.run([sys.executable, "-m", "experiments", "run", str(config), "--participant", "p1",
+                              "--session", "1", "--windowed", "--results", str(results), "--data-root", str(root)],
+                             cwd=REPO, env={**os.environ, "DISPLAY": screen}, capture_output=True, text=True)
+    assert refused.returncode == 2 and "exists already; add --resume" in refused.stderr
+    assert person.trial_file.read_bytes() == before
+
+    person = Participant(screen, config, results, root, "--resume")
+    person.answer("j")
+    person.answer("f")
+    person.answer("f")
+    os.kill(person.process.pid, signal.SIGKILL)
+    person.process.wait()
+    pressed += person.pressed
+    table = read_trials(person.trial_file)
+    assert list(table.trial) == [1, 2, 3, 4, 5]  # every answered trial is on disk and parses
+    _check_answers(table, pressed)
+
+    person = Participant(screen, config, results, root, "--resume")
+    for key in ["j", "f", "j"]:
+        person.answer(key)
+    code, err = person.finish()
+    assert code == 0, err
+    pressed += person.pressed
+    table = read_trials(person.trial_file)
+    assert list(table.trial) == list(range(1, 9))  # no trial missing, none twice
+    _check_answers(table, pressed)
+    # the same sequence as the recorded seed gives, and the staircase continued across the breaks
+    task = load_task(config, results)
+    plan = task.plan(31)
+    assert list(table.stimulus_id) == [r["stimulus_id"] for r in plan]
+    assert list(table.mask_seed) == [r["mask_seed"] for r in plan]
+    for i in range(1, 8):
+        history = [(intensity_for_bubbles(n), c) for n, c in zip(table.n_bubbles[:i], table.correct[:i])]
+        expected = bubbles_for_intensity(Quest.replay(task.quest_params, history).next_intensity(), 1,
+                                         task.max_bubbles)
+        assert table.n_bubbles[i] == expected
+    sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
+    assert [r["at_trial"] for r in sidecar["Session"]["resumes"]] == [3, 6]
+    assert sidecar["Session"]["status"] == "complete"
