@@ -286,6 +286,7 @@ def prepare_faces(
     background = mean if background is None else float(background)
     if not 0 <= background <= 1:
         raise InputError(f"background grey {background!r} must lie in [0, 1]")
+    ids = stimulus_ids(list(faces.table.image))  # a clash fails before any work
     stack = np.empty((len(faces), size, size), dtype=np.float32)
     shapes = set()
     for i in tqdm(range(len(faces)), desc="prepare", unit="face", disable=not progress):
@@ -304,7 +305,7 @@ def prepare_faces(
     np.clip(stack, 0.0, 1.0, out=stack)
     table = faces.table
     manifest = pd.DataFrame({
-        "stimulus_id": stimulus_ids(list(table.image)),
+        "stimulus_id": ids,
         "identity": table.identity.to_numpy(),
         "gender": table.gender.to_numpy(),
         "source": [str(faces.path(i)) for i in range(len(faces))],
