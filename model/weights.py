@@ -195,9 +195,14 @@ def safe_load(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise InputError(f"{path}: refused: holds pickled objects, not plain tensors (loading with "
-                         f"weights_only=True rejects them: {first[:160]})") from None
+        # torch's message is long; keep the unpickler's own reason
+        detail = str(error).split("WeightsUnpickler error:", 1)[-1].strip()
+        detail = detail.splitlines()[0].split(". Please")[0].strip() if detail else type(error).__name__
+        if "Unsupported global" in detail:
+            raise InputError(f"{path}: refused: it holds a pickled object ({detail.removeprefix('Unsupported global: ')}); "
+                             "only plain tensors load (weights_only=True), so no code from it ran; save "
+                             "a state_dict (net.state_dict()) instead") from None
+        raise InputError(f"{path}: not a readable torch weights file ({detail[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable torch weights file "
                          f"({str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__})") from None
