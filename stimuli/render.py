@@ -66,7 +66,16 @@ def mask_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0])
 
 
-def _sampling_weights(
+def _relevance_map(relevance: RelevanceMaps, source: RelevanceSource, stimulus_id: str,
+                   cache: dict[str, Any]) -> np.ndarray:
+    if source == "mean":
+        if "mean map" not in cache:
+            cache["mean map"] = relevance.mean_map()
+        return cache["mean map"]
+    return relevance.by_id(stimulus_id)
+
+
+def _centre_sampler(
     prepared: PreparedSet,
     mode: Mode,
     sigma_px: float,
@@ -74,24 +83,32 @@ def _sampling_weights(
     *,
     source: RelevanceSource,
     strength: float,
-    within: str,
+    region: np.ndarray | None,
     stimulus_id: str,
     cache: dict[str, Any],
-) -> np.ndarray | None:
-    """Centre weights for one stimulus (None: uniform over the image)."""
-    region = prepared.aperture if within == "aperture" else None
-    if mode in ("random", "topk"):
-        return region
-    assert relevance is not None
-    key = "mean" if source == "mean" else stimulus_id
-    if key not in cache:
+) -> CentreSampler:
+    """The centre sampler of one stimulus (uniform for random and topk).
+
+    Shared samplers (uniform, set-average map) are built once; a per-image one each time,
+    since face ``k`` comes back only after all the others.
+    """
+    key = "uniform" if mode in ("random", "topk") else ("mean" if source == "mean" else None)
+    if key in cache:
+        return cache[key]
+    if key == "uniform":
+        sampler = CentreSampler(prepared.shape, region)
+    else:
+        assert relevance is not None
         variant = relevance.meta.get("variant", "?")
         name = (f"mean relevance of {variant}" if source == "mean"
                 else f"relevance of {stimulus_id} ({variant})")
-        relevance_map = relevance.mean_map() if source == "mean" else relevance.by_id(stimulus_id)
-        cache[key] = guidance_density(relevance_map, sigma_px, strength=strength, mode=mode,
-                                      region=region, shape=prepared.shape, name=name)
-    return cache[key]
+        density = guidance_density(_relevance_map(relevance, source, stimulus_id, cache), sigma_px,
+                                   strength=strength, mode=mode, region=region, shape=prepared.shape,
+                                   name=name)
+        sampler = CentreSampler(prepared.shape, density)
+    if key is not None:
+        cache[key] = sampler
+    return sampler
 
 
 def render_stimuli(
@@ -149,6 +166,7 @@ def render_stimuli(
         raise InputError(f"--count {count}: render at least one stimulus")
     ids = prepared.manifest.stimulus_id.tolist()
     variant = relevance.meta.get("variant", "") if relevance is not None else ""
+    region = prepared.aperture if within == "aperture" else None
     cache: dict[str, Any] = {}
     out = np.empty((count, *prepared.shape), dtype=np.float32)
     rows = []
@@ -156,16 +174,14 @@ def render_stimuli(
         sid = ids[k % len(ids)]
         seed_k = mask_seed(seed, k)
         rng = np.random.default_rng(seed_k)
-        weights = _sampling_weights(prepared, mode, sigma, relevance, source=source, strength=strength,
-                                    within=within, stimulus_id=sid, cache=cache)
-        centres = CentreSampler(prepared.shape, weights).sample(int(n_bubbles), rng)
+        sampler = _centre_sampler(prepared, mode, sigma, relevance, source=source, strength=strength,
+                                  region=region, stimulus_id=sid, cache=cache)
+        centres = sampler.sample(int(n_bubbles), rng)
         mask = bubbles_mask(prepared.shape, centres, sigma, merge=merge)
-        area = float(mask.sum())
         if mode == "topk":
-            # same revealed area as the random mask this seed gives; centres are not shown
-            relevance_map = relevance.mean_map() if source == "mean" else relevance.by_id(sid)
-            mask = topk_reveal_mask(relevance_map, area, region=weights, shape=prepared.shape,
-                                    name=f"relevance of {sid} ({variant})")
+            # the revealed area of the random mask this seed gives; its centres are not shown
+            mask = topk_reveal_mask(_relevance_map(relevance, source, sid, cache), float(mask.sum()),
+                                    region=region, shape=prepared.shape, name=f"relevance of {sid} ({variant})")
             centres = np.zeros((0, 2))
         out[k] = compose(prepared.image(sid), mask, prepared.background)
         rows.append({
