@@ -64,11 +64,8 @@ def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 
 def _stabilize_(z: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """In-place :func:`stabilize` (bitwise the same result, one buffer fewer)."""
-    step = z.sign()
-    step += z == 0.0
-    step *= epsilon
-    return z.add_(step)
+    """In-place :func:`stabilize`, bitwise the same: ``z + (+-epsilon)`` (``z - e == z + (-e)`` in IEEE)."""
+    return z.add_(torch.where(z >= 0.0, z.new_tensor(epsilon), z.new_tensor(-epsilon)))
 
 
 @contextlib.contextmanager
@@ -158,8 +155,11 @@ class _Identity(_Step):
 class _ReLU(_Step):
     nonneg_out = True
 
+    def __init__(self, inplace: bool) -> None:
+        self.inplace = inplace  # only when no step keeps the pre-activation for its backward
+
     def forward(self, x):
-        return torch.relu(x), ()
+        return (torch.relu_(x) if self.inplace else torch.relu(x)), ()
 
     def backward(self, r, saved):  # zennit's Pass rule: relevance goes through unchanged
         return r
@@ -261,10 +261,13 @@ class _Linear(_Step):
         elif rule != "epsilon":
             raise Unsupported(f"rule {rule}")
 
+    @property
+    def keeps_output(self) -> bool:
+        return self.rule in ("epsilon", "gamma", "zbox")
+
     def forward(self, x):
         z = self.op.fwd(x, self.w, self.b)
-        keep_z = self.rule in ("epsilon", "gamma", "zbox")
-        return z, (x, z if keep_z else None)
+        return z, (x, z if self.keeps_output else None)
 
     # the rules, in zennit's definitions (zennit/rules.py); see the module docstring for the shortcuts
     def backward(self, r, saved):
@@ -299,10 +302,11 @@ class _Linear(_Step):
         """Input x >= 0: the negative-input terms are exactly zero and are skipped."""
         op, shape, eps = self.op, x.shape, self.stabilizer
         if self.rule == "zplus":
-            g = r.div_(_stabilize_(op.fwd(x, self.wp, self.bp), eps))
+            # W+ x + b+ >= 0, so zennit's stabiliser adds exactly +eps
+            g = r.div_(op.fwd(x, self.wp, self.bp).add_(eps))
             return op.bwd(g, self.wp, shape).mul_(x)
         if self.rule == "alpha2_beta1":
-            ga = (2.0 * r).div_(_stabilize_(op.fwd(x, self.wp, self.bp), eps))
+            ga = (2.0 * r).div_(op.fwd(x, self.wp, self.bp).add_(eps))  # >= 0: +eps exactly
             gb = r.div_(_stabilize_(op.fwd(x, self.wn, self.bn), eps)).neg_()
             return op.bwd(torch.cat([ga, gb], 1), self.w_stack, shape).mul_(x)
         # gamma
@@ -432,7 +436,10 @@ class FastLRP:
                     raise Unsupported(f"{name}: batch norm not right after a convolution")
                 steps.append(_BatchNorm(merged[name]))
             elif isinstance(m, nn.ReLU):
-                steps.append(_ReLU())
+                before = steps[-1] if steps else None
+                # in place only on a fresh tensor that no step keeps (a BN output or unkept conv output)
+                steps.append(_ReLU(inplace=isinstance(before, _BatchNorm)
+                                   or (isinstance(before, _Linear) and not before.keeps_output)))
             elif isinstance(m, nn.MaxPool2d):
                 steps.append(_MaxPool(m))
             elif isinstance(m, nn.AdaptiveAvgPool2d):
