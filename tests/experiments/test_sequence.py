@@ -105,3 +105,50 @@ def test_centres_stay_in_the_sampling_region(make_config, results, tmp_path):
     result = run_session(path, "box", 1, observer=Recorder(), data_root=tmp_path, results=results, seed=1)
     centres = np.concatenate([np.array(json.loads(b)) for b in read_trials(result.path).bubbles])
     assert (centres[:, 0] >= 16).all() and (centres[:, 1] < 16).all()
+
+
+@pytest.mark.parametrize("maps", ["mean", "per_image"])
+def test_guided_and_antiguided_centres_follow_the_relevance_maps(make_config, results, tmp_path, maps):
+    from stimuli.relevance import relevance_path, save_relevance
+
+    stim = load_prepared_set("orl32", results)
+    n = len(stim)
+    relevance = np.zeros((n, 32, 32), np.float32)
+    relevance[:, 4:12, 4:28] = 1.0  # a band across the top: 'the model looks at the forehead'
+    save_relevance(relevance_path("tiny-gender-s0", "orl32", tmp_path / "res"), relevance,
+                   stim.manifest.stimulus_id, np.zeros(n), np.zeros(n), np.zeros(n), {"variant": "tiny-gender-s0"})
+    (tmp_path / "res" / "stimuli").mkdir()
+    (tmp_path / "res" / "stimuli" / "orl32").symlink_to(results / "stimuli" / "orl32")
+    guide = {"variant": "tiny-gender-s0", "maps": maps}
+    path = make_config({"bubbles": {"region": None},
+                        "conditions": {"guided": guide, "antiguided": guide},
+                        "design": {"blocks": ["random", "guided", "antiguided"], "trials_per_block": 6,
+                                   "practice_trials": 0}})
+    result = run_session(path, "g", 1, observer=Recorder(), data_root=tmp_path / "data", results=tmp_path / "res",
+                         seed=2)
+    table = read_trials(result.path)
+    inside = {}
+    for condition, rows in table.groupby("condition"):
+        centres = np.concatenate([np.array(json.loads(b)) for b in rows.bubbles])
+        inside[condition] = np.mean((centres[:, 0] >= 2) & (centres[:, 0] < 14))
+    assert inside["guided"] > 0.8 and inside["antiguided"] < 0.15
+    assert inside["antiguided"] < inside["random"] < inside["guided"]
+    sidecar = json.loads(result.path.with_suffix(".json").read_text())
+    assert sidecar["Masks"]["conditions"]["guided"]["relevance_file"].endswith("tiny-gender-s0/orl32.npz")
+    assert set(table.staircase) == {"random", "guided", "antiguided"}
+
+
+def test_identity_task_with_learned_faces(make_config, results, tmp_path):
+    path = make_config({"task": "identity", "responses": None, "bubbles": {"sigma_px": 2.0}}, name="id.yaml")
+    text = path.read_text().replace("paradigm: bubbles", "paradigm: bubbles\nresponses: {s1: d, s8: f, s15: j, s32: k}")
+    path.write_text(text + "familiarisation: {images_per_class: 2, caption: '{answer} = {key}'}\n")
+    task = load_task(path, results)
+    assert task.classes == ["s1", "s8", "s15", "s32"] and task.quest_params.gamma == 0.25
+    items = task.familiarisation()
+    assert [caption for _, caption in items] == ["s1 = D"] * 2 + ["s8 = F"] * 2 + ["s15 = J"] * 2 + ["s32 = K"] * 2
+    assert task.key_help() == "D = s1, F = s8, J = s15, K = s32"
+    result = run_session(path, "i1", 1, observer="template", data_root=tmp_path, results=results, seed=3,
+                         progress=False)
+    table = read_trials(result.path)
+    assert set(table.truth) == {"s1", "s8", "s15", "s32"} and set(table.response) <= set(task.classes)
+    assert all(sid.split("-")[0] == truth for sid, truth in zip(table.stimulus_id, table.truth))
