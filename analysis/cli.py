@@ -1,11 +1,13 @@
 """The ``python -m analysis`` command line: one subcommand per analysis.
 
 ``ci``   per-participant and group classification images with Stat4Ci tests.
+``run``  the whole analysis from a YAML config, as ``report.html`` with tables, maps and figures.
 
 Examples
 --------
 >>> main(["ci", "--data-root", "results/simulated", "--task", "gender", "--stimuli", "orl64",
 ...       "--out", "results/analysis/ci"])                                  # doctest: +SKIP
+>>> main(["run", "analysis/configs/demo.yaml", "--out", "results/demo"])     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -63,6 +65,27 @@ def _add_ci(subparsers) -> None:
     parser.set_defaults(handler=_run_ci)
 
 
+def _add_run(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="the whole analysis from a YAML config, as report.html",
+        description="The whole analysis as one report: classification images and Stat4Ci tests per observer "
+                    "group, relevance maps per variant, their stability across seeds, tasks and pretraining, "
+                    "relevance-based masking, human-model alignment, accuracy by condition, and the findings "
+                    "next to the seed study's. Writes report.html, tables/*.csv, maps/*.npz, figures/*.png and "
+                    "provenance.json. Example config: analysis/configs/demo.yaml.")
+    parser.add_argument("config", help="analysis config (YAML), e.g. analysis/configs/demo.yaml")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: <results>/analysis/<name>, name from the config or its file name)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .report import main_run
+
+    return main_run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
@@ -70,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Stat4Ci tests, map comparisons.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_ci(subparsers)
+    _add_run(subparsers)
     return parser
 
 

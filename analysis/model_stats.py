@@ -1,0 +1,356 @@
+"""Statistics of relevance maps across model variants: the seed study's comparisons.
+
+Crawford et al. (arXiv 2006.16795) asked whether LRP maps of VGG-16 face classifiers are
+stable across random seeds, generalise across finetuning tasks and across pretraining data.
+Here every pair of variants is compared image by image (:func:`per_image_similarity`) and
+through their mean maps (:func:`mean_map_similarity`); a pair's *relation* is the one factor
+its names differ in (:func:`stimuli.variants.variant_relation`: ``seed``, ``task``,
+``pretrain``, or ``other``). :func:`relation_levels` averages the per-image similarity of
+the pairs of each relation (Fisher z) into one value per image and relation, and
+:func:`level_tests` tests the relations against each other with images as the repeated
+measure (pingouin ``rm_anova`` and ``pairwise_tests`` with FDR correction and Cohen's d).
+Reliability: :func:`variant_reliability` (split-half over images, Spearman-Brown) and
+:func:`seed_icc` (ICC of the mean maps of variants that differ only in seed).
+
+All tables are tidy :class:`pandas.DataFrame` (one row per observation).
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> base = rng.random((6, 8, 8))
+>>> maps = {name: relevance_maps(base + rng.normal(scale=s, size=base.shape), name)
+...         for name, s in [("vgg16-imagenet-gender-s0", 0.1), ("vgg16-imagenet-gender-s1", 0.1),
+...                         ("vgg16-faces-gender-s0", 1.0)]}
+>>> table = per_image_similarity(maps)
+>>> table.groupby("relation")["spearman"].mean().round(1).to_dict()
+{'other': 0.3, 'pretrain': 0.3, 'seed': 0.9}
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from stimuli.errors import InputError
+from stimuli.relevance import RelevanceMaps, load_relevance, relevance_path
+from stimuli.variants import parse_variant_name, variant_relation
+
+from .metrics import compare_maps
+from .reliability import fisher_mean, fisher_z, map_icc, split_half
+from .repeated import repeated_measures
+
+__all__ = [
+    "LEVELS",
+    "relevance_maps",
+    "discover_variants",
+    "load_variant_maps",
+    "summary_map",
+    "pair_relation",
+    "per_image_similarity",
+    "mean_map_similarity",
+    "similarity_matrix",
+    "relation_levels",
+    "level_summary",
+    "level_tests",
+    "variant_reliability",
+    "seed_icc",
+]
+
+# the relations the seed study compares, in the order it reports them
+LEVELS = ("seed", "task", "pretrain")
+MAP_KINDS = ("mean", "positive", "absolute")
+
+
+def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
+    """A :class:`~stimuli.relevance.RelevanceMaps` from an array (tests, notebooks)."""
+    relevance = np.asarray(relevance, dtype=np.float32)
+    n = len(relevance)
+    ids = np.asarray(stimulus_id if stimulus_id is not None else [f"img{i:03d}" for i in range(n)], dtype=str)
+    zeros = np.zeros(n, dtype=np.int64)
+    return RelevanceMaps(relevance, ids, zeros, zeros, relevance.sum(axis=(1, 2)), {"variant": variant})
+
+
+def discover_variants(stimuli: str, results: str | Path = "results") -> list[str]:
+    """Every variant with relevance maps of the set ``stimuli`` under ``<results>/relevance/``."""
+    folder = Path(results) / "relevance"
+    if not folder.is_dir():
+        return []
+    return sorted(p.parent.name for p in folder.glob(f"*/{stimuli}.npz"))
+
+
+def _warn_default(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def load_variant_maps(variants: Iterable[str], stimuli: str, results: str | Path = "results", *,
+                      warn: Callable[[str], None] | None = None) -> dict[str, RelevanceMaps]:
+    """Read each variant's relevance maps of ``stimuli``; problems are reported, not fatal.
+
+    A missing or unreadable file, or a set of maps of another grid than the first, is
+    reported through ``warn`` (one line each) and the variant left out. Maps holding NaN or
+    infinite values are dropped (reported with their count); a variant left with none is
+    left out. Returns ``{variant: maps}`` in the given order.
+    """
+    warn = warn or _warn_default
+    loaded: dict[str, RelevanceMaps] = {}
+    shape = None
+    for variant in variants:
+        try:
+            maps = load_relevance(variant, stimuli, results)
+        except InputError as error:
+            warn(str(error))
+            continue
+        path = relevance_path(variant, stimuli, results)
+        if shape is not None and maps.relevance.shape[1:] != shape:
+            warn(f"{path}: maps of shape {maps.relevance.shape[1:]}, not {shape} like the others; left out")
+            continue
+        finite = maps.finite()
+        if not finite.all():
+            first = maps.stimulus_id[~finite][0]
+            if not finite.any():
+                warn(f"{path}: every map holds NaN or infinite values; variant left out")
+                continue
+            warn(f"{path}: {int((~finite).sum())} of {len(maps)} maps hold NaN or infinite values "
+                 f"(first: stimulus {first}); those maps left out")
+            maps = RelevanceMaps(maps.relevance[finite], maps.stimulus_id[finite], maps.target[finite],
+                                 maps.prediction[finite], maps.logit[finite], maps.meta)
+        shape = maps.relevance.shape[1:]
+        loaded[variant] = maps
+    return loaded
+
+
+def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
+    """A variant's set-level map: the ``mean`` relevance, the mean ``positive`` part or ``absolute``."""
+    if kind not in MAP_KINDS:
+        raise InputError(f"unknown relevance summary '{kind}' (choose {', '.join(MAP_KINDS)})")
+    if kind == "absolute":
+        return np.abs(maps.relevance[maps.finite()]).mean(axis=0) if maps.finite().any() else maps.mean_map()
+    return maps.mean_map(positive=kind == "positive")
+
+
+def pair_relation(a: str, b: str) -> str:
+    """:func:`stimuli.variants.variant_relation`, or ``other`` when a name is not a variant name."""
+    try:
+        return variant_relation(a, b)
+    except InputError:
+        return "other"
+
+
+def _pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    return list(itertools.combinations(names, 2))
+
+
+def _standardised(values: np.ndarray, ranks: bool) -> np.ndarray:
+    """Rows centred and scaled to unit norm (of ranks for Spearman), so a dot product is r."""
+    if ranks:
+        values = stats.rankdata(values, axis=1)
+    values = values - values.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(values, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (values / norm).astype(np.float32)  # a constant map gives NaN rows: r is NaN
+
+
+def per_image_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None,
+                         pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Spearman and Pearson correlation of two variants' maps of the same image, for every pair.
+
+    Images are matched by ``stimulus_id``; pixels restricted to ``region`` (bool (H, W)).
+    Columns: ``variant_a``, ``variant_b``, ``relation``, ``stimulus_id``, ``spearman``,
+    ``pearson``.
+    """
+    names = list(maps)
+    pairs = list(pairs) if pairs is not None else _pairs(names)
+    cache: dict[str, tuple[dict[str, int], np.ndarray, np.ndarray]] = {}
+
+    def prepared(name: str):
+        if name not in cache:
+            m = maps[name]
+            mask = np.ones(m.relevance.shape[1:], bool) if region is None else np.asarray(region, bool)
+            flat = m.relevance[:, mask].astype(np.float64)
+            index = {sid: i for i, sid in enumerate(m.stimulus_id)}
+            cache[name] = (index, _standardised(flat, True), _standardised(flat, False))
+        return cache[name]
+
+    columns = ["variant_a", "variant_b", "relation", "stimulus_id", "spearman", "pearson"]
+    parts = []
+    for a, b in pairs:
+        index_a, ranks_a, raw_a = prepared(a)
+        index_b, ranks_b, raw_b = prepared(b)
+        common = [sid for sid in index_a if sid in index_b]
+        if not common:
+            continue
+        ia = np.array([index_a[s] for s in common])
+        ib = np.array([index_b[s] for s in common])
+        parts.append(pd.DataFrame({
+            "variant_a": a, "variant_b": b, "relation": pair_relation(a, b), "stimulus_id": common,
+            "spearman": np.clip(np.einsum("ij,ij->i", ranks_a[ia], ranks_b[ib]), -1, 1).astype(np.float64),
+            "pearson": np.clip(np.einsum("ij,ij->i", raw_a[ia], raw_b[ib]), -1, 1).astype(np.float64),
+        }))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = "mean",
+                        top_percents: Sequence[float] = (10.0,)) -> pd.DataFrame:
+    """Every pair's set-level maps (:func:`summary_map`) compared with :func:`analysis.compare_maps`.
+
+    Columns: ``variant_a``, ``variant_b``, ``relation``, then the metrics (``pearson``,
+    ``spearman``, ``dice_top10``, ``iou_top10``, ``histogram_intersection``).
+    """
+    summaries = {name: summary_map(m, kind) for name, m in maps.items()}
+    rows = []
+    for a, b in _pairs(list(maps)):
+        row = compare_maps(summaries[a], summaries[b], region=region, top_percents=top_percents)
+        rows.append({"variant_a": a, "variant_b": b, "relation": pair_relation(a, b), **row})
+    return pd.DataFrame(rows, columns=["variant_a", "variant_b", "relation"] + (list(rows[0])[3:] if rows else []))
+
+
+def similarity_matrix(table: pd.DataFrame, metric: str = "spearman", *, names: Sequence[str] | None = None,
+                      diagonal: float = 1.0) -> pd.DataFrame:
+    """A symmetric variant x variant matrix from a pair table (per-image tables are averaged
+    in Fisher-z space first)."""
+    if metric not in table.columns:
+        raise InputError(f"similarity table has no column '{metric}'")
+    values = table.groupby(["variant_a", "variant_b"], sort=False)[metric].apply(fisher_mean)
+    names = list(names) if names is not None else list(dict.fromkeys(
+        list(table["variant_a"]) + list(table["variant_b"])))
+    matrix = pd.DataFrame(np.nan, index=names, columns=names)
+    for (a, b), value in values.items():
+        if a in matrix.index and b in matrix.index:
+            matrix.loc[a, b] = matrix.loc[b, a] = value
+    for name in names:
+        matrix.loc[name, name] = diagonal
+    return matrix
+
+
+def relation_levels(per_image: pd.DataFrame, metric: str = "spearman",
+                    levels: Sequence[str] = LEVELS) -> pd.DataFrame:
+    """One similarity per image and relation: the Fisher-z mean over the pairs of that relation.
+
+    Columns: ``stimulus_id``, ``relation``, ``z`` (Fisher z), ``r`` (back-transformed),
+    ``n_pairs``. Only ``levels`` that occur are kept; images missing a level are dropped
+    so that every image has every level (a repeated measure).
+    """
+    table = per_image[per_image["relation"].isin(levels) & per_image[metric].notna()]
+    if table.empty:
+        return pd.DataFrame(columns=["stimulus_id", "relation", "z", "r", "n_pairs"])
+    grouped = table.assign(z=fisher_z(table[metric])).groupby(["stimulus_id", "relation"], sort=False)
+    out = grouped.agg(z=("z", "mean"), n_pairs=("z", "size")).reset_index()
+    present = [level for level in levels if level in set(out["relation"])]
+    complete = out.groupby("stimulus_id")["relation"].nunique() == len(present)
+    out = out[out["stimulus_id"].isin(complete.index[complete])]
+    out["relation"] = pd.Categorical(out["relation"], categories=present, ordered=True)
+    out = out.sort_values(["relation", "stimulus_id"], kind="stable").reset_index(drop=True)
+    out["relation"] = out["relation"].astype(str)
+    out["r"] = np.tanh(out["z"])
+    return out[["stimulus_id", "relation", "z", "r", "n_pairs"]]
+
+
+def level_summary(levels: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean similarity per relation over images, with a t-based CI in Fisher-z space.
+
+    Columns: ``relation``, ``n_images``, ``n_pairs``, ``mean_r``, ``ci_low``, ``ci_high``,
+    ``t`` and ``p_val`` of the one-sample test of z > 0 across images (pingouin ``ttest``).
+    """
+    import pingouin as pg
+
+    rows = []
+    for relation, group in levels.groupby("relation", sort=False):
+        z = group["z"].to_numpy()
+        n = len(z)
+        row = {"relation": relation, "n_images": n, "n_pairs": int(group["n_pairs"].max()),
+               "mean_r": float(np.tanh(z.mean())), "ci_low": np.nan, "ci_high": np.nan, "t": np.nan,
+               "p_val": np.nan}
+        if n >= 2 and np.std(z) > 0:
+            half = stats.t.ppf(0.5 + confidence / 2, n - 1) * z.std(ddof=1) / np.sqrt(n)
+            test = pg.ttest(z, 0.0, alternative="greater")
+            row.update(ci_low=float(np.tanh(z.mean() - half)), ci_high=float(np.tanh(z.mean() + half)),
+                       t=float(test["T"].iloc[0]), p_val=float(test["p_val"].iloc[0]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["relation", "n_images", "n_pairs", "mean_r", "ci_low", "ci_high", "t",
+                                       "p_val"])
+
+
+def level_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Do the relations differ? Images are the repeated measure, Fisher z the dependent variable.
+
+    Returns pingouin's ``rm_anova`` table (with ``ng2``, the generalised eta squared) and
+    its ``pairwise_tests`` (paired t-tests with ``p_unc``, ``p_corr`` FDR-corrected, ``cohen``
+    d) through :func:`analysis.repeated.repeated_measures`, with the relations' mean
+    similarities as ``mean_r_A`` / ``mean_r_B``.
+    Needs at least two relations and two images; otherwise an InputError says what is missing.
+    """
+    present = list(dict.fromkeys(levels["relation"]))
+    n_images = levels["stimulus_id"].nunique()
+    if len(present) < 2:
+        raise InputError(f"comparing relations needs at least two of {', '.join(LEVELS)}; found "
+                         f"{', '.join(present) or 'none'} (the variants differ in too few factors)")
+    if n_images < 3:
+        raise InputError(f"comparing relations needs at least 3 images with every relation, got {n_images}")
+    anova, pairwise = repeated_measures(levels, "z", "relation", "stimulus_id", padjust=padjust)
+    pairwise["mean_r_A"] = np.tanh(pairwise.pop("mean_A"))
+    pairwise["mean_r_B"] = np.tanh(pairwise.pop("mean_B"))
+    return anova, pairwise
+
+
+def variant_reliability(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = "mean",
+                        n_splits: int = 50, seed: int = 0) -> pd.DataFrame:
+    """Split-half reliability of each variant's set-level map over random halves of the images.
+
+    Columns: ``variant``, ``n_images``, ``r_half``, ``r_full`` (Spearman-Brown), ``r_half_sd``,
+    ``n_splits``, ``seed``.
+    """
+    rows = []
+    for name, m in maps.items():
+        stack = m.relevance.astype(np.float64)
+        if kind == "positive":
+            stack = np.clip(stack, 0, None)
+        elif kind == "absolute":
+            stack = np.abs(stack)
+        if len(stack) < 2:
+            rows.append({"variant": name, "n_images": len(stack), "r_half": np.nan, "r_full": np.nan,
+                         "r_half_sd": np.nan, "n_splits": 0, "seed": seed})
+            continue
+        result = split_half(stack, n_splits=n_splits, seed=seed, region=region)
+        rows.append({"variant": name, "n_images": result["n_items"], "r_half": result["r_half"],
+                     "r_full": result["r_full"], "r_half_sd": result["r_half_sd"],
+                     "n_splits": result["n_splits"], "seed": seed})
+    return pd.DataFrame(rows, columns=["variant", "n_images", "r_half", "r_full", "r_half_sd", "n_splits", "seed"])
+
+
+def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = "mean") -> pd.DataFrame:
+    """ICC of the set-level maps of variants that differ only in seed (one family per other factors).
+
+    Columns: ``family`` (the name with ``s*`` for the seed), ``seeds``, then pingouin's ICC
+    columns (``Type``, ``ICC``, ``F``, ``df1``, ``df2``, ``pval``, ``CI95``), ``n_maps``,
+    ``n_pixels``. Families with one seed are left out.
+    """
+    families: dict[str, list[str]] = {}
+    for name in maps:
+        try:
+            spec = parse_variant_name(name)
+        except InputError:
+            continue
+        family = spec.name[: spec.name.rfind("-s")] + "-s*"
+        families.setdefault(family, []).append(name)
+    parts = []
+    for family, members in families.items():
+        if len(members) < 2:
+            continue
+        table = map_icc({m: summary_map(maps[m], kind) for m in members}, region=region)
+        seeds = " ".join(str(parse_variant_name(m).seed) for m in members)
+        parts.append(table.assign(family=family, seeds=seeds))
+    if not parts:
+        return pd.DataFrame(columns=["family", "seeds", "Type", "ICC", "F", "df1", "df2", "pval", "CI95",
+                                     "n_maps", "n_pixels"])
+    out = pd.concat(parts, ignore_index=True)
+    out["CI95"] = out["CI95"].map(lambda v: json.dumps([round(float(x), 4) for x in v]))
+    return out[["family", "seeds"] + [c for c in out.columns if c not in ("family", "seeds")]]
+

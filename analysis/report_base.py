@@ -1,0 +1,487 @@
+"""What every report section shares: the config, the context that loads inputs once, and a
+:class:`Section` that collects its HTML (text, figures, tables).
+
+A section builder is a function ``build(ctx, section)``. It reads its inputs through the
+:class:`ReportContext` (which loads each of them once, reports problems one line each and
+caches failures), writes tables through :meth:`Section.table` (CSV under ``tables/`` plus a
+preview in the page) and figures under ``figures/``, and raises :class:`Absent` when its
+inputs do not exist (the page says so) or :class:`~stimuli.InputError` when they are bad
+(the page shows the message; the other sections are still built).
+
+Examples
+--------
+>>> from stimuli.configfile import from_dict
+>>> config = from_dict(ReportConfig, {"stimuli": "orl64", "tasks": ["gender"]}, "demo.yaml")
+>>> config.alignment.reference, config.exclusion.min_trials
+('people', 100)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from stimuli.configfile import require
+from stimuli.errors import InputError
+from stimuli.prepared import PreparedSet, load_prepared_set
+from stimuli.provenance import atomic_write_text
+from stimuli.relevance import RelevanceMaps, relevance_path
+from stimuli.trials import find_trial_files, sidecar_path
+
+from .ci_command import CIConfig, CIOutputs, _search_region, run_ci
+from .model_stats import discover_variants, load_variant_maps
+
+__all__ = [
+    "DataRoots",
+    "CISettings",
+    "Exclusion",
+    "ModelSettings",
+    "AlignmentSettings",
+    "FindingSettings",
+    "ReportConfig",
+    "ObserverGroup",
+    "GroupCI",
+    "Absent",
+    "Section",
+    "ReportContext",
+    "find_observer_groups",
+    "fmt",
+    "p_text",
+    "plural",
+]
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class DataRoots:
+    """Where trial files are: people, and simulated / model observers (told apart by the sidecar)."""
+
+    people: str | None = "participants"
+    simulated: str | None = "results/simulated"
+
+
+@dataclass
+class CISettings:
+    """How classification images are computed and tested (see ``python -m analysis ci --help``)."""
+
+    sigma_smooth: float = 0.0
+    cluster_threshold: float = 2.7
+    z: Literal["analytic", "permutation"] = "analytic"
+    z_permutations: int = 1000
+    permutations: int = 0
+    search_region: str = "auto"
+    conditions: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        require(math.isfinite(self.sigma_smooth) and self.sigma_smooth >= 0, "sigma_smooth",
+                "must be zero or a positive number of pixels")
+        require(self.cluster_threshold > 0, "cluster_threshold", "must be a positive Z value (e.g. 2.7)")
+        require(self.z_permutations >= 2, "z_permutations", "must be at least 2")
+        require(self.permutations >= 0, "permutations", "must be 0 (none) or a positive count")
+
+
+@dataclass
+class Exclusion:
+    """Who is left out: a participant with fewer main trials in a condition (or missing it)."""
+
+    min_trials: int = 100
+    require_all_conditions: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.min_trials >= 2, "min_trials", "must be at least 2")
+
+
+@dataclass
+class ModelSettings:
+    """Which relevance maps and masking results the model sections read."""
+
+    variants: list[str] | None = None  # None: every variant with relevance maps of the set
+    relevance_map: Literal["mean", "positive", "absolute"] = "positive"
+    evaluate: str | None = None  # output folder of `python -m model evaluate`
+    split_half_splits: int = 50
+    top_percent: float = 10.0
+
+    def __post_init__(self) -> None:
+        require(self.variants is None or len(self.variants) > 0, "variants",
+                "must list at least one variant (or be left out for all)")
+        require(self.split_half_splits >= 1, "split_half_splits", "must be at least 1")
+        require(0 < self.top_percent <= 100, "top_percent", "must lie in (0, 100]")
+
+
+@dataclass
+class AlignmentSettings:
+    """Human-model alignment: whose CIs stand for people, in which condition, and the nulls."""
+
+    reference: str = "people"  # people, or an observer kind of the simulated root (template)
+    condition: str = "random"
+    metric: Literal["spearman", "pearson"] = "spearman"
+    null_draws: int = 200
+    noise_splits: int = 100
+
+    def __post_init__(self) -> None:
+        require(self.null_draws >= 1, "null_draws", "must be at least 1")
+        require(self.noise_splits >= 1, "noise_splits", "must be at least 1")
+
+
+@dataclass
+class FindingSettings:
+    """When the report calls relevance maps 'stable' (mean similarity at least this)."""
+
+    stable_r: float = 0.5
+
+    def __post_init__(self) -> None:
+        require(-1 < self.stable_r < 1, "stable_r", "must lie between -1 and 1")
+
+
+@dataclass
+class ReportConfig:
+    """``python -m analysis run CONFIG.yaml``: everything the report reads and how."""
+
+    stimuli: str
+    tasks: list[str] = field(default_factory=lambda: ["gender"])
+    title: str = "Face relevance in models and people"
+    name: str | None = None  # output folder name under <results>/analysis/ (default: config file stem)
+    results: str = "results"
+    data: DataRoots = field(default_factory=DataRoots)
+    alpha: float = 0.05
+    seed: int = 0
+    ci: CISettings = field(default_factory=CISettings)
+    exclusion: Exclusion = field(default_factory=Exclusion)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
+    findings: FindingSettings = field(default_factory=FindingSettings)
+    sections: list[str] | None = None  # None: every registered section
+
+    def __post_init__(self) -> None:
+        require(0 < self.alpha < 1, "alpha", "must lie between 0 and 1")
+        require(len(self.tasks) > 0, "tasks", "must name at least one task")
+        for i, task in enumerate(self.tasks):
+            require(bool(re.fullmatch(r"[A-Za-z0-9]+", task)), f"tasks[{i}]",
+                    "must be letters and digits (the BIDS task label of the trial files)")
+        require(self.name is None or bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name)), "name",
+                "must be a plain folder name (letters, digits, _ . -)")
+
+    def ci_config(self, task: str, data_root: str, participants: list[str] | None) -> CIConfig:
+        return CIConfig(data_root=data_root, task=task, stimuli=self.stimuli, results=self.results,
+                        alpha=self.alpha, sigma_smooth=self.ci.sigma_smooth,
+                        cluster_threshold=self.ci.cluster_threshold, z=self.ci.z,
+                        z_permutations=self.ci.z_permutations, permutations=self.ci.permutations,
+                        seed=self.seed, min_trials=self.exclusion.min_trials,
+                        require_all_conditions=self.exclusion.require_all_conditions,
+                        conditions=self.ci.conditions, search_region=self.ci.search_region,
+                        participants=participants)
+
+
+# ----------------------------------------------------------------------------- observers
+@dataclass
+class ObserverGroup:
+    """Trial files of one kind of observer: people, template observers, or one model variant."""
+
+    key: str  # file-safe: people, template, model-vgg16-imagenet-gender-s0
+    label: str  # for the page
+    kind: str  # people | template | model | another observer kind
+    data_root: str
+    participants: list[str]
+    variant: str | None = None
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "none"
+
+
+def _observer_of(path: Path, warn: Callable[[str], None]) -> tuple[str, str | None]:
+    """(kind, variant) of the observer that made a trial file, from its JSON sidecar."""
+    side = sidecar_path(path)
+    try:
+        info = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        warn(f"{side}: no sidecar; the observer is unknown")
+        return "unknown", None
+    except (OSError, ValueError) as error:
+        warn(f"{side}: unreadable sidecar ({error}); the observer is unknown")
+        return "unknown", None
+    observer = info.get("Observer") or info.get("observer") or {}
+    spec = str(observer.get("spec") or observer.get("kind") or "unknown")
+    kind, _, argument = spec.partition(":")
+    if kind == "model":
+        return "model", observer.get("variant") or argument or None
+    return kind or "unknown", None
+
+
+def find_observer_groups(roots: DataRoots, task: str, warn: Callable[[str], None]) -> list[ObserverGroup]:
+    """The observer groups with trial files of ``task``: everyone under ``roots.people`` is one
+    group; under ``roots.simulated``, sessions are grouped by the observer named in their
+    sidecar (``template``, or one group per ``model:VARIANT``)."""
+    groups: list[ObserverGroup] = []
+    if roots.people and Path(roots.people).is_dir():
+        people = sorted({tf.participant for tf in find_trial_files(roots.people, task)})
+        if people:
+            groups.append(ObserverGroup("people", "people", "people", roots.people, people))
+    if roots.simulated and Path(roots.simulated).is_dir():
+        members: dict[tuple[str, str | None], set[str]] = {}
+        owner: dict[str, tuple[str, str | None]] = {}
+        for tf in find_trial_files(roots.simulated, task):
+            key = _observer_of(tf.path, warn)
+            if tf.participant in owner and owner[tf.participant] != key:
+                warn(f"{tf.path}: sub-{tf.participant} has sessions of different observers "
+                     f"({owner[tf.participant][0]} and {key[0]}); counted with the first")
+                continue
+            owner[tf.participant] = key
+            members.setdefault(key, set()).add(tf.participant)
+        for (kind, variant), participants in sorted(members.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            if kind == "model":
+                name = variant or "unknown"
+                groups.append(ObserverGroup(_safe(f"model-{name}"), f"model observer {name}", "model",
+                                            roots.simulated, sorted(participants), variant))
+            else:
+                groups.append(ObserverGroup(_safe(kind), f"{kind} observers", kind, roots.simulated,
+                                            sorted(participants)))
+    return groups
+
+
+@dataclass
+class GroupCI:
+    """One observer group's classification images for one task."""
+
+    group: ObserverGroup
+    outputs: CIOutputs
+    maps: dict[str, Path]  # condition -> npz (final place in the report folder)
+    figures: dict[str, Path]  # "<kind>_<condition>" -> png (final place)
+
+
+# ----------------------------------------------------------------------------- sections
+class Absent(Exception):
+    """A section's inputs do not exist: the page says so (with how to make them)."""
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for prose: 3 significant digits, p-values as '< 0.001', NaN as 'n/a'."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return "n/a"
+    return f"{number:.{digits}g}"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 participant`` / ``4 participants``."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def p_text(p: Any) -> str:
+    """``p = 0.012`` / ``p < 0.001``."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "p = n/a"
+    if not math.isfinite(p):
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.2e}"
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+@dataclass
+class Section:
+    """One part of the page: a title and HTML blocks, with a status (ok, absent, error)."""
+
+    key: str
+    title: str
+    ctx: ReportContext
+    blocks: list[str] = field(default_factory=list)
+    status: str = "ok"
+
+    def text(self, text: str) -> None:
+        self.blocks.append(f"<p>{html.escape(text)}</p>")
+
+    def html(self, markup: str) -> None:
+        """Raw markup (caller escapes)."""
+        self.blocks.append(markup)
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(f"<h3>{html.escape(text)}</h3>")
+
+    def note(self, text: str, kind: str = "note") -> None:
+        self.blocks.append(f'<div class="{kind}">{html.escape(text)}</div>')
+
+    def figure(self, path: Path, caption: str, *, width: int | None = None) -> None:
+        rel = path.relative_to(self.ctx.out).as_posix()
+        style = f' style="max-width:{width}px"' if width else ""
+        self.blocks.append(f'<figure{style}><a href="{html.escape(rel)}"><img src="{html.escape(rel)}" '
+                           f'alt="{html.escape(caption)}"></a><figcaption>{html.escape(caption)}'
+                           "</figcaption></figure>")
+
+    def table(self, name: str, table: pd.DataFrame, caption: str, *, columns: list[str] | None = None,
+              max_rows: int = 12, write: bool = True) -> Path:
+        """Write ``tables/<name>.csv`` (all rows and columns) and show a preview."""
+        path = self.ctx.write_table(name, table) if write else self.ctx.out / "tables" / f"{name}.csv"
+        shown = table[[c for c in columns if c in table.columns]] if columns else table
+        rel = path.relative_to(self.ctx.out).as_posix()
+        more = f" (first {max_rows} of {len(table)} rows)" if len(table) > max_rows else ""
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+                       for row in shown.head(max_rows).itertuples(index=False))
+        if len(shown) == 0:
+            rows = f'<tr><td colspan="{max(len(shown.columns), 1)}">(none)</td></tr>'
+        self.blocks.append(
+            f'<div class="table"><div class="caption">{html.escape(caption)}{more} '
+            f'<a href="{html.escape(rel)}">{html.escape(rel)}</a></div>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+        return path
+
+
+# ----------------------------------------------------------------------------- context
+class ReportContext:
+    """The inputs of a report, each loaded once; problems collected, one line each."""
+
+    def __init__(self, config: ReportConfig, out: Path, *, warn: Callable[[str], None] | None = None,
+                 progress: bool | None = None) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.progress = progress
+        self.problems: list[str] = []
+        self.facts: dict[str, Any] = {}
+        self.inputs: list[Path] = []
+        self._warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
+        self._cache: dict[Any, Any] = {}
+
+    def warn(self, message: str) -> None:
+        if message not in self.problems:
+            self.problems.append(message)
+            self._warn(message)
+
+    def _once(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time; later calls return it (or raise its InputError again)."""
+        if key not in self._cache:
+            try:
+                self._cache[key] = ("ok", make())
+            except InputError as error:
+                self._cache[key] = ("error", error)
+        status, value = self._cache[key]
+        if status == "error":
+            raise value
+        return value
+
+    def write_table(self, name: str, table: pd.DataFrame) -> Path:
+        return atomic_write_text(self.out / "tables" / f"{name}.csv", table.to_csv(index=False))
+
+    def figure_path(self, name: str) -> Path:
+        return self.out / "figures" / f"{name}.png"
+
+    # --- stimulus set
+    def stim(self) -> PreparedSet:
+        return self._once("stim", lambda: load_prepared_set(self.config.stimuli, self.config.results))
+
+    def background(self) -> np.ndarray | None:
+        """The set's mean face, or None when the set cannot be read (the CI section says why)."""
+        try:
+            return self._once("background", lambda: self.stim().mean_face())
+        except InputError:
+            return None
+
+    def region(self) -> np.ndarray | None:
+        """The search region of the tests (the face aperture by default), None without a set."""
+        try:
+            return self._once("region", lambda: _search_region(self.config.ci.search_region, self.stim()))
+        except InputError:
+            return None
+
+    # --- observers and CIs
+    def groups(self, task: str) -> list[ObserverGroup]:
+        return self._once(("groups", task), lambda: find_observer_groups(self.config.data, task, self.warn))
+
+    def reference_key(self) -> str:
+        return _safe(self.config.alignment.reference)
+
+    def ci(self, task: str) -> dict[str, GroupCI]:
+        """Every observer group's CIs of ``task`` (groups that fail are reported and left out)."""
+        return self._once(("ci", task), lambda: self._compute_ci(task))
+
+    def _compute_ci(self, task: str) -> dict[str, GroupCI]:
+        self.stim()  # a missing set is one error for the section, not one per group
+        result: dict[str, GroupCI] = {}
+        for group in self.groups(task):
+            scratch = self.out / ".scratch" / task / group.key
+            config = self.config.ci_config(task, group.data_root, group.participants)
+            try:
+                outputs = run_ci(config, scratch, progress=self.progress,
+                                 warn=lambda m, g=group: self.warn(f"{g.label}: {m}"))
+            except InputError as error:
+                self.warn(f"{group.label}, task {task}: no classification images ({error})")
+                continue
+            self.inputs.extend(outputs.inputs)
+            top = group.key == self.reference_key()
+            maps_dir = self.out / "maps" if top else self.out / "maps" / group.key
+            figures_dir = self.out / "figures" if top else self.out / "figures" / group.key
+            maps, figures = {}, {}
+            for condition, path in outputs.maps.items():
+                maps[condition] = _move(path, maps_dir / path.name)
+            for path in outputs.figures:
+                moved = _move(path, figures_dir / path.name)
+                kind = "group" if path.name.startswith("ci_group_") else "participants"
+                figures[f"{kind}_{path.stem.split(f'_{task}_', 1)[-1]}"] = moved
+            result[group.key] = GroupCI(group, outputs, maps, figures)
+        shutil.rmtree(self.out / ".scratch" / task, ignore_errors=True)
+        return result
+
+    # --- relevance maps
+    def variants(self) -> list[str]:
+        settings = self.config.models
+        return self._once("variants", lambda: list(settings.variants) if settings.variants
+                          else discover_variants(self.config.stimuli, self.config.results))
+
+    def variant_maps(self) -> dict[str, RelevanceMaps]:
+        def load() -> dict[str, RelevanceMaps]:
+            names = self.variants()
+            maps = load_variant_maps(names, self.config.stimuli, self.config.results, warn=self.warn)
+            for name in maps:
+                self.inputs.append(relevance_path(name, self.config.stimuli, self.config.results))
+            if self._stim_ok():
+                shape = self.stim().shape
+                for name in list(maps):
+                    if maps[name].relevance.shape[1:] != shape:
+                        self.warn(f"relevance of {name}: maps of shape {maps[name].relevance.shape[1:]} are not on "
+                                  f"the {shape} grid of set '{self.config.stimuli}'; left out")
+                        del maps[name]
+            return maps
+        return self._once("variant_maps", load)
+
+    def _stim_ok(self) -> bool:
+        try:
+            self.stim()
+            return True
+        except InputError:
+            return False
+
+
+def _move(source: Path, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(source), str(target))
+    return target
