@@ -149,3 +149,46 @@ def test_model_observer_errors(fake_model):
         ModelObserver("nope", ["female", "male"])
     with pytest.raises(InputError, match="model variant 'tiny' has no class 's1'"):
         ModelObserver("tiny", ["s1", "s2"])
+
+
+@pytest.mark.slow
+def test_model_observer_session_on_a_tiny_trained_variant(make_config, results, tmp_path, request):
+    """A real variant, trained here through the model package's own API (width 1/16, 32 px, 1 epoch)."""
+    import shutil
+
+    import yaml
+
+    torch = pytest.importorskip("torch")
+    train = pytest.importorskip("model.train")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions on a shared 2-core machine: one thread is fastest
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    root = tmp_path / "res"
+    shutil.copytree(results / "stimuli", root / "stimuli")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "stimuli": "orl32", "input_size": 32, "split": {"seed": 0, "fractions": [0.6, 0.2, 0.2]},
+        "grid": {"width": [0.0625], "pretrain": ["none"], "task": ["gender"], "seed": [0]},
+        "train": {"trainable": "all", "epochs": 1, "batch_size": 32, "lr": 0.05, "dropout": 0.0,
+                  "optimizer": "sgd", "schedule": "cosine"},
+    }))
+    (folder,) = train.train_grid(grid, root, device="cpu", progress=False)
+    variant = folder.name
+    path = make_config({"design": {"trials_per_block": 20}, "model_observer": {"batch_trials": 5}})
+    result = run_session(path, "cnn", 1, observer=f"model:{variant}", data_root=tmp_path / "sim", results=root,
+                         seed=4, progress=False)
+    table = read_trials(result.path)
+    assert len(table) == 23 and set(table.response) <= {"female", "male"}
+    sidecar = __import__("json").loads(result.path.with_suffix(".json").read_text())
+    assert sidecar["Observer"]["kind"] == "model" and sidecar["Observer"]["variant"] == variant
+    # the answers are the variant's own on the rebuilt stimuli
+    from model import load_variant
+    from stimuli.bubbles import mask_from_trial
+
+    loaded = load_variant(variant, root)
+    stim = load_prepared_set("orl32", root)
+    shown = np.stack([compose(stim.image(r.stimulus_id), mask_from_trial(r, stim.shape), stim.background)
+                      for _, r in table.iterrows()])
+    columns = [loaded.classes.index(c) for c in ("female", "male")]
+    expected = np.array(["female", "male"])[np.argmax(loaded.predict_logits(shown)[:, columns], axis=1)]
+    assert list(table.response) == list(expected)
