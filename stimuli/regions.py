@@ -7,7 +7,7 @@ ground-truth faces, the template observer and the recovery tests all take region
 
 Examples
 --------
->>> region_mask("box:0.25,0.5,0,1", (8, 4)).sum()
+>>> int(region_mask("box:0.25,0.5,0,1", (8, 4)).sum())
 8
 """
 
