@@ -178,8 +178,8 @@ def bubbles_mask(
         # separable: sum_i r_i(y) c_i(x) is one (H, n) @ (n, W) product, float64 then rounded
         with _one_blas_thread():
             total = rows.T @ cols
-        np.minimum(total, 1.0, out=total)
-        return total.astype(np.float32)
+        # clip and round to float32 in one pass
+        return np.minimum(total, 1.0, out=np.empty((height, width), np.float32), casting="same_kind")
     # prob: multiply (1 - g_i) inside each aperture's window, where g_i > 1e-12
     sigma = float(sigma_px)
     radius = int(math.ceil(_TRUNCATE_SIGMAS * sigma))
