@@ -23,10 +23,14 @@ def _one_line_error(capsys, argv, needle):
     return err
 
 
-def test_help_of_every_command():
-    for command in ([], ["prepare"], ["render"], ["synth"]):
-        result = _run(*command, "--help")
-        assert result.returncode == 0 and "usage: python -m stimuli" in result.stdout
+def test_help_of_every_command(capsys):
+    result = _run("--help")  # once as a user types it
+    assert result.returncode == 0 and "usage: python -m stimuli" in result.stdout
+    for command in ("prepare", "render", "synth"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: python -m stimuli {command}" in capsys.readouterr().out
 
 
 def test_prepare_command_writes_a_set_then_refuses_to_overwrite(tmp_path, face_folder, capsys):
