@@ -238,6 +238,11 @@ def ask_participant(defaults: dict[str, str]) -> dict[str, str]:
     """
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise InputError("no screen for the participant dialog: give --participant and --session")
+    from .run import gui_problem
+
+    problem = gui_problem()
+    if problem:
+        raise InputError(f"no participant dialog available ({problem}); give --participant and --session")
     try:
         from psychopy import gui
 

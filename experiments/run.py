@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -325,6 +326,33 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--results", default="results", help="results root (default: results)")
     check.add_argument("--seed", type=int, default=0, help="seed of the sequence shown (default: 0)")
     return parser
+
+
+_GUI_PROBE = """
+from psychopy import gui
+if gui.haveQt:
+    gui.ensureQtApp()
+else:
+    import wx
+    wx.App(False)
+"""
+
+
+def gui_problem(env: dict[str, str] | None = None) -> str | None:
+    """Why PsychoPy's dialogs cannot start here, or None when they can.
+
+    A toolkit that cannot start (Qt without its xcb libraries, no wx) aborts the whole
+    process, uncatchably; so it is tried in a child process first.
+    """
+    try:
+        probe = subprocess.run([sys.executable, "-c", _GUI_PROBE], capture_output=True, text=True, timeout=60,
+                               env=env)
+    except (OSError, subprocess.SubprocessError) as error:
+        return str(error)
+    if probe.returncode == 0:
+        return None
+    lines = probe.stderr.strip().splitlines()
+    return (lines[-1] if lines else f"the GUI toolkit exited with status {probe.returncode}")[:160]
 
 
 def _ask_participant(args: argparse.Namespace) -> dict[str, Any]:

@@ -217,3 +217,43 @@ def test_escape_sigkill_and_resume_on_screen(screen, make_config, results, tmp_p
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert [r["at_trial"] for r in sidecar["Session"]["resumes"]] == [3, 6]
     assert sidecar["Session"]["status"] == "complete"
+
+
+def test_participant_dialog_when_the_id_is_missing(screen, make_config, results, tmp_path):
+    from experiments.run import gui_problem
+
+    env = {**os.environ, "DISPLAY": screen}
+    problem = gui_problem(env)
+    if problem:
+        pytest.skip(f"no GUI toolkit can start here ({problem}; PyQt6 needs libxcb-icccm4 libxcb-keysyms1 "
+                    "libxcb-cursor0)")
+    config = _config(make_config, trials=3, practice=0)
+    root = tmp_path / "data"
+    process = subprocess.Popen([sys.executable, "-m", "experiments", "run", str(config), "--windowed",
+                                "--results", str(results), "--data-root", str(root)],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def xdotool(*args, timeout=120):
+        return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, check=True,
+                              timeout=timeout).stdout
+
+    dialog = xdotool("search", "--sync", "--onlyvisible", "--name", "Participant").split()[0]
+    for _ in range(40):
+        if subprocess.run(["xdotool", "windowfocus", "--sync", dialog], env=env, capture_output=True,
+                          timeout=5).returncode == 0:
+            break
+        time.sleep(0.25)
+    time.sleep(0.5)
+    xdotool("type", "--delay", "50", "dlg7")  # the first field: participant; session stays 1
+    xdotool("key", "Return")
+    xdotool("search", "--sync", "--onlyvisible", "--name", "PsychoPy")
+    trial_file = root / "sub-dlg7" / "ses-1" / "beh" / "sub-dlg7_ses-1_task-gender_beh.tsv"
+    deadline = time.time() + 60
+    while not trial_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    window = xdotool("search", "--onlyvisible", "--name", "PsychoPy").split()[0]
+    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True, timeout=5)
+    xdotool("key", "Escape")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and "session stopped after 0 of 3 trials" in err
+    assert (root / "participants.tsv").read_text().splitlines()[1].startswith("sub-dlg7\t")
