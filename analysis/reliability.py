@@ -114,5 +114,6 @@ def map_icc(maps: dict[str, np.ndarray], *, region: Any = None) -> pd.DataFrame:
         "map": np.repeat(names, n_pixels),
         "value": values.ravel(),
     })
-    table = pg.intraclass_corr(long, targets="pixel", raters="map", ratings="value")
+    with np.errstate(divide="ignore", invalid="ignore"):  # identical maps: zero error variance
+        table = pg.intraclass_corr(long, targets="pixel", raters="map", ratings="value")
     return table.assign(n_maps=len(names), n_pixels=n_pixels)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ def build_report(config: ReportConfig, out: Path, *, warn: Callable[[str], None]
             bar.set_postfix_str(spec.key)
             built[spec.key] = _run_section(ctx, spec)
     sections = [built[s.key] for s in wanted]
+    shutil.rmtree(Path(out) / ".scratch", ignore_errors=True)
     atomic_write_text(Path(out) / "report.html", render_html(config, sections))
     return Report(sections, list(ctx.problems), ctx)
 
@@ -126,7 +128,7 @@ display:flex;flex-wrap:wrap;gap:4px 18px}
 nav a{color:#23395b;text-decoration:none;white-space:nowrap}
 nav a.absent,nav a.error{color:#888}
 main{max-width:1180px;margin:0 auto;padding:8px 40px 60px}
-section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:6px 24px 18px;margin:22px 0}
+section{scroll-margin-top:80px;background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:6px 24px 18px;margin:22px 0}
 h2{font-size:20px;border-bottom:2px solid #23395b;padding-bottom:4px;margin-top:16px}
 h3{font-size:16px;margin:22px 0 6px;color:#23395b}
 .badge{font-size:11px;font-weight:normal;border-radius:3px;padding:2px 6px;margin-left:8px;vertical-align:middle}
