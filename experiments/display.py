@@ -108,6 +108,12 @@ class Display(Observer):
         if self._quit_pressed():
             raise QuitRequested
 
+    def _keys(self, allowed: list[str]) -> list[Any]:
+        """Key presses since the stimulus onset; one pressed before it (dispatched with the onset
+        flip, negative time) anticipated the stimulus and is not an answer."""
+        keys = event.getKeys(keyList=allowed, timeStamped=self.rt_clock)
+        return [k for k in keys if k[1] >= 0 or k[0] in self.keys.quit]
+
     def _stim(self, index: int, image: np.ndarray, position: tuple[float, float]) -> visual.ImageStim:
         width = self.config.stimulus_deg
         size = (width, width * image.shape[0] / image.shape[1])
@@ -198,13 +204,13 @@ class Display(Observer):
                 self.win.getMovieFrame(buffer="back")
             self.win.flip()
             if not pressed:
-                pressed = event.getKeys(keyList=allowed, timeStamped=self.rt_clock)
+                pressed = self._keys(allowed)
         dropped = self.win.nDroppedFrames - dropped
         while not pressed:
             if timing.response_timeout_s is not None and self.rt_clock.getTime() > timing.response_timeout_s:
                 break
             self.win.flip()
-            pressed = event.getKeys(keyList=allowed, timeStamped=self.rt_clock)
+            pressed = self._keys(allowed)
         if pressed and pressed[0][0] in self.keys.quit:
             raise QuitRequested
         key, rt = (pressed[0][0], float(pressed[0][1])) if pressed else (None, None)

@@ -209,6 +209,19 @@ def run_session(
     else:
         answerer = make_observer(spec, task, seed=seed, results=str(results))
 
+    try:
+        return _run(task, answerer, files, plan, done, torn, sidecar, spec=spec, seed=seed, origin=origin,
+                    human=human, root=root, config_path=config_path, progress=progress,
+                    participant_info=participant_info, command=command)
+    finally:
+        answerer.close()
+
+
+def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[str, Any]], done: pd.DataFrame,
+         torn: bytes, sidecar: dict[str, Any] | None, *, spec: str, seed: int, origin: float | None, human: bool,
+         root: Path, config_path: str | os.PathLike, progress: bool | None,
+         participant_info: dict[str, Any] | None, command: list[str] | None) -> SessionResult:
+    """Create or reopen the session files and run the remaining trials (the answerer is open)."""
     started = _now()
     n_done = len(done)
     provenance = Provenance(command=command, config=to_dict(task.config), seeds={"session": seed},
@@ -277,6 +290,9 @@ def run_session(
     except QuitRequested:
         status = "stopped"
         answerer.message(texts.quit, wait=False)
+    except BaseException as error:  # recorded, then raised: the rows on disk are complete
+        sidecar["Session"]["error"] = f"{type(error).__name__}: {error}"[:500]
+        raise
     finally:
         bar.close()
         files.close()
@@ -284,7 +300,6 @@ def run_session(
         files.write_sidecar(sidecar)
         provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}
         provenance.write(files.folder)
-        answerer.close()
     return SessionResult(files.path, status, n_done, len(plan), seed)
 
 

@@ -133,3 +133,11 @@ def test_command_line_help_and_missing_participant(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: no screen for the participant dialog: give --participant and "
                                    "--session")
+
+
+def test_check_command_summarises_the_sequence(make_config, results, capsys):
+    path = make_config({"design": {"blocks": ["random"], "repeats": 2, "trials_per_block": 7}})
+    assert main(["check", str(path), "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: paradigm bubbles, task gender, 17 trials" in out
+    assert out.count("random") == 3  # practice + two blocks

@@ -203,3 +203,29 @@ def test_sigkill_mid_session_loses_nothing_answered_and_resume_completes(make_co
     reference = run_session(path, "ref", 1, observer="template", data_root=tmp_path / "ref", results=results,
                             seed=5, progress=False)
     assert result.path.read_text() == reference.path.read_text()
+
+
+def test_a_crash_keeps_every_finished_trial_and_is_recorded(make_config, results, tmp_path):
+    from experiments.observers import make_observer
+    from experiments.run import load_task
+
+    path = make_config()
+    observer = make_observer("template", load_task(path, results), seed=8)
+    answer, calls = observer.respond, []
+
+    def failing(trials):
+        calls.append(1)
+        if len(calls) == 6:
+            raise RuntimeError("the eye tracker fell over")
+        return answer(trials)
+
+    observer.respond = failing
+    with pytest.raises(RuntimeError, match="eye tracker"):
+        run_session(path, "c1", 1, observer=observer, data_root=tmp_path, results=results, seed=8, progress=False)
+    files = SessionFiles(tmp_path, "c1", 1, "gender")
+    assert list(read_trials(files.path).trial) == [1, 2, 3, 4, 5]
+    session = json.loads(files.sidecar_path.read_text())["Session"]
+    assert session["status"] == "crashed" and "eye tracker" in session["error"] and session["trials_done"] == 5
+    result = run_session(path, "c1", 1, observer="template", data_root=tmp_path, results=results, resume=True,
+                         progress=False)
+    assert list(read_trials(result.path).trial) == list(range(1, 16))
