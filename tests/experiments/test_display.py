@@ -252,8 +252,11 @@ def test_participant_dialog_when_the_id_is_missing(screen, make_config, results,
     while not trial_file.exists() and time.time() < deadline:
         time.sleep(0.1)
     window = xdotool("search", "--onlyvisible", "--name", "PsychoPy").split()[0]
-    subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True, timeout=5)
-    xdotool("key", "Escape")
-    _, err = process.communicate(timeout=60)
+    deadline = time.time() + 60
+    while process.poll() is None and time.time() < deadline:  # retry: a key may land before the focus
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True, timeout=5)
+        subprocess.run(["xdotool", "key", "Escape"], env=env, capture_output=True, timeout=5)
+        time.sleep(1.0)
+    _, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "session stopped after 0 of 3 trials" in err
     assert (root / "participants.tsv").read_text().splitlines()[1].startswith("sub-dlg7\t")
