@@ -232,8 +232,8 @@ def to_stimulus_grid(relevance: torch.Tensor, to_input: ToInput, grid_shape: Seq
     """
     n = relevance.shape[0]
     h, w = int(grid_shape[0]), int(grid_shape[1])
-    cotangent = relevance / (high - low)
-    with torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():  # callable from inside inference mode too
+        cotangent = relevance / (high - low)
         grid = torch.zeros(n, h, w, device=relevance.device, requires_grad=True)
         out = to_input(grid)
         if out.shape != relevance.shape:

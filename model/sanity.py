@@ -1,0 +1,184 @@
+"""Sanity checks for relevance maps (Adebayo et al., 2018, "Sanity checks for saliency maps").
+
+* **Cascading model-parameter randomisation**: re-initialise the layers of a trained variant one
+  at a time from the top (output layer first) down to the first convolution, cumulatively, and
+  after each step compare the maps with the trained model's maps.
+* **Data randomisation**: train the variant's own recipe again on training labels shuffled
+  among the training images, and compare that model's maps with the trained model's.
+
+A map method that explains the model must give different maps once the model is destroyed.
+Similarity per step is reported as Spearman rank correlation (of the maps and of their absolute
+values) and SSIM of the absolute maps scaled to [0, 1], each averaged over images, in a tidy
+table. Re-initialisation uses torchvision's own VGG init (:func:`model.architecture.
+init_like_torchvision`) from a fixed seed; the trained model itself is never touched (a copy is
+randomised).
+
+Examples
+--------
+>>> a = np.random.default_rng(0).random((3, 16, 16))
+>>> compare_maps(a, a)[["spearman", "ssim"]].round(6).to_numpy().tolist()
+[[1.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.ndimage import gaussian_filter
+from scipy.stats import spearmanr
+from torch import nn
+
+__all__ = ["ssim", "compare_maps", "randomisation_order", "cascading_randomisation",
+           "random_label_network", "sanity_checks"]
+
+
+def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, sigma: float = 1.5) -> float:
+    """Structural similarity of two (H, W) images (Wang et al., 2004), Gaussian window.
+
+    The same definition as ``skimage.metrics.structural_similarity(a, b, data_range=...,
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def blur(x):
+        return gaussian_filter(x, sigma, truncate=3.5, mode="reflect")
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    pad = int(3.5 * sigma + 0.5)  # skimage crops the border where the window leaves the image
+    if s.shape[0] > 2 * pad and s.shape[1] > 2 * pad:
+        s = s[pad:-pad, pad:-pad]
+    return float(s.mean())
+
+
+def _unit_abs(m: np.ndarray) -> np.ndarray:
+    m = np.abs(m)
+    top = m.max()
+    return m / top if top > 0 else m
+
+
+def compare_maps(reference: np.ndarray, other: np.ndarray) -> pd.DataFrame:
+    """Per-image Spearman (signed and absolute) and SSIM (absolute, scaled to [0, 1]), then the mean."""
+    rows = []
+    for a, b in zip(np.asarray(reference, np.float64), np.asarray(other, np.float64)):
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            rows.append((np.nan, np.nan, np.nan))
+            continue
+        rows.append((spearmanr(a.ravel(), b.ravel())[0], spearmanr(np.abs(a).ravel(), np.abs(b).ravel())[0],
+                     ssim(_unit_abs(a), _unit_abs(b))))
+    per_image = pd.DataFrame(rows, columns=["spearman", "spearman_abs", "ssim"])
+    return per_image.mean().to_frame().T.assign(n_images=len(per_image))
+
+
+def randomisation_order(net: nn.Module) -> list[str]:
+    """Names of the layers with weights, output layer first (the cascade's order)."""
+    names = [name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return names[::-1]
+
+
+def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
+    """torchvision's init for one layer (and the batch norm right after it), from a fixed seed."""
+    from .architecture import init_like_torchvision
+
+    modules = dict(net.named_modules())
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        init_like_torchvision(modules[layer])
+        parent, _, index = layer.rpartition(".")
+        if parent and index.isdigit() and isinstance(modules[parent], nn.Sequential):
+            seq = modules[parent]
+            following = int(index) + 1
+            if following < len(seq) and isinstance(seq[following], nn.BatchNorm2d):
+                seq[following].reset_running_stats()
+                init_like_torchvision(seq[following])
+
+
+def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target: np.ndarray, *,
+                            composite: str = "epsilon_plus_flat", seed: int = 0,
+                            device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Map similarity after each cumulative re-initialisation, output layer first.
+
+    Row ``step`` 0 is the trained model compared with itself; step k has the top k weight
+    layers re-initialised (``layer`` is the k-th).
+    """
+    from .explain import explain_images
+
+    kwargs = {"method": composite, "target": target, "device": device}
+    reference = explain_images(net, images, to_input, **kwargs).relevance
+    rows = [compare_maps(reference, reference).assign(step=0, layer="none (trained)")]
+    randomised = copy.deepcopy(net)
+    for step, layer in enumerate(randomisation_order(randomised), start=1):
+        _reinitialise(randomised, layer, seed + step)
+        maps = explain_images(randomised, images, to_input, **kwargs).relevance
+        rows.append(compare_maps(reference, maps).assign(step=step, layer=layer))
+    table = pd.concat(rows, ignore_index=True)
+    return table.assign(test="cascading")[["test", "step", "layer", "spearman", "spearman_abs", "ssim",
+                                            "n_images"]]
+
+
+def random_label_network(variant, results: str | Path, *, seed: int = 0, progress: bool = False) -> nn.Module:
+    """The variant's recipe trained again with its training labels shuffled (Adebayo's data test).
+
+    Same config, same initial network and split; only the training labels are permuted (seeded),
+    and the last epoch is kept (a validation score means nothing here).
+    """
+    from .data import load_train_data
+    from .train import RunState, Trainer, initial_network
+    from .variants import read_variant_config
+
+    config = read_variant_config(variant.folder)
+    spec = config.spec
+    task = spec.label_task
+    data = load_train_data(config.stimuli, results, task, kind=config.split.kind(task),
+                           fractions=config.split.fractions, seed=config.split.seed)
+    labels = data.labels.copy()
+    train = data.index["train"]
+    labels[train] = np.random.default_rng([seed, 7]).permutation(labels[train])
+    data = dataclasses.replace(data, labels=labels)
+    with torch.random.fork_rng(devices=[]):
+        net, _, _ = initial_network(config, len(data.classes), results)
+        recipe = dataclasses.replace(config.train, select="last", patience=None)
+        trainer = Trainer(net, recipe, data, seed=spec.seed, input_size=config.input_size, task=task,
+                          device=variant.device, name=f"{variant.name} (shuffled labels)", progress=progress)
+        trainer.fit(RunState(), progress=progress)
+    return net.eval()
+
+
+def sanity_checks(variant, results: str | Path, *, composites: Sequence[str] = ("epsilon_plus_flat",),
+                  images: int = 16, random_labels: bool = True, seed: int = 0, split: str = "test",
+                  progress: bool = False) -> pd.DataFrame:
+    """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table."""
+    from stimuli.prepared import load_prepared_set
+
+    from .evaluate import held_out
+    from .explain import explain_images
+
+    stimuli = load_prepared_set(variant.config["stimuli"], results)
+    rows, labels = held_out(variant, stimuli, split)
+    pick = np.sort(np.random.default_rng(seed).permutation(len(rows))[:images])
+    grey, target = stimuli.images[rows[pick]], labels[pick]
+    shuffled = random_label_network(variant, results, seed=seed, progress=progress) if random_labels else None
+    tables = []
+    for composite in composites:
+        kwargs = {"method": composite, "target": target, "device": variant.device}
+        table = cascading_randomisation(variant.net, grey, variant.to_input, target, composite=composite,
+                                        seed=seed, device=variant.device)
+        if shuffled is not None:
+            reference = explain_images(variant.net, grey, variant.to_input, **kwargs).relevance
+            maps = explain_images(shuffled, grey, variant.to_input, **kwargs).relevance
+            table = pd.concat([table, compare_maps(reference, maps).assign(
+                test="random_labels", step=1, layer="all (trained on shuffled labels)")], ignore_index=True)
+        tables.append(table.assign(composite=composite))
+    table = pd.concat(tables, ignore_index=True)
+    table.insert(0, "variant", variant.name)
+    return table
