@@ -78,13 +78,13 @@ def plot_matrix(matrix: pd.DataFrame, path: str | os.PathLike, *, title: str = "
     image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks(range(cols), [short_name(str(c)) for c in matrix.columns], rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(rows), [short_name(str(r)) for r in matrix.index], fontsize=7)
-    low, high = image.get_clim()
     for i in range(rows):
         for j in range(cols):
             if np.isfinite(values[i, j]):
-                light = (values[i, j] - low) / ((high - low) or 1.0) < 0.5
+                red, green, blue, _ = image.cmap(image.norm(values[i, j]))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text readable on the cell colour
                 ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=6.5,
-                        color="white" if light == (cmap == "viridis") else "black")
+                        color="white" if dark else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)

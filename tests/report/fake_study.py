@@ -146,6 +146,7 @@ def make_study(root: Path, *, participants: int = 4, trials: int = 120, model_va
         write_session(simulated, f"m{j + 1:02d}", 1, rows, model_observer(variant))
     if relevance:
         make_relevance(results)
+        make_evaluate(results / "evaluate" / "demo_evaluate")
     return {"root": root, "results": results, "simulated": simulated, "aperture": aperture}
 
 
@@ -157,7 +158,7 @@ def write_config(path: Path, study: dict[str, Path], **overrides) -> Path:
         "stimuli": "tiny", "tasks": ["gender"], "title": "Test report", "results": str(study["results"]),
         "data": {"people": str(study["root"] / "people"), "simulated": str(study["simulated"])},
         "seed": 3, "exclusion": {"min_trials": 50},
-        "models": {"split_half_splits": 10},
+        "models": {"split_half_splits": 10, "evaluate": str(study["results"] / "evaluate" / "demo_evaluate")},
         "alignment": {"reference": "template", "null_draws": 40, "noise_splits": 20},
     }
     for key, value in overrides.items():
@@ -167,3 +168,55 @@ def write_config(path: Path, study: dict[str, Path], **overrides) -> Path:
             config[key] = value
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def make_evaluate(folder: Path, variants=tuple(VARIANTS), fractions=(0.0, 0.1, 0.2, 0.5)) -> Path:
+    """Masking tables in the layout of ``python -m model evaluate`` (``<folder>/tables/*.csv``):
+    own maps hurt most, then other seeds, tasks, pretraining; imagenet maps serve faces targets
+    better than the reverse (an asymmetry); random masks hurt least."""
+    from stimuli.variants import variant_relation
+
+    strength = {"same": 1.0, "seed": 0.9, "task": 0.7, "pretrain": 0.35}
+    rng = np.random.default_rng(11)
+    rows = []
+    for t_index, target in enumerate(variants):
+        unmasked = 0.9 - 0.01 * t_index
+        for source in [*variants, "random"]:
+            relation = "random" if source == "random" else variant_relation(source, target)
+            if relation == "other":
+                s = 0.3
+            else:
+                s = 0.1 if relation == "random" else strength[relation]
+            if relation == "pretrain" and "imagenet" in source:
+                s += 0.15
+            s += rng.normal(scale=0.03)
+            for fraction in fractions:
+                drop = 0.4 * s * np.sqrt(fraction)
+                rows.append({"source": source, "target": target, "mode": "remove", "fraction": fraction,
+                             "accuracy": unmasked - drop, "accuracy_sd": 0.0, "p_true": unmasked - drop,
+                             "n_images": 40, "repeats": 1, "fill": "background", "unmasked_accuracy": unmasked,
+                             "chance": 0.5, "majority": 0.5})
+    accuracy = pd.DataFrame(rows)
+    aopc = (accuracy.groupby(["source", "target"], sort=False)
+            .apply(lambda c: float(np.mean(c.accuracy.iloc[0] - c.accuracy)), include_groups=False)
+            .rename("aopc").reset_index())
+    own = {r.target: r.aopc for r in aopc.itertuples() if r.source == r.target}
+    rand = {r.target: r.aopc for r in aopc.itertuples() if r.source == "random"}
+    transfer = pd.DataFrame([
+        {"source": r.source, "target": r.target, "mode": "remove", "aopc": r.aopc, "aopc_own": own[r.target],
+         "aopc_random": rand[r.target], "relative": (r.aopc - rand[r.target]) / (own[r.target] - rand[r.target])}
+        for r in aopc.itertuples() if r.source != "random"])
+    value = {(r.source, r.target): r for r in transfer.itertuples()}
+    names = sorted(variants)
+    asymmetry = pd.DataFrame([
+        {"a": a, "b": b, "mode": "remove", "m_ab": value[a, b].aopc, "m_ba": value[b, a].aopc,
+         "asymmetry": value[a, b].aopc - value[b, a].aopc, "relative_ab": value[a, b].relative,
+         "relative_ba": value[b, a].relative, "relative_asymmetry": value[a, b].relative - value[b, a].relative}
+        for i, a in enumerate(names) for b in names[i + 1:]])
+    tables = folder / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    accuracy.to_csv(tables / "accuracy.csv", index=False)
+    transfer.to_csv(tables / "transfer_remove.csv", index=False)
+    asymmetry.to_csv(tables / "asymmetry_remove.csv", index=False)
+    (folder / "summary.json").write_text(json.dumps({"variants": list(variants), "stimuli": "tiny"}))
+    return folder

@@ -138,3 +138,51 @@ def test_missing_and_nan_relevance_are_reported_not_fatal(tmp_path):
     assert "1 of 8 maps hold NaN or infinite values (first: stimulus face01); those maps left out" in messages[0]
     assert f"relevance maps {tmp_path}/relevance/{VARIANTS[3]}/tiny.npz not found; make them with: " \
            f"python -m model explain --variant {VARIANTS[3]} --stimuli tiny --out {tmp_path}" == messages[1]
+
+
+def test_masking_tables_read_by_relation_and_directed_asymmetry(tmp_path):
+    from fake_study import make_evaluate
+
+    from analysis.model_stats import (
+        asymmetry_tests,
+        oriented_asymmetry,
+        read_masking,
+        transfer_levels,
+        transfer_tests,
+    )
+
+    tables = read_masking(make_evaluate(tmp_path / "evaluate" / "demo"))
+    assert tables.mode == "remove" and len(tables.transfer) == 64
+    levels = transfer_levels(tables.transfer, "relative")
+    assert levels.groupby("target").size().eq(4).all() and set(levels.relation) == {"same", "seed", "task",
+                                                                                    "pretrain"}
+    assert levels[levels.relation == "same"]["value"].eq(1.0).all()
+    anova, pairwise = transfer_tests(levels)
+    assert anova["p_unc"].iloc[0] < 0.001 and (pairwise.p_adjust == "fdr_bh").all()
+    # orientation: a positive asymmetry of (faces, imagenet) and the same pair listed the other way round
+    pairs = pd.DataFrame({"a": ["vgg16-faces-gender-s0", "vgg16-imagenet-identity-s0", "vgg16-faces-gender-s0"],
+                          "b": ["vgg16-imagenet-gender-s0", "vgg16-faces-identity-s0", "vgg16-imagenet-identity-s1"],
+                          "m_ab": [0.3, 0.3, 0.1], "m_ba": [0.2, 0.2, 0.1], "asymmetry": [0.1, 0.1, 0.0]})
+    oriented = oriented_asymmetry(pairs)
+    assert oriented.direction.tolist() == ["faces->imagenet", "faces->imagenet"]  # the 'other' pair is left out
+    assert oriented.oriented.tolist() == pytest.approx([0.1, -0.1])
+    tests = asymmetry_tests(oriented)
+    assert tests.loc[0, "n_pairs"] == 2 and tests.loc[0, "mean"] == pytest.approx(0.0)
+
+
+def test_masking_tables_problems_are_named(tmp_path):
+    from fake_study import make_evaluate
+
+    from analysis.model_stats import read_masking
+
+    with pytest.raises(InputError, match=r"no model evaluate output here; make it with: python -m model evaluate "
+                                         r"CONFIG.yaml --out .* \(CONFIG named 'missing'"):
+        read_masking(tmp_path / "evaluate" / "missing")
+    folder = make_evaluate(tmp_path / "evaluate" / "demo")
+    with pytest.raises(InputError, match="no transfer_keep.csv"):
+        read_masking(folder, "keep")
+    accuracy = pd.read_csv(folder / "tables" / "accuracy.csv")
+    accuracy.loc[3, "accuracy"] = np.nan
+    accuracy.to_csv(folder / "tables" / "accuracy.csv", index=False)
+    with pytest.raises(InputError, match=r"accuracy.csv, line 5: 'accuracy' is not a finite number"):
+        read_masking(folder)

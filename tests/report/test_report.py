@@ -13,6 +13,7 @@ import pytest
 from fake_study import (
     TEMPLATE,
     VARIANTS,
+    make_evaluate,
     make_relevance,
     make_set,
     simulate_session,
@@ -46,7 +47,9 @@ def test_report_folder_holds_the_contract(report):
             "relevance_reliability", "relevance_seed_icc", "similarity_per_image", "similarity_mean_maps",
             "similarity_level_summary", "similarity_level_anova", "similarity_level_pairwise", "alignment_group",
             "alignment_participants", "alignment_noise_ceiling", "alignment_participant_tests",
-            "conditions_descriptives", "conditions_anova", "conditions_pairwise", "findings"} <= tables
+            "conditions_descriptives", "conditions_anova", "conditions_pairwise", "findings", "masking_curves",
+            "masking_matrix", "masking_by_relation", "masking_level_anova", "masking_level_pairwise",
+            "masking_asymmetry_tests"} <= tables
     summary = pd.read_csv(out / "tables" / "ci_summary.csv")
     assert sorted(set(summary.observers)) == ["model-vgg16-imagenet-gender-s0", "template"]
     provenance = read_provenance(out)
@@ -54,6 +57,7 @@ def test_report_folder_holds_the_contract(report):
     inputs = list(provenance["inputs"])
     assert sum(p.endswith("_beh.tsv") for p in inputs) == 5 and sum(p.endswith("_beh.json") for p in inputs) == 5
     assert sum(p.endswith("tiny.npz") for p in inputs) == 8 and any(p.endswith("manifest.csv") for p in inputs)
+    assert any(p.endswith("demo_evaluate/tables/transfer_remove.csv") for p in inputs)
     assert provenance["sections"]["alignment"] == "ok" and "report.html" in provenance["outputs"]
     assert not list(out.parent.glob(".out.*")) and not (out / ".scratch").exists()
 
@@ -78,6 +82,15 @@ def test_findings_are_computed_from_the_numbers(report):
     # the fake relevance maps were built with seeds alike, tasks less, pretraining least
     assert findings.loc["Stability across seeds", "verdict"] == "agrees"
     assert findings.loc["Dependence on pretraining data", "verdict"] == "agrees"
+    # the fake masking tables: own > seed > task > pretrain, imagenet maps serve faces models better
+    assert findings.loc["Masking transfer", "verdict"] == "agrees"
+    assert findings.loc["Asymmetries of transfer", "verdict"] == "agrees"
+    assert "across pretraining: imagenet maps serve faces models better than the reverse" in findings.loc[
+        "Asymmetries of transfer", "measured"]
+    by_relation = pd.read_csv(report["out"] / "tables" / "masking_by_relation.csv").set_index("relation")
+    assert by_relation.loc["same", "relative_mean"] == pytest.approx(1.0)
+    assert by_relation.loc["seed", "relative_mean"] > by_relation.loc["task", "relative_mean"] > by_relation.loc[
+        "pretrain", "relative_mean"]
     levels = pd.read_csv(report["out"] / "tables" / "similarity_level_summary.csv").set_index("relation")
     assert f"r = {levels.loc['seed', 'mean_r']:.2g}" in findings.loc["Stability across seeds", "measured"]
     # guided bubbles (near the diagnostic eyes) needed fewer bubbles than random ones
@@ -114,6 +127,7 @@ def test_bad_inputs_give_one_message_each_and_the_rest_is_built(study, tmp_path)
     results, simulated = root / "results", root / "simulated"
     make_set(results)
     make_relevance(results, nan_in=VARIANTS[2])
+    make_evaluate(results / "evaluate" / "demo_evaluate")
     for i in range(3):
         write_session(simulated, f"{i + 1:02d}", 1, simulate_session(200 + i, trials=80), TEMPLATE)
     rows = simulate_session(300, trials=80)
@@ -158,6 +172,22 @@ def test_bad_inputs_give_one_message_each_and_the_rest_is_built(study, tmp_path)
     assert conditions.set_index(["dv", "condition"]).loc[("accuracy", "random"), "n"] == 4
 
 
+def test_a_bad_evaluate_table_is_one_message(report, tmp_path):
+    evaluate = make_evaluate(tmp_path / "evaluate" / "broken")
+    table = pd.read_csv(evaluate / "tables" / "transfer_remove.csv").drop(columns="relative")
+    table.to_csv(evaluate / "tables" / "transfer_remove.csv", index=False)
+    config = write_config(tmp_path / "c.yaml", report["study"], sections=["masking", "findings", "problems"],
+                          models={"evaluate": str(evaluate)})
+    messages = []
+    out, built = run_report(config, tmp_path / "out", progress=False, warn=messages.append)
+    assert [(s.key, s.status) for s in built.sections] == [("findings", "ok"), ("masking", "error"),
+                                                           ("problems", "ok")]
+    assert messages == [f"section 'Relevance-based masking': {evaluate}/tables/transfer_remove.csv: missing "
+                        "column(s) relative"]
+    findings = pd.read_csv(out / "tables" / "findings.csv").set_index("topic")
+    assert findings.loc["Masking transfer", "verdict"] == "not measured"
+
+
 def test_absent_inputs_are_said_in_the_page(tmp_path, capsys):
     results = tmp_path / "results"
     make_set(results)
@@ -166,10 +196,12 @@ def test_absent_inputs_are_said_in_the_page(tmp_path, capsys):
     out, built = run_report(config, tmp_path / "out", progress=False, warn=lambda m: None)
     statuses = {s.key: s.status for s in built.sections}
     assert statuses == {"findings": "ok", "overview": "ok", "ci": "absent", "relevance": "absent",
-                        "similarity": "absent", "alignment": "absent", "conditions": "absent", "problems": "ok"}
+                        "similarity": "absent", "masking": "absent", "alignment": "absent", "conditions": "absent",
+                        "problems": "ok"}
     page = (out / "report.html").read_text()
     assert "no trial files of task &#x27;gender&#x27;" in page and "python -m experiments run" in page
     assert "make them with: python -m model explain --variant VARIANT --stimuli tiny" in page
+    assert "demo_evaluate does not exist; make it with: python -m model evaluate CONFIG.yaml --out" in page
     findings = pd.read_csv(out / "tables" / "findings.csv")
     assert set(findings.verdict) == {"not measured"}
     # a missing prepared set: the sections that need it show the command that makes it
