@@ -267,3 +267,4 @@ def test_a_registered_section_is_built_and_its_errors_are_contained(report, tmp_
     assert "2 observer groups" in page and "rating &#x27;x&#x27; is not a number" in page
     assert messages == ["section 'A broken section': similarity.csv, line 3: rating 'x' is not a number"]
     assert json.loads((out / "provenance.json").read_text())["sections"]["broken"] == "error"
+
