@@ -343,8 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# run in a child process (this module never imports psychopy itself)
 _GUI_PROBE = """
-from psychopy import gui
+import importlib
+gui = importlib.import_module("psychopy.gui")
 if gui.haveQt:
     gui.ensureQtApp()
 else:
@@ -366,8 +368,9 @@ def gui_problem(env: dict[str, str] | None = None) -> str | None:
         return str(error)
     if probe.returncode == 0:
         return None
-    lines = probe.stderr.strip().splitlines()
-    return (lines[-1] if lines else f"the GUI toolkit exited with status {probe.returncode}")[:160]
+    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+    telling = [line for line in lines if any(w in line.lower() for w in ("could not", "cannot", "error"))]
+    return ((telling or lines or [f"the GUI toolkit exited with status {probe.returncode}"])[0])[:160]
 
 
 def _ask_participant(args: argparse.Namespace) -> dict[str, Any]:
