@@ -85,7 +85,7 @@ class CIConfig:
     require_all_conditions: bool = False
     conditions: list[str] | None = None
     search_region: str = "auto"
-    participants: list[str] | None = None  # only these participant labels (None: everyone)
+    trial_files: list[str] | None = None  # only these trial files (None: every file of the task)
 
     def __post_init__(self) -> None:
         require(0 < self.alpha < 1, "alpha", "must lie between 0 and 1")
@@ -99,8 +99,8 @@ class CIConfig:
         require(self.conditions is None or len(self.conditions) > 0, "conditions",
                 "must list at least one condition (or be left out for all)")
         require(bool(re.fullmatch(r"[A-Za-z0-9]+", self.task)), "task", "must be letters and digits (BIDS label)")
-        require(self.participants is None or len(self.participants) > 0, "participants",
-                "must list at least one participant (or be left out for all)")
+        require(self.trial_files is None or len(self.trial_files) > 0, "trial_files",
+                "must list at least one trial file (or be left out for all)")
 
 
 @dataclass
@@ -151,8 +151,9 @@ class _Participant:
 def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None]
                        ) -> tuple[dict[str, _Participant], list[Path]]:
     files = find_trial_files(config.data_root, config.task)
-    if config.participants is not None:
-        files = [tf for tf in files if tf.participant in set(config.participants)]
+    if config.trial_files is not None:  # e.g. the sessions of one kind of observer
+        wanted = {Path(f).resolve() for f in config.trial_files}
+        files = [tf for tf in files if tf.path.resolve() in wanted]
     if not files:
         raise InputError(f"{config.data_root}: no trial files of task '{config.task}' "
                          f"(expected sub-*/ses-*/beh/sub-*_ses-*_task-{config.task}_beh.tsv)")

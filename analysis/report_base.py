@@ -172,7 +172,7 @@ class ReportConfig:
         require(self.name is None or bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name)), "name",
                 "must be a plain folder name (letters, digits, _ . -)")
 
-    def ci_config(self, task: str, data_root: str, participants: list[str] | None) -> CIConfig:
+    def ci_config(self, task: str, data_root: str, trial_files: list[str] | None) -> CIConfig:
         return CIConfig(data_root=data_root, task=task, stimuli=self.stimuli, results=self.results,
                         alpha=self.alpha, sigma_smooth=self.ci.sigma_smooth,
                         cluster_threshold=self.ci.cluster_threshold, z=self.ci.z,
@@ -180,7 +180,7 @@ class ReportConfig:
                         seed=self.seed, min_trials=self.exclusion.min_trials,
                         require_all_conditions=self.exclusion.require_all_conditions,
                         conditions=self.ci.conditions, search_region=self.ci.search_region,
-                        participants=participants)
+                        trial_files=trial_files)
 
 
 # ----------------------------------------------------------------------------- observers
@@ -193,6 +193,7 @@ class ObserverGroup:
     kind: str  # people | template | model | another observer kind
     data_root: str
     participants: list[str]
+    files: list[str]  # the group's trial files
     variant: str | None = None
 
 
@@ -201,7 +202,8 @@ def _safe(text: str) -> str:
 
 
 def _observer_of(path: Path, warn: Callable[[str], None]) -> tuple[str, str | None]:
-    """(kind, variant) of the observer that made a trial file, from its JSON sidecar."""
+    """(kind, argument) of the observer that made a trial file, from its JSON sidecar's
+    ``Observer`` (``spec`` ``template:mouth`` -> (template, mouth); ``model:V`` -> (model, V))."""
     side = sidecar_path(path)
     try:
         info = json.loads(side.read_text(encoding="utf-8"))
@@ -216,37 +218,33 @@ def _observer_of(path: Path, warn: Callable[[str], None]) -> tuple[str, str | No
     kind, _, argument = spec.partition(":")
     if kind == "model":
         return "model", observer.get("variant") or argument or None
-    return kind or "unknown", None
+    return kind or "unknown", argument or None
 
 
 def find_observer_groups(roots: DataRoots, task: str, warn: Callable[[str], None]) -> list[ObserverGroup]:
     """The observer groups with trial files of ``task``: everyone under ``roots.people`` is one
     group; under ``roots.simulated``, sessions are grouped by the observer named in their
-    sidecar (``template``, or one group per ``model:VARIANT``)."""
+    sidecar (``template``, ``template:REGION``, one group per ``model:VARIANT``)."""
     groups: list[ObserverGroup] = []
     if roots.people and Path(roots.people).is_dir():
-        people = sorted({tf.participant for tf in find_trial_files(roots.people, task)})
-        if people:
-            groups.append(ObserverGroup("people", "people", "people", roots.people, people))
+        files = find_trial_files(roots.people, task)
+        if files:
+            groups.append(ObserverGroup("people", "people", "people", roots.people,
+                                        sorted({tf.participant for tf in files}), [str(tf.path) for tf in files]))
     if roots.simulated and Path(roots.simulated).is_dir():
-        members: dict[tuple[str, str | None], set[str]] = {}
-        owner: dict[str, tuple[str, str | None]] = {}
+        members: dict[tuple[str, str | None], list] = {}
         for tf in find_trial_files(roots.simulated, task):
-            key = _observer_of(tf.path, warn)
-            if tf.participant in owner and owner[tf.participant] != key:
-                warn(f"{tf.path}: sub-{tf.participant} has sessions of different observers "
-                     f"({owner[tf.participant][0]} and {key[0]}); counted with the first")
-                continue
-            owner[tf.participant] = key
-            members.setdefault(key, set()).add(tf.participant)
-        for (kind, variant), participants in sorted(members.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            members.setdefault(_observer_of(tf.path, warn), []).append(tf)
+        for (kind, argument), files in sorted(members.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            participants, paths = sorted({tf.participant for tf in files}), [str(tf.path) for tf in files]
             if kind == "model":
-                name = variant or "unknown"
+                name = argument or "unknown"
                 groups.append(ObserverGroup(_safe(f"model-{name}"), f"model observer {name}", "model",
-                                            roots.simulated, sorted(participants), variant))
-            else:
-                groups.append(ObserverGroup(_safe(kind), f"{kind} observers", kind, roots.simulated,
-                                            sorted(participants)))
+                                            roots.simulated, participants, paths, argument))
+            else:  # e.g. template observers, one group per region (template, template:mouth)
+                key = _safe(f"{kind}-{argument}" if argument else kind)
+                label = f"{kind} observers" + (f" ({argument})" if argument else "")
+                groups.append(ObserverGroup(key, label, kind, roots.simulated, participants, paths))
     return groups
 
 
@@ -417,8 +415,23 @@ class ReportContext:
     def groups(self, task: str) -> list[ObserverGroup]:
         return self._once(("groups", task), lambda: find_observer_groups(self.config.data, task, self.warn))
 
-    def reference_key(self) -> str:
-        return _safe(self.config.alignment.reference)
+    def reference_key(self, task: str) -> str | None:
+        """The key of the observer group that stands for people (``alignment.reference``): the
+        group of that key, else the first group of that kind (e.g. ``template`` matches
+        ``template-eyes``); None when there is none."""
+        return self._once(("reference", task), lambda: self._reference_key(task))
+
+    def _reference_key(self, task: str) -> str | None:
+        want = self.config.alignment.reference
+        groups = self.groups(task)
+        for group in groups:
+            if group.key == _safe(want):
+                return group.key
+        matches = [g.key for g in groups if g.kind == want]
+        if len(matches) > 1:
+            self.warn(f"alignment.reference '{want}' matches several observer groups of task {task} "
+                      f"({', '.join(matches)}); using {matches[0]}")
+        return matches[0] if matches else None
 
     def ci(self, task: str) -> dict[str, GroupCI]:
         """Every observer group's CIs of ``task`` (groups that fail are reported and left out)."""
@@ -429,7 +442,7 @@ class ReportContext:
         result: dict[str, GroupCI] = {}
         for group in self.groups(task):
             scratch = self.out / ".scratch" / task / group.key
-            config = self.config.ci_config(task, group.data_root, group.participants)
+            config = self.config.ci_config(task, group.data_root, group.files)
             try:
                 outputs = run_ci(config, scratch, progress=self.progress,
                                  warn=lambda m, g=group: self.warn(f"{g.label}: {m}"))
@@ -437,7 +450,7 @@ class ReportContext:
                 self.warn(f"{group.label}, task {task}: no classification images ({error})")
                 continue
             self.inputs.extend(outputs.inputs)
-            top = group.key == self.reference_key()
+            top = group.key == self.reference_key(task)
             maps_dir = self.out / "maps" if top else self.out / "maps" / group.key
             figures_dir = self.out / "figures" if top else self.out / "figures" / group.key
             maps, figures = {}, {}

@@ -82,8 +82,8 @@ def _ordered(conditions) -> list[str]:
     return [c for c in CONDITION_ORDER if c in present] + sorted(c for c in present if c not in CONDITION_ORDER)
 
 
-def _sorted_groups(ctx: ReportContext, cis: dict[str, GroupCI]) -> list[GroupCI]:
-    reference = ctx.reference_key()
+def _sorted_groups(ctx: ReportContext, task: str, cis: dict[str, GroupCI]) -> list[GroupCI]:
+    reference = ctx.reference_key(task)
     return sorted(cis.values(), key=lambda g: (g.group.key != reference, g.group.kind == "model", g.group.key))
 
 
@@ -143,7 +143,7 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
                      else f"task {task}: no classification image could be computed (see Problems)")
             continue
         found = True
-        for gci in _sorted_groups(ctx, cis):
+        for gci in _sorted_groups(ctx, task, cis):
             group, outputs = gci.group, gci.outputs
             for name in tables:
                 frame = getattr(outputs, name)
@@ -409,11 +409,16 @@ def build_alignment(ctx: ReportContext, sec: Section) -> None:
     all_group, all_participants, all_tests, ceilings = [], [], [], []
     for task in config.tasks:
         cis = ctx.ci(task)
-        reference = cis.get(ctx.reference_key())
+        key = ctx.reference_key(task)
+        reference = cis.get(key) if key else None
+        if not ctx.groups(task):
+            sec.note(_no_trials_message(ctx, task))
+            continue
         if reference is None:
             sec.note(f"task {task}: no CIs of '{settings.reference}' observers to compare with the models "
-                     + ("(no such observers)" if not any(g.key == ctx.reference_key() for g in ctx.groups(task))
-                        else "(see Problems)"))
+                     + ("(no such observers: set alignment.reference to one of "
+                        + ", ".join(sorted({g.key for g in ctx.groups(task)} | {g.kind for g in ctx.groups(task)}))
+                        + ")" if key is None else "(see Problems)"))
             continue
         if settings.condition not in reference.maps:
             sec.note(f"task {task}: the {reference.group.label} have no group CI in condition "
@@ -518,7 +523,7 @@ def build_conditions(ctx: ReportContext, sec: Section) -> None:
              "(pingouin rm_anova and pairwise_tests, FDR-corrected).")
     descriptives, anovas, pairwise, found = [], [], [], False
     for task in config.tasks:
-        for gci in _sorted_groups(ctx, ctx.ci(task)):
+        for gci in _sorted_groups(ctx, task, ctx.ci(task)):
             table = gci.outputs.participants
             table = table[table["included"].astype(bool)] if len(table) else table
             conditions = _ordered(table["condition"]) if len(table) else []
@@ -693,8 +698,9 @@ def _guided_finding(ctx: ReportContext) -> list[dict[str, str]]:
             if c and c["p"] < alpha:
                 (helped if (c["mean_a"] > c["mean_b"]) == better_if_higher else hurt).append(label)
         n = int(desc.loc[("accuracy", "guided"), "n"])
+        tested = any(_contrast(p, "guided", "random") for p in facts["pairwise"].values())
         verdict = ("helped" if helped and not hurt else "hurt" if hurt and not helped
-                   else "mixed" if helped else "no detectable difference")
+                   else "mixed" if helped else "no detectable difference" if tested else "not tested")
         rows.append({"topic": f"Model-relevant pixels and observers ({task}, {facts['label']}, n = {n})",
                      "seed_study": SEED_STUDY["guided"], "measured": "; ".join(parts) + ".",
                      "verdict": verdict + (f" ({', '.join(helped + hurt)})" if helped or hurt else "")})

@@ -15,7 +15,7 @@ def test_the_demo_config_is_valid():
     assert config.stimuli == "orl64" and config.tasks == ["gender"] and config.alignment.reference == "template"
     assert config.models.evaluate == "results/evaluate/demo_evaluate" and config.exclusion.min_trials == 50
     ci = config.ci_config("gender", "results/simulated", ["01"])
-    assert (ci.min_trials, ci.alpha, ci.participants, ci.seed) == (50, 0.05, ["01"], 0)
+    assert (ci.min_trials, ci.alpha, ci.trial_files, ci.seed) == (50, 0.05, ["01"], 0)
 
 
 @pytest.mark.parametrize("data, message", [
