@@ -5,7 +5,11 @@
 * :mod:`analysis.stat4ci`: the Stat4Ci pixel and cluster tests (random field theory);
 * :mod:`analysis.permutation`: the max-statistic permutation alternative;
 * :mod:`analysis.metrics`: comparisons between two maps on the stimulus grid;
-* :mod:`analysis.ci_command`: ``python -m analysis ci`` (maps, tables, figures, provenance).
+* :mod:`analysis.ci_command`: ``python -m analysis ci`` (maps, tables, figures, provenance);
+* :mod:`analysis.model_stats`: relevance maps across variants (seeds, tasks, pretraining),
+  reliability, masking transfer; :mod:`analysis.alignment`: human-model alignment, noise
+  ceiling, condition effects; :mod:`analysis.reliability`, :mod:`analysis.repeated`;
+* :mod:`analysis.report`: ``python -m analysis run CONFIG`` (report.html and its sections).
 
 Examples
 --------

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stimuli.errors import InputError
+from stimuli.provenance import atomic_save_npz
 from stimuli.relevance import explain_command
 from stimuli.variants import parse_variant_name
 
@@ -161,7 +162,7 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
                 for condition in _ordered(gci.maps):
                     key = f"participants_{condition}"
                     if key in gci.figures:
-                        sec.figure(gci.figures[key], f"{task}, {condition}: each participant's CI", width=760)
+                        sec.figure(gci.figures[key], f"{task}, {condition}: each participant's CI", width=560)
     if not found:
         raise Absent(" ".join(_no_trials_message(ctx, t) for t in config.tasks))
     frames = {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -211,10 +212,13 @@ def build_relevance(ctx: ReportContext, sec: Section) -> None:
     names = list(maps)
     described = {"mean": "mean relevance", "positive": "mean positive relevance",
                  "absolute": "mean absolute relevance"}[kind]
-    path = plot_map_grid([summary_map(maps[n], kind) for n in names], [short_name(n) for n in names],
+    summaries = np.stack([summary_map(maps[n], kind) for n in names]).astype(np.float32)
+    atomic_save_npz(ctx.out / "maps" / "relevance_maps.npz", maps=summaries, variants=np.asarray(names, dtype=str),
+                    kind=np.asarray(kind), n_images=np.asarray([len(maps[n]) for n in names], dtype=np.int64))
+    path = plot_map_grid(list(summaries), [short_name(n) for n in names],
                          ctx.background(), ctx.figure_path("relevance_maps"), region=region,
                          suptitle=f"{described} over the set's images (each map scaled to its own maximum)")
-    sec.figure(path, f"Relevance maps per variant: {described} over the mean face")
+    sec.figure(path, f"Relevance maps per variant: {described} over the mean face (maps/relevance_maps.npz)")
     rows = []
     for name, m in maps.items():
         try:
