@@ -162,7 +162,7 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
                 for condition in _ordered(gci.maps):
                     key = f"participants_{condition}"
                     if key in gci.figures:
-                        sec.figure(gci.figures[key], f"{task}, {condition}: each participant's CI", width=560)
+                        sec.figure(gci.figures[key], f"{task}, {condition}: each participant's CI", width=500)
     if not found:
         raise Absent(" ".join(_no_trials_message(ctx, t) for t in config.tasks))
     frames = {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
