@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["SERVED_COMPOSITES", "Unsupported", "FastLRP", "stabilize", "frozen_eval"]
+__all__ = ["SERVED_COMPOSITES", "Unsupported", "FastLRP", "stabilize", "frozen_eval", "preserved"]
 
 # zennit registry name -> (rule of the first linear layer, rule of the other convolutions)
 _PLANS: dict[str, tuple[str | None, str]] = {
@@ -69,8 +69,34 @@ def _stabilize_(z: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 
 @contextlib.contextmanager
+def preserved(net: nn.Module) -> Iterator[nn.Module]:
+    """Whatever happens inside, every module ends with the parameter and buffer objects it began with.
+
+    zennit's canonizers and parameter modifiers swap tensors on modules while they work; zennit
+    1.0 does it by re-assigning (``load_state_dict(assign=True)``, ``object.__setattr__``), which
+    can leave new Parameter objects, merged batch-norm weights in the state dict, or instance
+    attributes shadowing parameters behind. This puts the original objects back.
+    """
+    snapshot = [(m, dict(m._parameters), dict(m._buffers),
+                 {k for k in vars(m) if k in m._parameters or k in m._buffers}) for m in net.modules()]
+    try:
+        yield net
+    finally:
+        for m, params, buffers, shadowed in snapshot:
+            for key in [k for k in vars(m) if (k in params or k in buffers) and k not in shadowed]:
+                del m.__dict__[key]
+            m._parameters.clear()
+            m._parameters.update(params)
+            m._buffers.clear()
+            m._buffers.update(buffers)
+
+
+@contextlib.contextmanager
 def frozen_eval(net: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and parameters without gradients for the duration; both restored afterwards.
+    """Eval mode and parameters without gradients for the duration; the model is restored afterwards.
+
+    Restored: each module's training flag, each parameter's ``requires_grad`` and the parameter
+    and buffer objects themselves (:func:`preserved`).
 
     Examples
     --------
@@ -83,16 +109,17 @@ def frozen_eval(net: nn.Module) -> Iterator[nn.Module]:
     """
     modes = {m: m.training for m in net.modules()}
     grads = {p: p.requires_grad for p in net.parameters()}
-    try:
-        net.eval()
-        for p in grads:
-            p.requires_grad_(False)
-        yield net
-    finally:
-        for m, mode in modes.items():
-            m.train(mode)
-        for p, flag in grads.items():
-            p.requires_grad_(flag)
+    with preserved(net):
+        try:
+            net.eval()
+            for p in grads:
+                p.requires_grad_(False)
+            yield net
+        finally:
+            for m, mode in modes.items():
+                m.train(mode)
+            for p, flag in grads.items():
+                p.requires_grad_(flag)
 
 
 # --------------------------------------------------------------------------- linear operators
@@ -352,7 +379,7 @@ def _merged_parameters(net: nn.Module) -> dict[str, dict[str, torch.Tensor | flo
     from zennit.torchvision import VGGCanonizer
 
     state: dict[str, dict[str, torch.Tensor | float]] = {}
-    with torch.no_grad():
+    with torch.no_grad(), preserved(net):
         applied = VGGCanonizer().apply(net)
         try:
             for name, m in net.named_modules():

@@ -197,3 +197,18 @@ def test_pred_target_explains_the_argmax(rng, make_vgg):
     images = rng.random((4, 32, 32), dtype=np.float32)
     maps = explain_images(net, images, to_input32, target=None)
     assert list(maps.target) == list(maps.prediction)
+
+
+def test_preserved_undoes_reassigned_parameters(make_vgg):
+    """zennit 1.0 swaps parameter objects (assign=True loads, object.__setattr__); they come back."""
+    from model.lrp_fast import preserved
+
+    net = make_vgg(batch_norm=True)
+    conv, bn = net.features[0], net.features[1]
+    weight, bias, mean = conv.weight, conv.bias, bn.running_mean
+    with preserved(net):
+        object.__setattr__(conv, "weight", conv.weight * 2)  # an instance attribute shadowing the parameter
+        conv.load_state_dict({"bias": torch.zeros_like(conv.bias)}, strict=False, assign=True)
+        bn._buffers["running_mean"] = torch.ones_like(mean)
+    assert conv.weight is weight and "weight" not in vars(conv) and bn.running_mean is mean
+    assert conv.bias is bias and torch.equal(net.state_dict()["features.0.weight"], weight)
