@@ -140,6 +140,7 @@ def test_bad_inputs_give_one_message_each_and_the_rest_is_built(study, tmp_path)
     lines[4] = lines[4].replace("[[", "[[oops", 1)
     broken.write_text("\n".join(lines) + "\n")
     write_session(simulated, "06", 1, simulate_session(302, trials=80, conditions=("random",)), TEMPLATE)
+    write_session(simulated, "07", 1, simulate_session(303, trials=20), TEMPLATE)  # too few trials
     study_paths = {"root": root, "results": results, "simulated": simulated}
     config = write_config(root / "config.yaml", study_paths,
                           ci={"conditions": ["random", "guided", "antiguided", "extra"]})
@@ -153,6 +154,8 @@ def test_bad_inputs_give_one_message_each_and_the_rest_is_built(study, tmp_path)
         "sub-06 condition guided: no main trials in this condition; excluded",
         "sub-06 condition antiguided: no main trials in this condition; excluded",
         "condition extra: no trials in any usable file",
+        "sub-07 condition random: 20 trials, fewer than the minimum 50; excluded",
+        "sub-07 condition guided: 20 trials, fewer than the minimum 50; excluded",
         f"{VARIANTS[2]}/tiny.npz: 1 of 8 maps hold NaN or infinite values",
     ]
     for piece in expected:
@@ -164,7 +167,7 @@ def test_bad_inputs_give_one_message_each_and_the_rest_is_built(study, tmp_path)
     with np.load(out / "maps" / "ci_group_gender_guided.npz") as maps:
         assert maps["participants"].tolist() == ["01", "02", "03"]
     exclusions = pd.read_csv(out / "tables" / "ci_exclusions.csv", dtype={"participant": str})
-    assert {"04", "05", "06"} <= set(exclusions.participant)
+    assert {"04", "05", "06", "07"} <= set(exclusions.participant)
     variants = pd.read_csv(out / "tables" / "relevance_variants.csv").set_index("variant")
     assert variants.loc[VARIANTS[2], "n_maps"] == 7 and variants.loc[VARIANTS[0], "n_maps"] == 8
     page = (out / "report.html").read_text()
