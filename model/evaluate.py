@@ -138,7 +138,7 @@ class EvaluateConfig:
     name: str | None = None  # output folder name (default: the config file's stem)
     stimuli: str | None = None  # default: the set the variants were trained on
     composite: str = "epsilon_plus_flat"
-    target: Literal["true", "pred"] = "true"
+    target: Literal["true", "pred"] | bool = "true"  # YAML reads a bare true as a boolean: accepted
     split: Literal["test", "val", "train", "all"] = "test"
     seed: int = 0
     batch_size: int = 32
@@ -147,6 +147,9 @@ class EvaluateConfig:
     sanity: SanityConfig | None = None
 
     def __post_init__(self):
+        require(self.target is not False, "target", "must be 'true' or 'pred'")
+        if self.target is True:
+            self.target = "true"
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
         require(len(set(self.variants)) == len(self.variants), "variants", "lists a variant twice")
 

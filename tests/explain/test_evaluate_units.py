@@ -1,0 +1,107 @@
+"""Masks, AOPC, the transfer matrix and its summaries on hand-made numbers; the packaged config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.evaluate import (
+    EvaluateConfig,
+    _variant_names,
+    aopc_table,
+    asymmetry_table,
+    group_table,
+    random_masks,
+    top_fraction_masks,
+    transfer_table,
+)
+from stimuli.configfile import load_config
+from stimuli.errors import InputError
+
+
+def test_top_fraction_masks_pick_the_most_relevant_pixels():
+    maps = np.random.default_rng(0).normal(size=(3, 10, 10))
+    masks = top_fraction_masks(maps, [0.0, 0.1, 0.5, 1.0])
+    assert [int(m[0].sum()) for m in masks] == [0, 10, 50, 100]
+    for i in range(3):
+        top = np.sort(maps[i].ravel())[::-1][:10]
+        assert np.allclose(np.sort(maps[i][masks[1][i]])[::-1], top)
+    assert np.all(masks[1] <= masks[2])  # nested: the top 10% lie inside the top 50%
+
+
+def test_ties_and_nonfinite_values_are_ordered_reproducibly():
+    maps = np.zeros((1, 4, 4))
+    maps[0, 0, 0] = np.nan
+    a = top_fraction_masks(maps, [0.25], tie_seed=1)[0]
+    b = top_fraction_masks(maps, [0.25], tie_seed=1)[0]
+    c = top_fraction_masks(maps, [0.25], tie_seed=2)[0]
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and a.sum() == 4
+    assert not a[0, 0, 0]  # NaN comes last
+
+
+def test_masks_within_a_region_and_random_masks_of_equal_area():
+    within = np.zeros((8, 8), bool)
+    within[2:6, 2:6] = True
+    maps = np.random.default_rng(1).normal(size=(2, 8, 8))
+    top = top_fraction_masks(maps, [0.5], within=within)[0]
+    rand = random_masks(2, (8, 8), [0.5], seed=[0, 1], within=within)[0]
+    assert top.sum(axis=(1, 2)).tolist() == [8, 8] == rand.sum(axis=(1, 2)).tolist()
+    assert not (top & ~within).any() and not (rand & ~within).any()
+    assert np.array_equal(rand, random_masks(2, (8, 8), [0.5], seed=[0, 1], within=within)[0])
+
+
+def curve_rows():
+    """Accuracy curves of two variants and random masks, fractions 0, 0.5, 1."""
+    rows = []
+    acc = {("a", "a"): [0.9, 0.5, 0.5], ("b", "a"): [0.9, 0.7, 0.5], ("random", "a"): [0.9, 0.8, 0.5],
+           ("b", "b"): [1.0, 0.4, 0.5], ("a", "b"): [1.0, 0.6, 0.5], ("random", "b"): [1.0, 1.0, 0.5]}
+    for (source, target), values in acc.items():
+        for fraction, value in zip([0.0, 0.5, 1.0], values):
+            rows.append({"source": source, "target": target, "mode": "remove", "fraction": fraction,
+                         "accuracy": value, "p_true": value})
+    return pd.DataFrame(rows)
+
+
+def test_aopc_transfer_asymmetry_and_groups():
+    aopc = aopc_table(curve_rows())
+    value = {(r.source, r.target): r.aopc for r in aopc.itertuples()}
+    assert value[("a", "a")] == pytest.approx((0 + 0.4 + 0.4) / 3)
+    assert value[("random", "b")] == pytest.approx((0 + 0 + 0.5) / 3)
+    transfer = transfer_table(aopc, "remove")
+    assert set(zip(transfer.source, transfer.target)) == {("a", "a"), ("b", "a"), ("a", "b"), ("b", "b")}
+    rel = {(r.source, r.target): r.relative for r in transfer.itertuples()}
+    assert rel[("a", "a")] == pytest.approx(1.0) and rel[("b", "b")] == pytest.approx(1.0)
+    # b's map on a keeps a third of a's own-map advantage over random masks: (0.6 - 0.5) / (0.8 - 0.5)
+    assert rel[("b", "a")] == pytest.approx(1 / 3)
+    asym = asymmetry_table(transfer)
+    assert len(asym) == 1 and asym.asymmetry.iloc[0] == pytest.approx(value[("a", "b")] - value[("b", "a")])
+
+
+def test_groups_follow_variant_relations():
+    transfer = pd.DataFrame({
+        "source": ["vgg16-imagenet-gender-s0", "vgg16-imagenet-gender-s1", "vgg16-faces-gender-s0",
+                   "vgg16-imagenet-identity-s0"],
+        "target": ["vgg16-imagenet-gender-s0"] * 4, "mode": "remove", "aopc": [0.4, 0.3, 0.1, 0.2],
+        "relative": [1.0, 0.7, 0.1, 0.5]})
+    groups = group_table(transfer).set_index("relation")
+    assert groups.loc["same", "aopc_mean"] == 0.4 and groups.loc["seed", "relative_mean"] == 0.7
+    assert groups.loc["pretrain", "aopc_mean"] == 0.1 and groups.loc["task", "pairs"] == 1
+
+
+def test_packaged_demo_config_names_the_demo_variants():
+    path = Path(__file__).resolve().parents[2] / "model" / "configs" / "demo_evaluate.yaml"
+    config = load_config(EvaluateConfig, path)
+    names = _variant_names(config, str(path))
+    assert "vgg16-imagenet-gender-s0" in names and len(names) == len(set(names)) >= 2
+    assert not any("-faces-s" in n for n in names)  # the face-pretraining source is not evaluated
+    assert config.target == "true" and config.masking.transfer_mode == "remove"
+
+
+def test_a_boolean_false_target_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("variants: [vgg16-imagenet-gender-s0]\ntarget: false\n")
+    with pytest.raises(InputError, match="key 'target' must be 'true' or 'pred'"):
+        load_config(EvaluateConfig, path)
