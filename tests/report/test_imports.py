@@ -5,6 +5,8 @@ experiments or model)."""
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
 
 CHECK = f"""
@@ -22,6 +24,7 @@ print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in {H
 """
 
 
+@pytest.mark.slow
 def test_report_imports_neither_torch_nor_psychopy(tmp_path):
     result = subprocess.run([sys.executable, "-c", CHECK, str(tmp_path / "m.png")], capture_output=True, text=True,
                             timeout=180)

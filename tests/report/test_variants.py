@@ -6,6 +6,7 @@ from stimuli.errors import InputError
 from stimuli.variants import parse_variant_name, variant_relation
 
 
+@pytest.mark.slow  # imports torch (through model) once
 @pytest.mark.parametrize("name", ["vgg16-imagenet-gender-s0", "vgg16-bn-w0.25-faces-identity-s12",
                                   "vgg16-w0.5-none-gender-s3", "vgg16-imagenet-faces-s0", "vgg16-my_file-gender-s1"])
 def test_names_round_trip_and_agree_with_model(name):
