@@ -284,17 +284,11 @@ class ExplainedMaps:
         return sorted(set(self.conservation["nonfinite"]) | set(self.conservation["far_off"]))
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``auto`` (or None): the GPU when there is one, else the CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"unknown device '{device}' (use auto, cpu or cuda)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device '{device}' requested but no GPU is available")
-    return resolved
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device to explain on: :func:`model.device.select_device` (``auto``: cuda, else mps, else cpu)."""
+    from .device import select_device
+
+    return select_device(device)
 
 
 def explain_images(
