@@ -40,14 +40,13 @@ from stimuli.bubbles import (
 from stimuli.configfile import require, to_dict
 from stimuli.errors import InputError
 from stimuli.prepared import PreparedSet, load_prepared_set
-from stimuli.provenance import file_sha256
 from stimuli.regions import region_mask
 from stimuli.trials import TRIAL_COLUMNS
 
 from .config import ExperimentConfig, check_response_keys, register_paradigm
 from .sequence import Cycler, balanced_labels, block_order, derive_seed
 from .staircase import Quest, QuestParams, bubbles_for_intensity, intensity_for_bubbles
-from .task import Response, Task, Trial
+from .task import Response, Task, Trial, stimulus_set_record
 
 __all__ = [
     "Bubbles",
@@ -446,15 +445,7 @@ class BubblesTask(Task):
     def sidecar(self) -> dict[str, Any]:
         config = self.config
         return {
-            "StimulusSet": {
-                "name": self.set.name,
-                "folder": str(self.set.folder),
-                "shape": list(self.shape),
-                "background": self.background,
-                "manifest_sha256": file_sha256(self.set.folder / "manifest.csv"),
-                "provenance_sha256": (file_sha256(self.set.folder / "provenance.json")
-                                      if (self.set.folder / "provenance.json").is_file() else None),
-            },
+            "StimulusSet": stimulus_set_record(self.set),
             "Masks": {
                 "builder": "stimuli.bubbles.bubbles_mask",
                 "merge": config.bubbles.merge,

@@ -10,8 +10,15 @@ One trial, frame by frame (every duration is a count of flips):
    clock reset by ``win.callOnFlip`` on the first stimulus flip (the onset); dropped frames
    are counted over these flips (``win.recordFrameIntervals``);
 4. blank until an answer (or ``timing.response_timeout_s``); an answer during the stimulus
-   counts, and the stimulus still stays its full duration (same exposure on every trial);
+   counts, and the stimulus still stays its full duration (same exposure on every trial).
+   A trial that asks to ``hold`` its images (similarity judgements) keeps them on screen
+   until the answer instead of blanking;
 5. feedback (optional), then the next blank starts.
+
+A trial with ``clicks`` (one answer per image) also takes a left mouse click on an image as
+its answer: the pointer is shown from the onset, ``psychopy.event.Mouse`` click times are
+reset on the onset flip (a click's time is taken by pyglet when the press is dispatched), and
+a click outside every image is ignored. The row's ``response_key`` is then ``mouse``.
 
 Keys come from ``psychopy.event.getKeys`` (pyglet events, timestamped at dispatch, polled
 every frame). ``psychopy.hardware.keyboard`` is not used: without its PsychToolbox backend
@@ -85,6 +92,8 @@ class Display(Observer):
         self.fixation = visual.TextStim(self.win, text="+", height=1.0, color=-1, colorSpace="rgb", autoLog=False)
         self.feedback = visual.TextStim(self.win, text="", height=1.0, colorSpace="rgb", autoLog=False)
         self.images: list[visual.ImageStim] = []
+        self.mouse: event.Mouse | None = None  # made on the first trial that takes clicks
+        self._click_offset = 0.0
         self.session_clock = core.Clock()
         # onsets count from the session's first start, also after a resume (wall-clock origin)
         self.origin = 0.0 if origin_unix is None else time.time() - float(origin_unix)
@@ -180,6 +189,29 @@ class Display(Observer):
     def respond(self, trials: Sequence[Trial]) -> list[Response]:
         return [self._run(trial) for trial in trials]
 
+    def _clicked(self, trial: Trial, stims: Sequence[visual.ImageStim]) -> list[tuple[str, float, str]]:
+        """A left click on an image since the onset: [("mouse", rt, answer)], else []."""
+        _, times = self.mouse.getPressed(getTime=True)
+        if times[0] <= 0:
+            return []
+        x, y = self.mouse.getPos()
+        rt = self._click_offset + float(times[0])
+        for stim, answer in zip(stims, trial.clicks):
+            (cx, cy), (w, h) = stim.pos, stim.size
+            if answer is not None and abs(x - cx) <= w / 2 and abs(y - cy) <= h / 2:
+                return [("mouse", rt, answer)]
+        # outside every image: not an answer; keep measuring from the onset
+        self._click_offset = self.rt_clock.getTime()
+        self.mouse.clickReset()
+        return []
+
+    def _answers(self, trial: Trial, allowed: list[str], stims: Sequence[visual.ImageStim]) -> list[Any]:
+        """Answers since the onset, as (key, rt, answer): key presses, then a click on an image."""
+        keys = [(k, t, trial.choices.get(k)) for k, t in self._keys(allowed)]
+        if keys or not trial.clicks:
+            return keys
+        return self._clicked(trial, stims)
+
     def _run(self, trial: Trial) -> Response:
         timing = self.timing
         stims = [self._stim(i, image, pos) for i, (image, pos) in enumerate(zip(trial.images, trial.positions))]
@@ -196,6 +228,12 @@ class Display(Observer):
         event.clearEvents(eventType="keyboard")
         self.win.callOnFlip(self.rt_clock.reset)
         self.win.callOnFlip(lambda: onset.setdefault("t", self.origin + self.session_clock.getTime()))
+        if trial.clicks:
+            if self.mouse is None:
+                self.mouse = event.Mouse(visible=False, win=self.win)
+            self._click_offset = 0.0
+            self.win.callOnFlip(self.mouse.clickReset)
+            self.win.mouseVisible = True
         dropped = self.win.nDroppedFrames
         for frame in range(timing.stimulus_frames):
             for stim in stims:
@@ -204,17 +242,20 @@ class Display(Observer):
                 self.win.getMovieFrame(buffer="back")
             self.win.flip()
             if not pressed:
-                pressed = self._keys(allowed)
+                pressed = self._answers(trial, allowed, stims)
         dropped = self.win.nDroppedFrames - dropped
         while not pressed:
             if timing.response_timeout_s is not None and self.rt_clock.getTime() > timing.response_timeout_s:
                 break
+            if trial.hold:
+                for stim in stims:
+                    stim.draw()
             self.win.flip()
-            pressed = self._keys(allowed)
+            pressed = self._answers(trial, allowed, stims)
+        self.win.mouseVisible = False
         if pressed and pressed[0][0] in self.keys.quit:
             raise QuitRequested
-        key, rt = (pressed[0][0], float(pressed[0][1])) if pressed else (None, None)
-        answer = trial.choices.get(key) if key is not None else None
+        key, rt, answer = (pressed[0][0], float(pressed[0][1]), pressed[0][2]) if pressed else (None, None, None)
         if self.config.feedback and trial.truth is not None:
             right = answer == trial.truth
             self.feedback.text = "correct" if right else "wrong"

@@ -1,5 +1,9 @@
 """Observers without a screen: the template observer and a trained model (``model:VARIANT``).
 
+These answer classification tasks (bubbles); a task with other observers (the similarity
+task's simulated and model observers) builds them itself (:meth:`experiments.task.Task.make_observer`)
+and :func:`make_observer` asks it first.
+
 An observer answers trials (:class:`experiments.task.Trial`) with
 :class:`experiments.task.Response`; the human observer is the PsychoPy display
 (:mod:`experiments.display`). All of them write the same trial file.
@@ -29,7 +33,7 @@ with the largest logit (other classes of the variant are ignored: a k-alternativ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +44,8 @@ from stimuli.regions import region_mask
 from .sequence import derive_seed
 from .task import Response, Trial, one_blas_thread
 
-__all__ = ["Observer", "TemplateObserver", "ModelObserver", "parse_observer", "make_observer"]
+__all__ = ["Observer", "TemplateObserver", "ModelObserver", "CLASSIFICATION_FORMS", "parse_observer",
+           "make_observer"]
 
 
 
@@ -256,18 +261,40 @@ class ModelObserver(Observer):
         return info
 
 
-def parse_observer(spec: str) -> tuple[str, str | None]:
-    """``human`` | ``template`` | ``template:REGION`` | ``model:VARIANT`` -> (kind, argument)."""
+# the --observer forms of classification tasks (bubbles); other tasks name their own
+CLASSIFICATION_FORMS: dict[str, tuple[str, ...]] = {"template": ("template", "template:REGION"),
+                                                    "model": ("model:VARIANT",)}
+
+
+def parse_observer(spec: str, forms: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str | None]:
+    """``human`` or one of ``forms`` (kind -> accepted forms) -> (kind, argument).
+
+    ``forms`` defaults to the classification observers: ``template``, ``template:REGION``,
+    ``model:VARIANT``. A form with a colon takes an argument, one without stands alone.
+    """
+    forms = CLASSIFICATION_FORMS if forms is None else forms
     kind, _, argument = str(spec).partition(":")
-    if kind not in ("human", "template", "model") or (kind == "model" and not argument) or (
-            kind == "human" and argument):
-        raise InputError(f"--observer '{spec}': use human, template, template:REGION or model:VARIANT")
+    accepted = {"human": ("human",), **{k: tuple(v) for k, v in forms.items()}}
+    shapes = accepted.get(kind, ())
+    bare, with_argument = kind in shapes, any(":" in f for f in shapes)
+    if not shapes or (argument and not with_argument) or (not argument and not bare):
+        listed = [f for shape in accepted.values() for f in shape]
+        usage = ", ".join(listed[:-1]) + f" or {listed[-1]}" if len(listed) > 1 else listed[0]
+        raise InputError(f"--observer '{spec}': use {usage}")
     return kind, argument or None
 
 
 def make_observer(spec: str, task: Any, *, seed: int, results: str = "results") -> Observer:
-    """A screenless observer for a classification task (one with ``classification_set``)."""
-    kind, argument = parse_observer(spec)
+    """A screenless observer of ``task``: the task's own (:meth:`Task.make_observer`), else a
+    classification observer for a task with ``classification_set``."""
+    forms = getattr(task, "observer_forms", None) or CLASSIFICATION_FORMS
+    kind, argument = parse_observer(spec, forms)
+    if kind == "human":
+        raise InputError(f"--observer {spec}: people answer through the display (experiments.display)")
+    own = getattr(task, "make_observer", None)
+    observer = own(kind, argument, seed=seed, results=results) if own is not None else None
+    if observer is not None:
+        return observer
     if not hasattr(task, "classification_set"):
         raise InputError(f"--observer {spec}: the {task.paradigm} task has no {kind} observer")
     if kind == "template":
@@ -286,4 +313,4 @@ def make_observer(spec: str, task: Any, *, seed: int, results: str = "results") 
     if kind == "model":
         return ModelObserver(argument, task.classification_set()[2], results=results,
                              batch=task.config.model_observer.batch_trials)
-    raise InputError(f"--observer {spec}: people answer through the display (experiments.display)")
+    raise InputError(f"--observer {spec}: the {task.paradigm} task has no {kind} observer")

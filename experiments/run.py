@@ -174,7 +174,7 @@ def run_session(
         spec, kind = observer.kind, "custom"
     else:
         spec = str(observer)
-        kind = parse_observer(spec)[0]
+        kind = parse_observer(spec, task.observer_forms or None)[0]
     human = kind == "human"
     root = Path(data_root if data_root is not None else DEFAULT_ROOTS["human" if human else "simulated"])
     files = SessionFiles(root, participant, session, task.label)
@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "when missing and a screen is present")
     run.add_argument("--session", help="session label (letters and digits), e.g. 1")
     run.add_argument("--observer", default="human",
-                     help="human (default), template, template:REGION (e.g. template:eyes) or model:VARIANT")
+                     help="human (default); bubbles: template, template:REGION (e.g. template:eyes) or "
+                          "model:VARIANT; similarity: simulated or model:VARIANT")
     run.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     run.add_argument("--data-root", help="where trial files go (default: participants/ for people, "
                                          "results/simulated/ for simulated observers)")

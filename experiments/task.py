@@ -11,6 +11,10 @@ display and the command line. A task only says what its trials are:
   answers is known (one at a time for people; batches for model observers);
 - :meth:`Task.prepare`: a planned row -> a :class:`Trial` (the images to show);
 - :meth:`Task.record`: a trial and its :class:`Response` -> the finished row (and state update).
+
+Screenless observers: a task names the ``--observer`` forms it takes in
+:attr:`Task.observer_forms` and builds them in :meth:`Task.make_observer`; a task that returns
+None there gets the engine's classification observers (template, ``model:VARIANT``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Trial", "Response", "Task", "NA", "QuitRequested", "one_blas_thread"]
+if TYPE_CHECKING:
+    from .observers import Observer
+
+__all__ = ["Trial", "Response", "Task", "NA", "QuitRequested", "one_blas_thread", "stimulus_set_record"]
 
 NA = "n/a"  # BIDS: a missing value in a trial file
 
@@ -44,6 +51,22 @@ def one_blas_thread():
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
+def stimulus_set_record(prepared: Any) -> dict[str, Any]:
+    """What a sidecar records about the prepared stimulus set a session showed."""
+    from stimuli.provenance import file_sha256
+
+    folder = prepared.folder
+    return {
+        "name": prepared.name,
+        "folder": str(folder),
+        "shape": list(prepared.shape),
+        "background": prepared.background,
+        "manifest_sha256": file_sha256(folder / "manifest.csv"),
+        "provenance_sha256": (file_sha256(folder / "provenance.json")
+                              if (folder / "provenance.json").is_file() else None),
+    }
+
+
 class QuitRequested(Exception):
     """A quit key was pressed: stop the session cleanly (the trial on screen is not recorded)."""
 
@@ -55,7 +78,9 @@ class Trial:
     ``images`` are (H, W) float32 in [0, 1] (row 0 at the top), drawn at ``positions`` (in
     stimulus widths from the screen centre); ``choices`` maps each response key to its answer.
     ``payload`` carries what a simulated observer may use besides the pixels (for bubbles:
-    the mask, so a template observer knows where it sees).
+    the mask, so a template observer knows where it sees). ``hold`` keeps the images on
+    screen until an answer (after ``timing.stimulus_frames``); ``clicks`` gives the answer of
+    a mouse click on each image (empty: no mouse answers).
     """
 
     row: dict[str, Any]
@@ -64,6 +89,8 @@ class Trial:
     truth: str | None = None
     positions: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])
     payload: dict[str, Any] = field(default_factory=dict)
+    hold: bool = False
+    clicks: list[str | None] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -85,6 +112,8 @@ class Task:
     """Base class of task plugins; see the module docstring for the contract."""
 
     paradigm: ClassVar[str] = ""
+    # screenless observers: kind -> the --observer forms it takes (e.g. "model:VARIANT")
+    observer_forms: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, config: Any, *, results: str = "results", config_path: str = "") -> None:
         self.config = config
@@ -135,3 +164,9 @@ class Task:
     def inputs(self) -> list[str]:
         """Input files whose hashes go into provenance."""
         return []
+
+    def make_observer(self, kind: str, argument: str | None, *, seed: int,
+                      results: str = "results") -> Observer | None:
+        """A screenless observer of this task for ``--observer kind[:argument]``, or None for
+        the engine's classification observers (:func:`experiments.observers.make_observer`)."""
+        return None
