@@ -26,6 +26,7 @@ from .errors import InputError
 
 __all__ = [
     "TRIAL_COLUMNS",
+    "SIMILARITY_COLUMNS",
     "check_label",
     "trial_file_path",
     "sidecar_path",
@@ -51,6 +52,24 @@ TRIAL_COLUMNS: dict[str, str] = {
     "mask_seed": "Seed from which this trial's centres were drawn.",
     "onset_s": "Stimulus onset in seconds from the session start.",
     "dropped_frames": "Frames dropped while the stimulus was on screen.",
+}
+
+# the similarity task (triplet odd-one-out or pairwise ratings): its own columns, same file layout
+SIMILARITY_COLUMNS: dict[str, str] = {
+    "trial": TRIAL_COLUMNS["trial"],
+    "block": TRIAL_COLUMNS["block"],
+    "phase": TRIAL_COLUMNS["phase"],
+    "condition": "Judgement: triplet (which face is least like the other two) or rating (pairwise, 1-7).",
+    "stimulus_1": "Face shown on the left, a stimulus_id of the prepared set's manifest.csv.",
+    "stimulus_2": "Face shown in the middle (triplet) or on the right (rating).",
+    "stimulus_3": "Face shown on the right (triplet); n/a for ratings.",
+    "response": "triplet: stimulus_id of the face chosen as the odd one out; rating: 1 (very "
+                "dissimilar) to 7 (very similar); n/a when none was given.",
+    "response_position": "triplet: position of the chosen face (1 left, 2 middle, 3 right); n/a for ratings.",
+    "response_key": "Key pressed (psychopy key name), mouse for a click on a face; n/a for simulated observers.",
+    "rt_s": TRIAL_COLUMNS["rt_s"],
+    "onset_s": TRIAL_COLUMNS["onset_s"],
+    "dropped_frames": TRIAL_COLUMNS["dropped_frames"],
 }
 
 _LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -97,7 +116,7 @@ def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TR
     if len(complete) < len(rows) - 1 or (rows and len(rows[-1]) > len(header)):
         raise InputError(f"{path}: malformed rows (a row's fields do not match the header)")
     table = pd.DataFrame(complete, columns=header, dtype=str).replace("n/a", np.nan)
-    numeric = {"trial": int, "block": int, "n_bubbles": int, "mask_seed": int,
+    numeric = {"trial": int, "block": int, "n_bubbles": int, "mask_seed": int, "response_position": float,
                "correct": float, "rt_s": float, "sigma_px": float, "onset_s": float,
                "dropped_frames": float}
     for column, kind in numeric.items():
