@@ -172,7 +172,7 @@ def paradigms() -> dict[str, tuple[type, type]]:
 
 
 def _load_builtin() -> None:
-    from . import bubbles  # noqa: F401  (registers 'bubbles')
+    from . import bubbles, similarity  # noqa: F401  (register 'bubbles' and 'similarity')
 
 
 def load_experiment(path: str | os.PathLike) -> Any:
