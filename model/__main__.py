@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "main"]
 # command -> (module with main(argv), one line for the overview)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("model.train", "train the VGG-16 variants of a grid YAML (resumable, skips finished ones)"),
+    "rdm": ("model.rdm", "representational dissimilarity matrices of variants over a prepared set"),
 }
 
 
