@@ -42,6 +42,7 @@ from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_text,
 from stimuli.trials import sidecar_path
 
 from .report_base import Absent, ReportConfig, ReportContext, Section
+from .report_rsa import build_rsa
 from .report_sections import DEFAULT_SECTIONS, SectionSpec
 
 __all__ = ["SECTIONS", "SectionSpec", "register_section", "Report", "build_report", "render_html", "run_report",
@@ -69,6 +70,9 @@ def register_section(key: str, title: str, build: Callable[[ReportContext, Secti
     else:
         SECTIONS.append(spec)
     return spec
+
+
+register_section("rsa", "Face similarity: people and models", build_rsa)
 
 
 @dataclass

@@ -49,6 +49,7 @@ __all__ = [
     "ModelSettings",
     "AlignmentSettings",
     "FindingSettings",
+    "RSASettings",
     "ReportConfig",
     "ObserverGroup",
     "GroupCI",
@@ -145,6 +146,35 @@ class FindingSettings:
 
 
 @dataclass
+class RSASettings:
+    """Similarity judgements (``paradigm: similarity`` trial files) against model RDMs (``python -m model rdm``)."""
+
+    task: str = "similarity"  # BIDS task label of the similarity trial files
+    stimuli: str | None = None  # set of the judged faces and of the model RDMs; null: the report's stimuli
+    rdm: Literal["probability", "embedding"] = "embedding"  # human RDM from triplets (ratings: mean rating)
+    dims: int = 5  # dimensions of the embedding fitted to the triplets
+    variants: list[str] | None = None  # null: every variant with RDMs of the set under <results>/rdm/
+    model_rdms: list[str] | None = None  # which of a variant's RDMs (penultimate, relevance, ...); null: all
+    method: Literal["spearman", "kendall_a", "pearson"] = "spearman"
+    permutations: int = 1000  # of the stimulus labels, per model (0: no permutation test)
+    bootstraps: int = 1000  # for the CIs and model comparisons (0: none)
+    bootstrap_over: Literal["stimuli", "subjects", "both"] = "both"
+    split_half_splits: int = 20
+
+    def __post_init__(self) -> None:
+        require(bool(re.fullmatch(r"[A-Za-z0-9]+", self.task)), "task",
+                "must be letters and digits (the BIDS task label of the similarity trial files)")
+        require(self.dims >= 1, "dims", "must be at least 1")
+        require(self.variants is None or len(self.variants) > 0, "variants",
+                "must list at least one variant (or be left out for all)")
+        require(self.model_rdms is None or len(self.model_rdms) > 0, "model_rdms",
+                "must list at least one RDM name (or be left out for all)")
+        require(self.permutations >= 0, "permutations", "must be 0 (no test) or a positive count")
+        require(self.bootstraps >= 0, "bootstraps", "must be 0 (no CIs) or a positive count")
+        require(self.split_half_splits >= 1, "split_half_splits", "must be at least 1")
+
+
+@dataclass
 class ReportConfig:
     """``python -m analysis run CONFIG.yaml``: everything the report reads and how."""
 
@@ -161,6 +191,7 @@ class ReportConfig:
     models: ModelSettings = field(default_factory=ModelSettings)
     alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
     findings: FindingSettings = field(default_factory=FindingSettings)
+    rsa: RSASettings = field(default_factory=RSASettings)
     sections: list[str] | None = None  # None: every registered section
 
     def __post_init__(self) -> None:

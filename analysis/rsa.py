@@ -1,0 +1,358 @@
+"""Representational similarity analysis (RSA): model RDMs against human RDMs.
+
+Everything works on RDMs (N, N) over the same N stimuli, compared through their upper
+triangles (the N (N - 1) / 2 pairs; NaN marks a pair without data and is left out):
+
+* :func:`rdm_correlation`: Spearman rho, Kendall tau-a (Nili et al., 2014: the right choice
+  when a model RDM has ties, e.g. categorical models) or Pearson r;
+* :func:`noise_ceiling`: how well the true model could do given the participants'
+  disagreement (Nili et al., 2014): the upper bound is each participant's correlation with
+  the mean RDM of everyone, the lower bound with the mean of the others (leave one subject
+  out); for the rank methods the participants' RDMs are rank-transformed before averaging;
+* :func:`permutation_test`: the null of no relation, by permuting the stimulus labels of
+  the model RDM (rows and columns together);
+* :func:`bootstrap_rsa`: sampling distributions from resampling stimuli, subjects or both
+  (pairs of a stimulus with its own copy are left out), for confidence intervals of each
+  model's RSA and of differences between models;
+* :func:`rsa_table` / :func:`compare_models`: all of it as tidy tables.
+
+A model's RSA is reported two ways: ``rsa_group`` (its correlation with the group RDM, the
+mean of the participants' RDMs) and ``rsa_subjects`` (the mean of its correlations with each
+participant's RDM: the number the noise ceiling bounds).
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> truth = rng.normal(size=(12, 3))
+>>> true_rdm = np.linalg.norm(truth[:, None] - truth[None], axis=-1)
+>>> subjects = np.stack([true_rdm + rng.normal(scale=0.5, size=true_rdm.shape) for _ in range(6)])
+>>> subjects = (subjects + subjects.transpose(0, 2, 1)) / 2
+>>> subjects[:, np.arange(12), np.arange(12)] = 0
+>>> ceiling = noise_ceiling(subjects)
+>>> bool(ceiling["lower"] <= subject_correlations(true_rdm, subjects).mean() <= ceiling["upper"])
+True
+>>> round(kendall_tau_a([1, 2, 3, 4], [1, 3, 2, 4]), 3)
+0.667
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from stimuli.errors import InputError
+from stimuli.rdms import check_rdm
+from stimuli.variants import parse_variant_name, variant_relation
+
+__all__ = [
+    "METHODS",
+    "upper",
+    "kendall_tau_a",
+    "correlate_vectors",
+    "rdm_correlation",
+    "subject_correlations",
+    "noise_ceiling",
+    "permutation_test",
+    "bootstrap_rsa",
+    "rsa_table",
+    "compare_models",
+]
+
+METHODS = ("spearman", "kendall_a", "pearson")
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise InputError(f"unknown RSA correlation '{method}' (choose {', '.join(METHODS)})")
+    return method
+
+
+def upper(rdm: Any) -> np.ndarray:
+    """The upper triangle (above the diagonal) of one RDM (N, N) -> (M,), or of a stack (K, N, N) -> (K, M)."""
+    array = np.asarray(rdm, dtype=np.float64)
+    n = array.shape[-1]
+    rows, cols = np.triu_indices(n, 1)
+    return array[..., rows, cols]
+
+
+def kendall_tau_a(x: Any, y: Any) -> float:
+    """Kendall's tau-a: (concordant - discordant pairs) / all pairs; ties count as neither.
+
+    From scipy's tau-b, whose denominator leaves out the pairs tied in x or in y:
+    ``tau_a = tau_b * sqrt((n0 - n1) (n0 - n2)) / n0``. NaN when x or y is constant.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+    if n < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    n0 = n * (n - 1) / 2
+
+    def tied(values: np.ndarray) -> float:
+        counts = np.unique(values, return_counts=True)[1].astype(np.float64)
+        return float((counts * (counts - 1) / 2).sum())
+
+    tau_b = stats.kendalltau(x, y, variant="b").statistic
+    return float(tau_b * np.sqrt((n0 - tied(x)) * (n0 - tied(y))) / n0)
+
+
+def correlate_vectors(x: Any, y: Any, method: str = "spearman") -> float:
+    """Correlation of two vectors over the entries finite in both (NaN if fewer than 3 or constant)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    if method == "kendall_a":
+        return kendall_tau_a(x, y)
+    if method == "spearman":
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    return float(np.clip(np.corrcoef(x, y)[0, 1], -1.0, 1.0))
+
+
+def _row_correlations(rows: np.ndarray, target: np.ndarray, method: str) -> np.ndarray:
+    """Correlation of each row of ``rows`` (K, M) with ``target`` (M,), pairwise complete."""
+    rows = np.atleast_2d(rows)
+    keep = np.isfinite(target)
+    if method == "kendall_a" or not np.isfinite(rows[:, keep]).all():
+        return np.array([correlate_vectors(r, target, method) for r in rows])
+    x, y = rows[:, keep], target[keep]
+    if method == "spearman":
+        x, y = stats.rankdata(x, axis=1), stats.rankdata(y)
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean()
+    norm = np.sqrt((x * x).sum(axis=1) * (y * y).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (x @ y) / norm
+    r[(norm == 0) | (keep.sum() < 3)] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def rdm_correlation(a: Any, b: Any, method: str = "spearman") -> float:
+    """Correlation of two RDMs' upper triangles (pairs that are NaN in either are left out)."""
+    _check_method(method)
+    a = check_rdm(a, "first RDM", allow_nan=True)
+    b = check_rdm(b, "second RDM", allow_nan=True)
+    if a.shape != b.shape:
+        raise InputError(f"RDMs of {a.shape[0]} and {b.shape[0]} stimuli cannot be compared")
+    return correlate_vectors(upper(a), upper(b), method)
+
+
+def _subject_stack(subjects: Any, name: str = "subject RDMs") -> np.ndarray:
+    stack = np.asarray(subjects, dtype=np.float64)
+    if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
+        raise InputError(f"{name} must be a stack (P, N, N), got shape {stack.shape}")
+    for i, rdm in enumerate(stack):
+        check_rdm(rdm, f"{name}[{i}]", allow_nan=True)
+    return stack
+
+
+def subject_correlations(model: Any, subjects: Any, method: str = "spearman") -> np.ndarray:
+    """The model RDM's correlation with each participant's RDM (P,)."""
+    _check_method(method)
+    stack = _subject_stack(subjects)
+    model = check_rdm(model, "model RDM")
+    if model.shape != stack.shape[1:]:
+        raise InputError(f"model RDM is {model.shape}, the participants' RDMs are {stack.shape[1:]}")
+    return np.array([correlate_vectors(upper(model), v, method) for v in upper(stack)])
+
+
+def _nan_rank(vectors: np.ndarray) -> np.ndarray:
+    """Each row ranked over its finite entries (NaN stays NaN)."""
+    out = np.full(vectors.shape, np.nan)
+    for i, v in enumerate(vectors):
+        keep = np.isfinite(v)
+        out[i, keep] = stats.rankdata(v[keep])
+    return out
+
+
+def noise_ceiling(subjects: Any, method: str = "spearman") -> dict[str, float]:
+    """Lower and upper bounds on the mean correlation any model can reach with the participants.
+
+    ``upper``: the mean correlation of each participant's RDM with the mean RDM of all
+    participants (it includes their own data: an overestimate of the true model's);
+    ``lower``: with the mean of the other participants (leave one subject out: an
+    underestimate). Needs at least 2 participants.
+    """
+    _check_method(method)
+    stack = _subject_stack(subjects)
+    if len(stack) < 2:
+        raise InputError(f"a noise ceiling needs at least 2 participants, got {len(stack)}")
+    vectors = upper(stack)
+    averaged = _nan_rank(vectors) if method in ("spearman", "kendall_a") else vectors
+    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
+        quiet.filter(RuntimeWarning)
+        everyone = np.nanmean(averaged, axis=0)
+        upper_r = [correlate_vectors(v, everyone, method) for v in vectors]
+        lower_r = [correlate_vectors(v, np.nanmean(np.delete(averaged, i, axis=0), axis=0), method)
+                   for i, v in enumerate(vectors)]
+    return {"lower": float(np.nanmean(lower_r)), "upper": float(np.nanmean(upper_r)),
+            "n_subjects": int(len(stack)), "method": method}
+
+
+def permutation_test(model: Any, human: Any, *, n: int = 1000, seed: int = 0,
+                     method: str = "spearman") -> dict[str, Any]:
+    """One-sided test of a positive relation: the model RDM's stimulus labels permuted ``n`` times.
+
+    Returns ``observed``, ``p`` = (1 + #null >= observed) / (1 + n), ``null_mean``, ``null_q95``
+    and the ``null`` draws.
+    """
+    _check_method(method)
+    model = check_rdm(model, "model RDM")
+    human = check_rdm(human, "human RDM", allow_nan=True)
+    if model.shape != human.shape:
+        raise InputError(f"model RDM is {model.shape}, the human RDM {human.shape}")
+    if n < 1:
+        raise InputError(f"a permutation test needs at least 1 permutation, got {n}")
+    target = upper(human)
+    observed = correlate_vectors(upper(model), target, method)
+    rng = np.random.default_rng(seed)
+    size = len(model)
+    permuted = np.stack([upper(model[np.ix_(p, p)]) for p in (rng.permutation(size) for _ in range(n))])
+    null = _row_correlations(permuted, target, method)
+    valid = null[np.isfinite(null)]
+    p = (1 + int((valid >= observed).sum())) / (1 + len(valid)) if np.isfinite(observed) and len(valid) else np.nan
+    return {"observed": observed, "p": p, "null_mean": float(valid.mean()) if len(valid) else np.nan,
+            "null_q95": float(np.quantile(valid, 0.95)) if len(valid) else np.nan, "n": int(n), "null": null}
+
+
+OVER = ("stimuli", "subjects", "both")
+
+
+def bootstrap_rsa(models: Mapping[str, Any], subjects: Any, *, n: int = 1000, seed: int = 0,
+                  over: str = "both", method: str = "spearman",
+                  progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Bootstrap distributions of each model's ``rsa_group`` and ``rsa_subjects``.
+
+    Each draw resamples the stimuli (``over`` = stimuli or both: N of them with replacement;
+    pairs of a stimulus with its own copy are left out) and/or the participants (subjects or
+    both), rebuilds the group RDM as the mean of the drawn participants' RDMs and correlates
+    every model with it and with each drawn participant. Returns ``group`` and ``subjects``,
+    each (n, M) in the order of ``models``.
+    """
+    _check_method(method)
+    if over not in OVER:
+        raise InputError(f"bootstrap over '{over}': choose {', '.join(OVER)}")
+    if n < 1:
+        raise InputError(f"a bootstrap needs at least 1 draw, got {n}")
+    stack = _subject_stack(subjects)
+    names = list(models)
+    matrices = np.stack([check_rdm(models[k], f"model RDM '{k}'") for k in names])
+    if matrices.shape[1:] != stack.shape[1:]:
+        raise InputError(f"model RDMs are {matrices.shape[1:]}, the participants' RDMs {stack.shape[1:]}")
+    rng = np.random.default_rng(seed)
+    size, people = stack.shape[1], stack.shape[0]
+    rows, cols = np.triu_indices(size, 1)
+    group_r = np.empty((n, len(names)))
+    subject_r = np.empty((n, len(names)))
+    for b in range(n):
+        stimuli = rng.integers(0, size, size) if over in ("stimuli", "both") else np.arange(size)
+        who = rng.integers(0, people, people) if over in ("subjects", "both") else np.arange(people)
+        i, j = stimuli[rows], stimuli[cols]
+        keep = i != j  # a stimulus paired with its own copy has no dissimilarity
+        i, j = i[keep], j[keep]
+        drawn = stack[who][:, i, j]  # (P, M)
+        model_vectors = matrices[:, i, j]  # (K, M)
+        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
+            quiet.filter(RuntimeWarning)
+            group = np.nanmean(drawn, axis=0)
+        group_r[b] = _row_correlations(model_vectors, group, method)
+        per = np.stack([_row_correlations(model_vectors, v, method) for v in drawn])  # (P, K)
+        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
+            quiet.filter(RuntimeWarning)
+            subject_r[b] = np.nanmean(per, axis=0)
+        if progress is not None:
+            progress(1)
+    return {"group": group_r, "subjects": subject_r, "names": np.asarray(names)}
+
+
+def _interval(samples: np.ndarray, alpha: float) -> tuple[float, float]:
+    valid = samples[np.isfinite(samples)]
+    if not len(valid):
+        return float("nan"), float("nan")
+    return float(np.quantile(valid, alpha / 2)), float(np.quantile(valid, 1 - alpha / 2))
+
+
+def rsa_table(models: Mapping[str, Any], subjects: Any, *, method: str = "spearman", permutations: int = 1000,
+              bootstraps: int = 1000, over: str = "both", alpha: float = 0.05, seed: int = 0,
+              progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Every model against the participants: one row per model, and the bootstrap draws.
+
+    Columns: ``model``, ``rsa_group`` with its bootstrap CI (``group_ci_low``/``high``) and
+    permutation ``p_perm``; ``rsa_subjects`` (mean over participants) with its CI, its
+    ``sem`` over participants and a one-sample t test against 0 across participants
+    (``t``, ``p_t``); the ceiling's ``ceiling_lower``/``upper``; ``n_stimuli``, ``n_subjects``,
+    ``method``.
+    """
+    stack = _subject_stack(subjects)
+    if not models:
+        raise InputError("RSA needs at least one model RDM")
+    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
+        quiet.filter(RuntimeWarning)
+        group = np.nanmean(stack, axis=0)
+    ceiling = noise_ceiling(stack, method) if len(stack) >= 2 else {"lower": np.nan, "upper": np.nan}
+    draws = bootstrap_rsa(models, stack, n=bootstraps, seed=seed, over=over, method=method, progress=progress) \
+        if bootstraps else None
+    rows = []
+    for k, (name, rdm) in enumerate(models.items()):
+        test = permutation_test(rdm, group, n=permutations, seed=seed + 1 + k, method=method) \
+            if permutations else {"observed": rdm_correlation(rdm, group, method), "p": np.nan}
+        per = subject_correlations(rdm, stack, method)
+        valid = per[np.isfinite(per)]
+        t = stats.ttest_1samp(valid, 0.0) if len(valid) >= 2 and np.ptp(valid) > 0 else None
+        g_low, g_high = _interval(draws["group"][:, k], alpha) if draws else (np.nan, np.nan)
+        s_low, s_high = _interval(draws["subjects"][:, k], alpha) if draws else (np.nan, np.nan)
+        rows.append({"model": name, "rsa_group": test["observed"], "group_ci_low": g_low, "group_ci_high": g_high,
+                     "p_perm": test["p"], "rsa_subjects": float(valid.mean()) if len(valid) else np.nan,
+                     "subjects_ci_low": s_low, "subjects_ci_high": s_high,
+                     "sem": float(valid.std(ddof=1) / np.sqrt(len(valid))) if len(valid) > 1 else np.nan,
+                     "t": float(t.statistic) if t is not None else np.nan,
+                     "p_t": float(t.pvalue) if t is not None else np.nan,
+                     "ceiling_lower": ceiling["lower"], "ceiling_upper": ceiling["upper"],
+                     "n_stimuli": int(stack.shape[1]), "n_subjects": int(len(stack)), "method": method})
+    return pd.DataFrame(rows), (draws or {})
+
+
+def _relation(a: str, b: str) -> str:
+    """How two ``variant:rdm`` model names differ (pretraining, task, seed, ...), or 'rdm'."""
+    (va, _, ra), (vb, _, rb) = a.partition(":"), b.partition(":")
+    if va == vb:
+        return "same variant, other RDM"
+    if ra != rb:
+        return "other RDM"
+    try:
+        parse_variant_name(va), parse_variant_name(vb)
+    except InputError:
+        return "other model"
+    return variant_relation(va, vb)
+
+
+def compare_models(table: pd.DataFrame, draws: Mapping[str, np.ndarray], *, statistic: str = "subjects",
+                   alpha: float = 0.05, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Differences between models' RSA with bootstrap CIs and two-sided bootstrap p-values.
+
+    ``statistic`` is ``subjects`` (mean over participants) or ``group``. ``pairs`` defaults to
+    every pair of models; ``relation`` says how two variants differ (stimuli.variants).
+    """
+    if statistic not in ("subjects", "group"):
+        raise InputError(f"compare models on 'subjects' or 'group', not '{statistic}'")
+    if not draws:
+        raise InputError("comparing models needs the bootstrap draws (bootstraps > 0)")
+    names = [str(n) for n in draws["names"]]
+    samples = draws[statistic]
+    column = "rsa_subjects" if statistic == "subjects" else "rsa_group"
+    observed = dict(zip(table["model"], table[column]))
+    pairs = list(pairs) if pairs is not None else [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    rows = []
+    for a, b in pairs:
+        diff = samples[:, names.index(a)] - samples[:, names.index(b)]
+        diff = diff[np.isfinite(diff)]
+        low, high = _interval(diff, alpha)
+        p = min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean())) if len(diff) else np.nan
+        rows.append({"model_a": a, "model_b": b, "relation": _relation(a, b), "statistic": statistic,
+                     "difference": observed[a] - observed[b], "ci_low": low, "ci_high": high, "p_boot": p,
+                     "n_boot": int(len(diff))})
+    return pd.DataFrame(rows)
