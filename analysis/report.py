@@ -12,7 +12,8 @@ and seeds. The report folder holds::
     figures/*.png
     provenance.json
 
-The page is a list of sections (:data:`SECTIONS`), each built by one function; a section
+The page is a list of sections (:data:`SECTIONS`, plus :data:`OPTIONAL_SECTIONS` that a config
+turns on with its own key, e.g. ``rsa:`` for similarity judgements), each built by one function; a section
 whose inputs are absent says so, one whose inputs are bad shows the message, and the rest
 of the report is still produced. Another part of the platform adds its own section with
 :func:`register_section`.
@@ -45,7 +46,7 @@ from .report_base import Absent, ReportConfig, ReportContext, Section
 from .report_rsa import build_rsa
 from .report_sections import DEFAULT_SECTIONS, SectionSpec
 
-__all__ = ["SECTIONS", "SectionSpec", "register_section", "Report", "build_report", "render_html", "run_report",
+__all__ = ["SECTIONS", "OPTIONAL_SECTIONS", "SectionSpec", "register_section", "sections_for", "Report", "build_report", "render_html", "run_report",
            "default_out"]
 
 SECTIONS: list[SectionSpec] = list(DEFAULT_SECTIONS)
@@ -72,7 +73,23 @@ def register_section(key: str, title: str, build: Callable[[ReportContext, Secti
     return spec
 
 
-register_section("rsa", "Face similarity: people and models", build_rsa)
+# sections a config turns on with its own key (not in every report): key -> (spec, placed before)
+OPTIONAL_SECTIONS: dict[str, tuple[SectionSpec, str]] = {
+    "rsa": (SectionSpec("rsa", "Face similarity: people and models", build_rsa), "problems"),
+}
+
+
+def sections_for(config: ReportConfig) -> list[SectionSpec]:
+    """The sections of a report of ``config``: :data:`SECTIONS`, plus each optional section whose
+    config key is set (``rsa:``) or that ``sections`` names."""
+    sections = list(SECTIONS)
+    for key, (spec, before) in OPTIONAL_SECTIONS.items():
+        if key in {s.key for s in sections}:
+            continue
+        if getattr(config, key, None) is not None or key in (config.sections or []):
+            keys = [s.key for s in sections]
+            sections.insert(keys.index(before) if before in keys else len(sections), spec)
+    return sections
 
 
 @dataclass
@@ -104,11 +121,12 @@ def build_report(config: ReportConfig, out: Path, *, warn: Callable[[str], None]
     from tqdm.auto import tqdm
 
     ctx = ReportContext(config, out, warn=warn, progress=progress)
-    wanted = [s for s in SECTIONS if config.sections is None or s.key in config.sections]
+    available = sections_for(config)
+    wanted = [s for s in available if config.sections is None or s.key in config.sections]
     if config.sections is not None:
-        unknown = [k for k in config.sections if k not in {s.key for s in SECTIONS}]
+        unknown = [k for k in config.sections if k not in {s.key for s in available}]
         if unknown:
-            raise InputError(f"unknown report section '{unknown[0]}' (known: {', '.join(s.key for s in SECTIONS)})")
+            raise InputError(f"unknown report section '{unknown[0]}' (known: {', '.join(s.key for s in available)})")
     built: dict[str, Section] = {}
     order = [s for s in wanted if not s.deferred] + [s for s in wanted if s.deferred]
     with tqdm(order, desc="report sections", unit="section", disable=None if progress is None else not progress) as bar:

@@ -191,7 +191,7 @@ class ReportConfig:
     models: ModelSettings = field(default_factory=ModelSettings)
     alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
     findings: FindingSettings = field(default_factory=FindingSettings)
-    rsa: RSASettings = field(default_factory=RSASettings)
+    rsa: RSASettings | None = None  # similarity judgements vs model RDMs; null: no such section
     sections: list[str] | None = None  # None: every registered section
 
     def __post_init__(self) -> None:

@@ -21,7 +21,6 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +33,18 @@ from stimuli.trials import sidecar_path
 
 from .figures import _pyplot, _save
 from .rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability
-from .report_base import Absent, ObserverGroup, ReportContext, Section, fmt, p_text, plural
+from .report_base import (
+    Absent,
+    ObserverGroup,
+    ReportContext,
+    RSASettings,
+    Section,
+    fmt,
+    p_text,
+    plural,
+)
 from .report_figures import short_name
+from .report_sections import _fdr
 from .rsa import compare_models, rsa_table, upper
 
 __all__ = ["discover_rdm_variants", "plot_rdms", "plot_rsa_bars", "build_rsa"]
@@ -155,7 +164,7 @@ def _known_embedding(group: ObserverGroup, ids: list[str]) -> np.ndarray | None:
 
 
 def _model_rdms(ctx: ReportContext, stimuli: str, ids: list[str]) -> dict[str, np.ndarray]:
-    settings, results = ctx.config.rsa, ctx.config.results
+    settings, results = _settings(ctx), ctx.config.results
     variants = list(settings.variants) if settings.variants else discover_rdm_variants(stimuli, results)
     models: dict[str, np.ndarray] = {}
     for variant in variants:
@@ -176,7 +185,7 @@ def _model_rdms(ctx: ReportContext, stimuli: str, ids: list[str]) -> dict[str, n
 
 
 def _human(ctx: ReportContext, group: ObserverGroup) -> HumanRDMs:
-    settings = ctx.config.rsa
+    settings = _settings(ctx)
     files: dict[str, list[str]] = {}
     for path in group.files:
         participant = Path(path).name.split("_")[0].removeprefix("sub-")
@@ -185,15 +194,13 @@ def _human(ctx: ReportContext, group: ObserverGroup) -> HumanRDMs:
     return load_human_rdms(files, method=settings.rdm, dims=settings.dims, seed=ctx.config.seed)
 
 
-def _fdr(p_values: Any) -> np.ndarray:
-    from .report_sections import _fdr as fdr
-
-    return fdr(p_values)
+def _settings(ctx: ReportContext) -> RSASettings:
+    return ctx.config.rsa or RSASettings()
 
 
 def _group_rsa(ctx: ReportContext, sec: Section, group: ObserverGroup, human: HumanRDMs,
                models: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    settings, config = ctx.config.rsa, ctx.config
+    settings, config = _settings(ctx), ctx.config
     if len(human.participants) < 2:
         sec.note(f"{group.label}: {plural(len(human.participants), 'participant')}; RSA with a noise ceiling "
                  "needs at least 2.")
@@ -228,7 +235,7 @@ def _group_rsa(ctx: ReportContext, sec: Section, group: ObserverGroup, human: Hu
 
 def build_rsa(ctx: ReportContext, sec: Section) -> None:
     config = ctx.config
-    settings = config.rsa
+    settings = _settings(ctx)
     stimuli = settings.stimuli or config.stimuli
     groups = ctx.groups(settings.task)
     if not groups:
