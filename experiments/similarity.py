@@ -306,7 +306,7 @@ def load_embedding(path: str | os.PathLike, ids: Sequence[str]) -> np.ndarray:
                 row = int(np.flatnonzero(numeric.isna().any(axis=1).to_numpy())[0]) + 2
                 raise InputError(f"{path}, line {row}: a coordinate is missing or not a number")
             values = numeric.to_numpy(np.float64)
-    except (OSError, ValueError, pd.errors.ParserError) as error:
+    except (OSError, ValueError, EOFError, pd.errors.ParserError) as error:
         raise InputError(f"{path}: unreadable embedding ({error})") from None
     if values.ndim != 2 or len(values) != len(names):
         raise InputError(f"{path}: embedding must be (N, D) with one stimulus_id per row")

@@ -125,7 +125,7 @@ def load_rdms(variant: str | os.PathLike, stimuli: str | None = None,
                 raise InputError(f"{path}: missing array(s) {', '.join(missing)}")
             stack, names = data["rdm"].astype(np.float64), data["names"].astype(str)
             ids, meta = data["stimulus_id"].astype(str), json.loads(str(data["meta"]))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:
         raise InputError(f"{path}: not a readable RDM file ({error})") from None
     if stack.ndim != 3 or stack.shape[0] != len(names) or stack.shape[1:] != (len(ids), len(ids)):
         raise InputError(f"{path}: rdm has shape {stack.shape}, expected ({len(names)}, {len(ids)}, {len(ids)})")

@@ -1,0 +1,59 @@
+"""Fixtures of the similarity tests: a tiny prepared ORL set and similarity YAMLs built from a base."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+BASE: dict[str, Any] = {
+    "paradigm": "similarity",
+    "task": "similarity",
+    "stimuli": "orl32",
+    "judgement": "triplet",
+    "faces": {"n_identities": 8, "images_per_identity": 1},
+    "design": {"trials": 24, "trials_per_block": 12, "practice_trials": 2},
+    "stimulus_deg": 3.0,
+    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0},
+    "timing": {"fixation_frames": 2, "stimulus_frames": 3, "iti_frames": 2, "feedback_frames": 0},
+    "simulated_observer": {"embedding_seed": 3, "dims": 3, "noise_sd": 0.1},
+}
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, nested mappings key by key (None deletes a key)."""
+    result = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+@pytest.fixture(scope="session")
+def results(tmp_path_factory) -> Path:
+    """A results root with the ORL faces prepared at 32 px."""
+    from stimuli.prepare import prepare_set
+
+    root = tmp_path_factory.mktemp("results")
+    prepare_set("orl", 32, "orl32", results=root, progress=False)
+    return root
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """Write a similarity YAML: the BASE config with changes merged in; returns its path."""
+    counter = iter(range(1000))
+
+    def make(changes: dict[str, Any] | None = None, name: str | None = None) -> Path:
+        path = tmp_path / (name or f"similarity{next(counter)}.yaml")
+        path.write_text(yaml.safe_dump(merge(BASE, changes or {}), sort_keys=False))
+        return path
+
+    return make
