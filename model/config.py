@@ -157,6 +157,7 @@ class TrainConfig:
     patience: int | None = None  # early stopping: epochs without a better validation score
     select: Literal["best", "last"] = "best"  # weights kept: best validation epoch or last
     balance: Literal["none", "weights", "sampler"] = "weights"  # against unequal class sizes
+    clip_grad_norm: float | None = None  # clip the gradient's global norm (null: no clipping)
     dropout: float = 0.5
     augment: Augment = field(default_factory=Augment)
     cache_features: Literal["auto", "off"] = "auto"  # exact fast path for a frozen prefix
@@ -174,6 +175,8 @@ class TrainConfig:
         require(0 < self.gamma <= 1, "gamma", "must lie in (0, 1]")
         require(self.patience is None or self.patience >= 1, "patience", "must be at least 1 (or null)")
         require(0 <= self.dropout < 1, "dropout", "must lie in [0, 1)")
+        require(self.clip_grad_norm is None or self.clip_grad_norm > 0, "clip_grad_norm",
+                "must be positive (or null)")
         require(self.checkpoint_every >= 1, "checkpoint_every", "must be at least 1")
         require(self.eval_batch_size >= 1, "eval_batch_size", "must be at least 1")
 

@@ -30,7 +30,7 @@ from .preprocess import normalise_grey
 __all__ = ["state_digest", "tensor_digest", "prefix_outputs", "clear_memo"]
 
 _MEMO: OrderedDict[str, torch.Tensor] = OrderedDict()
-_MEMO_ENTRIES = 4
+_MEMO_ENTRIES = 6
 
 
 def clear_memo() -> None:
@@ -62,25 +62,38 @@ def _run(layers: nn.Sequential, grey: torch.Tensor, batch_size: int, normalise: 
     return torch.cat(outputs)
 
 
+def _memoised(key: str | None, compute) -> torch.Tensor:
+    if key is not None and key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = compute()
+    if key is not None:
+        _MEMO[key] = value
+        while len(_MEMO) > _MEMO_ENTRIES:
+            _MEMO.popitem(last=False)
+    return value
+
+
 def prefix_outputs(prefix: nn.Sequential, grey: torch.Tensor, *, batch_size: int = 64,
                    memo: bool = True, desc: str | None = None) -> torch.Tensor:
     """``prefix(normalise_grey(grey))`` in batches, without gradient.
 
     ``grey`` is (N, S, S) at the model's input size (see ``model.preprocess.resize_grey``).
-    The conv part (up to the flatten) is memoised when ``memo`` is true; the frozen FC layers
-    after it (cheap, and seeded per variant for ONNX-sourced nets) are always recomputed.
+    With ``memo`` the conv part (up to the flatten) and the whole prefix are memoised, each
+    keyed by the digest of its weights and of the pixels: variants sharing a conv trunk but
+    not its frozen FC layers (ONNX-sourced nets draw those from their seed) share the first,
+    variants sharing everything (the faces arm) the second.
     """
     layers = list(prefix)
     cut = next((i + 1 for i, m in enumerate(layers) if isinstance(m, nn.Flatten)), len(layers))
     conv, fc = nn.Sequential(*layers[:cut]), nn.Sequential(*layers[cut:])
-    key = f"{state_digest(conv)}:{tensor_digest(grey)}:{grey.device}" if memo else None
-    if key is not None and key in _MEMO:
-        _MEMO.move_to_end(key)
-        trunk = _MEMO[key]
-    else:
-        trunk = _run(conv, grey, batch_size, True, desc)
-        if key is not None:
-            _MEMO[key] = trunk
-            while len(_MEMO) > _MEMO_ENTRIES:
-                _MEMO.popitem(last=False)
-    return _run(fc, trunk, max(batch_size, 256), False, None) if len(fc) else trunk
+    pixels = f"{tensor_digest(grey)}:{grey.device}" if memo else ""
+    conv_key = f"{state_digest(conv)}:{pixels}" if memo else None
+
+    def trunk() -> torch.Tensor:
+        return _memoised(conv_key, lambda: _run(conv, grey, batch_size, True, desc))
+
+    if not len(fc):
+        return trunk()
+    full_key = f"{conv_key}:{state_digest(fc)}" if memo else None
+    return _memoised(full_key, lambda: _run(fc, trunk(), max(batch_size, 256), False, None))

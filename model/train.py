@@ -289,6 +289,8 @@ class Trainer:
             loss = losses.sum() / batch_weight * dist.world_size
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
             self.optimizer.step()
             with torch.no_grad():
                 predicted = logits.argmax(1)
@@ -335,6 +337,9 @@ class Trainer:
                 epoch = state.epoch
                 lr = self.optimizer.param_groups[0]["lr"]
                 train = self.train_epoch(epoch)
+                if not math.isfinite(train["loss"]):
+                    raise InputError(f"{self.name}: the training loss became {train['loss']} in epoch "
+                                     f"{epoch + 1}; lower train.lr (now {cfg.lr:g}) or set train.clip_grad_norm")
                 val, test = self.evaluate("val"), self.evaluate("test")
                 self.scheduler.step()
                 state.seconds += train["seconds"]
@@ -433,6 +438,20 @@ def _check_face_source_split(config: VariantConfig, data: TrainData, results: Pa
                          "split (split kind image for both) or another stimulus set for the source")
 
 
+def _config_change(config: VariantConfig, folder: Path) -> str:
+    """A note when a finished variant was trained with another config than the current one."""
+    try:
+        saved = read_variant_config(folder).as_dict()
+    except InputError:
+        return ""
+    current = {**config.as_dict(), "classes": saved.get("classes")}
+    differs = [k for k in current if current[k] != saved.get(k)]
+    if not differs:
+        return ""
+    return (f"; NOTE: it was trained with another config (differs in {', '.join(differs[:3])}); "
+            f"delete {folder} to retrain it")
+
+
 def train_variant(
     config: VariantConfig,
     results: str | Path = "results",
@@ -454,7 +473,7 @@ def train_variant(
     final = variant_dir(name, results)
     if is_trained(name, results):
         if dist.main and progress:
-            tqdm.write(f"{name}: done already ({final}), skipped")
+            tqdm.write(f"{name}: done already ({final}), skipped{_config_change(config, final)}")
         return final
     device = torch.device(device) if device is not None else select_device()
     spec = config.spec
@@ -470,6 +489,8 @@ def train_variant(
     if config.train.deterministic and device.type == "cuda":
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     started = time.perf_counter()
+    prov = Provenance(command=command, config=config.as_dict(),
+                      seeds={"variant": spec.seed, "split": config.split.seed})
     net, pretrained, weight_files = initial_network(config, len(data.classes), results, grid_file=grid_file)
     trainer = Trainer(net, config.train, data, seed=spec.seed, input_size=config.input_size, task=task,
                       device=device, dist=dist, name=name, progress=progress)
@@ -500,8 +521,6 @@ def train_variant(
         "train_seconds": state.seconds, "feature_cache": trainer.cached,
         "device": str(device), "world_size": dist.world_size,
     }
-    prov = Provenance(command=command, config=config.as_dict(),
-                      seeds={"variant": spec.seed, "split": config.split.seed})
     for path in (data.stimuli.folder / "manifest.csv", data.stimuli.folder / "set.json",
                  *weight_files, *([Path(grid_file)] if grid_file else [])):
         if Path(path).is_file():

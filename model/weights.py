@@ -123,7 +123,13 @@ def convert_caffe_conv1(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarra
 
 
 def onnx_vgg16_state_dict(path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
-    """torchvision ``vgg16().features`` state_dict from the ONNX file (conv1 folded)."""
+    """torchvision ``vgg16().features`` state_dict from the ONNX file (conv1 folded).
+
+    The result computes the original Keras/Caffe trunk, whose activations are in 0-255 pixel
+    units: about 255 times those of a network trained on [0, 1] inputs (block4 reaches ~3000,
+    block5's pool ~100). Layers trained on top of it want optimizers that cope with that scale
+    (the demo trains the head with SGD on frozen features and block5 with Adam).
+    """
     pairs = onnx_conv_weights(path)
     pairs[0] = convert_caffe_conv1(*pairs[0])
     state = {}

@@ -93,3 +93,27 @@ def results(tmp_path, synth_results) -> Path:
     shutil.copytree(synth_results / "stimuli", root / "stimuli")
     return root
 
+
+
+def _variant_configs(path: Path):
+    from model.config import expand_grid, load_grid
+
+    return expand_grid(load_grid(path), str(path))
+
+
+def _state_of(folder: Path) -> dict:
+    import torch
+
+    return torch.load(folder / "model.pt", weights_only=True)
+
+
+@pytest.fixture
+def variant_configs():
+    """``variant_configs(path)``: the expanded variant configs of a grid file."""
+    return _variant_configs
+
+
+@pytest.fixture
+def state_of():
+    """``state_of(folder)``: a variant folder's model.pt (weights_only)."""
+    return _state_of

@@ -12,7 +12,6 @@ import sys
 
 import pytest
 import torch
-from model_testing import state_of, variant_configs
 
 
 def free_port() -> int:
@@ -29,7 +28,7 @@ def run(args, cwd):
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(write_grid, results, tmp_path):
+def test_two_gloo_processes_match_one_process(write_grid, results, tmp_path, variant_configs, state_of):
     # no dropout (each process draws its own masks); augmentation and class-balanced sampling
     # are drawn for the whole global batch, so they are shared
     path = write_grid(grid={"task": ["gender"]},

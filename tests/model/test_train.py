@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from model_testing import state_of, variant_configs
 
 from model import load_variant
 from model.train import train_variant
@@ -29,7 +28,7 @@ def history(folder):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
-def test_training_is_repeatable_bit_for_bit_and_depends_on_the_seed(write_grid, results, tmp_path):
+def test_training_is_repeatable_bit_for_bit_and_depends_on_the_seed(write_grid, results, tmp_path, variant_configs, state_of):
     """Same seed: identical weights and metrics (dropout, sampling, flips and shifts included)."""
     import shutil
 
@@ -48,7 +47,7 @@ def test_training_is_repeatable_bit_for_bit_and_depends_on_the_seed(write_grid, 
     assert (a / "split.csv").read_text() == (c / "split.csv").read_text()
 
 
-def test_resume_after_interruption_gives_the_same_final_weights(write_grid, results, tmp_path):
+def test_resume_after_interruption_gives_the_same_final_weights(write_grid, results, tmp_path, variant_configs, state_of):
     import shutil
 
     path = write_grid(grid={"task": ["identity"]}, train={**AUGMENTED, "epochs": 4})
@@ -83,7 +82,7 @@ def test_resume_after_interruption_gives_the_same_final_weights(write_grid, resu
     assert not resume_dir(name, results).exists()
 
 
-def test_resume_with_another_config_is_refused(write_grid, results):
+def test_resume_with_another_config_is_refused(write_grid, results, variant_configs):
     path = write_grid(train={"epochs": 3})
     config = variant_configs(path)[0]
 
@@ -98,7 +97,7 @@ def test_resume_with_another_config_is_refused(write_grid, results):
 
 
 @pytest.mark.parametrize("trainable", ["classifier", "block5"])
-def test_feature_cache_path_equals_plain_path(write_grid, results, tmp_path, trainable):
+def test_feature_cache_path_equals_plain_path(write_grid, results, tmp_path, trainable, variant_configs, state_of):
     """The exact fast path (frozen prefix computed once, mirrored copies cached) trains the
     same weights as recomputing the prefix for every batch."""
     import shutil
@@ -124,7 +123,7 @@ def test_feature_cache_path_equals_plain_path(write_grid, results, tmp_path, tra
         assert row_a["train_loss"] == pytest.approx(row_b["train_loss"], rel=1e-4)
 
 
-def test_variant_folder_contract_and_load_variant(write_grid, results):
+def test_variant_folder_contract_and_load_variant(write_grid, results, variant_configs):
     path = write_grid(grid={"arch": ["vgg16-bn"], "task": ["gender"]},
                       train={"trainable": "all", "epochs": 6, "optimizer": "adam", "lr": 0.001})
     config = variant_configs(path)[0]
@@ -191,7 +190,7 @@ def test_missing_variant_error_holds_the_train_command(results):
         in str(error.value)
 
 
-def test_faces_arm_starts_from_the_face_source(write_grid, results):
+def test_faces_arm_starts_from_the_face_source(write_grid, results, variant_configs, state_of):
     path = write_grid(grid={"pretrain": ["faces"], "task": ["gender"]},
                       train={"trainable": "classifier", "epochs": 2},
                       face_source={"pretrain": "none", "seed": 5, "train": {"trainable": "all", "epochs": 2}})
@@ -211,7 +210,7 @@ def test_faces_arm_starts_from_the_face_source(write_grid, results):
     assert provenance["pretrained"]["variant"] == source.variant
 
 
-def test_faces_variant_refuses_test_images_its_source_trained_on(write_grid, results):
+def test_faces_variant_refuses_test_images_its_source_trained_on(write_grid, results, variant_configs):
     path = write_grid(grid={"pretrain": ["faces"], "task": ["gender"]}, split={"gender": "identity"},
                       train={"trainable": "head", "epochs": 1},
                       face_source={"pretrain": "none", "train": {"trainable": "head", "epochs": 1}})

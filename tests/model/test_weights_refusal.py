@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import torch
-from model_testing import variant_configs
 
 from model import build_vgg16, load_variant
 from model.train import train_variant
@@ -56,7 +55,7 @@ def test_garbage_and_missing_files(tmp_path):
         read_state_dict(tmp_path / "absent.pt")
 
 
-def test_file_pretrain_from_another_architecture_is_refused(write_grid, results, tmp_path):
+def test_file_pretrain_from_another_architecture_is_refused(write_grid, results, tmp_path, variant_configs):
     other = tmp_path / "wider.pt"
     torch.save(build_vgg16(3, width=0.125).state_dict(), other)
     config = variant_configs(write_grid(grid={"pretrain": [f"file:{other}"]}))[0]
@@ -73,7 +72,7 @@ def test_file_pretrain_from_another_architecture_is_refused(write_grid, results,
                       device="cpu", progress=False)
 
 
-def test_file_pretrain_of_the_same_architecture_loads_all_but_the_head(write_grid, results, tmp_path):
+def test_file_pretrain_of_the_same_architecture_loads_all_but_the_head(write_grid, results, tmp_path, variant_configs):
     torch.manual_seed(11)
     source = build_vgg16(5, width=0.0625)
     path = tmp_path / "lab_weights.pt"
@@ -86,7 +85,7 @@ def test_file_pretrain_of_the_same_architecture_loads_all_but_the_head(write_gri
     assert trained["classifier.6.weight"].shape[0] == 12  # a new head for the 12 identities
 
 
-def test_load_variant_refuses_a_swapped_model_file(write_grid, results, tmp_path):
+def test_load_variant_refuses_a_swapped_model_file(write_grid, results, tmp_path, variant_configs):
     config = variant_configs(write_grid(train={"epochs": 1}))[0]
     folder = train_variant(config, results, device="cpu", progress=False)
     shutil.copy(folder / "model.pt", tmp_path / "good.pt")
@@ -103,7 +102,7 @@ def test_load_variant_refuses_a_swapped_model_file(write_grid, results, tmp_path
     assert load_variant(config.variant, results).classes[:2] == ["p0", "p1"]
 
 
-def test_a_pickled_resume_checkpoint_is_refused(write_grid, results, tmp_path):
+def test_a_pickled_resume_checkpoint_is_refused(write_grid, results, tmp_path, variant_configs):
     from model.variants import resume_dir
 
     config = variant_configs(write_grid(train={"epochs": 1}))[0]
