@@ -212,7 +212,9 @@ def permutation_test(model: Any, human: Any, *, n: int = 1000, seed: int = 0,
     observed = correlate_vectors(upper(model), target, method)
     rng = np.random.default_rng(seed)
     size = len(model)
-    permuted = np.stack([upper(model[np.ix_(p, p)]) for p in (rng.permutation(size) for _ in range(n))])
+    orders = np.stack([rng.permutation(size) for _ in range(n)])  # (n, N) relabellings
+    rows, cols = np.triu_indices(size, 1)
+    permuted = model[orders[:, rows], orders[:, cols]]  # (n, M): each relabelled model's upper triangle
     null = _row_correlations(permuted, target, method)
     valid = null[np.isfinite(null)]
     p = (1 + int((valid >= observed).sum())) / (1 + len(valid)) if np.isfinite(observed) and len(valid) else np.nan
