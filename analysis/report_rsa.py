@@ -263,12 +263,12 @@ def build_rsa(ctx: ReportContext, sec: Section) -> None:
             ctx.warn(f"{group.label}, task {settings.task}: no RDMs ({error})")
             continue
         models = _model_rdms(ctx, stimuli, human.ids)
-        truth = _known_embedding(group, human.ids)
-        if truth is not None:
-            models = {TRUTH: truth, **models}
         if not models and models_note is None:
             models_note = (f"No model RDMs of set '{stimuli}' under {config.results}/rdm/; make them with "
                            f"{rdm_command('VARIANT', stimuli, config.results)}")
+        truth = _known_embedding(group, human.ids)
+        if truth is not None:
+            models = {TRUTH: truth, **models}
         atomic_save_npz(ctx.out / "maps" / f"rdm_{group.key}.npz", group=human.group.astype(np.float32),
                         subjects=human.subjects.astype(np.float32), stimulus_id=np.asarray(human.ids, dtype=str),
                         participants=np.asarray(human.participants, dtype=str), judgement=np.asarray(human.judgement),
