@@ -10,9 +10,12 @@ target's own map (``source = target``).
 
 From those curves (fraction 0 included: unmasked for ``remove``, fully hidden for ``keep``):
 
-* ``aopc``: the area over the perturbation curve (Samek et al., 2017) on accuracy, i.e. the mean
-  over fractions of ``acc(unmasked) - acc(remove f)``; for ``keep`` the mean gain
-  ``acc(keep f) - acc(keep 0)``. Higher means the source's map points at the target's evidence.
+* ``aopc``: the area over the perturbation curve (Samek et al., 2017) on the target's balanced
+  accuracy (``masking.metric``; accuracy and true-class probability are in the tables too), i.e.
+  the mean over fractions of ``score(unmasked) - score(remove f)``; for ``keep`` the mean gain
+  ``score(keep f) - score(keep 0)``. Higher means the source's map points at the target's evidence.
+  Balanced accuracy is exactly chance (1 / classes) when every image gets the same answer, as
+  with everything removed, whatever the class sizes.
 * the transfer matrix ``M[a, b]`` = aopc of source a on target b, also relative to the target's
   own map and random masks: ``(M[a, b] - random) / (M[b, b] - random)``;
 * its asymmetry ``M[a, b] - M[b, a]``;
@@ -91,6 +94,9 @@ class MaskingConfig:
     random_repeats: int = 3
     within: Literal["grid", "aperture"] = "grid"  # rank pixels of the whole grid or the face aperture
     transfer_mode: Literal["remove", "keep"] = "remove"  # the mode the transfer matrix is made of
+    # what AOPC and the transfer matrix measure: balanced accuracy is immune to class imbalance
+    # (ORL gender is 90% male) and is exactly chance, 1/classes, for a constant answer
+    metric: Literal["balanced_accuracy", "accuracy", "p_true"] = "balanced_accuracy"
 
     def __post_init__(self):
         require(len(self.fractions) >= 1, "fractions", "needs at least one fraction")
@@ -211,14 +217,20 @@ def mask_images(images: np.ndarray, masks: np.ndarray, mode: str, fill: np.ndarr
     return np.where(hide, fill, images)
 
 
-def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> tuple[float, float]:
-    """Accuracy and mean true-class probability of ``variant`` on ``images``."""
+SCORES = ("accuracy", "balanced_accuracy", "p_true")
+
+
+def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> dict[str, float]:
+    """Accuracy, balanced accuracy (mean recall over the classes present) and mean true-class
+    probability of ``variant`` on ``images``."""
     logits = variant.predict_logits(images, batch_size=batch_size)
     logits = logits - logits.max(axis=1, keepdims=True)
     prob = np.exp(logits)
     prob /= prob.sum(axis=1, keepdims=True)
     correct = logits.argmax(1) == labels
-    return float(correct.mean()), float(prob[np.arange(len(labels)), labels].mean())
+    recall = [correct[labels == c].mean() for c in np.unique(labels)]
+    return {"accuracy": float(correct.mean()), "balanced_accuracy": float(np.mean(recall)),
+            "p_true": float(prob[np.arange(len(labels)), labels].mean())}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -296,37 +308,42 @@ def masking_curves(target, images: np.ndarray, labels: np.ndarray, sources: dict
         for repeat, masks in enumerate(mask_sets[name]):
             for fraction, mask in zip(fractions, masks):
                 if mode == "remove" and fraction == 0:
-                    acc, p_true = unmasked  # nothing removed: the images themselves
+                    scores = unmasked  # nothing removed: the images themselves
                 else:
-                    acc, p_true = masked_scores(target, mask_images(images, mask, mode, fill), labels, batch_size)
+                    scores = masked_scores(target, mask_images(images, mask, mode, fill), labels, batch_size)
                 rows.append({"source": name, "target": target.name, "mode": mode, "fraction": fraction,
-                             "repeat": repeat, "accuracy": acc, "p_true": p_true, "n_images": len(images)})
+                             "repeat": repeat, **scores, "n_images": len(images)})
     table = pd.DataFrame(rows)
     # random masks: the mean over repeats (and their spread)
     keys = ["source", "target", "mode", "fraction"]
     summary = table.groupby(keys, sort=False).agg(
-        accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"), p_true=("p_true", "mean"),
-        n_images=("n_images", "first"), repeats=("repeat", "count")).reset_index()
-    summary["accuracy_sd"] = summary["accuracy_sd"].fillna(0.0)
+        accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"),
+        balanced_accuracy=("balanced_accuracy", "mean"), balanced_accuracy_sd=("balanced_accuracy", "std"),
+        p_true=("p_true", "mean"), n_images=("n_images", "first"), repeats=("repeat", "count")).reset_index()
+    for column in ("accuracy_sd", "balanced_accuracy_sd"):
+        summary[column] = summary[column].fillna(0.0)
     summary["fill"] = masking.fill
-    summary["unmasked_accuracy"] = unmasked[0]
+    summary["unmasked_accuracy"] = unmasked["accuracy"]
+    summary["unmasked_balanced_accuracy"] = unmasked["balanced_accuracy"]
     summary["chance"] = 1.0 / len(target.classes)
     summary["majority"] = float(np.bincount(labels, minlength=len(target.classes)).max() / len(labels))
     return summary
 
 
-def aopc_table(accuracy: pd.DataFrame) -> pd.DataFrame:
-    """AOPC per (source, target, mode), on accuracy and on the true-class probability."""
+def aopc_table(accuracy: pd.DataFrame, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """AOPC per (source, target, mode) on ``metric`` (``aopc``) and on the true-class probability.
+
+    ``remove``: mean over fractions (0 included) of the drop from the unmasked images;
+    ``keep``: mean gain over fully hidden images (keep 0).
+    """
     rows = []
     for (source, target, mode), curve in accuracy.groupby(["source", "target", "mode"], sort=False):
         curve = curve.sort_values("fraction")
-        acc, prob = curve.accuracy.to_numpy(), curve.p_true.to_numpy()
-        if mode == "remove":  # the drop from the unmasked images (fraction 0)
-            aopc, aopc_p = float(np.mean(acc[0] - acc)), float(np.mean(prob[0] - prob))
-        else:  # the gain over fully hidden images (keep 0)
-            aopc, aopc_p = float(np.mean(acc - acc[0])), float(np.mean(prob - prob[0]))
-        rows.append({"source": source, "target": target, "mode": mode, "aopc": aopc, "aopc_p": aopc_p,
-                     "fractions": len(curve)})
+        value, prob = curve[metric].to_numpy(), curve.p_true.to_numpy()
+        sign = 1.0 if mode == "remove" else -1.0
+        rows.append({"source": source, "target": target, "mode": mode, "metric": metric,
+                     "aopc": float(np.mean(sign * (value[0] - value))),
+                     "aopc_p": float(np.mean(sign * (prob[0] - prob))), "fractions": len(curve)})
     return pd.DataFrame(rows)
 
 
@@ -519,7 +536,7 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
         curve.to_csv(part, index=False)
         curves.append(curve)
     accuracy = pd.concat(curves, ignore_index=True)
-    aopc = aopc_table(accuracy)
+    aopc = aopc_table(accuracy, masking.metric)
     tables = {"accuracy": accuracy, "aopc": aopc}
     for mode in masking.modes:
         transfer = transfer_table(aopc, mode)
@@ -529,22 +546,26 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
         tables[f"asymmetry_{mode}"] = asymmetry_table(transfer)
         tables[f"groups_{mode}"] = group_table(transfer)
     summary["stimuli"] = set_name
-    summary["own_vs_random"] = _own_vs_random(accuracy)
+    summary["own_vs_random"] = _own_vs_random(accuracy, masking.metric)
     return tables
 
 
-def _own_vs_random(accuracy: pd.DataFrame, fraction: float = 0.2) -> list[dict[str, Any]]:
-    """Per variant: accuracy after removing its own top pixels vs random pixels (the issue's check)."""
+def _own_vs_random(accuracy: pd.DataFrame, metric: str, fraction: float = 0.2) -> list[dict[str, Any]]:
+    """Per variant: scores after removing its own top pixels vs random pixels (the issue's check)."""
     rows = []
     table = accuracy[(accuracy["mode"] == "remove") & np.isclose(accuracy.fraction, fraction)]
     for target, group in table.groupby("target"):
-        own = group[group.source == target]
-        rand = group[group.source == RANDOM]
-        if len(own) and len(rand):
-            rows.append({"variant": target, "fraction": fraction,
-                         "unmasked": float(own.unmasked_accuracy.iloc[0]),
-                         "remove_own": float(own.accuracy.iloc[0]), "remove_random": float(rand.accuracy.iloc[0]),
-                         "own_lowers_more": bool(own.accuracy.iloc[0] < rand.accuracy.iloc[0])})
+        own, rand = group[group.source == target], group[group.source == RANDOM]
+        unmasked = accuracy[(accuracy.target == target) & (accuracy["mode"] == "remove")
+                            & (accuracy.fraction == 0) & (accuracy.source == target)]
+        if len(own) and len(rand) and len(unmasked):
+            row = {"variant": target, "fraction": fraction, "metric": metric}
+            for score in SCORES:
+                row.update({f"unmasked_{score}": float(unmasked[score].iloc[0]),
+                            f"remove_own_{score}": float(own[score].iloc[0]),
+                            f"remove_random_{score}": float(rand[score].iloc[0])})
+            row["own_lowers_more"] = bool(own[metric].iloc[0] < rand[metric].iloc[0])
+            rows.append(row)
     return rows
 
 
@@ -570,8 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       command=["python", "-m", "model", "evaluate", *(argv if argv is not None else sys.argv[1:])])
     summary = json.loads((folder / "summary.json").read_text())
     for row in summary.get("own_vs_random", []):
-        print(f"{row['variant']}: remove top {row['fraction']:.0%} own -> {row['remove_own']:.3f}, "
-              f"random -> {row['remove_random']:.3f} (unmasked {row['unmasked']:.3f})")
+        m = row["metric"]
+        print(f"{row['variant']}: {m.replace('_', ' ')} after removing the top {row['fraction']:.0%}: own map "
+              f"{row[f'remove_own_{m}']:.3f}, random {row[f'remove_random_{m}']:.3f} "
+              f"(unmasked {row[f'unmasked_{m}']:.3f})")
     print(f"wrote {folder}")
     return 0
 

@@ -90,6 +90,7 @@ def test_masking_at_fraction_zero_and_one(trained):
     assert not none.any() and everything.all()
     fill = np.full_like(images, stimuli.background)
     plain = masked_scores(variant, images, labels)
+    assert plain["accuracy"] >= 0.9
     # fraction 0 removed: the images and the accuracy are unchanged
     assert np.array_equal(mask_images(images, none, "remove", fill), images)
     assert masked_scores(variant, mask_images(images, none, "remove", fill), labels) == plain
@@ -98,9 +99,9 @@ def test_masking_at_fraction_zero_and_one(trained):
     assert np.all(blank == stimuli.background)
     predicted = variant.predict_logits(blank).argmax(1)
     assert len(set(predicted)) == 1
-    accuracy, _ = masked_scores(variant, blank, labels)
-    assert accuracy == pytest.approx(np.mean(labels == predicted[0]))
-    assert abs(np.mean(labels == 0) - 0.5) < 0.1  # the synthetic test split is balanced: that is chance
+    scores = masked_scores(variant, blank, labels)
+    assert scores["accuracy"] == pytest.approx(np.mean(labels == predicted[0]))  # that class's share
+    assert scores["balanced_accuracy"] == 0.5  # exactly chance, whatever the class sizes
     # keep mode mirrors it: keeping everything is the plain images
     assert masked_scores(variant, mask_images(images, everything, "keep", fill), labels) == plain
 
@@ -126,11 +127,12 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
     for target in (V0, V1):  # fraction 0 removed == the target's own test accuracy
         variant = load_variant(target, trained, "cpu")
         rows, labels = held_out(variant, load_prepared_set("synth-eyes", trained), "test")
-        expected = masked_scores(variant, load_prepared_set("synth-eyes", trained).images[rows], labels)[0]
+        expected = masked_scores(variant, load_prepared_set("synth-eyes", trained).images[rows], labels)["accuracy"]
         zero = accuracy[(accuracy.target == target) & (accuracy["mode"] == "remove") & (accuracy.fraction == 0)]
         assert np.allclose(zero.accuracy, expected)
         one = accuracy[(accuracy.target == target) & (accuracy["mode"] == "remove") & (accuracy.fraction == 1)]
         assert one.accuracy.nunique() == 1  # every source hides everything: the same blank images
+        assert np.allclose(one.balanced_accuracy, 0.5)  # chance
     transfer = pd.read_csv(tables / "transfer_remove.csv")
     assert len(transfer) == 4 and set(transfer.columns) >= {"aopc", "aopc_own", "aopc_random", "relative"}
     own = transfer[transfer.source == transfer.target]
@@ -145,7 +147,7 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
     assert {row["variant"] for row in summary["own_vs_random"]} == {V0, V1}
     prov = json.loads((folder / "provenance.json").read_text())
     assert prov["seeds"] == {"masking": 3} and str(config) in prov["inputs"]
-    assert "remove top 20% own" in out
+    assert "after removing the top 20%: own map" in out
     # the relevance maps it needed are contract files now
     assert relevance_path(V1, "synth-eyes", trained).is_file()
     # a second run with the same config leaves the finished folder alone
@@ -167,8 +169,10 @@ def test_evaluate_resumes_from_finished_targets(trained, tmp_path):
     (work / "config_hash").write_text(_config_hash(config))
     # a target that finished before an interruption: its rows are taken as they are
     done = pd.DataFrame([{"source": s, "target": V0, "mode": "remove", "fraction": f, "accuracy": 0.123,
-                          "accuracy_sd": 0.0, "p_true": 0.5, "n_images": 40, "repeats": 1, "fill": "background",
-                          "unmasked_accuracy": 0.123, "chance": 0.5, "majority": 0.5}
+                          "accuracy_sd": 0.0, "balanced_accuracy": 0.123, "balanced_accuracy_sd": 0.0,
+                          "p_true": 0.5, "n_images": 40, "repeats": 1, "fill": "background",
+                          "unmasked_accuracy": 0.123, "unmasked_balanced_accuracy": 0.123, "chance": 0.5,
+                          "majority": 0.5}
                          for s in (V0, V1, "random") for f in (0.0, 0.5)])
     done.to_csv(work / f"accuracy-{V0}.csv", index=False)
     folder = evaluate(config, trained, where=str(config_path), device="cpu", progress=False)

@@ -61,7 +61,7 @@ def curve_rows():
     for (source, target), values in acc.items():
         for fraction, value in zip([0.0, 0.5, 1.0], values):
             rows.append({"source": source, "target": target, "mode": "remove", "fraction": fraction,
-                         "accuracy": value, "p_true": value})
+                         "accuracy": value, "balanced_accuracy": value, "p_true": value})
     return pd.DataFrame(rows)
 
 
