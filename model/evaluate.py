@@ -92,6 +92,9 @@ class MaskingConfig:
     fill: Literal["background", "blur"] = "background"
     blur_sigma: float = 3.0  # px on the stimulus grid, for fill: blur
     random_repeats: int = 3
+    # random masks: 0 = independent pixels; > 0 = blobs (thresholded Gaussian noise of this sigma, px),
+    # contiguous like relevance masks, so the baseline does not add pixel noise relevance masks lack
+    random_smoothing: float = 0.0
     within: Literal["grid", "aperture"] = "grid"  # rank pixels of the whole grid or the face aperture
     transfer_mode: Literal["remove", "keep"] = "remove"  # the mode the transfer matrix is made of
     # what AOPC and the transfer matrix measure: balanced accuracy is immune to class imbalance
@@ -107,6 +110,7 @@ class MaskingConfig:
         require(self.transfer_mode in self.modes, "transfer_mode", "must be one of the listed modes")
         require(self.blur_sigma > 0, "blur_sigma", "must be positive")
         require(self.random_repeats >= 1, "random_repeats", "must be at least 1")
+        require(self.random_smoothing >= 0, "random_smoothing", "must be 0 (pixels) or a blob sigma in px")
 
 
 @dataclass
@@ -190,12 +194,23 @@ def _prefix_masks(order: np.ndarray, k: int, size: int) -> np.ndarray:
 
 
 def random_masks(n_maps: int, shape: Sequence[int], fractions: Sequence[float], *, seed: Any,
-                 within: np.ndarray | None = None) -> list[np.ndarray]:
-    """Random masks of the same areas as :func:`top_fraction_masks` (seeded)."""
+                 within: np.ndarray | None = None, smoothing: float = 0.0) -> list[np.ndarray]:
+    """Random masks of the same areas as :func:`top_fraction_masks` (seeded).
+
+    ``smoothing`` 0 picks independent pixels; a sigma > 0 (px) picks the top of smoothed Gaussian
+    noise: random blobs, contiguous like the masks a relevance map gives.
+    """
     h, w = int(shape[0]), int(shape[1])
     candidates = np.flatnonzero(within.reshape(-1)) if within is not None else np.arange(h * w)
     rng = np.random.default_rng(seed)
-    order = candidates[np.argsort(rng.random((n_maps, len(candidates))), axis=1)]
+    if smoothing > 0:
+        from scipy.ndimage import gaussian_filter
+
+        noise = gaussian_filter(rng.normal(size=(n_maps, h, w)), sigma=(0, smoothing, smoothing), mode="wrap")
+        keys = -noise.reshape(n_maps, -1)[:, candidates]
+    else:
+        keys = rng.random((n_maps, len(candidates)))
+    order = candidates[np.argsort(keys, axis=1, kind="stable")]
     return [_prefix_masks(order, int(round(f * len(candidates))), h * w).reshape(n_maps, h, w)
             for f in fractions]
 
@@ -300,7 +315,8 @@ def masking_curves(target, images: np.ndarray, labels: np.ndarray, sources: dict
     unmasked = masked_scores(target, images, labels, batch_size)
     mask_sets: dict[str, list[list[np.ndarray]]] = {
         name: [top_fraction_masks(maps, fractions, within=within, tie_seed=seed)] for name, maps in sources.items()}
-    mask_sets[RANDOM] = [random_masks(len(images), images.shape[1:], fractions, seed=[seed, r], within=within)
+    mask_sets[RANDOM] = [random_masks(len(images), images.shape[1:], fractions, seed=[seed, r], within=within,
+                                      smoothing=masking.random_smoothing)
                          for r in range(masking.random_repeats)]
     rows = []
     todo = [(name, mode) for name in mask_sets for mode in masking.modes]

@@ -53,6 +53,17 @@ def test_masks_within_a_region_and_random_masks_of_equal_area():
     assert np.array_equal(rand, random_masks(2, (8, 8), [0.5], seed=[0, 1], within=within)[0])
 
 
+def test_random_blobs_are_contiguous_and_of_equal_area():
+    pixels = random_masks(20, (32, 32), [0.2], seed=0)[0]
+    blobs = random_masks(20, (32, 32), [0.2], seed=0, smoothing=4.0)[0]
+    assert pixels.sum(axis=(1, 2)).tolist() == blobs.sum(axis=(1, 2)).tolist() == [205] * 20
+
+    def same_neighbour(m):  # share of horizontally adjacent pixel pairs that agree
+        return np.mean(m[:, :, 1:] == m[:, :, :-1])
+
+    assert same_neighbour(blobs) > 0.9 > same_neighbour(pixels)
+
+
 def curve_rows():
     """Accuracy curves of two variants and random masks, fractions 0, 0.5, 1."""
     rows = []
