@@ -1,0 +1,53 @@
+"""The examples in the similarity modules' docstrings run; analysis reads RDMs without torch or psychopy."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+MODULES = ["experiments.similarity", "analysis.rdm", "analysis.rsa", "stimuli.rdms",
+           pytest.param("model.rdm", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
+CHECK = f"""
+import runpy, sys
+import numpy as np
+import analysis.rdm, analysis.rsa, analysis.report_rsa, analysis.report, stimuli.rdms
+analysis.report_rsa.plot_rsa_bars  # figures too
+print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY})))
+"""
+
+
+def test_analysis_of_similarity_imports_neither_torch_nor_psychopy():
+    result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+def test_the_similarity_task_runs_headless_without_model_or_psychopy():
+    code = ("import sys; import experiments.similarity, experiments.run; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psychopy', 'model', 'torch')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_commands_have_help():
+    for command in (["-m", "model", "rdm", "--help"], ["-m", "experiments", "run", "--help"]):
+        result = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0 and "usage:" in result.stdout
+    overview = subprocess.run([sys.executable, "-m", "model", "--help"], capture_output=True, text=True, timeout=60)
+    assert "rdm" in overview.stdout and "dissimilarity" in overview.stdout
