@@ -152,6 +152,8 @@ class Display(Observer):
                 "stimulus_deg": self.config.stimulus_deg, "stimulus_px": self.stimulus_size_px(),
                 "window_grey": self.window_grey, "window_backend": "pyglet",
                 "keyboard": "psychopy.event.getKeys (pyglet events, polled every frame)",
+                "mouse": "psychopy.event.Mouse left clicks on an image, click times reset on the onset flip "
+                         "(trials that take clicks)",
                 "dropped_frame_threshold_s": self.win.refreshThreshold,
             },
         }

@@ -79,8 +79,9 @@ def _describe_columns(task: Task) -> dict[str, Any]:
     described = {}
     for column, text in task.columns().items():
         entry: dict[str, Any] = {"Description": text}
-        if column in _LEVELS:
-            entry["Levels"] = _LEVELS[column]
+        levels = task.levels().get(column, _LEVELS.get(column))
+        if levels:
+            entry["Levels"] = levels
         if column in _UNITS:
             entry["Units"] = _UNITS[column]
         described[column] = entry

@@ -497,6 +497,12 @@ class SimilarityTask(Task):
                    rt_s=response.rt_s, onset_s=response.onset_s, dropped_frames=response.dropped_frames)
         return row
 
+    def levels(self) -> dict[str, dict[str, str]]:
+        return {"phase": {"practice": "practice trials (random faces, not analysed)",
+                          "main": "main trials (the balanced design)"},
+                "condition": {"triplet": "odd one out of three faces", "rating": "similarity of two faces, 1-7"},
+                "response_position": {"1": "left face", "2": "middle face", "3": "right face"}}
+
     def key_help(self) -> str:
         responses = self.config.responses
         if self.config.judgement == "triplet":

@@ -153,6 +153,10 @@ class Task:
         """Images with captions shown to people before practice (default: none)."""
         return []
 
+    def levels(self) -> dict[str, dict[str, str]]:
+        """Sidecar ``Levels`` of the task's own categorical columns (over the engine's defaults)."""
+        return {}
+
     def key_help(self) -> str:
         """The response keys as text for instructions, e.g. 'F = female, J = male'."""
         return ""

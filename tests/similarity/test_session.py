@@ -46,6 +46,8 @@ def test_trial_file_sidecar_and_provenance(make_config, results, tmp_path):
     for column in SIMILARITY_COLUMNS:
         assert sidecar[column]["Description"]
     assert sidecar["Paradigm"] == "similarity" and sidecar["Seed"] == 9
+    assert sidecar["phase"]["Levels"]["practice"].startswith("practice trials (random faces")
+    assert sidecar["response_position"]["Levels"]["3"] == "right face" and sidecar["rt_s"]["Units"] == "s"
     assert sidecar["Faces"]["stimulus_ids"] == load_task(path, results).ids and len(sidecar["Faces"]["stimulus_ids"]) == 8
     assert sidecar["Design"]["pairs_covered"] == 28 and sidecar["Design"]["judgement"] == "triplet"
     observer = sidecar["Observer"]
