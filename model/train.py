@@ -393,8 +393,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def resume(path: Path, config: VariantConfig, trainer: Trainer) -> RunState | None:
-    """Restore a run from its checkpoint (None when there is none)."""
+def read_checkpoint(path: Path, config: VariantConfig) -> dict[str, Any] | None:
+    """An interrupted run's checkpoint (None when there is none); one made with another
+    config is an InputError, raised before any expensive work."""
     if not path.is_file():
         return None
     payload = safe_load(path)
@@ -406,6 +407,11 @@ def resume(path: Path, config: VariantConfig, trainer: Trainer) -> RunState | No
         raise InputError(f"{path}: the interrupted run used another config (differs in "
                          f"{', '.join(keys[:3]) or 'its format'}); restore that config or delete "
                          f"{path.parent} to start over")
+    return payload
+
+
+def restore(payload: dict[str, Any], trainer: Trainer) -> RunState:
+    """Put a checkpoint's weights, optimizer and schedule into ``trainer``; return its run state."""
     trainer.load_trainable_state(payload["trainable"])
     trainer.optimizer.load_state_dict(payload["optimizer"])
     trainer.scheduler.load_state_dict(payload["scheduler"])
@@ -491,12 +497,14 @@ def train_variant(
     started = time.perf_counter()
     prov = Provenance(command=command, config=config.as_dict(),
                       seeds={"variant": spec.seed, "split": config.split.seed})
+    partial = resume_dir(name, results)
+    ckpt_file = partial / "checkpoint.pt"
+    payload = read_checkpoint(ckpt_file, config)
     net, pretrained, weight_files = initial_network(config, len(data.classes), results, grid_file=grid_file)
     trainer = Trainer(net, config.train, data, seed=spec.seed, input_size=config.input_size, task=task,
                       device=device, dist=dist, name=name, progress=progress)
-    partial = resume_dir(name, results)
-    ckpt_file = partial / "checkpoint.pt"
-    state = resume(ckpt_file, config, trainer) or RunState()
+    state = restore(payload, trainer) if payload is not None else RunState()
+    del payload
     resumed_from = state.epoch
     if resumed_from and dist.main and progress:
         tqdm.write(f"{name}: resuming after epoch {resumed_from} from {ckpt_file}")

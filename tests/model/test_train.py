@@ -176,7 +176,13 @@ def test_finished_variants_are_skipped(write_grid, results, capsys):
     stamp = model_file.stat().st_mtime_ns
     capsys.readouterr()
     assert main([str(path), "--out", str(results), "--device", "cpu"]) == 0
-    assert "vgg16-w0.0625-none-identity-s0: done already" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "vgg16-w0.0625-none-identity-s0: done already" in out and "NOTE" not in out
+    assert model_file.stat().st_mtime_ns == stamp
+    changed = write_grid(train={"epochs": 2, "lr": 0.2})
+    assert main([str(changed), "--out", str(results), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "done already" in out and "NOTE: it was trained with another config (differs in train)" in out
     assert model_file.stat().st_mtime_ns == stamp
 
 
