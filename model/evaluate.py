@@ -89,12 +89,14 @@ class MaskingConfig:
 
     fractions: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.3, 0.5])
     modes: list[Literal["remove", "keep"]] = field(default_factory=lambda: ["remove", "keep"])
-    fill: Literal["background", "blur"] = "background"
+    # hidden pixels become a blurred copy of the image (or the set's background grey: with it,
+    # removing everything leaves one blank image and the score is exactly chance)
+    fill: Literal["background", "blur"] = "blur"
     blur_sigma: float = 3.0  # px on the stimulus grid, for fill: blur
     random_repeats: int = 3
-    # random masks: 0 = independent pixels; > 0 = blobs (thresholded Gaussian noise of this sigma, px),
-    # contiguous like relevance masks, so the baseline does not add pixel noise relevance masks lack
-    random_smoothing: float = 0.0
+    # random masks: blobs (thresholded Gaussian noise of this sigma, px), contiguous like relevance
+    # masks, so the baseline adds no pixel noise the relevance masks lack; 0 = independent pixels
+    random_smoothing: float = 4.0
     within: Literal["grid", "aperture"] = "grid"  # rank pixels of the whole grid or the face aperture
     transfer_mode: Literal["remove", "keep"] = "remove"  # the mode the transfer matrix is made of
     # what AOPC and the transfer matrix measure: balanced accuracy is immune to class imbalance

@@ -107,7 +107,8 @@ def test_masking_at_fraction_zero_and_one(trained):
 
 
 def write_config(tmp_path: Path, **overrides) -> Path:
-    config = {"variants": [V0, V1], "masking": {"fractions": [0.2, 1.0], "random_repeats": 2}, "seed": 3,
+    config = {"variants": [V0, V1], "masking": {"fractions": [0.2, 1.0], "random_repeats": 2,
+                                                 "fill": "background"}, "seed": 3,
               **overrides}
     path = tmp_path / "tiny_evaluate.yaml"
     path.write_text(yaml.safe_dump(config))

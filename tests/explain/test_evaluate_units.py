@@ -116,3 +116,22 @@ def test_a_boolean_false_target_is_refused(tmp_path):
     path.write_text("variants: [vgg16-imagenet-gender-s0]\ntarget: false\n")
     with pytest.raises(InputError, match="key 'target' must be 'true' or 'pred'"):
         load_config(EvaluateConfig, path)
+
+
+def test_fill_images():
+    from model.evaluate import fill_images, mask_images
+
+    images = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    grey = fill_images(images, "background", 0.4)
+    assert grey.shape == images.shape and np.all(grey == np.float32(0.4))
+    blurred = fill_images(images, "blur", 0.4, blur_sigma=2.0)
+    assert blurred.shape == images.shape and blurred.std() < images.std() / 2
+    assert np.allclose(blurred.mean(axis=(1, 2)), images.mean(axis=(1, 2)), atol=0.02)
+    flat = np.full((1, 8, 8), 0.3, np.float32)
+    assert np.allclose(fill_images(flat, "blur", 0.0), 0.3)  # a blurred constant is the constant
+    masks = np.zeros((2, 16, 16), bool)
+    masks[:, :4] = True
+    kept = mask_images(images, masks, "keep", blurred)
+    assert np.array_equal(kept[:, :4], images[:, :4]) and np.array_equal(kept[:, 4:], blurred[:, 4:])
+    with pytest.raises(InputError, match="unknown fill"):
+        fill_images(images, "noise", 0.4)
