@@ -23,6 +23,9 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("model.train", "train the VGG-16 variants of a grid YAML (resumable, skips finished ones)"),
     "rdm": ("model.rdm", "representational dissimilarity matrices of variants over a prepared set"),
+    "explain": ("model.explain", "LRP relevance maps (zennit composites, gradient baselines) of a variant on a set"),
+    "evaluate": ("model.evaluate", "relevance-based masking transfer, ground-truth and sanity checks (YAML)"),
+    "groundtruth": ("model.groundtruth", "relevance mass/rank accuracy of a variant against its evidence region"),
 }
 
 

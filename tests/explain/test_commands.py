@@ -240,3 +240,22 @@ def test_randomisation_changes_the_maps(trained):
     assert cascade.spearman.iloc[-1] < 0.5 and cascade.ssim.iloc[-1] < 0.5
     shuffled = table[table.test == "random_labels"]
     assert len(shuffled) == 1 and shuffled.spearman.iloc[0] < 0.9
+
+
+def test_commands_are_wired_into_python_m_model(trained):
+    import subprocess
+    import sys
+
+    for command in ("explain", "evaluate", "groundtruth"):
+        done = subprocess.run([sys.executable, "-m", "model", command, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and f"python -m model {command}" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "model", "explain", "--variant", V0, "--stimuli", "synth-eyes",
+                           "--out", str(trained), "--device", "cpu", "--composite", "gradient", "--target", "pred"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    maps = load_relevance(V0, "synth-eyes", trained)
+    assert maps.meta["composite"] == "gradient" and maps.meta["target_rule"] == "pred"
+    assert list(maps.target) == list(maps.prediction)
+    done = subprocess.run([sys.executable, "-m", "model", "evaluate", str(trained / "missing.yaml")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "config file not found" in done.stderr
