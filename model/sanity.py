@@ -33,6 +33,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from scipy.stats import spearmanr
 from torch import nn
+from tqdm.auto import tqdm
 
 __all__ = ["ssim", "compare_maps", "randomisation_order", "cascading_randomisation",
            "random_label_network", "sanity_checks"]
@@ -105,7 +106,7 @@ def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
 
 def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target: np.ndarray, *,
                             composite: str = "epsilon_plus_flat", seed: int = 0,
-                            device: torch.device | str = "cpu") -> pd.DataFrame:
+                            device: torch.device | str = "cpu", progress: bool = False) -> pd.DataFrame:
     """Map similarity after each cumulative re-initialisation, output layer first.
 
     Row ``step`` 0 is the trained model compared with itself; step k has the top k weight
@@ -117,7 +118,9 @@ def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target
     reference = explain_images(net, images, to_input, **kwargs).relevance
     rows = [compare_maps(reference, reference).assign(step=0, layer="none (trained)")]
     randomised = copy.deepcopy(net)
-    for step, layer in enumerate(randomisation_order(randomised), start=1):
+    layers = randomisation_order(randomised)
+    for step, layer in enumerate(tqdm(layers, desc=f"randomise ({composite})", unit="layer",
+                                      disable=not progress, leave=False), start=1):
         _reinitialise(randomised, layer, seed + step)
         maps = explain_images(randomised, images, to_input, **kwargs).relevance
         rows.append(compare_maps(reference, maps).assign(step=step, layer=layer))
@@ -172,7 +175,7 @@ def sanity_checks(variant, results: str | Path, *, composites: Sequence[str] = (
     for composite in composites:
         kwargs = {"method": composite, "target": target, "device": variant.device}
         table = cascading_randomisation(variant.net, grey, variant.to_input, target, composite=composite,
-                                        seed=seed, device=variant.device)
+                                        seed=seed, device=variant.device, progress=progress)
         if shuffled is not None:
             reference = explain_images(variant.net, grey, variant.to_input, **kwargs).relevance
             maps = explain_images(shuffled, grey, variant.to_input, **kwargs).relevance
