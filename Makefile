@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   the whole chain on the built-in faces, ends with results/demo/report.html
 #   make test   the test suite (what .ci/run calls)
+# `make demo FRESH=1` removes the demo's outputs first and starts over.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo lint bench
+.PHONY: setup test demo demo-chain demo-clean lint bench
 
 # (Re)install when the venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -25,5 +26,102 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+bench: $(STAMP)
+	$(PY) benchmarks/bubbles.py
+	$(PY) benchmarks/trial_prep.py
+	$(PY) benchmarks/classification_images.py
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/explain_throughput.py --quick
+
+# ---------------------------------------------------------------------------------------------
+# The demo: every step is a `python -m ...` command printed as it starts; a step whose output
+# exists is skipped (the commands themselves also skip finished variants and sessions).
+DEMO_SET := orl128
+DEMO_GRID := model/configs/demo.yaml
+DEMO_EVAL := model/configs/demo_evaluate.yaml
+DEMO_BUBBLES := experiments/bubbles_gender.yaml
+DEMO_SIMILARITY := experiments/similarity.yaml
+DEMO_REPORT := analysis/configs/demo.yaml
+DEMO_TEMPLATES := 01 02 03 04 05 06
+DEMO_MODEL_OBSERVERS := vgg16-imagenet-gender-s0 vgg16-faces-gender-s0
+DEMO_SIMILARITY_OBSERVERS := 01 02 03 04 05 06 07 08 09 10
+STEP := $(RESULTS)/.demo-steps
+SIM := $(RESULTS)/simulated
+
 demo: $(STAMP)
-	$(PY) -m stimuli prepare --faces orl --size 64 --name orl64 --out $(RESULTS)
+	@if [ -n "$(FRESH)" ]; then $(MAKE) --no-print-directory demo-clean; fi
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory demo-chain && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s: open $(RESULTS)/demo/report.html"
+
+demo-clean:
+	@echo "removing the demo's outputs under $(RESULTS)/"
+	rm -rf $(STEP) $(RESULTS)/demo $(RESULTS)/stimuli/$(DEMO_SET) $(RESULTS)/evaluate/demo_evaluate \
+	  $(RESULTS)/sheets/demo $(SIM)/sub-demo* $(SIM)/sub-cnn*
+	for v in $$($(PY) -m model train $(DEMO_GRID) --list); do \
+	  rm -rf $(RESULTS)/models/$$v $(RESULTS)/relevance/$$v $(RESULTS)/rdm/$$v; done
+
+demo-chain: $(RESULTS)/demo/report.html
+
+$(STEP)/prepared:
+	$(PY) -m stimuli prepare --faces orl --size 128 --name $(DEMO_SET) --aperture --out $(RESULTS)
+	@mkdir -p $(STEP) && touch $@
+
+$(STEP)/trained: $(STEP)/prepared $(DEMO_GRID)
+	$(PY) -m model train $(DEMO_GRID) --out $(RESULTS)
+	@touch $@
+
+# every variant of the grid, not the face-pretraining source (task slot 'faces')
+$(STEP)/explained: $(STEP)/trained
+	@for v in $$($(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$'); do \
+	  test -f $(RESULTS)/relevance/$$v/$(DEMO_SET).npz && continue; \
+	  echo "$(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --out $(RESULTS)"; \
+	  $(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --out $(RESULTS) || exit 1; done
+	@touch $@
+
+$(STEP)/evaluated: $(STEP)/explained $(DEMO_EVAL)
+	$(PY) -m model evaluate $(DEMO_EVAL) --out $(RESULTS)
+	@touch $@
+
+$(STEP)/sheets: $(STEP)/explained
+	$(PY) -m stimuli render --stimuli $(DEMO_SET) --mode random --n-bubbles 25 --sigma 6 --count 16 \
+	  --within aperture --out $(RESULTS)/sheets/demo/random --results $(RESULTS) --force
+	$(PY) -m stimuli render --stimuli $(DEMO_SET) --mode guided --variant vgg16-imagenet-gender-s0 \
+	  --relevance mean --n-bubbles 25 --sigma 6 --count 16 --within aperture \
+	  --out $(RESULTS)/sheets/demo/guided --results $(RESULTS) --force
+	@touch $@
+
+# simulated template observers (diagnostic region: the eyes) and two CNN observers run the
+# gender Bubbles experiment; an interrupted session is resumed, a finished one kept
+$(STEP)/observed: $(STEP)/explained $(DEMO_BUBBLES)
+	@for p in $(DEMO_TEMPLATES); do \
+	  f=$(SIM)/sub-demo$$p/ses-1/beh/sub-demo$$p\_ses-1_task-gender_beh.json; \
+	  grep -q '"status": "complete"' $$f 2>/dev/null && continue; \
+	  r=; test -f $$f && r=--resume; \
+	  echo "$(PY) -m experiments run $(DEMO_BUBBLES) --participant demo$$p --session 1 --observer template:eyes --seed $$p $$r"; \
+	  $(PY) -m experiments run $(DEMO_BUBBLES) --participant demo$$p --session 1 --observer template:eyes \
+	    --seed $$p --results $(RESULTS) --data-root $(SIM) --no-progress $$r || exit 1; done
+	@i=0; for v in $(DEMO_MODEL_OBSERVERS); do i=$$((i+1)); \
+	  f=$(SIM)/sub-cnn$$i/ses-1/beh/sub-cnn$$i\_ses-1_task-gender_beh.json; \
+	  grep -q '"status": "complete"' $$f 2>/dev/null && continue; \
+	  r=; test -f $$f && r=--resume; \
+	  echo "$(PY) -m experiments run $(DEMO_BUBBLES) --participant cnn$$i --session 1 --observer model:$$v --seed $$((100+i)) $$r"; \
+	  $(PY) -m experiments run $(DEMO_BUBBLES) --participant cnn$$i --session 1 --observer model:$$v \
+	    --seed $$((100+i)) --results $(RESULTS) --data-root $(SIM) --no-progress $$r || exit 1; done
+	@touch $@
+
+# the similarity task: simulated observers and the variants' representational dissimilarities
+$(STEP)/similarity: $(STEP)/trained $(DEMO_SIMILARITY)
+	@for p in $(DEMO_SIMILARITY_OBSERVERS); do \
+	  f=$(SIM)/sub-demo$$p/ses-1/beh/sub-demo$$p\_ses-1_task-similarity_beh.json; \
+	  grep -q '"status": "complete"' $$f 2>/dev/null && continue; \
+	  r=; test -f $$f && r=--resume; \
+	  echo "$(PY) -m experiments run $(DEMO_SIMILARITY) --participant demo$$p --session 1 --observer simulated --seed $$p $$r"; \
+	  $(PY) -m experiments run $(DEMO_SIMILARITY) --participant demo$$p --session 1 --observer simulated \
+	    --seed $$p --results $(RESULTS) --data-root $(SIM) --no-progress $$r || exit 1; done
+	$(PY) -m model rdm --variant $$($(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$') \
+	  --stimuli $(DEMO_SET) --out $(RESULTS)
+	@touch $@
+
+$(RESULTS)/demo/report.html: $(STEP)/evaluated $(STEP)/sheets $(STEP)/observed $(STEP)/similarity $(DEMO_REPORT)
+	$(PY) -m analysis run $(DEMO_REPORT) --out $(RESULTS)/demo --overwrite

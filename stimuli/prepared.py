@@ -55,8 +55,14 @@ def prepared_set_dir(name: str, results: str | os.PathLike = "results") -> Path:
 
 
 def prepare_command(name: str, results: str | os.PathLike = "results", faces: str = "orl",
-                    size: int = 128) -> str:
-    """The exact command that makes a missing prepared set (for error messages)."""
+                    size: int | None = None) -> str:
+    """The exact command that makes a missing prepared set (for error messages).
+
+    The size defaults to the number a set's name ends with (``orl64`` -> 64), else 128.
+    """
+    if size is None:
+        digits = re.search(r"(\d+)$", name)
+        size = int(digits.group(1)) if digits and 16 <= int(digits.group(1)) <= 1024 else 128
     out = "" if str(results) == "results" else f" --out {results}"
     return f"python -m stimuli prepare --faces {faces} --size {size} --name {name}{out}"
 

@@ -83,7 +83,7 @@ def test_missing_stimulus_set_names_the_command_that_makes_it(make_config, resul
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.count("\n") == 0
     assert "prepared stimulus set 'orl99' not found" in err
-    assert f"python -m stimuli prepare --faces orl --size 128 --name orl99 --out {results}" in err
+    assert f"python -m stimuli prepare --faces orl --size 99 --name orl99 --out {results}" in err
     assert not (tmp_path / "data").exists()
 
 

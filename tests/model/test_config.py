@@ -122,7 +122,7 @@ def test_missing_prepared_set_names_the_command_that_makes_it(write_grid, tmp_pa
         train_main([str(path), "--out", str(tmp_path / "res")])
     assert code.value.code == 2
     err = capsys.readouterr().err
-    assert f"python -m stimuli prepare --faces orl --size 128 --name orl96 --out {tmp_path / 'res'}" in err
+    assert f"python -m stimuli prepare --faces orl --size 96 --name orl96 --out {tmp_path / 'res'}" in err
     assert not (tmp_path / "res" / "models").exists()  # nothing half-written
 
 
