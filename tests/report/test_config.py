@@ -12,7 +12,7 @@ from stimuli.errors import InputError
 
 def test_the_demo_config_is_valid():
     config = load_config(ReportConfig, Path(analysis.__file__).parent / "configs" / "demo.yaml")
-    assert config.stimuli == "orl64" and config.tasks == ["gender"] and config.alignment.reference == "template"
+    assert config.stimuli == "orl128" and config.tasks == ["gender"] and config.alignment.reference == "template"
     assert config.models.evaluate == "results/evaluate/demo_evaluate" and config.exclusion.min_trials == 50
     ci = config.ci_config("gender", "results/simulated", ["01"])
     assert (ci.min_trials, ci.alpha, ci.trial_files, ci.seed) == (50, 0.05, ["01"], 0)
