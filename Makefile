@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo demo-chain demo-clean lint bench
+.PHONY: setup test demo demo-chain demo-clean lint bench groundtruth
 
 # (Re)install when the venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -25,6 +25,20 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Ground truth (issue: explain and validate): per region, a synthetic set whose class cue lies
+# only there, tiny VGG-16-bn variants trained on it, relevance mass/rank accuracy per composite.
+GT_REGIONS ?= eyes mouth
+GT_VARIANTS := vgg16-bn-w0.0625-none-gender-s0 vgg16-bn-w0.0625-none-gender-s1
+GT_COMPOSITES ?= epsilon_plus_flat epsilon_alpha2_beta1_flat epsilon_gamma_box
+groundtruth: $(STAMP)
+	@for r in $(GT_REGIONS); do root=$(RESULTS)/groundtruth-$$r; \
+	  test -d $$root/stimuli/synth128 || $(PY) -m stimuli synth --region $$r --size 128 --name synth128 \
+	    --n-per-class 200 --seed 1 --contrast 0.06 --out $$root || exit 1; \
+	  $(PY) -m model train model/configs/groundtruth.yaml --out $$root || exit 1; \
+	  for v in $(GT_VARIANTS); do for c in $(GT_COMPOSITES); do \
+	    $(PY) -m model groundtruth --variant $$v --composite $$c --out $$root || exit 1; \
+	  done; done; done
 
 bench: $(STAMP)
 	$(PY) benchmarks/bubbles.py

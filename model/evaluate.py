@@ -46,7 +46,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,9 @@ from stimuli.configfile import load_config, require, to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, atomic_write_text
 from stimuli.relevance import load_relevance, relevance_path
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MaskingConfig",
@@ -67,6 +70,7 @@ __all__ = [
     "mask_images",
     "fill_images",
     "masked_scores",
+    "SharedTrunk",
     "source_maps",
     "masking_curves",
     "aopc_table",
@@ -237,10 +241,73 @@ def mask_images(images: np.ndarray, masks: np.ndarray, mode: str, fill: np.ndarr
 SCORES = ("accuracy", "balanced_accuracy", "p_true")
 
 
-def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> dict[str, float]:
+class SharedTrunk:
+    """Logits of image batches through one pass per frozen trunk, however many heads sit on it.
+
+    Head-trained variants of one pretraining arm differ only in their last linear layer, and a
+    masked batch (source map, mode, fraction) is the same for every target tested on the same
+    images; so the trunk (everything but the last layer) runs once per arm and batch, and each
+    variant applies only its head. Trunks are told apart by a hash of their weights and input
+    size, batches by a hash of their pixels: a variant with its own trunk, or other images,
+    never reuses anything. ``tests/explain`` checks the logits equal ``predict_logits``.
+    """
+
+    def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
+        self.max_bytes = max_bytes  # oldest batches are dropped beyond this
+        self._trunk_keys: dict[int, str | None] = {}
+        self._features: dict[tuple[str, str], torch.Tensor] = {}
+        self.hits = self.misses = 0
+
+    def trunk_key(self, variant) -> str | None:
+        """Hash of the weights before the last layer (None: not a torchvision-style VGG)."""
+        if id(variant) not in self._trunk_keys:
+            import torch
+
+            head = getattr(getattr(variant.net, "classifier", None), "__getitem__", None)
+            if head is None or not isinstance(variant.net.classifier[-1], torch.nn.Linear):
+                self._trunk_keys[id(variant)] = None
+            else:
+                digest = hashlib.blake2b(str(variant.input_size).encode(), digest_size=16)
+                last = len(variant.net.classifier) - 1
+                for key, tensor in variant.net.state_dict().items():
+                    if not key.startswith(f"classifier.{last}."):
+                        digest.update(key.encode())
+                        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                self._trunk_keys[id(variant)] = digest.hexdigest()
+        return self._trunk_keys[id(variant)]
+
+    def logits(self, variant, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Logits (N, C) of grey stimuli (N, H, W), as ``variant.predict_logits`` gives them."""
+        import torch
+
+        trunk = self.trunk_key(variant)
+        if trunk is None:
+            return variant.predict_logits(images, batch_size=batch_size)
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        key = (trunk, hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest() + str(images.shape))
+        net = variant.net
+        if key in self._features:
+            self.hits += 1
+        else:
+            self.misses += 1
+            parts = []
+            with torch.no_grad():
+                for start in range(0, len(images), batch_size):
+                    x = net.avgpool(net.features(variant.to_input(images[start:start + batch_size])))
+                    parts.append(net.classifier[:-1](torch.flatten(x, 1)))
+            self._features[key] = torch.cat(parts)
+            while len(self._features) > 1 and sum(f.nbytes for f in self._features.values()) > self.max_bytes:
+                del self._features[next(iter(self._features))]
+        with torch.no_grad():
+            return net.classifier[-1](self._features[key]).float().cpu().numpy()
+
+
+def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64,
+                  trunks: SharedTrunk | None = None) -> dict[str, float]:
     """Accuracy, balanced accuracy (mean recall over the classes present) and mean true-class
-    probability of ``variant`` on ``images``."""
-    logits = variant.predict_logits(images, batch_size=batch_size)
+    probability of ``variant`` on ``images`` (through ``trunks`` when given: shared trunk passes)."""
+    logits = (trunks.logits(variant, images, batch_size) if trunks is not None
+              else variant.predict_logits(images, batch_size=batch_size))
     logits = logits - logits.max(axis=1, keepdims=True)
     prob = np.exp(logits)
     prob /= prob.sum(axis=1, keepdims=True)
@@ -306,15 +373,17 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
 
 def masking_curves(target, images: np.ndarray, labels: np.ndarray, sources: dict[str, np.ndarray], *,
                    masking: MaskingConfig, background: float, seed: int, within: np.ndarray | None = None,
-                   batch_size: int = 64, progress: bool = False, desc: str = "") -> pd.DataFrame:
+                   batch_size: int = 64, progress: bool = False, desc: str = "",
+                   trunks: SharedTrunk | None = None) -> pd.DataFrame:
     """Tidy accuracy rows of one target: every source (and random masks), mode and fraction.
 
     ``images`` (n, H, W) are the target's held-out images, ``sources`` maps a source name to its
-    relevance maps of those same images (n, H, W). Fraction 0 is always included.
+    relevance maps of those same images (n, H, W). Fraction 0 is always included. ``trunks``
+    shares trunk passes with the other targets of a run (:class:`SharedTrunk`).
     """
     fractions = [0.0] + sorted(masking.fractions)
     fill = fill_images(images, masking.fill, background, masking.blur_sigma)
-    unmasked = masked_scores(target, images, labels, batch_size)
+    unmasked = masked_scores(target, images, labels, batch_size, trunks)
     mask_sets: dict[str, list[list[np.ndarray]]] = {
         name: [top_fraction_masks(maps, fractions, within=within, tie_seed=seed)] for name, maps in sources.items()}
     mask_sets[RANDOM] = [random_masks(len(images), images.shape[1:], fractions, seed=[seed, r], within=within,
@@ -328,7 +397,8 @@ def masking_curves(target, images: np.ndarray, labels: np.ndarray, sources: dict
                 if mode == "remove" and fraction == 0:
                     scores = unmasked  # nothing removed: the images themselves
                 else:
-                    scores = masked_scores(target, mask_images(images, mask, mode, fill), labels, batch_size)
+                    scores = masked_scores(target, mask_images(images, mask, mode, fill), labels, batch_size,
+                                           trunks)
                 rows.append({"source": name, "target": target.name, "mode": mode, "fraction": fraction,
                              "repeat": repeat, **scores, "n_images": len(images)})
     table = pd.DataFrame(rows)
@@ -542,6 +612,7 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
     for n in variants:
         prov.add_input(relevance_path(n, stimuli.name, results))
     curves = []
+    trunks = SharedTrunk()  # the targets of one arm share their frozen trunk's passes
     for n, target in tqdm(variants.items(), desc="targets", unit="variant", disable=not progress):
         part = work / f"accuracy-{n}.csv"
         if part.is_file():  # finished before an interruption
@@ -550,7 +621,8 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
         rows, labels = held_out(target, stimuli, config.split)
         curve = masking_curves(target, stimuli.images[rows], labels, {s: m[rows] for s, m in maps.items()},
                                masking=masking, background=stimuli.background, seed=config.seed,
-                               within=within, batch_size=config.batch_size, progress=progress, desc=n)
+                               within=within, batch_size=config.batch_size, progress=progress, desc=n,
+                               trunks=trunks)
         curve.to_csv(part, index=False)
         curves.append(curve)
     accuracy = pd.concat(curves, ignore_index=True)

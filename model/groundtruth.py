@@ -111,18 +111,22 @@ def groundtruth_entry(entry, results: str | Path, *, composite: str = "epsilon_p
     return scores, summary
 
 
-def _folder_name(stimuli: str, region: str | None) -> str:
-    """``<set>`` for the set's own region, ``<set>-<region>`` for a named one (box specs made safe)."""
-    if not region:
-        return stimuli
-    return f"{stimuli}-" + "".join(c if c.isalnum() or c in "._" else "_" for c in region)
+def _folder_name(stimuli: str, region: str | None, composite: str = "epsilon_plus_flat") -> str:
+    """``<set>[-<region>][-<composite>]``: the region when one is named (box specs made safe), the
+    composite when it is not the default, so scores of several composites sit side by side."""
+    name = stimuli
+    if region:
+        name += "-" + "".join(c if c.isalnum() or c in "._" else "_" for c in region)
+    if composite != "epsilon_plus_flat":
+        name += f"-{composite}"
+    return name
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m model groundtruth")
     parser.description = ("Score a variant's relevance maps against the region that holds its evidence "
                           "(relevance mass and rank accuracy), written to "
-                          "<out>/groundtruth/<variant>/<set>[-<region>]/ (scores.csv, summary.json, provenance.json).")
+                          "<out>/groundtruth/<variant>/<set>[-<region>][-<composite>]/ (scores.csv, summary.json, provenance.json).")
     parser.add_argument("--variant", required=True, help="a variant trained on a synthetic set")
     parser.add_argument("--stimuli", default=None, help="prepared set (default: the set the variant trained on)")
     parser.add_argument("--region", default=None,
@@ -153,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         batch_size=args.batch_size, progress=True)
     path = relevance_path(args.variant, summary["stimuli"], args.out)
     prov.add_input(path)
-    final = Path(args.out) / "groundtruth" / args.variant / _folder_name(summary["stimuli"], args.region)
+    final = Path(args.out) / "groundtruth" / args.variant / _folder_name(summary["stimuli"], args.region, args.composite)
     with atomic_output_dir(final, replace=True) as folder:
         scores.to_csv(folder / "scores.csv", index=False)
         atomic_write_json(folder / "summary.json", summary)

@@ -133,6 +133,10 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
                         help="stripes at the same phase on every image (linearly separable) or a random "
                              "phase per image (orientation only) (default fixed)")
     parser.add_argument("--seed", type=int, default=0, help="picks faces and stripe phases (default 0)")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="RMS contrast of the faces under the cue (default: the set's average, about "
+                             "0.17); lower it (e.g. 0.06) so face structure outside the region drives the "
+                             "network less")
     parser.add_argument("--aperture", action="store_true", help="elliptical face aperture, as prepare")
     parser.add_argument("--out", default="results", help="results root (default: results)")
     parser.add_argument("--force", action="store_true", help="replace an existing set of that name")
@@ -145,7 +149,8 @@ def _run_synth(args: argparse.Namespace, argv: list[str]) -> int:
     folder = synth_set(
         args.region, args.size, args.name, faces=args.faces, results=args.out, force=args.force,
         command=["python", "-m", "stimuli", *argv], n_per_class=args.n_per_class,
-        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture)
+        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture,
+        contrast=args.contrast)
     print(folder)
     return 0
 

@@ -135,3 +135,35 @@ def test_fill_images():
     assert np.array_equal(kept[:, :4], images[:, :4]) and np.array_equal(kept[:, 4:], blurred[:, 4:])
     with pytest.raises(InputError, match="unknown fill"):
         fill_images(images, "noise", 0.4)
+
+
+def test_shared_trunk_gives_each_heads_own_logits_with_one_trunk_pass(make_vgg, rng):
+    """Two variants that differ only in the last layer share trunk passes; a third with its own
+    trunk (or other images) never reuses them; every logit equals the variant's own forward."""
+    import copy
+
+    import torch
+
+    from model.config import parse_variant
+    from model.evaluate import SharedTrunk
+    from model.variants import LoadedVariant
+
+    def variant(net, name):
+        return LoadedVariant(net=net.eval(), spec=parse_variant(name), config={}, classes=["a", "b"], task="gender",
+                             input_size=32, device=torch.device("cpu"), folder=Path("."))
+
+    base = make_vgg(2, seed=0)
+    other_head = copy.deepcopy(base)
+    torch.nn.init.normal_(other_head.classifier[-1].weight)
+    a, b = variant(base, "vgg16-imagenet-gender-s0"), variant(other_head, "vgg16-imagenet-gender-s1")
+    c = variant(make_vgg(2, seed=1), "vgg16-faces-gender-s0")
+    images = rng.random((5, 40, 40)).astype(np.float32)
+    trunks = SharedTrunk()
+    for v in (a, b, c):
+        np.testing.assert_allclose(trunks.logits(v, images, batch_size=2), v.predict_logits(images, batch_size=2),
+                                   rtol=1e-5, atol=1e-6)
+    assert trunks.trunk_key(a) == trunks.trunk_key(b) != trunks.trunk_key(c)
+    assert (trunks.hits, trunks.misses) == (1, 2)  # b reused a's pass; c made its own
+    trunks.logits(a, images[::-1].copy())
+    assert trunks.misses == 3  # other pixels, another pass
+    np.testing.assert_array_equal(trunks.logits(b, images), trunks.logits(b, images))
