@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from stimuli.configfile import from_dict, load_yaml, require, to_dict
 from stimuli.errors import InputError
+from stimuli.variants import VariantName, parse_variant_name
 
 from .architecture import TRAINABLE
 
@@ -54,65 +55,9 @@ __all__ = [
 
 TASKS = ("gender", "identity")
 RESERVED_PRETRAIN = ("none", "imagenet", "faces")
-_NAME = re.compile(
-    r"vgg16(?P<bn>-bn)?(?:-w(?P<width>[0-9.]+))?-(?P<pretrain>[a-z0-9_]+)"
-    r"-(?P<task>gender|identity|faces)-s(?P<seed>[0-9]+)"
-)
-
-
-def _width_tag(width: float) -> str:
-    return "" if width == 1.0 else f"-w{width:g}"
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """What a variant name says: architecture, width, pretraining, task and seed."""
-
-    batch_norm: bool
-    width: float
-    pretrain: str
-    task: str
-    seed: int
-
-    @property
-    def arch(self) -> str:
-        return "vgg16-bn" if self.batch_norm else "vgg16"
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}{_width_tag(self.width)}-{self.pretrain}-{self.task}-s{self.seed}"
-
-    @property
-    def is_face_source(self) -> bool:
-        """A face-pretraining source (task slot ``faces``), trained for identity."""
-        return self.task == "faces"
-
-    @property
-    def label_task(self) -> str:
-        """The classification task of the output layer (``identity`` for a face source)."""
-        return "identity" if self.is_face_source else self.task
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def parse_variant(name: str) -> VariantSpec:
-    """Read a variant name; a malformed or non-canonical name is an InputError."""
-    match = _NAME.fullmatch(str(name))
-    if not match:
-        raise InputError(f"'{name}' is not a variant name (expected "
-                         "vgg16[-bn][-w<width>]-<pretrain>-<gender|identity|faces>-s<seed>, "
-                         "e.g. vgg16-imagenet-gender-s0)")
-    try:
-        width = float(match["width"]) if match["width"] else 1.0
-    except ValueError:
-        raise InputError(f"'{name}': width '{match['width']}' is not a number") from None
-    if not 0 < width <= 1:
-        raise InputError(f"'{name}': width must lie in (0, 1]")
-    spec = VariantSpec(bool(match["bn"]), width, match["pretrain"], match["task"], int(match["seed"]))
-    if spec.name != name:
-        raise InputError(f"'{name}' is not written the canonical way; use '{spec.name}'")
-    return spec
+# the name grammar lives in stimuli (torch-free, so analysis reads names too); one definition
+VariantSpec = VariantName
+parse_variant = parse_variant_name
 
 
 def pretrain_token(pretrain: str, where: str = "pretrain") -> str:

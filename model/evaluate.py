@@ -242,37 +242,35 @@ SCORES = ("accuracy", "balanced_accuracy", "p_true")
 
 
 class SharedTrunk:
-    """Logits of image batches through one pass per frozen trunk, however many heads sit on it.
+    """Logits of image batches with one convolutional pass per frozen trunk, however many
+    variants sit on it.
 
-    Head-trained variants of one pretraining arm differ only in their last linear layer, and a
-    masked batch (source map, mode, fraction) is the same for every target tested on the same
-    images; so the trunk (everything but the last layer) runs once per arm and batch, and each
-    variant applies only its head. Trunks are told apart by a hash of their weights and input
-    size, batches by a hash of their pixels: a variant with its own trunk, or other images,
-    never reuses anything. ``tests/explain`` checks the logits equal ``predict_logits``.
+    Head-trained variants of one pretraining arm share their convolutional trunk (their FC
+    layers may differ: seeded per variant), and a masked batch (source map, mode, fraction) is
+    the same for every target tested on the same images; the convolutions, nearly all of the
+    cost, then run once per arm and batch, and each variant applies only its own pooling and
+    FC layers. Trunks are told apart by a hash of their convolution weights and input size,
+    batches by a hash of their pixels: a variant with its own trunk, or other images, never
+    reuses anything. ``tests/explain`` checks the logits equal ``predict_logits``.
     """
 
     def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
-        self.max_bytes = max_bytes  # oldest batches are dropped beyond this
+        self.max_bytes = max_bytes  # the oldest batches are dropped beyond this
         self._trunk_keys: dict[int, str | None] = {}
         self._features: dict[tuple[str, str], torch.Tensor] = {}
         self.hits = self.misses = 0
 
     def trunk_key(self, variant) -> str | None:
-        """Hash of the weights before the last layer (None: not a torchvision-style VGG)."""
+        """Hash of the convolutional trunk (None: not a torchvision-style VGG)."""
         if id(variant) not in self._trunk_keys:
-            import torch
-
-            head = getattr(getattr(variant.net, "classifier", None), "__getitem__", None)
-            if head is None or not isinstance(variant.net.classifier[-1], torch.nn.Linear):
+            net = variant.net
+            if not all(hasattr(net, part) for part in ("features", "avgpool", "classifier")):
                 self._trunk_keys[id(variant)] = None
             else:
                 digest = hashlib.blake2b(str(variant.input_size).encode(), digest_size=16)
-                last = len(variant.net.classifier) - 1
-                for key, tensor in variant.net.state_dict().items():
-                    if not key.startswith(f"classifier.{last}."):
-                        digest.update(key.encode())
-                        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                for key, tensor in net.features.state_dict().items():
+                    digest.update(key.encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
                 self._trunk_keys[id(variant)] = digest.hexdigest()
         return self._trunk_keys[id(variant)]
 
@@ -290,16 +288,16 @@ class SharedTrunk:
             self.hits += 1
         else:
             self.misses += 1
-            parts = []
             with torch.no_grad():
-                for start in range(0, len(images), batch_size):
-                    x = net.avgpool(net.features(variant.to_input(images[start:start + batch_size])))
-                    parts.append(net.classifier[:-1](torch.flatten(x, 1)))
-            self._features[key] = torch.cat(parts)
+                self._features[key] = torch.cat([net.features(variant.to_input(images[start:start + batch_size]))
+                                                 for start in range(0, len(images), batch_size)])
             while len(self._features) > 1 and sum(f.nbytes for f in self._features.values()) > self.max_bytes:
                 del self._features[next(iter(self._features))]
+        features = self._features[key]
         with torch.no_grad():
-            return net.classifier[-1](self._features[key]).float().cpu().numpy()
+            out = [net.classifier(torch.flatten(net.avgpool(features[start:start + batch_size]), 1))
+                   for start in range(0, len(features), batch_size)]
+        return torch.cat(out).float().cpu().numpy()
 
 
 def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64,

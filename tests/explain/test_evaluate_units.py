@@ -138,7 +138,7 @@ def test_fill_images():
 
 
 def test_shared_trunk_gives_each_heads_own_logits_with_one_trunk_pass(make_vgg, rng):
-    """Two variants that differ only in the last layer share trunk passes; a third with its own
+    """Two variants that differ only in FC layers share conv passes; a third with its own
     trunk (or other images) never reuses them; every logit equals the variant's own forward."""
     import copy
 
@@ -155,6 +155,7 @@ def test_shared_trunk_gives_each_heads_own_logits_with_one_trunk_pass(make_vgg, 
     base = make_vgg(2, seed=0)
     other_head = copy.deepcopy(base)
     torch.nn.init.normal_(other_head.classifier[-1].weight)
+    torch.nn.init.normal_(other_head.classifier[0].weight, std=0.01)
     a, b = variant(base, "vgg16-imagenet-gender-s0"), variant(other_head, "vgg16-imagenet-gender-s1")
     c = variant(make_vgg(2, seed=1), "vgg16-faces-gender-s0")
     images = rng.random((5, 40, 40)).astype(np.float32)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 # the simulated studies live next to the tests (similarity_simulation.py)
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,19 +25,6 @@ BASE: dict[str, Any] = {
 }
 
 
-def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` merged in, nested mappings key by key (None deletes a key)."""
-    result = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
 @pytest.fixture(scope="session")
 def results(tmp_path_factory) -> Path:
     """A results root with the ORL faces prepared at 32 px."""
@@ -51,13 +36,6 @@ def results(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def make_config(tmp_path):
+def make_config(config_writer):
     """Write a similarity YAML: the BASE config with changes merged in; returns its path."""
-    counter = iter(range(1000))
-
-    def make(changes: dict[str, Any] | None = None, name: str | None = None) -> Path:
-        path = tmp_path / (name or f"similarity{next(counter)}.yaml")
-        path.write_text(yaml.safe_dump(merge(BASE, changes or {}), sort_keys=False))
-        return path
-
-    return make
+    return config_writer(BASE)

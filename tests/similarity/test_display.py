@@ -28,26 +28,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def screen():
-    """A fresh Xvfb display (its number chosen by Xvfb itself)."""
-    read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                              pass_fds=[write], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    number = b""
-    with os.fdopen(read, "rb") as pipe:
-        while not number.endswith(b"\n"):
-            chunk = pipe.read(1)
-            if not chunk:
-                break
-            number += chunk
-    assert number.strip(), "Xvfb did not start"
-    yield f":{number.decode().strip()}"
-    server.terminate()
-    server.wait(timeout=10)
-
-
 class Session:
     """``python -m experiments run`` on ``display``; answers through the X keyboard and mouse."""
 
