@@ -242,62 +242,76 @@ SCORES = ("accuracy", "balanced_accuracy", "p_true")
 
 
 class SharedTrunk:
-    """Logits of image batches with one convolutional pass per frozen trunk, however many
-    variants sit on it.
+    """Logits of image batches with one trunk pass per batch, however many variants share it.
 
-    Head-trained variants of one pretraining arm share their convolutional trunk (their FC
-    layers may differ: seeded per variant), and a masked batch (source map, mode, fraction) is
-    the same for every target tested on the same images; the convolutions, nearly all of the
-    cost, then run once per arm and batch, and each variant applies only its own pooling and
-    FC layers. Trunks are told apart by a hash of their convolution weights and input size,
-    batches by a hash of their pixels: a variant with its own trunk, or other images, never
-    reuses anything. ``tests/explain`` checks the logits equal ``predict_logits``.
+    Head-trained variants of one pretraining arm share their convolutional trunk, and often
+    their FC layers too (a face-pretrained arm; the ImageNet arm's seeded FC init differs per
+    seed), and a masked batch (source map, mode, fraction) is the same for every target tested
+    on the same images. So the convolutions, nearly all of the cost, run once per arm and
+    batch, the FC layers once per distinct set of them, and each variant applies its own head.
+    Parts are told apart by a hash of their weights (and the input size), batches by a hash of
+    their pixels: a variant with its own trunk, or other images, never reuses anything.
+    ``tests/explain`` checks the logits equal ``predict_logits``.
     """
 
     def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
         self.max_bytes = max_bytes  # the oldest batches are dropped beyond this
-        self._trunk_keys: dict[int, str | None] = {}
-        self._features: dict[tuple[str, str], torch.Tensor] = {}
+        self._keys: dict[int, tuple[str, str] | None] = {}
+        self._cache: dict[tuple[str, str], torch.Tensor] = {}
         self.hits = self.misses = 0
 
-    def trunk_key(self, variant) -> str | None:
-        """Hash of the convolutional trunk (None: not a torchvision-style VGG)."""
-        if id(variant) not in self._trunk_keys:
+    def trunk_key(self, variant) -> tuple[str, str] | None:
+        """Hashes of the conv trunk and of conv trunk + FC layers but the last (None: not a VGG)."""
+        if id(variant) not in self._keys:
             net = variant.net
             if not all(hasattr(net, part) for part in ("features", "avgpool", "classifier")):
-                self._trunk_keys[id(variant)] = None
+                self._keys[id(variant)] = None
             else:
                 digest = hashlib.blake2b(str(variant.input_size).encode(), digest_size=16)
                 for key, tensor in net.features.state_dict().items():
                     digest.update(key.encode())
                     digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-                self._trunk_keys[id(variant)] = digest.hexdigest()
-        return self._trunk_keys[id(variant)]
+                conv = digest.hexdigest()
+                for key, tensor in net.classifier[:-1].state_dict().items():
+                    digest.update(key.encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                self._keys[id(variant)] = (conv, digest.hexdigest())
+        return self._keys[id(variant)]
+
+    def _cached(self, key: tuple[str, str], compute) -> torch.Tensor:
+        if key in self._cache:
+            self.hits += 1
+            return self._cache[key]
+        self.misses += 1
+        self._cache[key] = value = compute()
+        while len(self._cache) > 1 and sum(v.nbytes for v in self._cache.values()) > self.max_bytes:
+            del self._cache[next(iter(self._cache))]
+        return value
 
     def logits(self, variant, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Logits (N, C) of grey stimuli (N, H, W), as ``variant.predict_logits`` gives them."""
         import torch
 
-        trunk = self.trunk_key(variant)
-        if trunk is None:
+        keys = self.trunk_key(variant)
+        if keys is None:
             return variant.predict_logits(images, batch_size=batch_size)
         images = np.ascontiguousarray(images, dtype=np.float32)
-        key = (trunk, hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest() + str(images.shape))
+        pixels = hashlib.blake2b(images.tobytes(), digest_size=16).hexdigest() + str(images.shape)
         net = variant.net
-        if key in self._features:
-            self.hits += 1
-        else:
-            self.misses += 1
-            with torch.no_grad():
-                self._features[key] = torch.cat([net.features(variant.to_input(images[start:start + batch_size]))
-                                                 for start in range(0, len(images), batch_size)])
-            while len(self._features) > 1 and sum(f.nbytes for f in self._features.values()) > self.max_bytes:
-                del self._features[next(iter(self._features))]
-        features = self._features[key]
+
+        def batches(values: torch.Tensor | np.ndarray, step) -> torch.Tensor:
+            return torch.cat([step(values[start:start + batch_size]) for start in range(0, len(values), batch_size)])
+
+        def conv_features() -> torch.Tensor:
+            return batches(images, lambda x: net.features(variant.to_input(x)))
+
+        def fc_features() -> torch.Tensor:
+            conv = self._cached((keys[0], pixels), conv_features)
+            return batches(conv, lambda f: net.classifier[:-1](torch.flatten(net.avgpool(f), 1)))
+
         with torch.no_grad():
-            out = [net.classifier(torch.flatten(net.avgpool(features[start:start + batch_size]), 1))
-                   for start in range(0, len(features), batch_size)]
-        return torch.cat(out).float().cpu().numpy()
+            penultimate = self._cached((keys[1], pixels), fc_features)
+            return net.classifier[-1](penultimate).float().cpu().numpy()
 
 
 def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64,
