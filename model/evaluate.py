@@ -667,6 +667,8 @@ def _own_vs_random(accuracy: pd.DataFrame, metric: str, fraction: float = 0.2) -
                             f"remove_own_{score}": float(own[score].iloc[0]),
                             f"remove_random_{score}": float(rand[score].iloc[0])})
             row["own_lowers_more"] = bool(own[metric].iloc[0] < rand[metric].iloc[0])
+            for score in SCORES:  # on every score: balanced accuracy is coarse with few images of a class
+                row[f"own_lowers_more_{score}"] = bool(own[score].iloc[0] < rand[score].iloc[0])
             rows.append(row)
     return rows
 
