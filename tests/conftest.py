@@ -1,16 +1,22 @@
-"""Fixtures shared by every part's tests: an Xvfb display, and YAML configs made from a base."""
+"""Fixtures shared by every part's tests: an Xvfb display, a session run on it and answered through
+X (xdotool), and YAML configs made from a base."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -62,3 +68,77 @@ def screen():
     yield f":{number.decode().strip()}"
     server.terminate()
     server.wait(timeout=10)
+
+
+class ScreenSession:
+    """``python -m experiments run`` in its own process on an X display, as an experimenter runs it,
+    answered through the X keyboard and mouse (xdotool). Participant p1, session 1, windowed."""
+
+    def __init__(self, display: str, config: Path, results: Path, root: Path, *extra: str, task: str) -> None:
+        self.env = {**os.environ, "DISPLAY": display}
+        self.trial_file = root / "sub-p1" / "ses-1" / "beh" / f"sub-p1_ses-1_task-{task}_beh.tsv"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "experiments", "run", str(config), "--participant", "p1", "--session", "1",
+             "--windowed", "--results", str(results), "--data-root", str(root), *extra],
+            cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pressed: list[str] = []  # the keys that answered a trial, in order
+        self.window = self.xdotool("search", "--sync", "--onlyvisible", "--name", "PsychoPy", timeout=120).split()[0]
+        for _ in range(40):  # the window may be mapped a moment before it can take the focus
+            try:
+                self.xdotool("windowfocus", "--sync", self.window, timeout=5)
+                return
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                time.sleep(0.25)
+        raise AssertionError("could not focus the PsychoPy window")
+
+    def xdotool(self, *args: str, timeout: float = 20) -> str:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the session ended early: {self.process.stderr.read()}")
+        return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, check=True,
+                              timeout=timeout).stdout
+
+    def rows(self) -> int:
+        return self.trial_file.read_bytes().count(b"\n") - 1 if self.trial_file.exists() else 0
+
+    def _until_answered(self, act, what: str, patience: float = 60) -> None:
+        """Repeat ``act`` until its trial's row is on disk (the trial may not be asking yet)."""
+        before = self.rows()
+        deadline = time.time() + patience
+        while time.time() < deadline:
+            self.xdotool("key", "space")  # leaves an instruction or break screen; ignored in a trial
+            act()
+            waited = time.time() + 1.5
+            while time.time() < waited:
+                if self.rows() > before:
+                    assert self.rows() == before + 1, f"{what} answered more than one trial"
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"no trial was answered by {what} within {patience} s")
+
+    def answer(self, key: str) -> None:
+        """Press ``key`` once the trial asks for it."""
+        self._until_answered(lambda: self.xdotool("key", key), f"key '{key}'")
+        self.pressed.append(key)
+
+    def click(self, position: int, spacing: float) -> None:
+        """Click the face at ``position`` (0 left, 1 middle, 2 right), from the window's geometry."""
+        sidecar = json.loads(self.trial_file.with_suffix(".json").read_text())
+        face_px = sidecar["Screen"]["stimulus_px"]
+        width, height = sidecar["Screen"]["window_size"]
+        x = int(round(width / 2 + (position - 1) * spacing * face_px))
+        self._until_answered(lambda: self.xdotool("mousemove", "--window", self.window, str(x), str(height // 2),
+                                                  "click", "1"), f"a click on face {position}")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        try:
+            _, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        return self.process.returncode, err
+
+
+@pytest.fixture
+def screen_session(screen) -> Callable[..., ScreenSession]:
+    """``screen_session(config, results, root, *extra, task=...)``: a :class:`ScreenSession` on ``screen``."""
+    return lambda *args, task: ScreenSession(screen, *args, task=task)

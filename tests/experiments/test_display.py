@@ -35,67 +35,6 @@ pytestmark = [
 ]
 
 
-class Participant:
-    """Runs a session in its own process on ``display`` and answers it through the X keyboard."""
-
-    def __init__(self, display: str, config: Path, results: Path, root: Path, *extra: str) -> None:
-        self.env = {**os.environ, "DISPLAY": display}
-        self.trial_file = root / "sub-p1" / "ses-1" / "beh" / "sub-p1_ses-1_task-gender_beh.tsv"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "experiments", "run", str(config), "--participant", "p1", "--session", "1",
-             "--windowed", "--results", str(results), "--data-root", str(root), *extra],
-            cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.pressed: list[str] = []
-        window = self.xdotool("search", "--sync", "--onlyvisible", "--name", "PsychoPy", timeout=120).split()[0]
-        for _ in range(40):  # the window may be mapped a moment before it can take the focus
-            if self._try("windowfocus", "--sync", window):
-                return
-            time.sleep(0.25)
-        raise AssertionError("could not focus the PsychoPy window")
-
-    def _try(self, *args: str) -> bool:
-        try:
-            self.xdotool(*args, timeout=5)
-            return True
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            return False
-
-    def xdotool(self, *args: str, timeout: float = 20) -> str:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the session ended early: {self.process.stderr.read()}")
-        return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, check=True,
-                              timeout=timeout).stdout
-
-    def rows(self) -> int:
-        if not self.trial_file.exists():
-            return 0
-        return self.trial_file.read_bytes().count(b"\n") - 1
-
-    def answer(self, key: str, patience: float = 60) -> None:
-        """Press ``key`` once the trial asks for it: retry until its row is on disk."""
-        before = self.rows()
-        deadline = time.time() + patience
-        while time.time() < deadline:
-            self.xdotool("key", "space")  # leaves an instruction or break screen; ignored in a trial
-            self.xdotool("key", key)
-            waited = time.time() + 1.5
-            while time.time() < waited:
-                if self.rows() > before:
-                    assert self.rows() == before + 1, "one key press answered more than one trial"
-                    self.pressed.append(key)
-                    return
-                time.sleep(0.02)
-        raise AssertionError(f"no trial was answered by '{key}' within {patience} s")
-
-    def finish(self, timeout: float = 60) -> tuple[int, str]:
-        try:
-            _, err = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        return self.process.returncode, err
-
-
 def _config(make_config, trials: int, practice: int, feedback: bool = True) -> Path:
     return make_config({"feedback": feedback, "seed": 31,
                         "design": {"trials_per_block": trials, "practice_trials": practice},
@@ -111,10 +50,10 @@ def _check_answers(table, pressed):
     assert (table.dropped_frames >= 0).all()
 
 
-def test_session_on_screen_with_real_key_presses(screen, make_config, results, tmp_path):
+def test_session_on_screen_with_real_key_presses(screen_session, make_config, results, tmp_path):
     config = _config(make_config, trials=5, practice=2)
     capture = tmp_path / "shots"
-    person = Participant(screen, config, results, tmp_path / "data", "--capture", str(capture))
+    person = screen_session(config, results, tmp_path / "data", "--capture", str(capture), task="gender")
     keys = ["f", "j", "j", "f", "f", "j", "f"]
     for key in keys:
         person.answer(key)
@@ -143,10 +82,10 @@ def test_session_on_screen_with_real_key_presses(screen, make_config, results, t
         assert np.abs(seen - rebuilt).mean() < 0.03
 
 
-def test_escape_sigkill_and_resume_on_screen(screen, make_config, results, tmp_path):
+def test_escape_sigkill_and_resume_on_screen(screen_session, make_config, results, tmp_path):
     config = _config(make_config, trials=8, practice=0, feedback=False)
     root = tmp_path / "data"
-    person = Participant(screen, config, results, root)
+    person = screen_session(config, results, root, task="gender")
     person.answer("f")
     person.answer("j")
     person.xdotool("key", "Escape")
@@ -160,11 +99,11 @@ def test_escape_sigkill_and_resume_on_screen(screen, make_config, results, tmp_p
     before = person.trial_file.read_bytes()
     refused = subprocess.run([sys.executable, "-m", "experiments", "run", str(config), "--participant", "p1",
                               "--session", "1", "--windowed", "--results", str(results), "--data-root", str(root)],
-                             cwd=REPO, env={**os.environ, "DISPLAY": screen}, capture_output=True, text=True)
+                             cwd=REPO, env=person.env, capture_output=True, text=True)
     assert refused.returncode == 2 and "exists already; add --resume" in refused.stderr
     assert person.trial_file.read_bytes() == before
 
-    person = Participant(screen, config, results, root, "--resume")
+    person = screen_session(config, results, root, "--resume", task="gender")
     person.answer("j")
     person.answer("f")
     person.answer("f")
@@ -175,7 +114,7 @@ def test_escape_sigkill_and_resume_on_screen(screen, make_config, results, tmp_p
     assert list(table.trial) == [1, 2, 3, 4, 5]  # every answered trial is on disk and parses
     _check_answers(table, pressed)
 
-    person = Participant(screen, config, results, root, "--resume")
+    person = screen_session(config, results, root, "--resume", task="gender")
     for key in ["j", "f", "j"]:
         person.answer(key)
     code, err = person.finish()
