@@ -105,34 +105,29 @@ $(STEP)/sheets: $(STEP)/explained
 	  --out $(RESULTS)/sheets/demo/guided --results $(RESULTS) --force
 	@touch $@
 
+# one simulated session: a finished one is kept, an interrupted one resumed
+# (in a recipe: @$(SESSION); session CONFIG TASK PARTICIPANT SEED OBSERVER)
+SESSION = session() { \
+	  f=$(SIM)/sub-$${3}/ses-1/beh/sub-$${3}_ses-1_task-$${2}_beh.json; \
+	  grep -q '"status": "complete"' $$f 2>/dev/null && return 0; \
+	  r=; test -f $$f && r=--resume; \
+	  echo "$(PY) -m experiments run $$1 --participant $$3 --session 1 --observer $$5 --seed $$4 $$r"; \
+	  $(PY) -m experiments run $$1 --participant $$3 --session 1 --observer $$5 --seed $$4 \
+	    --results $(RESULTS) --data-root $(SIM) --no-progress $$r; }
+
 # simulated template observers (diagnostic region: the eyes) and two CNN observers run the
-# gender Bubbles experiment; an interrupted session is resumed, a finished one kept
+# gender Bubbles experiment
 $(STEP)/observed: $(STEP)/explained $(DEMO_BUBBLES)
-	@for p in $(DEMO_TEMPLATES); do \
-	  f=$(SIM)/sub-demo$$p/ses-1/beh/sub-demo$$p\_ses-1_task-gender_beh.json; \
-	  grep -q '"status": "complete"' $$f 2>/dev/null && continue; \
-	  r=; test -f $$f && r=--resume; \
-	  echo "$(PY) -m experiments run $(DEMO_BUBBLES) --participant demo$$p --session 1 --observer template:eyes --seed $$p $$r"; \
-	  $(PY) -m experiments run $(DEMO_BUBBLES) --participant demo$$p --session 1 --observer template:eyes \
-	    --seed $$p --results $(RESULTS) --data-root $(SIM) --no-progress $$r || exit 1; done
-	@i=0; for v in $(DEMO_MODEL_OBSERVERS); do i=$$((i+1)); \
-	  f=$(SIM)/sub-cnn$$i/ses-1/beh/sub-cnn$$i\_ses-1_task-gender_beh.json; \
-	  grep -q '"status": "complete"' $$f 2>/dev/null && continue; \
-	  r=; test -f $$f && r=--resume; \
-	  echo "$(PY) -m experiments run $(DEMO_BUBBLES) --participant cnn$$i --session 1 --observer model:$$v --seed $$((100+i)) $$r"; \
-	  $(PY) -m experiments run $(DEMO_BUBBLES) --participant cnn$$i --session 1 --observer model:$$v \
-	    --seed $$((100+i)) --results $(RESULTS) --data-root $(SIM) --no-progress $$r || exit 1; done
+	@$(SESSION); for p in $(DEMO_TEMPLATES); do \
+	  session $(DEMO_BUBBLES) gender demo$$p $$p template:eyes || exit 1; done
+	@$(SESSION); i=0; for v in $(DEMO_MODEL_OBSERVERS); do i=$$((i+1)); \
+	  session $(DEMO_BUBBLES) gender cnn$$i $$((100+i)) model:$$v || exit 1; done
 	@touch $@
 
 # the similarity task: simulated observers and the variants' representational dissimilarities
 $(STEP)/similarity: $(STEP)/trained $(DEMO_SIMILARITY)
-	@for p in $(DEMO_SIMILARITY_OBSERVERS); do \
-	  f=$(SIM)/sub-demo$$p/ses-1/beh/sub-demo$$p\_ses-1_task-similarity_beh.json; \
-	  grep -q '"status": "complete"' $$f 2>/dev/null && continue; \
-	  r=; test -f $$f && r=--resume; \
-	  echo "$(PY) -m experiments run $(DEMO_SIMILARITY) --participant demo$$p --session 1 --observer simulated --seed $$p $$r"; \
-	  $(PY) -m experiments run $(DEMO_SIMILARITY) --participant demo$$p --session 1 --observer simulated \
-	    --seed $$p --results $(RESULTS) --data-root $(SIM) --no-progress $$r || exit 1; done
+	@$(SESSION); for p in $(DEMO_SIMILARITY_OBSERVERS); do \
+	  session $(DEMO_SIMILARITY) similarity demo$$p $$p simulated || exit 1; done
 	$(PY) -m model rdm --variant $$($(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$') \
 	  --stimuli $(DEMO_SET) --out $(RESULTS)
 	@touch $@
