@@ -241,6 +241,14 @@ def mask_images(images: np.ndarray, masks: np.ndarray, mode: str, fill: np.ndarr
 SCORES = ("accuracy", "balanced_accuracy", "p_true")
 
 
+def _add_weights(digest, module):
+    """``digest`` updated with every parameter and buffer of ``module`` (names and bytes)."""
+    for key, tensor in module.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest
+
+
 class SharedTrunk:
     """Logits of image batches with one trunk pass per batch, however many variants share it.
 
@@ -256,7 +264,8 @@ class SharedTrunk:
 
     def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
         self.max_bytes = max_bytes  # the oldest batches are dropped beyond this
-        self._keys: dict[int, tuple[str, str] | None] = {}
+        # by id(variant), holding the variant too so that its id cannot be reused by another one
+        self._keys: dict[int, tuple[Any, tuple[str, str] | None]] = {}
         self._cache: dict[tuple[str, str], torch.Tensor] = {}
         self.hits = self.misses = 0
 
@@ -264,19 +273,13 @@ class SharedTrunk:
         """Hashes of the conv trunk and of conv trunk + FC layers but the last (None: not a VGG)."""
         if id(variant) not in self._keys:
             net = variant.net
-            if not all(hasattr(net, part) for part in ("features", "avgpool", "classifier")):
-                self._keys[id(variant)] = None
-            else:
+            keys = None
+            if all(hasattr(net, part) for part in ("features", "avgpool", "classifier")):
                 digest = hashlib.blake2b(str(variant.input_size).encode(), digest_size=16)
-                for key, tensor in net.features.state_dict().items():
-                    digest.update(key.encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-                conv = digest.hexdigest()
-                for key, tensor in net.classifier[:-1].state_dict().items():
-                    digest.update(key.encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-                self._keys[id(variant)] = (conv, digest.hexdigest())
-        return self._keys[id(variant)]
+                conv = _add_weights(digest, net.features).hexdigest()
+                keys = (conv, _add_weights(digest, net.classifier[:-1]).hexdigest())
+            self._keys[id(variant)] = (variant, keys)
+        return self._keys[id(variant)][1]
 
     def _cached(self, key: tuple[str, str], compute) -> torch.Tensor:
         if key in self._cache:
