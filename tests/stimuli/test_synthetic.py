@@ -108,3 +108,24 @@ def test_synth_command(tmp_path, capsys):
         main(["synth", "--region", "chin", "--size", "24", "--name", "x", "--out", str(tmp_path)])
     assert "unknown region 'chin'" in capsys.readouterr().err
     assert not (tmp_path / "stimuli" / "x").exists()
+
+
+def test_synth_command_lowers_the_face_contrast_and_refuses_a_bad_one(tmp_path, capsys):
+    """--contrast sets the faces' RMS contrast under the cue (outside the region the pixels are the
+    faces alone); an impossible contrast is one clear line and writes nothing."""
+    from stimuli.__main__ import main
+
+    base = ["synth", "--region", "mouth", "--size", "32", "--n-per-class", "20", "--out", str(tmp_path)]
+    assert main([*base, "--name", "low", "--contrast", "0.05"]) == 0
+    assert main([*base, "--name", "full"]) == 0
+    low, full = load_prepared_set("low", tmp_path), load_prepared_set("full", tmp_path)
+    outside = ~low.mask("region")
+    assert low.images[:, outside].std() < 0.6 * full.images[:, outside].std()
+    capsys.readouterr()
+    try:
+        code = main([*base, "--name", "bad", "--contrast", "0.9"])
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2 and "contrast 0.9" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "stimuli" / "bad").exists()
