@@ -52,17 +52,20 @@ def recovery(n: int = 20, observers: int = 10, trials: int = 300, noise_sd: floa
             "ceiling_lower": ceiling["lower"], "ceiling_upper": ceiling["upper"]}
 
 
-def null_p_values(runs: int = 200, n: int = 20, observers: int = 10, trials: int = 300, noise_sd: float = 0.1,
-                  dims: int = 5, permutations: int = 1000, method: str = "probability", seed: int = 0) -> np.ndarray:
-    """Permutation p-values of RSA between a group RDM (observers on embedding A) and the RDM of an
-    unrelated random embedding B, one per simulated study."""
-    p = np.empty(runs)
-    for run in range(runs):
-        rng = np.random.default_rng(derive_seed(seed, "null", run))
-        a, b = rng.standard_normal((n, dims)), rng.standard_normal((n, dims))
-        subjects = subject_rdms(simulate_tables(a, observers, trials, noise_sd, derive_seed(seed, "run", run)), n,
-                                method, dims)
-        with np.errstate(invalid="ignore"):
-            group = np.nanmean(subjects, axis=0)
-        p[run] = permutation_test(embedding_rdm(b), group, n=permutations, seed=derive_seed(seed, "perm", run))["p"]
-    return p
+def null_p_value(run: int, n: int = 20, observers: int = 10, trials: int = 300, noise_sd: float = 0.1,
+                 dims: int = 5, permutations: int = 1000, method: str = "probability", seed: int = 0) -> float:
+    """Permutation p-value of RSA between a group RDM (observers on embedding A) and the RDM of an
+    unrelated random embedding B, for simulated study ``run`` of the study seeded ``seed``."""
+    rng = np.random.default_rng(derive_seed(seed, "null", run))
+    a, b = rng.standard_normal((n, dims)), rng.standard_normal((n, dims))
+    subjects = subject_rdms(simulate_tables(a, observers, trials, noise_sd, derive_seed(seed, "run", run)), n,
+                            method, dims)
+    with np.errstate(invalid="ignore"):
+        group = np.nanmean(subjects, axis=0)
+    return permutation_test(embedding_rdm(b), group, n=permutations, seed=derive_seed(seed, "perm", run))["p"]
+
+
+def null_p_values(runs: int = 200, **settings) -> np.ndarray:
+    """:func:`null_p_value` of runs 0 .. ``runs`` - 1 (each run is seeded on its own, so any subset
+    of runs can be computed apart, e.g. in parallel, and gives the same p-values)."""
+    return np.array([null_p_value(run, **settings) for run in range(runs)])
