@@ -60,6 +60,8 @@ DEMO_TEMPLATES := 01 02 03 04 05 06
 DEMO_MODEL_OBSERVERS := vgg16-imagenet-gender-s0 vgg16-faces-gender-s0
 DEMO_SIMILARITY_OBSERVERS := 01 02 03 04 05 06 07 08 09 10
 STEP := $(RESULTS)/.demo-steps
+# every variant of the grid, not the face-pretraining source (task slot 'faces'): a shell command
+DEMO_TARGETS = $(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$'
 SIM := $(RESULTS)/simulated
 
 demo: $(STAMP)
@@ -85,9 +87,8 @@ $(STEP)/trained: $(STEP)/prepared $(DEMO_GRID)
 	$(PY) -m model train $(DEMO_GRID) --out $(RESULTS)
 	@touch $@
 
-# every variant of the grid, not the face-pretraining source (task slot 'faces')
 $(STEP)/explained: $(STEP)/trained
-	@for v in $$($(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$'); do \
+	@for v in $$($(DEMO_TARGETS)); do \
 	  test -f $(RESULTS)/relevance/$$v/$(DEMO_SET).npz && continue; \
 	  echo "$(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --out $(RESULTS)"; \
 	  $(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --out $(RESULTS) || exit 1; done
@@ -128,7 +129,7 @@ $(STEP)/observed: $(STEP)/explained $(DEMO_BUBBLES)
 $(STEP)/similarity: $(STEP)/trained $(DEMO_SIMILARITY)
 	@$(SESSION); for p in $(DEMO_SIMILARITY_OBSERVERS); do \
 	  session $(DEMO_SIMILARITY) similarity demo$$p $$p simulated || exit 1; done
-	$(PY) -m model rdm --variant $$($(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$') \
+	$(PY) -m model rdm --variant $$($(DEMO_TARGETS)) \
 	  --stimuli $(DEMO_SET) --out $(RESULTS)
 	@touch $@
 
