@@ -40,6 +40,9 @@ from stimuli.relevance import load_relevance, relevance_path
 
 __all__ = ["region_for", "groundtruth_scores", "groundtruth_entry", "main"]
 
+# model.explain.DEFAULT_METHOD, named here so that this module imports without torch
+DEFAULT_COMPOSITE = "epsilon_plus_flat"
+
 
 def region_for(stimuli, region: str | None) -> np.ndarray:
     """The ground-truth region on the set's grid: ``region`` (a spec) or the set's own mask."""
@@ -64,7 +67,7 @@ def groundtruth_scores(maps: np.ndarray, region: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def groundtruth_entry(entry, results: str | Path, *, composite: str = "epsilon_plus_flat", device=None,
+def groundtruth_entry(entry, results: str | Path, *, composite: str = DEFAULT_COMPOSITE, device=None,
                       batch_size: int = 32, progress: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score one variant (``entry``: variant, stimuli, region, threshold): per-image table and summary.
 
@@ -111,13 +114,13 @@ def groundtruth_entry(entry, results: str | Path, *, composite: str = "epsilon_p
     return scores, summary
 
 
-def _folder_name(stimuli: str, region: str | None, composite: str = "epsilon_plus_flat") -> str:
+def _folder_name(stimuli: str, region: str | None, composite: str = DEFAULT_COMPOSITE) -> str:
     """``<set>[-<region>][-<composite>]``: the region when one is named (box specs made safe), the
     composite when it is not the default, so scores of several composites sit side by side."""
     name = stimuli
     if region:
         name += "-" + "".join(c if c.isalnum() or c in "._" else "_" for c in region)
-    if composite != "epsilon_plus_flat":
+    if composite != DEFAULT_COMPOSITE:
         name += f"-{composite}"
     return name
 
@@ -131,7 +134,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--stimuli", default=None, help="prepared set (default: the set the variant trained on)")
     parser.add_argument("--region", default=None,
                         help="eyes, mouth, ... or box:top,bottom,left,right (default: the set's region mask)")
-    parser.add_argument("--composite", default="epsilon_plus_flat", help="zennit composite (default epsilon_plus_flat)")
+    parser.add_argument("--composite", default=DEFAULT_COMPOSITE, help=f"zennit composite (default {DEFAULT_COMPOSITE})")
     parser.add_argument("--threshold", type=float, default=0.8,
                         help="relevance mass accuracy the variant must reach (default 0.8)")
     parser.add_argument("--out", default="results", help="results root (default results)")

@@ -216,6 +216,14 @@ def test_groundtruth_region_at_tiny_size(trained, capsys):
     assert "relevance mass accuracy" in out and (folder / "provenance.json").is_file()
 
 
+def test_groundtruth_default_composite_is_explains():
+    """groundtruth names the default without importing torch; it must stay explain's default."""
+    from model.explain import DEFAULT_METHOD
+    from model.groundtruth import DEFAULT_COMPOSITE
+
+    assert DEFAULT_COMPOSITE == DEFAULT_METHOD
+
+
 def test_groundtruth_needs_a_region(trained, capsys, tmp_path):
     from stimuli.prepare import prepare_set
 
