@@ -85,5 +85,6 @@ def null_study(method: str, seed: int, runs: int, jobs: int) -> int:
           f"p = {stats.kstest(p, 'uniform').pvalue:.3f} [{time.perf_counter() - started:.0f} s]", flush=True)
     return hits
 
+
 if __name__ == "__main__":
     main()
