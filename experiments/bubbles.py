@@ -31,10 +31,13 @@ import numpy as np
 import pandas as pd
 
 from stimuli.bubbles import (
+    REVEALED_COLUMNS,
     CentreSampler,
+    aperture_pixels,
     bubbles_mask,
     compose,
     format_centres,
+    mask_area,
     max_sensible_bubbles,
 )
 from stimuli.configfile import require, to_dict
@@ -67,6 +70,7 @@ EXTRA_COLUMNS: dict[str, str] = {
     "staircase": "Staircase that set n_bubbles (a condition name, 'shared'), n/a for practice.",
     "intensity": "log10 number of bubbles the QUEST staircase asked for, before rounding; n/a for practice.",
     "response_key": "Key pressed (psychopy key name); n/a for simulated observers or no answer.",
+    **REVEALED_COLUMNS,
 }
 
 
@@ -251,6 +255,7 @@ class BubblesTask(Task):
             raise InputError(f"{where}: key 'staircase.start_bubbles' ({config.staircase.start_bubbles:g}) "
                              f"exceeds the most bubbles that still hide part of the face ({self.max_bubbles})")
         self.region = self._sampling_region(where)
+        self.aperture_px = aperture_pixels(self.shape, self.set.aperture)  # revealed_fraction's denominator
         self._relevance: dict[str, Any] = {}
         self._samplers: dict[tuple[str, str | None], CentreSampler] = {}
         for name, condition in config.conditions.items():
@@ -414,8 +419,12 @@ class BubblesTask(Task):
     def record(self, trial: Trial, response: Response) -> dict[str, Any]:
         row = dict(trial.row)
         correct = int(response.response is not None and response.response == trial.truth)
+        # the area of the mask this trial showed, over the set's face aperture (stimuli.bubbles.revealed_area
+        # gives the same number from the row)
+        revealed = mask_area(trial.payload["mask"], self.set.aperture)
         row.update(response=response.response, correct=correct, rt_s=response.rt_s, onset_s=response.onset_s,
-                   dropped_frames=response.dropped_frames, response_key=response.extra.get("key"))
+                   dropped_frames=response.dropped_frames, response_key=response.extra.get("key"),
+                   revealed_px=revealed, revealed_fraction=revealed / self.aperture_px)
         if row["phase"] == "main":
             self._quest(row["staircase"]).update(intensity_for_bubbles(row["n_bubbles"]), correct)
         return row

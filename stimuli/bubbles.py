@@ -4,6 +4,12 @@
 the simulated and model observers and the analysis (which rebuilds every mask from the
 centres stored in a trial file, :func:`mask_from_trial`) all call it.
 
+A trial's **revealed area** is the sum of its clipped mask over the face aperture (the
+prepared set's ``aperture.png``; the whole grid when the set has none), in pixels:
+:func:`mask_area` of the mask shown, written by the session as ``revealed_px``, and
+:func:`revealed_area` of a trial row (the same number, from the row's centres), which the
+analysis uses for trial files written before that column existed.
+
 An aperture centred at (r0, c0) with standard deviation ``sigma_px`` is
 ``g(r, c) = exp(-((r - r0)**2 + (c - c0)**2) / (2 sigma**2))``: 1 at its centre and
 exp(-1/2) one sigma away. Apertures combine by summing and clipping to [0, 1] (the classic
@@ -42,6 +48,10 @@ __all__ = [
     "format_centres",
     "parse_centres",
     "mask_from_trial",
+    "REVEALED_COLUMNS",
+    "aperture_pixels",
+    "mask_area",
+    "revealed_area",
 ]
 
 MERGE_RULES = ("sum", "prob")
@@ -297,3 +307,88 @@ def mask_from_trial(
             raise InputError(f"{where}: column '{key}' is missing")
     centres = parse_centres(trial["bubbles"], where)
     return bubbles_mask(shape, centres, float(trial["sigma_px"]), merge=merge)
+
+
+# trial-file columns of the revealed area (the sessions write them, the analysis reads them)
+REVEALED_COLUMNS: dict[str, str] = {
+    "revealed_px": "Revealed area: the sum of this trial's mask (stimuli.bubbles_mask, clipped to [0, 1]) "
+                   "over the prepared set's face aperture (the whole stimulus grid when the set has none), "
+                   "in stimulus-grid pixels; stimuli.bubbles.revealed_area recomputes it from the row.",
+    "revealed_fraction": "revealed_px divided by the number of pixels in the face aperture (the whole grid "
+                         "when the set has none): the share of the face the bubbles showed, 0 to 1.",
+}
+
+
+def _check_aperture(aperture: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    if aperture is None:
+        return None
+    region = np.asarray(aperture)
+    if region.shape != shape:
+        raise InputError(f"face aperture has shape {region.shape}, the stimulus grid is {shape}")
+    if region.dtype != bool:
+        region = region > 0.5 if np.issubdtype(region.dtype, np.floating) else region != 0
+    if not region.any():
+        raise InputError("face aperture is empty: no pixel of the face can be revealed")
+    return region
+
+
+def aperture_pixels(shape: Sequence[int], aperture: Any = None) -> int:
+    """Number of pixels in the face aperture (``None``: every pixel of the grid).
+
+    Examples
+    --------
+    >>> aperture_pixels((10, 20)), aperture_pixels((2, 2), [[True, False], [True, True]])
+    (200, 3)
+    """
+    shape = _check_shape(shape)
+    region = _check_aperture(aperture, shape)
+    return shape[0] * shape[1] if region is None else int(region.sum())
+
+
+def mask_area(mask: np.ndarray, aperture: Any = None) -> float:
+    """The revealed area of a mask: its sum over the face aperture (``None``: the whole grid), in pixels.
+
+    The mask is the one a trial showed (:func:`bubbles_mask`, already clipped to [0, 1]), so a
+    pixel half-revealed counts half. Summed in float64.
+
+    Examples
+    --------
+    >>> mask = bubbles_mask((64, 64), [[32, 32]], sigma_px=4)
+    >>> round(mask_area(mask), 1)           # one aperture: 2 pi sigma^2
+    100.5
+    >>> aperture = np.zeros((64, 64), dtype=bool); aperture[:, :32] = True
+    >>> round(mask_area(mask, aperture), 1)  # only the columns left of the centre count
+    45.3
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise InputError(f"a mask is an (H, W) array, got shape {mask.shape}")
+    region = _check_aperture(aperture, (int(mask.shape[0]), int(mask.shape[1])))
+    values = mask if region is None else mask[region]
+    return float(values.sum(dtype=np.float64))
+
+
+def revealed_area(
+    trial: Mapping[str, Any], shape: Sequence[int], aperture: Any = None, *, merge: Merge = "sum",
+    where: str = "trial",
+) -> float:
+    """The revealed area of a trial, from its row: :func:`mask_area` of :func:`mask_from_trial`.
+
+    Parameters
+    ----------
+    trial : a trial-file row (mapping) with ``bubbles`` (JSON [row, col] centres) and ``sigma_px``.
+    shape : (height, width) of the stimulus grid.
+    aperture : boolean (H, W) face aperture of the prepared set, or ``None`` for the whole grid.
+    merge : the session's merge rule (its sidecar's ``MaskMergeRule``).
+
+    Equals the ``revealed_px`` the session wrote (to the 10 significant digits of the file).
+
+    Examples
+    --------
+    >>> row = {"bubbles": "[[16,16],[16,18]]", "sigma_px": 3}
+    >>> apart = bubbles_mask((32, 32), [[16, 16]], 3).sum() * 2
+    >>> overlap = revealed_area(row, (32, 32))
+    >>> bool(overlap < apart)                 # the two apertures overlap: less than twice one
+    True
+    """
+    return mask_area(mask_from_trial(trial, shape, merge=merge, where=where), aperture)

@@ -39,7 +39,8 @@ def test_trial_file_columns_sidecar_provenance_and_participants(make_config, res
     assert result.path == root / "sub-t1" / "ses-1" / "beh" / "sub-t1_ses-1_task-gender_beh.tsv"
     header = result.path.read_text().splitlines()[0].split("\t")
     assert header[: len(TRIAL_COLUMNS)] == list(TRIAL_COLUMNS)
-    assert header[len(TRIAL_COLUMNS):] == ["staircase", "intensity", "response_key"]
+    assert header[len(TRIAL_COLUMNS):] == ["staircase", "intensity", "response_key", "revealed_px",
+                                           "revealed_fraction"]
     table = read_trials(result.path)
     assert list(table.trial) == list(range(1, 16)) and set(table.phase) == {"practice", "main"}
     assert ((table.response == table.truth).astype(int) == table.correct).all()

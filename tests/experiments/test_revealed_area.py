@@ -1,0 +1,54 @@
+"""The revealed area of every Bubbles trial: written by the session, recomputed from the row."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.run import main
+from stimuli.bubbles import REVEALED_COLUMNS, aperture_pixels, mask_area, revealed_area
+from stimuli.prepared import load_prepared_set
+from stimuli.trials import find_trial_files, read_trials
+
+
+@pytest.mark.parametrize("merge", ["sum", "prob"])
+def test_revealed_area_recomputed_from_the_row_equals_the_recorded_one(make_config, results, tmp_path, merge):
+    path = make_config({"bubbles": {"merge": merge}, "design": {"trials_per_block": 10, "practice_trials": 2}})
+    root = tmp_path / "sim"
+    # the command line, as a user runs it
+    assert main(["run", str(path), "--participant", "a1", "--session", "1", "--observer", "template",
+                 "--seed", "4", "--results", str(results), "--data-root", str(root), "--no-progress"]) == 0
+    (trial_file,) = find_trial_files(root, "gender")
+    table = read_trials(trial_file.path)
+    sidecar = json.loads(trial_file.path.with_suffix(".json").read_text())
+    stim = load_prepared_set("orl32", results)
+    assert stim.aperture is not None and not stim.aperture.all()  # a face aperture that leaves pixels out
+    n_face = aperture_pixels(stim.shape, stim.aperture)
+    assert n_face == int(stim.aperture.sum())
+    recorded = table["revealed_px"].astype(float).to_numpy()
+    recomputed = np.array([revealed_area(row, stim.shape, stim.aperture, merge=sidecar["MaskMergeRule"])
+                           for _, row in table.iterrows()])
+    assert len(recorded) == 12 and np.isfinite(recorded).all() and (recorded > 0).all()
+    np.testing.assert_allclose(recomputed, recorded, rtol=1e-9)  # the file keeps 10 significant digits
+    np.testing.assert_allclose(table["revealed_fraction"].astype(float), recorded / n_face, rtol=1e-9)
+    # over the aperture, not the whole grid: the whole-grid sum is larger wherever a bubble spills over
+    whole = [revealed_area(row, stim.shape, None, merge=merge) for _, row in table.iterrows()]
+    assert (np.array(whole) >= recomputed - 1e-9).all() and (np.array(whole) > recomputed).any()
+    for column, text in REVEALED_COLUMNS.items():
+        assert sidecar[column]["Description"] == text
+
+
+def test_mask_area_counts_partial_pixels_and_refuses_a_wrong_aperture():
+    mask = np.zeros((4, 4), np.float32)
+    mask[0, 0], mask[1, 1], mask[3, 3] = 1.0, 0.25, 0.5
+    aperture = np.zeros((4, 4), bool)
+    aperture[:2, :2] = True
+    assert mask_area(mask) == 1.75 and mask_area(mask, aperture) == 1.25
+    from stimuli.errors import InputError
+
+    with pytest.raises(InputError, match=r"face aperture has shape \(3, 4\)"):
+        mask_area(mask, aperture[:3])
+    with pytest.raises(InputError, match="face aperture is empty"):
+        mask_area(mask, np.zeros((4, 4), bool))
