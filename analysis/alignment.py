@@ -9,9 +9,11 @@
   participants' disagreement: split-half reliability over random halves of participants,
   Spearman-Brown corrected, its square root (the ceiling of a correlation with the group
   CI), and the lower and upper bounds of Nili et al. (2014) for the participants' CIs;
-* :func:`condition_effects`: accuracy and the staircase's bubble counts by condition
-  (random, guided, antiguided, ...) across participants, with pingouin's repeated-measures
-  ANOVA and FDR-corrected paired tests.
+* :func:`condition_effects`: accuracy and the revealed area by condition (random, guided,
+  antiguided, ...) across participants, with pingouin's repeated-measures ANOVA and
+  FDR-corrected paired tests. Conditions are compared on the area the bubbles revealed after
+  the staircase's burn-in (:mod:`analysis.revealed`), not on their count: guided apertures
+  overlap, so the same count shows fewer pixels.
 
 Examples
 --------
@@ -135,9 +137,14 @@ def _complete(table: pd.DataFrame, conditions: Sequence[str], dv: str) -> tuple[
     return table[table["participant"].isin(keep)], dropped
 
 
-def condition_descriptives(table: pd.DataFrame, dvs: Sequence[str] = ("accuracy", "mean_n_bubbles"),
+def condition_descriptives(table: pd.DataFrame,
+                           dvs: Sequence[str] = ("accuracy_after_burn_in", "mean_revealed_px"),
                            conditions: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean, SD and count of each dependent variable per condition (one row per condition and dv)."""
+    """Mean, SD and count of each dependent variable per condition (one row per condition and dv).
+
+    The default dvs are those of ``tables/ci_participants.csv`` the conditions are compared
+    on: accuracy and revealed area (px), both after the staircase's burn-in.
+    """
     conditions = list(conditions) if conditions is not None else list(dict.fromkeys(table["condition"]))
     rows = []
     for dv in dvs:
@@ -152,7 +159,8 @@ def condition_descriptives(table: pd.DataFrame, dvs: Sequence[str] = ("accuracy"
 
 def condition_effects(table: pd.DataFrame, dv: str, *, conditions: Sequence[str] | None = None,
                       padjust: str = "fdr_bh") -> dict[str, Any]:
-    """Does ``dv`` (``accuracy``, ``mean_n_bubbles``) differ between conditions, within participants?
+    """Does ``dv`` (``accuracy_after_burn_in``, ``mean_revealed_px``, ...) differ between conditions,
+    within participants?
 
     ``table`` has one row per participant and condition (columns ``participant``,
     ``condition`` and ``dv``: ``tables/ci_participants.csv``). Participants without a value in

@@ -57,6 +57,7 @@ from .classification import (
 )
 from .figures import plot_ci, plot_ci_grid
 from .permutation import max_statistic_test
+from .revealed import DEFAULT_BURN_IN, area_summary, session_files
 from .stat4ci import CLUSTER_COLUMNS, cluster_test, intrinsic_volumes, pixel_test
 
 __all__ = ["CIConfig", "CIOutputs", "run_ci", "group_map_path", "SEARCH_REGIONS"]
@@ -86,6 +87,7 @@ class CIConfig:
     conditions: list[str] | None = None
     search_region: str = "auto"
     trial_files: list[str] | None = None  # only these trial files (None: every file of the task)
+    burn_in_trials: int = DEFAULT_BURN_IN  # first trials of each staircase left out of the area summaries
 
     def __post_init__(self) -> None:
         require(0 < self.alpha < 1, "alpha", "must lie between 0 and 1")
@@ -101,6 +103,7 @@ class CIConfig:
         require(bool(re.fullmatch(r"[A-Za-z0-9]+", self.task)), "task", "must be letters and digits (BIDS label)")
         require(self.trial_files is None or len(self.trial_files) > 0, "trial_files",
                 "must list at least one trial file (or be left out for all)")
+        require(self.burn_in_trials >= 0, "burn_in_trials", "must be 0 or more trials")
 
 
 @dataclass
@@ -296,6 +299,8 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
                 "sigma_px": float(np.sqrt(np.mean(bt.sigma_px**2))), "fwhm_px": ci.fwhm_px, "included": True,
                 "reason": "", "max_z": float(ci.z[region].max()), "pixel_threshold": p_pix.threshold,
                 "n_pixel_sig": int(p_pix.significant.sum()), "n_clusters_sig": int(p_clu.table["significant"].sum()),
+                **area_summary(session_files(inputs, participant, people[participant].sessions), condition, shape,
+                               stim.aperture, config.burn_in_trials),  # revealed area after the staircase burn-in
             })
         path = group_map_path(out, config.task, condition)
         arrays = {

@@ -64,7 +64,11 @@ from .report_figures import (
 __all__ = ["SectionSpec", "DEFAULT_SECTIONS", "CONDITION_ORDER"]
 
 CONDITION_ORDER = ("random", "guided", "antiguided")
-DVS = (("accuracy", "accuracy (proportion correct)"), ("mean_n_bubbles", "bubbles per trial (staircase)"))
+# the conditions are compared after each staircase's burn-in, on revealed area rather than bubble count
+# (guided apertures overlap: the same count shows fewer pixels; analysis.revealed)
+DVS = (("accuracy_after_burn_in", "accuracy (proportion correct)"),
+       ("mean_revealed_px", "revealed area per trial (px)"),
+       ("threshold_revealed_px", "QUEST threshold in revealed area (px)"))
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
               "too)", columns=["observers", "task", "condition", "size_px", "peak_z", "p"], write=False)
     sec.table("ci_participants", frames["participants"], "Participants per condition",
               columns=["observers", "task", "condition", "participant", "n_trials", "accuracy", "mean_n_bubbles",
-                       "max_z", "n_pixel_sig", "included", "reason"])
+                       "mean_revealed_px", "threshold_revealed_px", "max_z", "n_pixel_sig", "included", "reason"])
     exclusions = frames["exclusions"]
     if len(exclusions):
         sec.table("ci_exclusions", exclusions, "Left out, and why")
@@ -519,13 +523,19 @@ def _fdr(p_values) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- conditions
+def _burn_in(table: pd.DataFrame) -> int:
+    """The staircase burn-in the participants' summaries left out (``burn_in_trials``)."""
+    values = table["burn_in_trials"].dropna().unique() if "burn_in_trials" in table.columns else []
+    if len(values) != 1:
+        raise InputError("the participants' table does not say which staircase burn-in it left out "
+                         "(column burn_in_trials)")
+    return int(values[0])
+
+
 def build_conditions(ctx: ReportContext, sec: Section) -> None:
     config = ctx.config
-    sec.text("Accuracy and the number of bubbles the staircase needed, by how the bubbles were placed "
-             "(random, guided by a model's relevance, antiguided). The staircase holds accuracy near its target, "
-             "so help from model-relevant pixels shows mostly as fewer bubbles. Paired tests across participants "
-             "(pingouin rm_anova and pairwise_tests, FDR-corrected).")
-    descriptives, anovas, pairwise, found = [], [], [], False
+    start = len(sec.blocks)  # the introduction goes here once the burn-in is known
+    descriptives, anovas, pairwise, found, burn_ins = [], [], [], False, set()
     for task in config.tasks:
         for gci in _sorted_groups(ctx, task, ctx.ci(task)):
             table = gci.outputs.participants
@@ -534,13 +544,16 @@ def build_conditions(ctx: ReportContext, sec: Section) -> None:
             if len(conditions) < 2:
                 continue
             found = True
+            burn_in = _burn_in(table)
+            burn_ins.add(burn_in)
             label = f"{task}: {gci.group.label}"
             desc = condition_descriptives(table, [d for d, _ in DVS], conditions)
             descriptives.append(desc.assign(task=task, observers=gci.group.key))
             sec.figure(plot_conditions(table, DVS, ctx.figure_path(f"conditions_{task}_{gci.group.key}"),
                                        conditions=conditions, title=label),
                        f"{label}: each participant (grey) and the mean with its standard error (black)", width=680)
-            facts = {"label": gci.group.label, "kind": gci.group.kind, "descriptives": desc, "pairwise": {}}
+            facts = {"label": gci.group.label, "kind": gci.group.kind, "descriptives": desc, "pairwise": {},
+                     "burn_in": burn_in}
             for dv, _ in DVS:
                 try:
                     result = condition_effects(table, dv, conditions=conditions)
@@ -557,6 +570,16 @@ def build_conditions(ctx: ReportContext, sec: Section) -> None:
             ctx.facts.setdefault("conditions", {})[(task, gci.group.key)] = facts
     if not found:
         raise Absent("no observer group has trials in two or more conditions")
+    sec.text("Accuracy and the area the bubbles revealed (the sum of each trial's mask over the face aperture, in "
+             "pixels), by how the bubbles were placed (random, guided by a model's relevance, antiguided). They are "
+             "compared on revealed area, not on the number of bubbles: guided apertures pile up where the model "
+             "looks and overlap, so the same number of them shows fewer pixels. The staircase holds accuracy near "
+             "its target, so help from model-relevant pixels shows as less revealed area for the same accuracy. "
+             f"The first {' or '.join(str(b) for b in sorted(burn_ins))} main trials of each staircase (its burn-in, "
+             "while QUEST moves away from its start value) are left out. The threshold in revealed area is the "
+             "final QUEST estimate (bubbles) times the area per bubble after the burn-in. Paired tests across "
+             "participants (pingouin rm_anova and pairwise_tests, FDR-corrected).")
+    sec.blocks.insert(start, sec.blocks.pop())
     front = ["task", "observers"]
     desc = pd.concat(descriptives, ignore_index=True)
     sec.table("conditions_descriptives", desc[front + [c for c in desc.columns if c not in front]],
@@ -578,7 +601,7 @@ SEED_STUDY = {
     "pretrain": "Maps generalise markedly less across pretraining data (ImageNet vs faces) than across "
                 "seeds or tasks, with asymmetries.",
     "guided": "Not tested there. The platform's question: are the pixels a model finds relevant diagnostic for "
-              "an observer (guided bubbles need fewer apertures or give higher accuracy than random ones)?",
+              "an observer (guided bubbles need less revealed area or give higher accuracy than random ones)?",
     "alignment": "Not tested there. The platform's question: do observers' classification images match the "
                  "models' relevance maps?",
 }
@@ -691,22 +714,28 @@ def _guided_finding(ctx: ReportContext) -> list[dict[str, str]]:
         if facts["kind"] == "model":
             continue
         desc = facts["descriptives"].set_index(["dv", "condition"])
-        if ("accuracy", "guided") not in desc.index or ("accuracy", "random") not in desc.index:
+        if ("accuracy_after_burn_in", "guided") not in desc.index or ("accuracy_after_burn_in", "random") not in desc.index:
             continue
         parts, helped, hurt = [], [], []
-        for dv, better_if_higher, label in (("accuracy", True, "accuracy"), ("mean_n_bubbles", False, "bubbles")):
+        # revealed area, not bubble count: guided apertures overlap, so equal counts show fewer pixels
+        for dv, better_if_higher, label, digits in (("accuracy_after_burn_in", True, "accuracy", 3),
+                                                    ("mean_revealed_px", False, "revealed area", 4)):
             guided, random = desc.loc[(dv, "guided"), "mean"], desc.loc[(dv, "random"), "mean"]
             c = _contrast(facts["pairwise"][dv], "guided", "random") if dv in facts["pairwise"] else None
             stat = f" (paired t, FDR {p_text(c['p'])}, d = {fmt(c['d'], 2)})" if c else " (no test: too few participants)"
-            parts.append(f"{label} {fmt(guided, 3)} guided vs {fmt(random, 3)} random{stat}")
+            unit = " px" if dv == "mean_revealed_px" else ""
+            parts.append(f"{label} {fmt(guided, digits)}{unit} guided vs {fmt(random, digits)}{unit} random{stat}")
             if c and c["p"] < alpha:
                 (helped if (c["mean_a"] > c["mean_b"]) == better_if_higher else hurt).append(label)
-        n = int(desc.loc[("accuracy", "guided"), "n"])
-        tested = any(_contrast(p, "guided", "random") for p in facts["pairwise"].values())
+        n = int(desc.loc[("accuracy_after_burn_in", "guided"), "n"])
+        tested = any(_contrast(facts["pairwise"][dv], "guided", "random")
+                     for dv in ("accuracy_after_burn_in", "mean_revealed_px") if dv in facts["pairwise"])
         verdict = ("helped" if helped and not hurt else "hurt" if hurt and not helped
                    else "mixed" if helped else "no detectable difference" if tested else "not tested")
+        measured = ("; ".join(parts) + f" (per trial, after the first {facts['burn_in']} trials of each staircase; "
+                    "revealed area: the mask's sum over the face aperture).")
         rows.append({"topic": f"Model-relevant pixels and observers ({task}, {facts['label']}, n = {n})",
-                     "seed_study": SEED_STUDY["guided"], "measured": "; ".join(parts) + ".",
+                     "seed_study": SEED_STUDY["guided"], "measured": measured,
                      "verdict": verdict + (f" ({', '.join(helped + hurt)})" if helped or hurt else "")})
     if not rows:
         rows.append({"topic": "Model-relevant pixels and observers", "seed_study": SEED_STUDY["guided"],

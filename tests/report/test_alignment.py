@@ -82,7 +82,7 @@ def test_condition_effects_find_a_known_difference_with_pingouin():
     assert row.p_corr < 0.001 and row.mean_B - row.mean_A == pytest.approx(2.0, abs=0.4) and row.cohen < 0
     null = condition_effects(participant_table(effect=0.0), "mean_n_bubbles")
     assert null["anova"]["p_unc"].iloc[0] > 0.01
-    desc = condition_descriptives(table, conditions=["random", "guided"])
+    desc = condition_descriptives(table, ["mean_n_bubbles"], conditions=["random", "guided"])
     assert desc.set_index(["dv", "condition"]).loc[("mean_n_bubbles", "guided"), "n"] == 6
 
 
@@ -100,3 +100,132 @@ def test_condition_effects_drop_and_name_incomplete_participants():
         condition_effects(table[table.condition == "random"], "accuracy")
     with pytest.raises(InputError, match="no column 'n_bubbles'"):
         condition_effects(table, "n_bubbles")
+
+
+# ----------------------------------------------------------------------------- revealed area, burn-in
+SHAPE = (40, 40)
+
+
+def session_rows(seed, blocks, *, shared=False, practice=3, aperture=None, record=True, sigma_px=2.5):
+    """A Bubbles session: practice, then ``blocks`` [(condition, trials)], guided centres near the eyes."""
+    from stimuli.bubbles import bubbles_mask, format_centres, mask_area, sample_centres
+    from stimuli.regions import region_mask
+
+    rng = np.random.default_rng(seed)
+    eyes = region_mask("eyes", SHAPE)
+    weights = {"random": None, "guided": np.where(eyes, 50.0, 1.0)}
+    plan = [("practice", 0, "random", practice)] + [("main", b, c, n) for b, (c, n) in enumerate(blocks, 1)]
+    rows = []
+    for phase, block, condition, n in plan:
+        for _ in range(n):
+            count = int(rng.integers(6, 14))
+            centres = sample_centres(SHAPE, count, rng, weights=weights[condition])
+            row = {"trial": len(rows) + 1, "block": block, "phase": phase, "condition": condition,
+                   "stimulus_id": "face00", "truth": "female", "response": "female", "correct": int(rng.random() < 0.75),
+                   "rt_s": 0.5, "n_bubbles": count, "sigma_px": sigma_px, "bubbles": format_centres(centres),
+                   "mask_seed": len(rows), "onset_s": 1.0, "dropped_frames": 0,
+                   "staircase": None if phase == "practice" else "shared" if shared else condition,
+                   "intensity": None if phase == "practice" else round(float(np.log10(count)) + 0.01, 6)}
+            if record:
+                row["revealed_px"] = mask_area(bubbles_mask(SHAPE, centres, sigma_px), aperture)
+            rows.append(row)
+    return rows
+
+
+def test_burn_in_removes_exactly_the_first_n_trials_of_each_staircase():
+    from analysis.revealed import burn_in_flags, condition_summary, staircase_trials
+
+    # two blocks of each condition, interleaved: a staircase continues across its blocks
+    table = pd.DataFrame(session_rows(1, [("random", 15), ("guided", 15), ("random", 15), ("guided", 15)]))
+    flags = burn_in_flags(table, 20)
+    main = table[table.phase == "main"]
+    for condition in ("random", "guided"):
+        positions = np.flatnonzero(main.condition == condition)
+        flagged = flags[main.index[positions]].to_numpy()
+        assert flagged[:20].all() and not flagged[20:].any()  # exactly its first 20, across two blocks
+    assert not flags[table.phase == "practice"].any() and int(flags.sum()) == 40
+    trials = staircase_trials(table, SHAPE)
+    assert len(trials) == 60 and trials.groupby("staircase")["staircase_trial"].max().tolist() == [30, 30]
+    for condition in ("random", "guided"):
+        summary = condition_summary(trials[trials.condition == condition], 20, aperture_px=1600)
+        kept = main[main.condition == condition].iloc[20:]
+        assert summary["n_trials_after_burn_in"] == 10 and summary["burn_in_trials"] == 20
+        assert summary["mean_revealed_px"] == pytest.approx(kept.revealed_px.mean())
+        assert summary["accuracy_after_burn_in"] == pytest.approx(kept.correct.mean())
+        last = main[main.condition == condition].iloc[-1]
+        assert summary["threshold_n_bubbles"] == pytest.approx(10 ** last.intensity)
+        per_bubble = kept.revealed_px.sum() / kept.n_bubbles.sum()
+        assert summary["threshold_revealed_px"] == pytest.approx(10 ** last.intensity * per_bubble)
+    # one staircase shared by both conditions: its first 20 main trials, whatever their condition
+    shared = pd.DataFrame(session_rows(2, [("random", 15), ("guided", 15)], shared=True))
+    flags = burn_in_flags(shared, 20)
+    assert flags.tolist() == [False] * 3 + [True] * 20 + [False] * 10
+    assert burn_in_flags(shared, 0).sum() == 0
+    with pytest.raises(InputError, match="burn-in must be a whole number"):
+        burn_in_flags(shared, -1)
+
+
+def test_area_summary_recomputes_old_files_and_run_ci_reports_area_after_burn_in(tmp_path):
+    from fake_study import TEMPLATE, make_set, write_session
+
+    from analysis.ci_command import CIConfig, run_ci
+    from analysis.revealed import area_summary
+
+    aperture = make_set(tmp_path / "results")
+    columns = [*session_rows(0, [("random", 1)], aperture=aperture)[0]]
+    old_columns = [c for c in columns if c not in ("revealed_px", "staircase", "intensity")]
+    paths = {}
+    for participant, record in (("01", True), ("02", False)):
+        for session in (1, 2):
+            rows = session_rows(10 * session, [("random", 30), ("guided", 30)], aperture=aperture)
+            paths[participant, session] = write_session(
+                tmp_path / "data", participant, session, rows, TEMPLATE, columns=columns if record else old_columns)
+    # the same trials, with the area recorded (01) or recomputed from the rows (02, an older file)
+    for condition in ("random", "guided"):
+        new = area_summary([paths["01", 1], paths["01", 2]], condition, SHAPE, aperture, 20)
+        old = area_summary([paths["02", 1], paths["02", 2]], condition, SHAPE, aperture, 20)
+        assert new["n_trials_after_burn_in"] == old["n_trials_after_burn_in"] == 2 * 10  # each session's first 20 out
+        assert new["mean_revealed_px"] == pytest.approx(old["mean_revealed_px"], rel=1e-9)
+        assert new["mean_revealed_fraction"] == pytest.approx(new["mean_revealed_px"] / aperture.sum())
+    outputs = run_ci(CIConfig(data_root=str(tmp_path / "data"), task="gender", stimuli="tiny",
+                              results=str(tmp_path / "results"), min_trials=20, burn_in_trials=20),
+                     tmp_path / "out", progress=False, warn=lambda message: None)
+    table = outputs.participants.set_index(["participant", "condition"])
+    expected = area_summary([paths["01", 1], paths["01", 2]], "guided", SHAPE, aperture, 20)
+    for column, value in expected.items():
+        assert table.loc[("01", "guided"), column] == pytest.approx(value)
+    # guided centres pile up on the eyes: less area per bubble than random ones
+    assert table.loc[("01", "guided"), "mean_revealed_px"] / table.loc[("01", "guided"), "mean_n_bubbles_after_burn_in"] \
+        < table.loc[("01", "random"), "mean_revealed_px"] / table.loc[("01", "random"), "mean_n_bubbles_after_burn_in"]
+
+
+def test_guided_finding_is_about_revealed_area_not_bubble_count():
+    from types import SimpleNamespace
+
+    from analysis.report_sections import DVS, _guided_finding
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for p in range(8):
+        area, accuracy = rng.normal(700, 60), 0.75 + rng.normal(0, 0.01)
+        for condition, fewer, wobble in (("random", 0.0, 0.0), ("guided", 200.0, 0.01 * (-1) ** p)):
+            # accuracy: guided differs by +-0.01 alternately, a mean difference of exactly 0
+            rows.append({"participant": f"{p:02d}", "condition": condition, "mean_n_bubbles": 30.0,
+                         "accuracy_after_burn_in": accuracy + wobble,
+                         "mean_revealed_px": area - fewer + rng.normal(0, 20),
+                         "threshold_revealed_px": area - fewer + rng.normal(0, 30)})
+    table = pd.DataFrame(rows)  # the same number of bubbles in both conditions, less area when guided
+    dvs = [d for d, _ in DVS]
+    assert "mean_revealed_px" in dvs and "mean_n_bubbles" not in dvs
+    facts = {"label": "template observers", "kind": "template", "burn_in": 20, "pairwise": {},
+             "descriptives": condition_descriptives(table, dvs, ["random", "guided"])}
+    for dv in dvs:
+        facts["pairwise"][dv] = condition_effects(table, dv, conditions=["random", "guided"])["pairwise"]
+    ctx = SimpleNamespace(config=SimpleNamespace(alpha=0.05), facts={"conditions": {("gender", "template"): facts}})
+    (finding,) = _guided_finding(ctx)
+    assert finding["verdict"] == "helped (revealed area)"
+    guided = table[table.condition == "guided"].mean_revealed_px.mean()
+    random = table[table.condition == "random"].mean_revealed_px.mean()
+    assert f"revealed area {guided:.4g} px guided vs {random:.4g} px random" in finding["measured"]
+    assert "after the first 20 trials of each staircase" in finding["measured"]
+    assert "bubbles 30" not in finding["measured"]

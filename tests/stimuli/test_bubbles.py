@@ -13,12 +13,15 @@ from stimuli.bubbles import (
     bubbles_mask,
     compose,
     format_centres,
+    mask_area,
     mask_from_trial,
     max_sensible_bubbles,
     parse_centres,
+    revealed_area,
     sample_centres,
 )
 from stimuli.errors import InputError
+from stimuli.guided import guidance_density
 
 
 def test_a_single_bubble_is_one_at_its_centre_and_exp_minus_half_one_sigma_away():
@@ -97,6 +100,30 @@ def test_rebuild_from_a_trial_row_equals_the_original():
     assert np.array_equal(mask_from_trial(row, (50, 70)), original)
     assert np.array_equal(parse_centres(row["bubbles"]), centres)
     assert parse_centres("[]").shape == (0, 2)
+
+
+def test_guided_bubbles_reveal_less_area_than_random_ones_at_equal_count():
+    """Why the conditions are compared at equal revealed area: guided apertures pile up on the
+    relevant regions (two eyes) and overlap, so the same number of them shows fewer pixels."""
+    shape, sigma, n = (64, 64), 3.0, 40
+    relevance = np.zeros(shape)
+    relevance[22:28, 16:26] = relevance[22:28, 38:48] = 1.0  # two eyes
+    guided = CentreSampler(shape, guidance_density(relevance, sigma))
+    random = CentreSampler(shape)
+    rng = np.random.default_rng(12)
+    areas = {"guided": [], "random": []}
+    for _ in range(40):
+        for name, sampler in (("guided", guided), ("random", random)):
+            centres = sampler.sample(n, rng)
+            row = {"bubbles": format_centres(centres), "sigma_px": sigma}
+            area = revealed_area(row, shape)
+            assert area == mask_area(bubbles_mask(shape, centres, sigma))  # the row gives the shown mask's area
+            areas[name].append(area)
+    guided_area, random_area = np.mean(areas["guided"]), np.mean(areas["random"])
+    # 40 apertures of 2 pi sigma^2 px each would be ~2,260 px if none overlapped
+    assert random_area < n * 2 * math.pi * sigma**2
+    assert guided_area < 0.75 * random_area  # measured: about half
+    assert max(areas["guided"]) < min(areas["random"])
 
 
 def test_compose_shows_the_face_through_the_mask():

@@ -1,0 +1,227 @@
+"""Revealed area and the staircase's burn-in: what the Bubbles conditions are compared on.
+
+Guided apertures pile up where a model puts its relevance, and overlapping apertures show
+fewer pixels: on a two-eye map, 40 guided bubbles reveal about half the area of 40 random
+ones. "Guided needs fewer bubbles" is therefore confounded with the overlap; the conditions
+are compared on the **revealed area** instead (the sum of the shown mask over the face
+aperture, :func:`stimuli.bubbles.revealed_area`, the trial file's ``revealed_px``), so
+"guided helps" means fewer visible pixels for the same accuracy.
+
+QUEST starts from a guess and moves towards the threshold over its first trials; those
+trials (its **burn-in**, the first ``burn_in`` main trials of each staircase of each
+session) are left out of every summary here.
+
+* :func:`staircase_trials`: one session's main trials with their staircase, their position
+  in it, their revealed area (recorded, or recomputed from the row for older files) and the
+  staircase's final QUEST estimate;
+* :func:`burn_in_flags`: which rows are a staircase's first ``n`` trials;
+* :func:`condition_summary`: accuracy, bubbles, revealed area and the threshold in revealed
+  area of one condition after the burn-in;
+* :func:`area_summary`: the same from a participant's trial files (``tables/ci_participants.csv``).
+
+Examples
+--------
+>>> table = pd.DataFrame({"phase": ["main"] * 5, "condition": ["a", "a", "b", "a", "b"]})
+>>> burn_in_flags(table, 2).tolist()
+[True, True, True, False, True]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stimuli.bubbles import MERGE_RULES, aperture_pixels, parse_centres, revealed_area
+from stimuli.errors import InputError
+from stimuli.trials import read_trials, sidecar_path
+
+__all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "burn_in_flags", "staircase_trials", "condition_summary",
+           "area_summary", "session_files"]
+
+DEFAULT_BURN_IN = 20  # QUEST trials left out at the start of each staircase
+# what condition_summary returns (the columns it adds to tables/ci_participants.csv)
+SUMMARY_COLUMNS = ("burn_in_trials", "n_trials_after_burn_in", "accuracy_after_burn_in",
+                   "mean_n_bubbles_after_burn_in", "mean_revealed_px", "mean_revealed_fraction",
+                   "threshold_n_bubbles", "threshold_revealed_px")
+_NEEDED = ("phase", "condition", "correct", "bubbles", "sigma_px")
+
+
+def _check_burn_in(burn_in: Any) -> int:
+    if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+        raise InputError(f"burn-in must be a whole number of trials, 0 or more, got {burn_in!r}")
+    return int(burn_in)
+
+
+def _staircase_key(table: pd.DataFrame) -> pd.Series:
+    """Each row's staircase: the ``staircase`` column where it is given, else its condition
+    (one staircase per condition, the default of experiments/bubbles.py)."""
+    condition = table["condition"].astype(str)
+    if "staircase" not in table.columns:
+        return condition
+    return table["staircase"].where(table["staircase"].notna(), condition).astype(str)
+
+
+def burn_in_flags(table: pd.DataFrame, n: int) -> pd.Series:
+    """True for main trials that are among the first ``n`` of their staircase (file order).
+
+    ``table`` is one session's trial table (a staircase lives within a session: a new session
+    starts a new QUEST). Practice trials are never flagged (no staircase set them).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"phase": ["practice", "main", "main", "main"], "condition": ["r"] * 4,
+    ...                   "staircase": [None, "shared", "shared", "shared"]})
+    >>> burn_in_flags(t, 1).tolist()
+    [False, True, False, False]
+    """
+    n = _check_burn_in(n)
+    main = table["phase"].astype(str) == "main"
+    key = _staircase_key(table[main])
+    position = key.groupby(key, sort=False).cumcount()
+    flags = pd.Series(False, index=table.index)
+    flags[main] = position < n
+    return flags
+
+
+def _merge_rule(path: Path) -> str:
+    """The session's mask merge rule, from its sidecar (``sum`` when it does not say)."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        return "sum"
+    try:
+        info = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{side}: unreadable JSON sidecar ({error})") from None
+    rule = info.get("MaskMergeRule") or (info.get("Masks") or {}).get("merge") or \
+        ((info.get("ExperimentConfig") or {}).get("bubbles") or {}).get("merge") or "sum"
+    if rule not in MERGE_RULES:
+        raise InputError(f"{side}: mask merge rule '{rule}' is not one of {', '.join(MERGE_RULES)}")
+    return str(rule)
+
+
+def _areas(table: pd.DataFrame, shape: Sequence[int], aperture: Any, merge: str, where: str) -> np.ndarray:
+    """``revealed_px`` per row: recorded where the file has it, else recomputed from the row."""
+    recorded = (pd.to_numeric(table["revealed_px"], errors="coerce").to_numpy(np.float64)
+                if "revealed_px" in table.columns else np.full(len(table), np.nan))
+    for i in np.flatnonzero(~np.isfinite(recorded)):
+        row = table.iloc[i]
+        recorded[i] = revealed_area(row, shape, aperture, merge=merge, where=f"{where}, line {int(row.name) + 2}")
+    return recorded
+
+
+def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = None, *, merge: str = "sum",
+                     where: str = "trials") -> pd.DataFrame:
+    """One session's answered main trials, with what the condition summaries need.
+
+    Columns: ``condition``, ``staircase``, ``staircase_trial`` (1 = the staircase's first
+    main trial, counted before unanswered rows are dropped, as the staircase saw them),
+    ``correct``, ``n_bubbles`` (centres in ``bubbles``), ``revealed_px`` and
+    ``final_log10_bubbles``: the staircase's last QUEST estimate (``intensity`` of its last
+    trial; ``log10(n_bubbles)`` of that trial in files without it). ``table`` is in the
+    trial-file format with a default index (line = index + 2), as :func:`read_trials` gives.
+    """
+    missing = [c for c in _NEEDED if c not in table.columns]
+    if missing:
+        raise InputError(f"{where}: missing column(s) {', '.join(missing)}")
+    main = table[table["phase"].astype(str) == "main"]
+    key = _staircase_key(main)
+    position = key.groupby(key, sort=False).cumcount() + 1
+    n_bubbles = np.array([len(parse_centres(b, f"{where}, line {int(i) + 2}")) for i, b in main["bubbles"].items()],
+                         dtype=np.int64)
+    if "intensity" in main.columns:
+        intensity = pd.to_numeric(main["intensity"], errors="coerce").to_numpy(np.float64)
+    else:
+        intensity = np.full(len(main), np.nan)
+    estimate = np.where(np.isfinite(intensity), intensity, np.log10(np.maximum(n_bubbles, 1)))
+    final = pd.Series(estimate, index=main.index).groupby(key, sort=False).transform("last")
+    out = pd.DataFrame({"condition": main["condition"].astype(str), "staircase": key, "staircase_trial": position,
+                        "correct": pd.to_numeric(main["correct"], errors="coerce"), "n_bubbles": n_bubbles,
+                        "final_log10_bubbles": final})
+    out = out[out["correct"].notna()]
+    out["revealed_px"] = _areas(table.loc[out.index], shape, aperture, merge, where)
+    return out
+
+
+def condition_summary(trials: pd.DataFrame, burn_in: int = DEFAULT_BURN_IN, *, aperture_px: int) -> dict[str, Any]:
+    """Accuracy, bubbles and revealed area of one condition's trials after the burn-in.
+
+    ``trials`` are :func:`staircase_trials` rows of one condition (one or more sessions: a
+    ``session`` column, when present, tells their staircases apart). Returns
+    :data:`SUMMARY_COLUMNS`:
+
+    * ``mean_revealed_px`` / ``mean_revealed_fraction``: the area the trials after the burn-in
+      showed (the staircase holds them near the threshold, so this is the area the observer
+      needed for the target accuracy);
+    * ``threshold_n_bubbles``: the final QUEST estimate, ``10 ** mean`` over the staircases;
+    * ``threshold_revealed_px``: that threshold in revealed area, ``threshold_n_bubbles`` times
+      the condition's area per bubble after the burn-in (``sum revealed_px / sum n_bubbles``);
+      the trials after the burn-in lie near the threshold, so their overlap is the threshold's.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"staircase": "random", "staircase_trial": [1, 2, 3], "correct": [0, 1, 1],
+    ...                   "n_bubbles": [10, 8, 12],
+    ...                   "revealed_px": [500.0, 400.0, 560.0], "final_log10_bubbles": [1.0, 1.0, 1.0]})
+    >>> s = condition_summary(t, 1, aperture_px=1000)
+    >>> s["n_trials_after_burn_in"], s["mean_revealed_px"], round(s["threshold_revealed_px"], 1)
+    (2, 480.0, 480.0)
+    """
+    burn_in = _check_burn_in(burn_in)
+    after = trials[trials["staircase_trial"] > burn_in]
+    # one final estimate per staircase (a staircase lives in one session)
+    finals = trials.groupby([c for c in ("session", "staircase") if c in trials.columns],
+                            sort=False)["final_log10_bubbles"].first()
+    threshold = float(10 ** finals.mean()) if len(finals) else math.nan
+    nan = math.nan
+    if len(after) == 0:
+        return {"burn_in_trials": burn_in, "n_trials_after_burn_in": 0, "accuracy_after_burn_in": nan,
+                "mean_n_bubbles_after_burn_in": nan, "mean_revealed_px": nan, "mean_revealed_fraction": nan,
+                "threshold_n_bubbles": threshold, "threshold_revealed_px": nan}
+    area = after["revealed_px"].to_numpy(np.float64)
+    count = after["n_bubbles"].to_numpy(np.float64)
+    per_bubble = float(area.sum() / count.sum()) if count.sum() > 0 else nan
+    return {"burn_in_trials": burn_in, "n_trials_after_burn_in": len(after),
+            "accuracy_after_burn_in": float(after["correct"].astype(np.float64).mean()),
+            "mean_n_bubbles_after_burn_in": float(count.mean()), "mean_revealed_px": float(area.mean()),
+            "mean_revealed_fraction": float(area.mean()) / aperture_px,
+            "threshold_n_bubbles": threshold, "threshold_revealed_px": threshold * per_bubble}
+
+
+def session_files(paths: Sequence[str | os.PathLike], participant: str, sessions: Sequence[str]) -> list[Path]:
+    """The trial files of one participant's ``sessions`` among ``paths`` (BIDS names).
+
+    Examples
+    --------
+    >>> session_files(["d/sub-01_ses-1_task-g_beh.tsv", "d/sub-01_ses-2_task-g_beh.tsv",
+    ...                "d/sub-011_ses-1_task-g_beh.tsv"], "01", ["1"])
+    [PosixPath('d/sub-01_ses-1_task-g_beh.tsv')]
+    """
+    prefixes = tuple(f"sub-{participant}_ses-{s}_" for s in sessions)
+    return [Path(p) for p in paths if Path(p).name.startswith(prefixes)]
+
+
+def area_summary(files: Sequence[str | os.PathLike], condition: str, shape: Sequence[int], aperture: Any = None,
+                 burn_in: int = DEFAULT_BURN_IN) -> dict[str, Any]:
+    """:func:`condition_summary` of one participant's ``condition`` from their trial files.
+
+    The revealed area is the file's ``revealed_px`` where it has one, else recomputed from the
+    row (:func:`stimuli.bubbles.revealed_area` with the sidecar's merge rule) over ``aperture``
+    (the prepared set's face aperture; ``None``: the whole grid), so older files still work.
+    """
+    burn_in = _check_burn_in(burn_in)
+    parts = []
+    for path in files:
+        table = read_trials(path, required=_NEEDED)
+        trials = staircase_trials(table, shape, aperture, merge=_merge_rule(Path(path)), where=str(path))
+        parts.append(trials[trials["condition"] == str(condition)].assign(session=str(path)))
+    trials = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["condition", "staircase", "staircase_trial", "correct", "n_bubbles", "final_log10_bubbles",
+                 "revealed_px", "session"])
+    return condition_summary(trials, burn_in, aperture_px=aperture_pixels(shape, aperture))
