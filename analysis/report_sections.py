@@ -68,7 +68,11 @@ CONDITION_ORDER = ("random", "guided", "antiguided")
 # (guided apertures overlap: the same count shows fewer pixels; analysis.revealed)
 DVS = (("accuracy_after_burn_in", "accuracy (proportion correct)"),
        ("mean_revealed_px", "revealed area per trial (px)"),
-       ("threshold_revealed_px", "QUEST threshold in revealed area (px)"))
+       ("threshold_revealed_px", "revealed area at the target accuracy (px)"))
+# what the guided finding tests: the area at the staircase's target accuracy (the mean area per trial is
+# biased there: the staircase holds guided and random trials at slightly different accuracies)
+GUIDED_DVS = (("accuracy_after_burn_in", True, "accuracy", 3, ""),
+              ("threshold_revealed_px", False, "revealed area at the target accuracy", 4, " px"))
 
 
 @dataclass(frozen=True)
@@ -576,9 +580,12 @@ def build_conditions(ctx: ReportContext, sec: Section) -> None:
              "looks and overlap, so the same number of them shows fewer pixels. The staircase holds accuracy near "
              "its target, so help from model-relevant pixels shows as less revealed area for the same accuracy. "
              f"The first {' or '.join(str(b) for b in sorted(burn_ins))} main trials of each staircase (its burn-in, "
-             "while QUEST moves away from its start value) are left out. The threshold in revealed area is the "
-             "final QUEST estimate (bubbles) times the area per bubble after the burn-in. Paired tests across "
-             "participants (pingouin rm_anova and pairwise_tests, FDR-corrected).")
+             "while QUEST moves away from its start value) are left out. The revealed area at the target accuracy "
+             "is fitted to the trials after the burn-in (QUEST's Weibull on log10 revealed area, its slope and "
+             "lapse rate fixed): the staircase, which works on the number of bubbles, holds guided and random "
+             "trials at slightly different accuracies, so the mean area per trial is shown but not what the "
+             "finding tests. Paired tests across participants (pingouin rm_anova and pairwise_tests, "
+             "FDR-corrected).")
     sec.blocks.insert(start, sec.blocks.pop())
     front = ["task", "observers"]
     desc = pd.concat(descriptives, ignore_index=True)
@@ -718,22 +725,21 @@ def _guided_finding(ctx: ReportContext) -> list[dict[str, str]]:
             continue
         parts, helped, hurt = [], [], []
         # revealed area, not bubble count: guided apertures overlap, so equal counts show fewer pixels
-        for dv, better_if_higher, label, digits in (("accuracy_after_burn_in", True, "accuracy", 3),
-                                                    ("mean_revealed_px", False, "revealed area", 4)):
+        for dv, better_if_higher, label, digits, unit in GUIDED_DVS:
             guided, random = desc.loc[(dv, "guided"), "mean"], desc.loc[(dv, "random"), "mean"]
             c = _contrast(facts["pairwise"][dv], "guided", "random") if dv in facts["pairwise"] else None
             stat = f" (paired t, FDR {p_text(c['p'])}, d = {fmt(c['d'], 2)})" if c else " (no test: too few participants)"
-            unit = " px" if dv == "mean_revealed_px" else ""
             parts.append(f"{label} {fmt(guided, digits)}{unit} guided vs {fmt(random, digits)}{unit} random{stat}")
             if c and c["p"] < alpha:
                 (helped if (c["mean_a"] > c["mean_b"]) == better_if_higher else hurt).append(label)
         n = int(desc.loc[("accuracy_after_burn_in", "guided"), "n"])
         tested = any(_contrast(facts["pairwise"][dv], "guided", "random")
-                     for dv in ("accuracy_after_burn_in", "mean_revealed_px") if dv in facts["pairwise"])
+                     for dv, *_ in GUIDED_DVS if dv in facts["pairwise"])
         verdict = ("helped" if helped and not hurt else "hurt" if hurt and not helped
                    else "mixed" if helped else "no detectable difference" if tested else "not tested")
-        measured = ("; ".join(parts) + f" (per trial, after the first {facts['burn_in']} trials of each staircase; "
-                    "revealed area: the mask's sum over the face aperture).")
+        measured = ("; ".join(parts) + f" (after the first {facts['burn_in']} trials of each staircase; revealed "
+                    "area: the mask's sum over the face aperture, at the target accuracy from QUEST's psychometric "
+                    "function fitted on log10 area).")
         rows.append({"topic": f"Model-relevant pixels and observers ({task}, {facts['label']}, n = {n})",
                      "seed_study": SEED_STUDY["guided"], "measured": measured,
                      "verdict": verdict + (f" ({', '.join(helped + hurt)})" if helped or hurt else "")})

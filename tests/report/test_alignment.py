@@ -133,7 +133,7 @@ def session_rows(seed, blocks, *, shared=False, practice=3, aperture=None, recor
 
 
 def test_burn_in_removes_exactly_the_first_n_trials_of_each_staircase():
-    from analysis.revealed import burn_in_flags, condition_summary, staircase_trials
+    from analysis.revealed import area_threshold, burn_in_flags, condition_summary, staircase_trials
 
     # two blocks of each condition, interleaved: a staircase continues across its blocks
     table = pd.DataFrame(session_rows(1, [("random", 15), ("guided", 15), ("random", 15), ("guided", 15)]))
@@ -154,8 +154,7 @@ def test_burn_in_removes_exactly_the_first_n_trials_of_each_staircase():
         assert summary["accuracy_after_burn_in"] == pytest.approx(kept.correct.mean())
         last = main[main.condition == condition].iloc[-1]
         assert summary["threshold_n_bubbles"] == pytest.approx(10 ** last.intensity)
-        per_bubble = kept.revealed_px.sum() / kept.n_bubbles.sum()
-        assert summary["threshold_revealed_px"] == pytest.approx(10 ** last.intensity * per_bubble)
+        assert summary["threshold_revealed_px"] == area_threshold(kept.correct, kept.revealed_px)
     # one staircase shared by both conditions: its first 20 main trials, whatever their condition
     shared = pd.DataFrame(session_rows(2, [("random", 15), ("guided", 15)], shared=True))
     flags = burn_in_flags(shared, 20)
@@ -199,6 +198,23 @@ def test_area_summary_recomputes_old_files_and_run_ci_reports_area_after_burn_in
         < table.loc[("01", "random"), "mean_revealed_px"] / table.loc[("01", "random"), "mean_n_bubbles_after_burn_in"]
 
 
+def test_area_threshold_recovers_the_area_at_the_target_accuracy():
+    from analysis.revealed import Psychometric, area_threshold
+
+    rng = np.random.default_rng(7)
+    f = Psychometric()
+    eps = np.log10(-np.log((1 - (f.target - f.delta * f.gamma) / (1 - f.delta)) / (1 - f.gamma))) / f.beta
+    estimates = []
+    for _ in range(30):  # observers whose accuracy is QUEST's Weibull of log10 area, threshold 300 px
+        area = 10 ** rng.normal(np.log10(300), 0.15, 300)  # trials near the threshold, as a staircase places them
+        p = f.delta * f.gamma + (1 - f.delta) * (1 - (1 - f.gamma) * np.exp(-10 ** (f.beta * (np.log10(area)
+                                                                                          - np.log10(300) + eps))))
+        estimates.append(area_threshold(rng.random(300) < p, area, f))
+    assert np.median(estimates) == pytest.approx(300, rel=0.05)  # unbiased on the log scale
+    assert np.isnan(area_threshold([1, 1, 1], [100.0, 200.0, 300.0]))  # all correct: no finite estimate
+    assert np.isnan(area_threshold([], []))
+
+
 def test_guided_finding_is_about_revealed_area_not_bubble_count():
     from types import SimpleNamespace
 
@@ -223,9 +239,10 @@ def test_guided_finding_is_about_revealed_area_not_bubble_count():
         facts["pairwise"][dv] = condition_effects(table, dv, conditions=["random", "guided"])["pairwise"]
     ctx = SimpleNamespace(config=SimpleNamespace(alpha=0.05), facts={"conditions": {("gender", "template"): facts}})
     (finding,) = _guided_finding(ctx)
-    assert finding["verdict"] == "helped (revealed area)"
-    guided = table[table.condition == "guided"].mean_revealed_px.mean()
-    random = table[table.condition == "random"].mean_revealed_px.mean()
-    assert f"revealed area {guided:.4g} px guided vs {random:.4g} px random" in finding["measured"]
+    assert finding["verdict"] == "helped (revealed area at the target accuracy)"
+    guided = table[table.condition == "guided"].threshold_revealed_px.mean()
+    random = table[table.condition == "random"].threshold_revealed_px.mean()
+    assert f"revealed area at the target accuracy {guided:.4g} px guided vs {random:.4g} px random" in finding[
+        "measured"]
     assert "after the first 20 trials of each staircase" in finding["measured"]
     assert "bubbles 30" not in finding["measured"]
