@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# simulation helpers live next to the tests (area_null_simulation.py)
+sys.path.insert(0, str(Path(__file__).parent))
 
 BASE: dict[str, Any] = {
     "paradigm": "bubbles",

@@ -52,3 +52,18 @@ def test_mask_area_counts_partial_pixels_and_refuses_a_wrong_aperture():
         mask_area(mask, aperture[:3])
     with pytest.raises(InputError, match="face aperture is empty"):
         mask_area(mask, np.zeros((4, 4), bool))
+
+
+@pytest.mark.slow
+def test_under_an_area_only_null_guided_needs_more_bubbles_but_not_more_area():
+    """An observer who sees only how much of the face is shown: guidance cannot help it. Guided
+    apertures overlap, so its staircases give them more bubbles (the old DV says 'guided hurts');
+    the revealed area at the target accuracy (the report's DV) does not differ.
+    Full size (200 studies): tests/experiments/area_null_simulation.py."""
+    from area_null_simulation import clopper_pearson, rejection_rates
+
+    studies = 20
+    rejected, ratio = rejection_rates(studies, seed=1, participants=8, trials=80)
+    assert ratio["mean_n_bubbles"] > 1.25 and clopper_pearson(rejected["mean_n_bubbles"], studies)[0] > 0.05
+    # per-study ratios vary by ~5% (8 participants): the mean of 20 by ~1%; the full-size bias is -1.2%
+    assert abs(ratio["threshold_revealed_px"] - 1) < 0.05
