@@ -246,3 +246,12 @@ def test_guided_finding_is_about_revealed_area_not_bubble_count():
         "measured"]
     assert "after the first 20 trials of each staircase" in finding["measured"]
     assert "bubbles 30" not in finding["measured"]
+
+
+def test_revealed_module_examples_run():
+    import doctest
+
+    import analysis.revealed
+
+    result = doctest.testmod(analysis.revealed)
+    assert result.attempted >= 10 and result.failed == 0
