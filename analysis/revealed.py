@@ -29,6 +29,9 @@ DV                         guided / random     rejections (95% CI)
 ``threshold_revealed_px``  0.99                15/200 = 0.075 (0.04-0.12)
 =========================  ==================  ===========================
 
+With an observer who uses only the eyes (where the guided bubbles go), every DV finds guided
+better in 200 of 200 studies (``threshold_revealed_px``: guided / random = 0.17).
+
 * :func:`staircase_trials`: one session's main trials with their staircase, their position
   in it, their revealed area (recorded, or recomputed from the row for older files) and the
   staircase's final QUEST estimate;
