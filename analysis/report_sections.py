@@ -185,8 +185,8 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
     sec.table("ci_clusters", clusters, "Significant group clusters (the CSV lists every cluster, participants' "
               "too)", columns=["observers", "task", "condition", "size_px", "peak_z", "p"], write=False)
     sec.table("ci_participants", frames["participants"], "Participants per condition",
-              columns=["observers", "task", "condition", "participant", "n_trials", "accuracy", "mean_n_bubbles",
-                       "mean_revealed_px", "threshold_revealed_px", "max_z", "n_pixel_sig", "included", "reason"])
+              columns=["observers", "task", "condition", "participant", "n_trials", "accuracy", "mean_revealed_px",
+                       "max_z", "n_pixel_sig", "included", "reason"])
     exclusions = frames["exclusions"]
     if len(exclusions):
         sec.table("ci_exclusions", exclusions, "Left out, and why")

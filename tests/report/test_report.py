@@ -187,7 +187,7 @@ def test_bad_inputs_give_one_message_each_and_the_rest_is_built(study, tmp_path)
     assert problems.count("<li>") == len(messages) and problems.count("missing column(s) sigma_px") == 1
     assert read_provenance(out)["problems"] == built.problems == messages
     conditions = pd.read_csv(out / "tables" / "conditions_descriptives.csv")
-    assert conditions.set_index(["dv", "condition"]).loc[("accuracy", "random"), "n"] == 4
+    assert conditions.set_index(["dv", "condition"]).loc[("accuracy_after_burn_in", "random"), "n"] == 4
 
 
 def test_a_bad_evaluate_table_is_one_message(report, tmp_path):
