@@ -49,8 +49,13 @@ def simulate_trials(shape, region, *, n_trials, sigma_px, n_bubbles, seed, gain=
     return rows
 
 
-def write_trial_file(data_root, participant, session, task, rows, columns=tuple(TRIAL_COLUMNS)):
-    """Write rows as a BIDS-style TSV (n/a for missing) with a JSON sidecar; returns the path."""
+def write_trial_file(data_root, participant, session, task, rows, columns=tuple(TRIAL_COLUMNS), masks=None):
+    """Write rows as a BIDS-style TSV (n/a for missing) with a JSON sidecar; returns the path.
+
+    ``masks`` is the sidecar's ``Masks`` record (how centres were drawn); by default every
+    condition of ``rows`` is recorded as uniform (``mode: random``), which is what
+    :func:`simulate_trials` draws whatever the condition's name.
+    """
     path = trial_file_path(data_root, participant, session, task)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(columns)]
@@ -59,6 +64,8 @@ def write_trial_file(data_root, participant, session, task, rows, columns=tuple(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     sidecar = {c: {"Description": TRIAL_COLUMNS.get(c, "")} for c in columns}
     sidecar["observer"] = {"kind": "simulated", "model": "tests/analysis/ci_simulation.py"}
+    sidecar["Masks"] = masks if masks is not None else {
+        "conditions": {c: {"mode": "random"} for c in sorted({str(r["condition"]) for r in rows})}}
     sidecar_path(path).write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
     return Path(path)
 
