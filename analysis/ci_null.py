@@ -168,6 +168,15 @@ class TrialNull:
         """Residuals of ``correct`` on the reduced model: the CI weights."""
         return _residualise(np.asarray(correct, dtype=np.float64), self.design, self.pinv)
 
+    def permutations(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """``k`` random permutations (K, N) of the trials, each within its stratum."""
+        keys = self.codes + rng.random((int(k), len(self.codes)))
+        order = np.argsort(keys, axis=1)  # each row: trials by stratum, randomly within it
+        base = np.argsort(self.codes, kind="stable")
+        perm = np.empty_like(order)
+        perm[:, base] = order  # trial base[j] takes the place of a trial of its own stratum
+        return perm
+
     def permuted_weights(self, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         """``k`` Freedman-Lane permutations (K, N) of the residuals ``weights``.
 
@@ -175,11 +184,7 @@ class TrialNull:
         and residualised on it again; as the fitted values' residuals are zero, that is the
         permuted residuals residualised again.
         """
-        keys = self.codes + rng.random((int(k), len(self.codes)))
-        order = np.argsort(keys, axis=1)  # each row: trials by stratum, randomly within it
-        base = np.argsort(self.codes, kind="stable")
-        perm = np.empty_like(order)
-        perm[:, base] = order  # trial base[j] takes the residual of a trial of its own stratum
+        perm = self.permutations(k, rng)
         return _residualise(np.asarray(weights, dtype=np.float64)[perm], self.design, self.pinv)
 
     def analytic_moments(self, bt: BubbleTrials, weights: Any, smooth_px: float = 0.0
