@@ -115,3 +115,33 @@ def test_a_guided_condition_that_cannot_be_rebuilt_is_refused(tmp_path, damage, 
     assert str(sidecar_path(guided["where"].iloc[0])) in first  # and the sidecar it read
     table = pd.read_csv(tmp_path / "out" / "tables" / "ci_exclusions.csv")
     assert table.reason.str.contains(reason).any()
+
+
+def test_a_sessions_sidecar_rebuilds_the_density_its_sampler_draws_from(tmp_path):
+    # the contract between experiments/bubbles.py (sidecar, samplers) and the analysis
+    import yaml
+
+    from experiments.run import load_task
+
+    results, _, _ = make_study(tmp_path)
+    config = {
+        "paradigm": "bubbles", "task": "gender", "stimuli": "tiny", "responses": {"female": "f", "male": "j"},
+        "stimulus_deg": 4.0, "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0,
+                                        "distance_cm": 57.0},
+        "bubbles": {"sigma_px": SIGMA, "region": "aperture"},
+        "conditions": {"random": {}, "guided": {"variant": VARIANT, "maps": "per_image", "strength": 0.8},
+                       "antiguided": {"variant": VARIANT, "maps": "mean", "strength": 0.6}},
+        "design": {"blocks": ["random", "guided", "antiguided"], "trials_per_block": 4, "practice_trials": 0},
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    task = load_task(path, results)
+    trial_file = tmp_path / "session" / "sub-01_ses-1_task-gender_beh.tsv"
+    trial_file.parent.mkdir()
+    sidecar_path(trial_file).write_text(json.dumps(task.sidecar()))
+    rebuilt = GuidedDensities(load_prepared_set("tiny", results), results)
+    guided, anti = rebuilt.spec(trial_file, "guided"), rebuilt.spec(trial_file, "antiguided")
+    assert rebuilt.spec(trial_file, "random") is None
+    for condition, label, stimulus in [("guided", f"{guided.key}/{IDS[2]}", IDS[2]), ("antiguided", anti.key, None)]:
+        cdf = task._sampler(condition, stimulus).cdf
+        np.testing.assert_allclose(rebuilt.density_map(label).ravel(), np.diff(cdf, prepend=0.0), atol=1e-12)
