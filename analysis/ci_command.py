@@ -13,6 +13,13 @@ condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and clu
     tables/ci_exclusions.csv               what was left out, and why
     figures/ci_group_<task>_<condition>.png, figures/ci_participants_<task>_<condition>.png
 
+The analytic null of a condition uses each trial's own centre density: one density pooled
+over all participants' centres for random conditions, and for guided ones the density each
+session drew from, rebuilt from its sidecar and relevance file
+(:class:`~analysis.guided_densities.GuidedDensities`; per face with ``maps: per_image``).
+A guided condition whose density cannot be rebuilt (relevance file missing or changed,
+sidecar without the fields) is refused for that session, one line saying why.
+
 A bad file (missing columns, unparseable centres, ...) or a participant with too few
 trials or a missing condition is reported (one line each, and in ``ci_exclusions.csv``)
 and left out; the rest is still produced. :func:`run_ci` does the work into a given

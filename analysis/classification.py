@@ -48,13 +48,19 @@ When every trial shares ``d`` this is ``E = (sum_t w_t n_t) m`` and
 ``Var = (sum_t w_t^2 n_t)(q - m^2)``, the one-density formula. One pooled density
 ``dbar = sum_s pi_s d_s`` in place of per-face densities ``d_s`` is wrong as soon as
 accuracy differs between faces: the true mean is ``sum_s (sum_{t in s} w_t n_t) m_s``, the
-pooled one ``(sum_t w_t n_t) mbar``; their difference grows with the number of trials, so
-the pooled Z drifts away from 0 wherever the faces' densities differ (a spurious map).
+pooled one ``(sum_t w_t n_t) mbar``; their difference grows in proportion to the number of
+trials and the sd only as its square root, so the pooled Z drifts away from 0 wherever the
+faces' densities differ (a spurious map; ``tests/analysis/test_guided_null.py`` shows it).
 
 Trials are grouped in **strata** (``BubbleTrials.stratum``: the label of the density they
 were drawn from; :mod:`analysis.ci_null`). The weights are the residuals of ``correct`` on
 one intercept per stratum (plus ``n_bubbles`` when it varies): centred within each face, so
-the faces' different accuracies do not enter the CI at all.
+the faces' different accuracies do not enter the CI through their different densities
+(``sum_{t in s} w_t = 0``); what is left of ``E`` (``sum_{t in s} w_t n_t`` need not be 0
+within a face) is removed exactly by the per-trial moments. With one stratum these are the
+weights above. The Z is exact in mean and variance only if ``d(t)`` is the density the
+centres were drawn from: guided densities are rebuilt from the session's files, a random
+condition's (one density) is estimated from all participants' pooled centres.
 
 Z-transform, two ways (``z=``):
 

@@ -88,6 +88,18 @@ def test_per_image_densities_are_rebuilt_exactly_and_used(tmp_path):
     assert rebuilt.spec(trial_file, "random") is None
 
 
+def test_permutation_z_and_max_statistic_run_within_faces(tmp_path):
+    results, _, _ = make_study(tmp_path)
+    settings = config(tmp_path, results)
+    settings.z, settings.z_permutations, settings.permutations, settings.conditions = "permutation", 40, 19, ["guided"]
+    outputs = run_ci(settings, tmp_path / "out", progress=False)
+    row = outputs.summary.iloc[0]
+    assert row.condition == "guided" and row.n_centre_densities == 4 and row.n_permutations == 19
+    with np.load(outputs.maps["guided"]) as maps:
+        assert maps["perm_max_z"].shape == (19,) and np.isfinite(maps["perm_max_z"]).all()
+        assert np.isfinite(maps["z"]).all()
+
+
 @pytest.mark.parametrize("damage, reason", [
     ("changed", "changed since the session"),
     ("missing", "relevance file not found"),
