@@ -13,6 +13,13 @@ condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and clu
     tables/ci_exclusions.csv               what was left out, and why
     figures/ci_group_<task>_<condition>.png, figures/ci_participants_<task>_<condition>.png
 
+The analytic null of a condition uses each trial's own centre density: one density pooled
+over all participants' centres for random conditions, and for guided ones the density each
+session drew from, rebuilt from its sidecar and relevance file
+(:class:`~analysis.guided_densities.GuidedDensities`; per face with ``maps: per_image``).
+A guided condition whose density cannot be rebuilt (relevance file missing or changed,
+sidecar without the fields) is refused for that session, one line saying why.
+
 A bad file (missing columns, unparseable centres, ...) or a participant with too few
 trials or a missing condition is reported (one line each, and in ``ci_exclusions.csv``)
 and left out; the rest is still produced. :func:`run_ci` does the work into a given
@@ -47,15 +54,14 @@ from stimuli.trials import find_trial_files, read_trials, sidecar_path
 
 from .classification import (
     BubbleTrials,
-    CentreDensity,
     ClassificationImage,
-    centre_histogram,
     compute_ci,
     concat_bubble_trials,
     group_z,
     parse_bubble_trials,
 )
 from .figures import plot_ci, plot_ci_grid
+from .guided_densities import GuidedDensities
 from .permutation import max_statistic_test
 from .revealed import DEFAULT_BURN_IN, area_summary, session_files
 from .stat4ci import CLUSTER_COLUMNS, cluster_test, intrinsic_volumes, pixel_test
@@ -151,8 +157,8 @@ class _Participant:
     sessions: list[str] = field(default_factory=list)
 
 
-def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None]
-                       ) -> tuple[dict[str, _Participant], list[Path]]:
+def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None],
+                       densities: GuidedDensities) -> tuple[dict[str, _Participant], list[Path]]:
     files = find_trial_files(config.data_root, config.task)
     if config.trial_files is not None:  # e.g. the sessions of one kind of observer
         wanted = {Path(f).resolve() for f in config.trial_files}
@@ -186,9 +192,15 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
         person = people.setdefault(tf.participant, _Participant())
         person.sessions.append(tf.session)
         conditions = main["condition"].astype(str).to_numpy()
+        ids = main["stimulus_id"].astype(str).to_numpy() if "stimulus_id" in main.columns else None
         for condition in np.unique(conditions):
-            parts.setdefault(tf.participant, {}).setdefault(condition, []).append(
-                parsed.subset(conditions == condition))
+            keep = conditions == condition
+            try:  # each trial labelled with the centre density it was drawn from (guided: rebuilt)
+                piece = densities.label(parsed.subset(keep), tf.path, condition, None if ids is None else ids[keep])
+            except InputError as error:
+                report(tf.participant, condition, str(tf.path), str(error))
+                continue
+            parts.setdefault(tf.participant, {}).setdefault(condition, []).append(piece)
     for participant, by_condition in parts.items():
         for condition, pieces in by_condition.items():
             people[participant].trials[condition] = concat_bubble_trials(
@@ -227,7 +239,8 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
         excluded.append({"participant": participant, "condition": condition, "where": where, "reason": reason})
         warn(reason if reason.startswith(where) else f"{where}: {reason}")
 
-    people, inputs = _load_participants(config, shape, report)
+    densities = GuidedDensities(stim, config.results)
+    people, inputs = _load_participants(config, shape, report, densities)
     found = sorted({c for p in people.values() for c in p.trials})
     conditions = list(config.conditions) if config.conditions else found
     for condition in conditions:
@@ -267,8 +280,11 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
             if condition in found:
                 report("", condition, f"condition {condition}", "no participant left after exclusions; no group CI")
             continue
-        trials = [people[p].trials[condition] for p in members]
-        density = CentreDensity(centre_histogram(np.concatenate([bt.centres for bt in trials]), shape))
+        try:  # one pooled density, or each trial's own (guided conditions, rebuilt from their files)
+            trials, density = densities.for_condition([people[p].trials[condition] for p in members])
+        except InputError as error:
+            report("", condition, f"condition {condition}", f"{error}; no group CI")
+            continue
         cis: list[ClassificationImage] = []
         for bt in trials:
             cis.append(compute_ci(bt, smooth_px=config.sigma_smooth, z=config.z, centre_density=density,
@@ -329,7 +345,8 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
             "sigma_px": float(np.sqrt(np.mean([np.mean(bt.sigma_px**2) for bt in trials]))),
             "sigma_smooth": config.sigma_smooth, "fwhm_px": fwhm, "search_pixels": volumes.n_pixels,
             "euler": volumes.volumes[0], "half_perimeter": volumes.volumes[1], "area": volumes.volumes[2],
-            "z_method": config.z, "alpha": config.alpha, "pixel_threshold": pix.threshold,
+            "z_method": config.z, "n_centre_densities": 1 if not isinstance(density, dict) else len(density),
+            "alpha": config.alpha, "pixel_threshold": pix.threshold,
             "n_pixel_sig": int(pix.significant.sum()), "max_z": float(z[peak]), "peak_row": int(peak[0]),
             "peak_col": int(peak[1]), "cluster_threshold": config.cluster_threshold,
             "cluster_size_threshold": clu.size_threshold, "n_clusters": len(clu.table),

@@ -1,12 +1,20 @@
 """Max-statistic permutation test: the non-parametric alternative to the RFT thresholds.
 
-Each permutation shuffles every participant's trial weights (breaking the link between
-accuracy and where the apertures fell), rebuilds the participants' CIs through the same
-linear route, Z-scores them with the participants' own null moments, forms the group map
-``sum Z / sqrt(n)`` and records its maximum over the search region and the size of its
-largest cluster above the cluster-forming threshold. The ``1 - alpha`` quantiles of those
-maxima are family-wise thresholds (Nichols & Holmes, 2002), valid whatever the field's
-smoothness or distribution.
+Each permutation rebuilds every participant's CI from Freedman-Lane permuted weights
+(Freedman & Lane, 1983; Winkler et al., 2014): the residuals of the reduced model
+(per-stratum intercepts and the number of bubbles, :mod:`analysis.ci_null`) are permuted
+*within strata* (trials drawn from the same centre density, e.g. the same face in a
+per-image guided condition), added to the reduced model's fitted values and residualised
+on it again, which is the permuted residuals residualised again. The permuted CIs are
+Z-scored as the observed one was (analytic Z: each permuted weight vector with its own null
+moments; permutation Z: the participant's permutation moments), the group map
+``sum Z / sqrt(n)`` is formed and its maximum over the search region and the size of its
+largest cluster above the cluster-forming threshold are recorded. The ``1 - alpha``
+quantiles of those maxima are family-wise thresholds (Nichols & Holmes, 2002).
+
+Permuting the residuals without residualising them again (as before) leaves them
+correlated with the number of bubbles, which the CI of unclipped apertures scales with, so
+the permuted maps were too variable and the thresholds too high (over-conservative).
 
 Examples
 --------
@@ -27,7 +35,7 @@ from scipy import ndimage
 
 from stimuli.errors import InputError
 
-from .classification import BubbleTrials, ClassificationImage, aperture_ci
+from .classification import BubbleTrials, ClassificationImage, permutation_z
 from .stat4ci import search_region_mask
 
 __all__ = ["MaxStatistic", "max_statistic_test", "permutation_quantile"]
@@ -74,14 +82,6 @@ class MaxStatistic:
         return (1 + exceed) / (len(ordered) + 1)
 
 
-def _participant_z(bt: BubbleTrials, ci: ClassificationImage, perms: np.ndarray, smooth_px: float) -> np.ndarray:
-    maps = aperture_ci(bt, perms, smooth_px)
-    ok = ci.null_sd > 1e-9 * float(ci.null_sd.max(initial=0.0))
-    out = np.zeros_like(maps)
-    out[:, ok] = (maps[:, ok] - ci.null_mean[ok]) / ci.null_sd[ok]
-    return out
-
-
 def max_statistic_test(participants: Sequence[BubbleTrials], cis: Sequence[ClassificationImage], *,
                        region: Any, smooth_px: float = 0.0, cluster_threshold: float = 2.7,
                        alpha: float = 0.05, n_permutations: int = 1000, seed: int = 0,
@@ -91,7 +91,7 @@ def max_statistic_test(participants: Sequence[BubbleTrials], cis: Sequence[Class
     Parameters
     ----------
     participants, cis : each participant's parsed trials and the CI computed from them
-        (its weights and null moments are reused).
+        (its weights, reduced model, strata and null are reused).
     region : search region, an (H, W) shape or boolean mask.
     smooth_px : the smoothing used for ``cis``.
     progress : optional callable ``progress(n)`` told how many permutations are done.
@@ -100,6 +100,8 @@ def max_statistic_test(participants: Sequence[BubbleTrials], cis: Sequence[Class
         raise InputError("max-statistic test needs one CI per participant, and at least one")
     if int(n_permutations) < 1:
         raise InputError(f"number of permutations must be positive, got {n_permutations}")
+    if any(ci.null is None for ci in cis):
+        raise InputError("max-statistic test needs CIs from compute_ci (they carry their null model)")
     mask = search_region_mask(region)
     if mask.shape != participants[0].shape:
         raise InputError(f"search region {mask.shape} and grid {participants[0].shape} differ in shape")
@@ -113,8 +115,7 @@ def max_statistic_test(participants: Sequence[BubbleTrials], cis: Sequence[Class
         k = min(chunk, k_total - done)
         total = np.zeros((k, *mask.shape))
         for bt, ci in zip(participants, cis):
-            perms = np.stack([rng.permutation(ci.weights) for _ in range(k)])
-            total += _participant_z(bt, ci, perms, smooth_px)
+            total += permutation_z(bt, ci, ci.null.permuted_weights(ci.weights, k, rng), smooth_px)
         total *= scale
         max_z[done:done + k] = total[:, mask].max(axis=1)
         for j in range(k):

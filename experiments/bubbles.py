@@ -451,6 +451,19 @@ class BubblesTask(Task):
         files = [str(self.set.folder / "manifest.csv"), str(self.set.folder / "set.json")]
         return files + [path for _, path in self._relevance.values()]
 
+    def _condition_record(self, name: str, condition: Condition) -> dict[str, Any]:
+        """What rebuilds a condition's centre density (analysis.guided_densities reads it)."""
+        path = self._relevance.get(name, (None, None))[1]
+        record = {**to_dict(condition), "relevance_file": path}
+        if path is not None:
+            from stimuli.provenance import file_sha256
+
+            record["relevance_sha256"] = file_sha256(path)
+            record["density"] = ("stimuli.guided.guidance_density(relevance, Masks.sigma_px, strength=strength, "
+                                 "mode=mode, region=Masks.centre_region); relevance: RelevanceMaps.mean_map() "
+                                 "(maps: mean) or the trial's stimulus' own map (maps: per_image)")
+        return record
+
     def sidecar(self) -> dict[str, Any]:
         config = self.config
         return {
@@ -462,8 +475,7 @@ class BubblesTask(Task):
                 "centre_region": config.bubbles.region,
                 "centres": "first n_bubbles draws of numpy.random.default_rng(mask_seed) from the "
                            "condition's stimuli.bubbles.CentreSampler",
-                "conditions": {name: {**to_dict(c), "relevance_file": self._relevance.get(name, (None, None))[1]}
-                               for name, c in config.conditions.items()},
+                "conditions": {name: self._condition_record(name, c) for name, c in config.conditions.items()},
             },
             "MaskMergeRule": config.bubbles.merge,
             "Staircase": {"method": "QUEST (experiments.staircase, as psychopy.data.QuestHandler)",
