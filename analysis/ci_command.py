@@ -161,7 +161,8 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
     people: dict[str, _Participant] = {}
     for tf in files:
         try:
-            table = read_trials(tf.path, required=NEEDED_COLUMNS)
+            table = read_trials(tf.path, required=NEEDED_COLUMNS,
+                                warn=lambda message, tf=tf: report(tf.participant, "", str(tf.path), message))
             main = table[table["phase"] == "main"]
             if len(main) == 0:
                 raise InputError(f"{tf.path}: no main-phase trials")

@@ -56,7 +56,15 @@ from stimuli.prepared import PreparedSet, load_prepared_set
 from stimuli.provenance import file_sha256
 from stimuli.trials import SIMILARITY_COLUMNS
 
-from .config import ExperimentConfig, Texts, check_response_keys, register_paradigm
+from .config import (
+    MAX_PRACTICE_TRIALS,
+    MAX_SESSION_TRIALS,
+    MAX_TRIALS_PER_BLOCK,
+    ExperimentConfig,
+    Texts,
+    check_response_keys,
+    register_paradigm,
+)
 from .observers import Observer
 from .sequence import derive_seed
 from .task import Response, Task, Trial, stimulus_set_record
@@ -112,9 +120,11 @@ class SimilarityDesign:
     cover_all_pairs: bool = True  # refuse a design that leaves a pair of faces never judged
 
     def __post_init__(self) -> None:
-        require(self.trials >= 1, "trials", "must be at least 1")
-        require(self.trials_per_block >= 1, "trials_per_block", "must be at least 1")
-        require(self.practice_trials >= 0, "practice_trials", "must be 0 or more")
+        require(1 <= self.trials <= MAX_SESSION_TRIALS, "trials", f"must be from 1 to {MAX_SESSION_TRIALS}")
+        require(1 <= self.trials_per_block <= MAX_TRIALS_PER_BLOCK, "trials_per_block",
+                f"must be from 1 to {MAX_TRIALS_PER_BLOCK}")
+        require(0 <= self.practice_trials <= MAX_PRACTICE_TRIALS, "practice_trials",
+                f"must be from 0 to {MAX_PRACTICE_TRIALS}")
 
 
 @dataclass(kw_only=True)
