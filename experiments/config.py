@@ -7,6 +7,11 @@ timing, keys, text) plus the paradigm's own (for bubbles: see :mod:`experiments.
 wrong types and impossible values fail with one line naming the file and the key, before
 anything else happens.
 
+Limits (refused on load, never clamped): seeds 0..2**63-1; condition names and class labels
+letters, digits, ``_`` and ``-`` (they name files and fill trial-file cells); at most 10,000
+trials a block, 1,000 blocks (blocks x repeats), 1,000 practice trials, 100,000 trials a
+session and 10,000 bubbles in any bubble count (``MAX_*`` below).
+
 Examples
 --------
 >>> config = load_experiment("experiments/bubbles_gender.yaml")   # doctest: +SKIP

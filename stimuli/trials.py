@@ -6,6 +6,12 @@ and records the experiment config, stimulus set, observer, screen and software.
 ``experiments`` writes it (row by row, flushed as each trial ends); ``analysis`` reads it with
 :func:`read_trials`. The column list below is the single definition both use.
 
+The reader is strict: a crash can only leave a torn last line (no final newline), which is
+left out and reported; anything else (a byte that is not UTF-8, a malformed row, duplicated
+or reordered trial numbers, an invalid condition name, ``correct`` contradicting the answer)
+is one :class:`~stimuli.InputError` naming file and line, so the analysis excludes the file
+with its reason and ``--resume`` refuses it.
+
 Examples
 --------
 >>> trial_file_path("participants", "01", 1, "gender").as_posix()
