@@ -120,11 +120,12 @@ class SimilarityDesign:
     cover_all_pairs: bool = True  # refuse a design that leaves a pair of faces never judged
 
     def __post_init__(self) -> None:
-        require(1 <= self.trials <= MAX_SESSION_TRIALS, "trials", f"must be from 1 to {MAX_SESSION_TRIALS}")
-        require(1 <= self.trials_per_block <= MAX_TRIALS_PER_BLOCK, "trials_per_block",
-                f"must be from 1 to {MAX_TRIALS_PER_BLOCK}")
-        require(0 <= self.practice_trials <= MAX_PRACTICE_TRIALS, "practice_trials",
-                f"must be from 0 to {MAX_PRACTICE_TRIALS}")
+        require(self.trials >= 1, "trials", "must be at least 1")
+        require(self.trials_per_block >= 1, "trials_per_block", "must be at least 1")
+        require(self.practice_trials >= 0, "practice_trials", "must be 0 or more")
+        for name, most in (("trials", MAX_SESSION_TRIALS), ("trials_per_block", MAX_TRIALS_PER_BLOCK),
+                           ("practice_trials", MAX_PRACTICE_TRIALS)):  # refused, never clamped
+            require(getattr(self, name) <= most, name, f"must be at most {most}")
 
 
 @dataclass(kw_only=True)
