@@ -249,8 +249,10 @@ def run_session(
                     root=root, config_path=config_path, progress=progress, human=human,
                     participant_info=info, command=command)
     finally:
-        answerer.close()
-        files.close()
+        try:
+            answerer.close()
+        finally:
+            files.close()  # the lock goes last, after the final sidecar and provenance
 
 
 def _answerer(observer: str | Observer, task: Task, spec: str, human: bool, *, seed: int,

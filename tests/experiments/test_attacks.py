@@ -290,22 +290,40 @@ def test_attacks_through_the_real_command_line(attack, make_config, results, tmp
 
 
 # ----------------------------------------------------------------------------- two resumes at once
+# One racer process runs every race (imports once): for race i it waits for go-i, runs the CLI
+# on race i's data root, and writes its exit status and stderr to result-i.
 RACER = textwrap.dedent("""
-    import os, sys, time
+    import contextlib, io, json, os, sys, time
     from experiments.run import main
-    go = sys.argv[1]
-    while not os.path.exists(go):  # every import is done: both racers start together
-        time.sleep(0.001)
-    try:
-        main(sys.argv[2:])
-    except SystemExit as stop:
-        sys.exit(stop.code)
+    folder, races, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    for race in range(races):
+        while not os.path.exists(os.path.join(folder, f"go-{race}")):
+            time.sleep(0.0005)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main([a.replace("RACE", str(race)) for a in argv])
+            except SystemExit as stop:
+                code = stop.code
+        result = os.path.join(folder, f"result-{race}-{os.getpid()}")
+        with open(result + ".tmp", "w") as handle:
+            json.dump({"code": code, "err": err.getvalue().strip()}, handle)
+        os.replace(result + ".tmp", result)
 """)
+
+
+def _race_results(folder: Path, race: int, timeout: float = 300) -> list[dict]:
+    deadline = time.time() + timeout
+    while len(found := sorted(folder.glob(f"result-{race}-*"))) < 2:
+        assert time.time() < deadline, f"race {race}: the racers did not finish"
+        time.sleep(0.01)
+    return [json.loads(path.read_text()) for path in found]
 
 
 @pytest.mark.slow
 def test_two_resumes_at_once_never_corrupt_a_session(make_config, results, tmp_path):
     """20 races of two ``--resume`` on a torn session: the file is always the uninterrupted run's."""
+    races = 20
     config = make_config({"design": {"trials_per_block": 40}})
     reference = run_session(config, "r1", 1, observer="template", data_root=tmp_path / "ref", results=results,
                             seed=4, progress=False)
@@ -318,30 +336,53 @@ def test_two_resumes_at_once_never_corrupt_a_session(make_config, results, tmp_p
     side = json.loads(torn.path.with_suffix(".json").read_text())
     side["Session"]["status"] = "running"
     torn.path.with_suffix(".json").write_text(json.dumps(side))
+    for race in range(races):
+        shutil.copytree(torn_root, tmp_path / f"race{race}")
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    argv = ["run", str(config), "--participant", "r1", "--session", "1", "--observer", "template",
+            "--data-root", str(tmp_path / "raceRACE"), "--results", str(results), "--resume", "--no-progress"]
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(signals), str(races), *argv], cwd=REPO,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+              for _ in range(2)]
     outcomes = []
-    for rep in range(20):
-        root = tmp_path / f"race{rep}"
-        shutil.copytree(torn_root, root)
-        go = tmp_path / f"go{rep}"
-        argv = ["run", str(config), "--participant", "r1", "--session", "1", "--observer", "template",
-                "--data-root", str(root), "--results", str(results), "--resume", "--no-progress"]
-        racers = [subprocess.Popen([sys.executable, "-c", RACER, str(go), *argv], cwd=REPO,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "PYTHONPATH": str(REPO)}) for _ in range(2)]
-        time.sleep(0.05)
-        go.touch()
-        codes, errors = [], []
+    try:
+        for race in range(races):
+            (signals / f"go-{race}").touch()  # both racers are waiting: they start together
+            answers = _race_results(signals, race)
+            codes = sorted(a["code"] for a in answers)
+            path = tmp_path / f"race{race}" / torn.path.relative_to(torn_root)
+            assert path.read_bytes() == expected, (race, answers)
+            assert codes == [0, 2], answers
+            loser = next(a["err"] for a in answers if a["code"] == 2)
+            assert loser.count("\n") == 0 and ("running in another process" in loser or "is complete" in loser)
+            sidecar = json.loads(path.with_suffix(".json").read_text())
+            assert sidecar["Session"]["status"] == "complete" and len(sidecar["Session"]["resumes"]) == 1
+            assert len(read_trials(path)) == 43
+            outcomes.append("locked out" if "running in another process" in loser else "came after")
+    finally:
         for racer in racers:
-            _, err = racer.communicate(timeout=300)
-            codes.append(racer.returncode)
-            errors.append(err.strip())
-        path = root / torn.path.relative_to(torn_root)
-        assert path.read_bytes() == expected, (rep, codes, errors)
-        assert sorted(codes) == [0, 2], (codes, errors)
-        loser = errors[codes.index(2)]
-        assert loser.count("\n") == 0 and ("running in another process" in loser or "is complete" in loser)
-        sidecar = json.loads(path.with_suffix(".json").read_text())
-        assert sidecar["Session"]["status"] == "complete" and len(sidecar["Session"]["resumes"]) == 1
-        assert len(read_trials(path)) == 43
-        outcomes.append("locked out" if "running in another process" in loser else "came after")
-    print(f"20 races: {outcomes.count('locked out')} losers locked out, {outcomes.count('came after')} after")
+            if racer.poll() is None:  # a failed race leaves them waiting for the next go
+                racer.kill()
+            racer.wait()
+    print(f"{races} races: {outcomes.count('locked out')} losers locked out, "
+          f"{outcomes.count('came after')} came after the winner; every file identical to the uninterrupted run")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("trials", 1_000_000_000, "key 'design.trials' must be at most 100000"),
+    ("trials_per_block", 1_000_000_000, "key 'design.trials_per_block' must be at most 10000"),
+    ("practice_trials", 1_000_000, "key 'design.practice_trials' must be at most 1000"),
+])
+def test_similarity_design_bounds_are_refused_not_clamped(key, value, expected, tmp_path):
+    import yaml
+
+    from experiments.config import load_experiment
+    from stimuli.errors import InputError
+
+    config = yaml.safe_load((REPO / "experiments" / "similarity.yaml").read_text())
+    config["design"][key] = value
+    path = tmp_path / "similarity.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=expected):
+        load_experiment(path)
