@@ -173,9 +173,11 @@ class SessionFiles:
             try:
                 os.link(tmp, self.path)  # atomic, and fails if the session appeared meanwhile
             except FileExistsError:
-                os.close(fd)
                 raise InputError(f"{self.path}: this session exists already; add --resume to continue it "
                                  "or choose another --session") from None
+        except BaseException:
+            os.close(fd)
+            raise
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -305,10 +305,10 @@ RACER = textwrap.dedent("""
                 code = main([a.replace("RACE", str(race)) for a in argv])
             except SystemExit as stop:
                 code = stop.code
-        result = os.path.join(folder, f"result-{race}-{os.getpid()}")
-        with open(result + ".tmp", "w") as handle:
+        partial = os.path.join(folder, f".partial-{race}-{os.getpid()}")  # not matched by result-*
+        with open(partial, "w") as handle:
             json.dump({"code": code, "err": err.getvalue().strip()}, handle)
-        os.replace(result + ".tmp", result)
+        os.replace(partial, os.path.join(folder, f"result-{race}-{os.getpid()}"))
 """)
 
 
