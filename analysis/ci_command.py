@@ -50,7 +50,7 @@ from stimuli.errors import InputError
 from stimuli.prepared import PreparedSet, load_prepared_set
 from stimuli.provenance import atomic_save_npz, atomic_write_text
 from stimuli.regions import region_mask
-from stimuli.trials import find_trial_files, read_trials, sidecar_path
+from stimuli.trials import check_name, find_trial_files, read_trials, sidecar_path
 
 from .classification import (
     BubbleTrials,
@@ -131,7 +131,11 @@ class CIOutputs:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(name)).strip("-") or "none"
+    """A condition name as it names files: validated, never rewritten (two names cannot share a file).
+
+    The trial reader refuses invalid names, so an invalid one here is a programming error.
+    """
+    return check_name(name, "condition")
 
 
 def group_map_path(folder: str | Path, task: str, condition: str) -> Path:
@@ -170,7 +174,8 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
     people: dict[str, _Participant] = {}
     for tf in files:
         try:
-            table = read_trials(tf.path, required=NEEDED_COLUMNS)
+            table = read_trials(tf.path, required=NEEDED_COLUMNS,
+                                warn=lambda message, tf=tf: report(tf.participant, "", str(tf.path), message))
             main = table[table["phase"] == "main"]
             if len(main) == 0:
                 raise InputError(f"{tf.path}: no main-phase trials")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,13 +67,14 @@ RATING_SCALE = 7
 _REQUIRED = ("trial", "phase", "condition", "stimulus_1", "stimulus_2", "stimulus_3", "response")
 
 
-def read_similarity_trials(path: str | os.PathLike, *, main_only: bool = True) -> pd.DataFrame:
+def read_similarity_trials(path: str | os.PathLike, *, main_only: bool = True,
+                           warn: Callable[[str], None] | None = None) -> pd.DataFrame:
     """A similarity trial file: its main (by default) answered rows, checked, one error per problem.
 
     Every triplet answer must be one of the trial's three faces and every rating a whole
     number in 1..7; rows without an answer (``n/a``) are dropped.
     """
-    table = read_trials(path, required=_REQUIRED)
+    table = read_trials(path, required=_REQUIRED, warn=warn)
     bad = ~table.condition.isin(["triplet", "rating"])
     if bad.any():
         line = int(table.index[bad][0]) + 2
@@ -242,20 +243,36 @@ def _faces_of(paths: Sequence[Path]) -> list[str] | None:
     return None
 
 
+def _read_usable(group: Sequence[str | os.PathLike], warn: Callable[[str], None] | None) -> list[pd.DataFrame]:
+    """The tables of a participant's trial files; with ``warn``, a damaged file is left out with its reason."""
+    parts = []
+    for path in group:
+        try:
+            parts.append(read_similarity_trials(path, warn=warn))
+        except InputError as error:
+            if warn is None:
+                raise
+            warn(f"{error}; file left out")
+    return parts
+
+
 def load_human_rdms(files: Mapping[str, Sequence[str | os.PathLike]], *, method: str = "probability",
-                    ids: Sequence[str] | None = None, dims: int = 5, seed: int = 0) -> HumanRDMs:
+                    ids: Sequence[str] | None = None, dims: int = 5, seed: int = 0,
+                    warn: Callable[[str], None] | None = None) -> HumanRDMs:
     """Participant -> trial files (their sessions pooled) -> one RDM each, over the same faces.
 
     ``ids`` defaults to the faces listed in the first sidecar, plus any other face the trials
-    show (sorted after them).
+    show (sorted after them). A damaged trial file raises :class:`~stimuli.InputError`;
+    given ``warn``, it is left out instead, with one warning naming it and why.
     """
     if not files:
         raise InputError("no similarity trial files to build RDMs from")
     tables, paths = {}, []
     for participant, group in files.items():
-        parts = [read_similarity_trials(p) for p in group]
+        parts = _read_usable(group, warn)
         paths += [Path(p) for p in group]
-        tables[participant] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if parts:
+            tables[participant] = pd.concat(parts, ignore_index=True)
     judgements = {c for t in tables.values() for c in t.condition}
     if len(judgements) > 1:
         raise InputError(f"the trial files mix judgements ({', '.join(sorted(judgements))}); analyse each on its own")

@@ -191,7 +191,8 @@ def _human(ctx: ReportContext, group: ObserverGroup) -> HumanRDMs:
         participant = Path(path).name.split("_")[0].removeprefix("sub-")
         files.setdefault(participant, []).append(path)
     ctx.inputs.extend(Path(p) for p in group.files)
-    return load_human_rdms(files, method=settings.rdm, dims=settings.dims, seed=ctx.config.seed)
+    return load_human_rdms(files, method=settings.rdm, dims=settings.dims, seed=ctx.config.seed,
+                           warn=ctx.warn)
 
 
 def _settings(ctx: ReportContext) -> RSASettings:

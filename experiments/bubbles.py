@@ -44,9 +44,18 @@ from stimuli.configfile import require, to_dict
 from stimuli.errors import InputError
 from stimuli.prepared import PreparedSet, load_prepared_set
 from stimuli.regions import region_mask
-from stimuli.trials import TRIAL_COLUMNS
+from stimuli.trials import NAME_RULE, TRIAL_COLUMNS, is_name
 
-from .config import ExperimentConfig, check_response_keys, register_paradigm
+from .config import (
+    MAX_BLOCKS,
+    MAX_BUBBLES,
+    MAX_PRACTICE_TRIALS,
+    MAX_SESSION_TRIALS,
+    MAX_TRIALS_PER_BLOCK,
+    ExperimentConfig,
+    check_response_keys,
+    register_paradigm,
+)
 from .sequence import Cycler, balanced_labels, block_order, derive_seed
 from .staircase import Quest, QuestParams, bubbles_for_intensity, intensity_for_bubbles
 from .task import Response, Task, Trial, stimulus_set_record
@@ -111,10 +120,17 @@ class Design:
     def __post_init__(self) -> None:
         require(len(self.blocks) > 0, "blocks", "needs at least one block")
         require(self.repeats >= 1, "repeats", "must be at least 1")
-        require(self.trials_per_block >= 1, "trials_per_block", "must be at least 1")
-        require(self.practice_trials >= 0, "practice_trials", "must be 0 or more")
-        require(self.practice_bubbles is None or self.practice_bubbles >= 1, "practice_bubbles",
-                "must be at least 1 or null")
+        require(len(self.blocks) * self.repeats <= MAX_BLOCKS, "repeats",
+                f"gives {len(self.blocks) * self.repeats} blocks; at most {MAX_BLOCKS} (blocks x repeats)")
+        require(1 <= self.trials_per_block <= MAX_TRIALS_PER_BLOCK, "trials_per_block",
+                f"must be from 1 to {MAX_TRIALS_PER_BLOCK}")
+        require(0 <= self.practice_trials <= MAX_PRACTICE_TRIALS, "practice_trials",
+                f"must be from 0 to {MAX_PRACTICE_TRIALS}")
+        total = self.practice_trials + len(self.blocks) * self.repeats * self.trials_per_block
+        require(total <= MAX_SESSION_TRIALS, "trials_per_block",
+                f"makes {total} trials in a session; at most {MAX_SESSION_TRIALS}")
+        require(self.practice_bubbles is None or 1 <= self.practice_bubbles <= MAX_BUBBLES, "practice_bubbles",
+                f"must be from 1 to {MAX_BUBBLES} or null")
 
 
 @dataclass(kw_only=True)
@@ -137,7 +153,7 @@ class Staircase:
     max_bubbles: int | None = None  # None: the most that still hide part of the face
 
     def __post_init__(self) -> None:
-        require(self.start_bubbles >= 1, "start_bubbles", "must be at least 1")
+        require(1 <= self.start_bubbles <= MAX_BUBBLES, "start_bubbles", f"must be from 1 to {MAX_BUBBLES}")
         require(self.start_sd > 0, "start_sd", "must be positive (log10 units)")
         require(0 < self.target < 1, "target", "must lie between 0 and 1")
         require(self.beta > 0, "beta", "must be positive")
@@ -145,9 +161,9 @@ class Staircase:
         require(self.gamma is None or 0 <= self.gamma < self.target, "gamma",
                 "must lie in [0, target) or be null (chance)")
         require(self.grain > 0, "grain", "must be positive")
-        require(self.min_bubbles >= 1, "min_bubbles", "must be at least 1")
-        require(self.max_bubbles is None or self.max_bubbles > self.min_bubbles, "max_bubbles",
-                "must exceed min_bubbles")
+        require(1 <= self.min_bubbles <= MAX_BUBBLES, "min_bubbles", f"must be from 1 to {MAX_BUBBLES}")
+        require(self.max_bubbles is None or self.min_bubbles < self.max_bubbles <= MAX_BUBBLES, "max_bubbles",
+                f"must exceed min_bubbles and be at most {MAX_BUBBLES}")
 
 
 @dataclass(kw_only=True)
@@ -211,7 +227,11 @@ class BubblesConfig(ExperimentConfig):
                     f"is needed (gender or identity): the task label '{self.task}' does not say it")
             self.classify = self.task  # type: ignore[assignment]
         check_response_keys(self.responses, self.keys)
+        for answer in self.responses:  # answers are class labels: they fill the truth/response columns
+            require(is_name(answer), f"responses.{answer}", f"is not a valid class label ({NAME_RULE})")
         for name, condition in self.conditions.items():
+            # condition names key files (ci_group_<task>_<condition>.npz): 'random A' must not become 'random-A'
+            require(is_name(name), f"conditions.{name}", f"is not a valid condition name ({NAME_RULE})")
             mode = condition.mode or name
             require(mode in MODES, f"conditions.{name}.mode",
                     f"is needed: '{name}' is not one of {', '.join(MODES)}")
@@ -251,6 +271,9 @@ class BubblesTask(Task):
         self.truth_of = dict(zip(eligible.stimulus_id, eligible[column].astype(str)))
         sigma = config.bubbles.sigma_px
         self.max_bubbles = config.staircase.max_bubbles or max_sensible_bubbles(self.shape, sigma)
+        if config.design.practice_bubbles is not None and config.design.practice_bubbles > self.max_bubbles:
+            raise InputError(f"{where}: key 'design.practice_bubbles' ({config.design.practice_bubbles}) exceeds "
+                             f"the most bubbles that still hide part of the face ({self.max_bubbles})")
         if config.staircase.start_bubbles > self.max_bubbles:
             raise InputError(f"{where}: key 'staircase.start_bubbles' ({config.staircase.start_bubbles:g}) "
                              f"exceeds the most bubbles that still hide part of the face ({self.max_bubbles})")

@@ -7,6 +7,11 @@ timing, keys, text) plus the paradigm's own (for bubbles: see :mod:`experiments.
 wrong types and impossible values fail with one line naming the file and the key, before
 anything else happens.
 
+Limits (refused on load, never clamped): seeds 0..2**63-1; condition names and class labels
+letters, digits, ``_`` and ``-`` (they name files and fill trial-file cells); at most 10,000
+trials a block, 1,000 blocks (blocks x repeats), 1,000 practice trials, 100,000 trials a
+session and 10,000 bubbles in any bubble count (``MAX_*`` below).
+
 Examples
 --------
 >>> config = load_experiment("experiments/bubbles_gender.yaml")   # doctest: +SKIP
@@ -26,6 +31,13 @@ from stimuli.errors import InputError
 
 __all__ = [
     "KEY_NAMES",
+    "MAX_SEED",
+    "MAX_TRIALS_PER_BLOCK",
+    "MAX_BLOCKS",
+    "MAX_PRACTICE_TRIALS",
+    "MAX_SESSION_TRIALS",
+    "MAX_BUBBLES",
+    "check_seed",
     "Screen",
     "Timing",
     "Keys",
@@ -46,6 +58,31 @@ KEY_NAMES = frozenset(
     "num_0 num_1 num_2 num_3 num_4 num_5 num_6 num_7 num_8 num_9 num_enter "
     "f1 f2 f3 f4 f5 f6 f7 f8 f9 f10 f11 f12".split()
 )
+
+
+# Documented upper bounds: a value past one is refused on load (never clamped), so a typo such
+# as 'trials_per_block: 1000000000' fails in one line instead of filling the memory.
+MAX_SEED = 2**63 - 1  # seeds are 63-bit non-negative integers (exact in JSON and numpy)
+MAX_TRIALS_PER_BLOCK = 10_000
+MAX_BLOCKS = 1_000  # blocks of a session: len(design.blocks) x design.repeats
+MAX_PRACTICE_TRIALS = 1_000
+MAX_SESSION_TRIALS = 100_000  # all trials of a session, practice included
+MAX_BUBBLES = 10_000  # any number of bubbles a config names (start, practice, min, max)
+
+
+def check_seed(seed: object, what: str = "seed") -> None:
+    """Refuse a seed that is not an integer in ``0..MAX_SEED`` (``None`` passes: a fresh seed).
+
+    Examples
+    --------
+    >>> check_seed(-1, "--seed")
+    Traceback (most recent call last):
+    stimuli.errors.InputError: --seed -1: must be an integer from 0 to 9223372036854775807
+    """
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"{what} {seed!r}: must be an integer from 0 to {MAX_SEED}")
 
 
 def check_key_name(key: str) -> bool:
@@ -138,10 +175,11 @@ class ExperimentConfig:
     text: Texts = field(default_factory=Texts)
 
     def __post_init__(self) -> None:
-        require(bool(re.fullmatch(r"[A-Za-z0-9]+", self.task)), "task",
-                "must be letters and digits only (it names the trial file, BIDS task label)")
+        require(bool(re.fullmatch(r"[A-Za-z0-9]{1,64}", self.task)), "task",
+                "must be 1 to 64 letters and digits (it names the trial file, BIDS task label)")
         require(self.stimulus_deg > 0, "stimulus_deg", "must be a positive size in degrees")
-        require(self.seed is None or 0 <= self.seed < 2**63, "seed", "must be a non-negative integer or null")
+        require(self.seed is None or 0 <= self.seed <= MAX_SEED, "seed",
+                f"must be an integer from 0 to {MAX_SEED} or null")
 
 
 def check_response_keys(responses: dict[str, str], keys: Keys, key_path: str = "responses") -> None:

@@ -36,11 +36,12 @@ from tqdm.auto import tqdm
 from stimuli.configfile import to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, git_commit, package_versions
+from stimuli.trials import NAME_RULE, check_trials, is_name
 
-from .config import load_experiment, paradigms
+from .config import check_seed, load_experiment, paradigms
 from .observers import Observer, make_observer, parse_observer
 from .sequence import new_seed
-from .session import SessionFiles, format_value, update_participants
+from .session import SessionFiles, format_value, read_participants, update_participants
 from .task import NA, QuitRequested, Task, one_blas_thread
 
 __all__ = ["SessionResult", "load_task", "run_session", "build_parser", "main"]
@@ -113,10 +114,36 @@ def _check_resume(files: SessionFiles, sidecar: dict[str, Any], task: Task, spec
     return recorded_seed
 
 
+def _participant_info(given: dict[str, Any] | None, spec: str, human: bool) -> dict[str, Any]:
+    """The participants.tsv row's values, checked now (a tab or newline in one is one line)."""
+    info = {"age": NA, "sex": NA, "handedness": NA, **(given or {})}
+    if not human:
+        info = {**info, "observer": spec}
+    for key, value in info.items():
+        if not is_name(str(key)):
+            raise InputError(f"participants.tsv column {str(key)[:40]!r} must be {NAME_RULE}")
+        try:
+            format_value(value)
+        except ValueError:
+            raise InputError(f"--{key} {str(value)[:40]!r}: a participants.tsv value cannot hold tabs or "
+                             "newlines") from None
+    return info
+
+
+def check_data_root(root: Path) -> None:
+    """Refuse a data root that is (or lies inside) a file, before anything is created."""
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise InputError(f"--data-root {root}: {folder} is a file, not a folder")
+            return
+
+
 def _check_done(files: SessionFiles, done: pd.DataFrame, plan: list[dict[str, Any]], task: Task) -> None:
     columns = list(task.columns())
     if files.columns != columns:
         raise InputError(f"{files.path}: its columns differ from the task's; it was not written by this task")
+    check_trials(done, files.path)  # malformed numbers, duplicated rows, 'correct' against the answers
     numbers = [int(v) for v in done.trial] if len(done) else []
     if numbers != list(range(1, len(numbers) + 1)):
         raise InputError(f"{files.path}: trial numbers are not 1..{len(numbers)} in order; the file was edited")
@@ -170,6 +197,7 @@ def run_session(
     names it in the sidecar). Everything is checked before the window opens or a file is
     written; an existing session is refused unless ``resume``.
     """
+    check_seed(seed, "--seed")
     task = load_task(config_path, results)
     if isinstance(observer, Observer):
         spec, kind = observer.kind, "custom"
@@ -178,44 +206,64 @@ def run_session(
         kind = parse_observer(spec, task.observer_forms or None)[0]
     human = kind == "human"
     root = Path(data_root if data_root is not None else DEFAULT_ROOTS["human" if human else "simulated"])
+    check_data_root(root)
     files = SessionFiles(root, participant, session, task.label)
+    info = _participant_info(participant_info, spec, human)
+    read_participants(root)  # a damaged participants.tsv stops us here, before the session exists
 
     torn = b""
     if files.exists():
         if not resume:
             raise InputError(f"{files.path}: this session exists already; add --resume to continue it "
                              "or choose another --session (nothing was changed)")
-        sidecar = files.read_sidecar()
-        seed = _check_resume(files, sidecar, task, spec, seed)
-        done, torn = files.read()
+        files.lock()  # lock, then look: nothing is read or cut without the session's lock
+        try:
+            sidecar = files.read_sidecar()
+            seed = _check_resume(files, sidecar, task, spec, seed)
+            done, torn = files.read()
+            plan = task.plan(seed)
+            _check_done(files, done, plan, task)
+            if len(done) == len(plan):
+                raise InputError(f"{files.path}: this session is complete ({len(plan)} trials); nothing to resume")
+        except BaseException:
+            files.close()
+            raise
     else:
         if resume:
             raise InputError(f"{files.path}: no such session to resume (leave out --resume to start it)")
         sidecar = None
         seed = int(seed if seed is not None else task.config.seed if task.config.seed is not None else new_seed())
         done = pd.DataFrame(columns=list(task.columns()))
-    plan = task.plan(seed)
-    if sidecar is not None:
-        _check_done(files, done, plan, task)
-        if len(done) == len(plan):
-            raise InputError(f"{files.path}: this session is complete ({len(plan)} trials); nothing to resume")
-    task.restore(done.replace(NA, np.nan))
-
-    # every check is done: from here on, windows open and files are written
-    origin = time.time() if sidecar is None else sidecar.get("Session", {}).get("started_unix")
-    if isinstance(observer, Observer):
-        answerer = observer
-    elif human:
-        answerer = _open_display(task, windowed=windowed, capture=capture, origin_unix=origin)
-    else:
-        answerer = make_observer(spec, task, seed=seed, results=str(results))
-
+        plan = task.plan(seed)
+    try:
+        task.restore(done.replace(NA, np.nan))
+        # every check is done: from here on, windows open and files are written
+        origin = time.time() if sidecar is None else sidecar["Session"].get("started_unix")
+        answerer = _answerer(observer, task, spec, human, seed=seed, results=results, windowed=windowed,
+                             capture=capture, origin=origin)
+    except BaseException:
+        files.close()
+        raise
     try:
         return _run(task, answerer, files, plan, done, torn, sidecar, spec=spec, seed=seed, origin=origin,
-                    human=human, root=root, config_path=config_path, progress=progress,
-                    participant_info=participant_info, command=command)
+                    root=root, config_path=config_path, progress=progress, human=human,
+                    participant_info=info, command=command)
     finally:
-        answerer.close()
+        try:
+            answerer.close()
+        finally:
+            files.close()  # the lock goes last, after the final sidecar and provenance
+
+
+def _answerer(observer: str | Observer, task: Task, spec: str, human: bool, *, seed: int,
+              results: str | os.PathLike, windowed: bool, capture: str | os.PathLike | None,
+              origin: float | None) -> Observer:
+    """The observer that answers: the given instance, the PsychoPy display, or a simulated one."""
+    if isinstance(observer, Observer):
+        return observer
+    if human:
+        return _open_display(task, windowed=windowed, capture=capture, origin_unix=origin)
+    return make_observer(spec, task, seed=seed, results=str(results))
 
 
 def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[str, Any]], done: pd.DataFrame,
@@ -256,17 +304,13 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
         sidecar["Session"]["status"] = "running"
         files.reopen(torn)
         files.write_sidecar(sidecar)
-    info = {"age": NA, "sex": NA, "handedness": NA, **(participant_info or {})}
-    if not human:
-        info = {**info, "observer": spec}
-    update_participants(root, files.participant, info)
-
     status = "crashed"
     bar = tqdm(total=len(plan), initial=n_done, desc=f"sub-{files.participant} ses-{files.session}",
                unit="trial", disable=human if progress is None else not progress)
     texts = task.config.text
     n_blocks = len({r["block"] for r in plan if r["phase"] == "main"})
     try:
+        update_participants(root, files.participant, participant_info or {})
         answerer.message(_text(texts.instructions, keys=task.key_help()))
         if n_done == 0:
             answerer.familiarise(task.familiarisation())
@@ -294,9 +338,8 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     except BaseException as error:  # recorded, then raised: the rows on disk are complete
         sidecar["Session"]["error"] = f"{type(error).__name__}: {error}"[:500]
         raise
-    finally:
+    finally:  # still under the session's lock: run_session releases it after these writes
         bar.close()
-        files.close()
         sidecar["Session"].update(status=status, finished=_now(), trials_done=n_done)
         files.write_sidecar(sidecar)
         provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}

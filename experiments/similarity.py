@@ -56,7 +56,15 @@ from stimuli.prepared import PreparedSet, load_prepared_set
 from stimuli.provenance import file_sha256
 from stimuli.trials import SIMILARITY_COLUMNS
 
-from .config import ExperimentConfig, Texts, check_response_keys, register_paradigm
+from .config import (
+    MAX_PRACTICE_TRIALS,
+    MAX_SESSION_TRIALS,
+    MAX_TRIALS_PER_BLOCK,
+    ExperimentConfig,
+    Texts,
+    check_response_keys,
+    register_paradigm,
+)
 from .observers import Observer
 from .sequence import derive_seed
 from .task import Response, Task, Trial, stimulus_set_record
@@ -115,6 +123,9 @@ class SimilarityDesign:
         require(self.trials >= 1, "trials", "must be at least 1")
         require(self.trials_per_block >= 1, "trials_per_block", "must be at least 1")
         require(self.practice_trials >= 0, "practice_trials", "must be 0 or more")
+        for name, most in (("trials", MAX_SESSION_TRIALS), ("trials_per_block", MAX_TRIALS_PER_BLOCK),
+                           ("practice_trials", MAX_PRACTICE_TRIALS)):  # refused, never clamped
+            require(getattr(self, name) <= most, name, f"must be at most {most}")
 
 
 @dataclass(kw_only=True)

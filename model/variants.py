@@ -112,7 +112,7 @@ def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
     path = Path(folder) / "config.yaml"
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:  # not UTF-8: one line too
         raise InputError(f"{path}: unreadable ({str(error).splitlines()[0]})") from None
     return from_dict(VariantConfig, data if isinstance(data, dict) else {}, str(path))
 

@@ -30,7 +30,7 @@ import yaml
 
 from .errors import InputError
 
-__all__ = ["load_yaml", "load_config", "from_dict", "to_dict", "require", "ConfigValueError"]
+__all__ = ["load_yaml", "read_utf8", "parse_yaml", "load_config", "from_dict", "to_dict", "require", "ConfigValueError"]
 
 T = TypeVar("T")
 
@@ -55,18 +55,40 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise InputError(f"{path}{where}: not valid YAML: {problem}") from None
+    data = parse_yaml(read_utf8(path), path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"{path}: the config must be a mapping of keys to values")
     return data
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """A text file's contents; bytes that are not UTF-8 are one :class:`InputError` naming the line.
+
+    Examples
+    --------
+    >>> read_utf8("experiments/bubbles_gender.yaml")[:9]   # doctest: +SKIP
+    'paradigm:'
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                         "save the file as UTF-8") from None
+
+
+def parse_yaml(text: str, path: str | os.PathLike) -> Any:
+    """YAML text parsed safely; bad syntax is one :class:`InputError` naming ``path`` and the line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputError(f"{path}{where}: not valid YAML: {problem}") from None
 
 
 def load_config(cls: type[T], path: str | os.PathLike) -> T:

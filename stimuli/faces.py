@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
 from .provenance import file_sha256
+from .trials import MAX_LABEL_LENGTH, NAME_RULE, is_name
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("image", "identity", "gender")
+LABEL_COLUMNS = ("identity", "gender")  # class labels: letters, digits, '_' and '-' (stimuli.trials.is_name)
 TASKS = ("gender", "identity")
 Task = Literal["gender", "identity"]
 SplitKind = Literal["image", "identity"]
@@ -158,6 +160,16 @@ def _validate(name: str, root: Path, table: pd.DataFrame, where: str, check_imag
         empty = table.index[table[column].str.len() == 0]
         if len(empty):
             raise InputError(f"{where}, line {empty[0] + 2}: empty '{column}' (every face needs one)")
+    for column in LABEL_COLUMNS:  # class labels fill trial-file cells and name answers: no tab, no space
+        bad = table.index[~table[column].map(is_name)]
+        if len(bad):
+            raise InputError(f"{where}, line {bad[0] + 2}: {column} {table[column][bad[0]]!r} is not a valid "
+                             f"label ({NAME_RULE}, at most {MAX_LABEL_LENGTH})")
+    for column in table.columns:  # other columns are kept: no control characters either
+        bad = table.index[table[column].str.contains(r"[\x00-\x1f\x7f]", regex=True)]
+        if len(bad):
+            raise InputError(f"{where}, line {bad[0] + 2}: column '{column}' holds a control character "
+                             f"(tab, newline, ...) in {table[column][bad[0]]!r}")
     duplicated = table.image.duplicated(keep=False)
     if duplicated.any():
         lines = [str(i + 2) for i in table.index[duplicated]]

@@ -6,6 +6,12 @@ and records the experiment config, stimulus set, observer, screen and software.
 ``experiments`` writes it (row by row, flushed as each trial ends); ``analysis`` reads it with
 :func:`read_trials`. The column list below is the single definition both use.
 
+The reader is strict: a crash can only leave a torn last line (no final newline), which is
+left out and reported; anything else (a byte that is not UTF-8, a malformed row, duplicated
+or reordered trial numbers, an invalid condition name, ``correct`` contradicting the answer)
+is one :class:`~stimuli.InputError` naming file and line, so the analysis excludes the file
+with its reason and ``--resume`` refuses it.
+
 Examples
 --------
 >>> trial_file_path("participants", "01", 1, "gender").as_posix()
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +34,12 @@ from .errors import InputError
 __all__ = [
     "TRIAL_COLUMNS",
     "SIMILARITY_COLUMNS",
+    "MAX_LABEL_LENGTH",
     "check_label",
+    "check_name",
+    "check_trials",
+    "is_name",
+    "split_lines",
     "trial_file_path",
     "sidecar_path",
     "read_trials",
@@ -73,14 +85,48 @@ SIMILARITY_COLUMNS: dict[str, str] = {
 }
 
 _LABEL = re.compile(r"[A-Za-z0-9]+")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# a label names folders and files: long ones break file systems (255 bytes a name) and reports
+MAX_LABEL_LENGTH = 64
+NAME_RULE = "letters, digits, '_' and '-' only"
 
 
 def check_label(value: object, what: str) -> str:
-    """A BIDS label (participant or session): letters and digits only."""
+    """A BIDS label (participant, session or task): letters and digits only, at most 64 of them.
+
+    Examples
+    --------
+    >>> check_label("01", "participant")
+    '01'
+    """
     text = str(value).strip()
+    if len(text) > MAX_LABEL_LENGTH:
+        raise InputError(f"{what} '{text[:20]}...' is {len(text)} characters long; at most "
+                         f"{MAX_LABEL_LENGTH} (letters and digits, BIDS label)")
     if not _LABEL.fullmatch(text):
-        raise InputError(f"{what} '{value}' must be letters and digits only (BIDS label), e.g. 01")
+        raise InputError(f"{what} {text[:40]!r} must be letters and digits only (BIDS label), e.g. 01")
     return text
+
+
+def is_name(value: object) -> bool:
+    """Whether ``value`` is a valid name (a condition or a class label): letters, digits, ``_``, ``-``.
+
+    Such names key files and tables (``ci_group_<task>_<condition>.npz``), so two different
+    names can never land in one file, and a trial file's cells never hold a tab or newline.
+
+    Examples
+    --------
+    >>> is_name("random-A"), is_name("random A")
+    (True, False)
+    """
+    return isinstance(value, str) and len(value) <= MAX_LABEL_LENGTH and bool(_NAME.fullmatch(value))
+
+
+def check_name(value: object, what: str) -> str:
+    """``value`` if :func:`is_name`, else one :class:`InputError` line naming ``what``."""
+    if not is_name(value):
+        raise InputError(f"{what} {str(value)[:40]!r} must be {NAME_RULE} (at most {MAX_LABEL_LENGTH})")
+    return str(value)
 
 
 def trial_file_path(data_root: str | os.PathLike, participant: str, session: int | str, task: str) -> Path:
@@ -94,32 +140,43 @@ def sidecar_path(trial_file: str | os.PathLike) -> Path:
     return Path(trial_file).with_suffix(".json")
 
 
-def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TRIAL_COLUMNS)) -> pd.DataFrame:
-    """Read a trial file, checking the contract's columns; one clear error per problem.
+_NUMERIC = {"trial": int, "block": int, "n_bubbles": int, "mask_seed": int, "response_position": float,
+            "correct": float, "rt_s": float, "sigma_px": float, "onset_s": float, "dropped_frames": float}
 
-    ``n/a`` cells (BIDS) become missing values. A last line cut off by a crash (fewer
-    fields than the header) is dropped, not fatal: every complete trial is kept.
+
+def split_lines(data: bytes, where: str | os.PathLike) -> tuple[list[str], bytes]:
+    """The complete lines of a trial file's bytes (decoded) and its torn tail.
+
+    A complete line ends with a newline; bytes after the last newline are a row cut off by a
+    crash (the writer writes each row, newline included, in one write). A byte that is not
+    UTF-8 is an :class:`InputError` naming its line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: trial file not found")
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    if not lines:
-        raise InputError(f"{path}: empty trial file (no header)")
-    header = lines[0].split("\t")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    rows = [line.split("\t") for line in lines[1:] if line]
-    complete = [r for r in rows if len(r) == len(header)]
-    if len(complete) < len(rows) - 1 or (rows and len(rows[-1]) > len(header)):
-        raise InputError(f"{path}: malformed rows (a row's fields do not match the header)")
-    table = pd.DataFrame(complete, columns=header, dtype=str).replace("n/a", np.nan)
-    numeric = {"trial": int, "block": int, "n_bubbles": int, "mask_seed": int, "response_position": float,
-               "correct": float, "rt_s": float, "sigma_px": float, "onset_s": float,
-               "dropped_frames": float}
-    for column, kind in numeric.items():
+    end = data.rfind(b"\n") + 1
+    complete, torn = data[:end], data[end:]
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = complete[: error.start].count(b"\n") + 1
+        raise InputError(f"{where}, line {line}: not UTF-8 text (byte 0x{complete[error.start]:02x}); "
+                         "the file was not written by this platform or was edited") from None
+    return (text.split("\n")[:-1] if text else []), torn
+
+
+def _check_rows(path: Path, header: list[str], lines: list[str]) -> list[list[str]]:
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        row = line.split("\t")
+        if "\r" in line:
+            raise InputError(f"{path}, line {number}: a carriage return (Windows line ends?) in a row")
+        if len(row) != len(header):
+            raise InputError(f"{path}, line {number}: {len(row)} fields where the header has {len(header)} "
+                             "(a malformed row: the file was edited or damaged)")
+        rows.append(row)
+    return rows
+
+
+def _check_numbers(path: Path, table: pd.DataFrame) -> None:
+    for column, kind in _NUMERIC.items():
         if column not in table.columns:
             continue
         values = pd.to_numeric(table[column], errors="coerce")
@@ -131,6 +188,82 @@ def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TR
             table[column] = values.astype(np.float64)
         else:
             table[column] = values if values.isna().any() else values.astype(np.int64)
+
+
+def _check_consistency(path: Path, table: pd.DataFrame) -> None:
+    """Trial numbers 1..n in order; names valid; ``correct`` agrees with ``response`` and ``truth``."""
+    if "trial" in table.columns and len(table):
+        numbers = table["trial"].to_numpy()
+        expected = np.arange(1, len(table) + 1)
+        if table["trial"].isna().any() or not np.array_equal(numbers, expected):
+            first = int(np.flatnonzero(~(numbers == expected))[0])
+            seen = table["trial"].iloc[:first]
+            what = "a duplicate" if table["trial"].iloc[first] in set(seen) else "out of order"
+            raise InputError(f"{path}, line {first + 2}: trial number {table['trial'].iloc[first]} is {what} "
+                             f"(expected {first + 1}: trials run 1..n, one row each)")
+    if "condition" in table.columns:
+        bad = table["condition"].notna() & ~table["condition"].map(is_name)
+        if bad.any():
+            line = int(table.index[bad][0]) + 2
+            raise InputError(f"{path}, line {line}: condition {table['condition'][bad].iloc[0]!r} is not a "
+                             f"valid name ({NAME_RULE})")
+    if {"correct", "response", "truth"} <= set(table.columns):
+        known = table["correct"].notna()
+        if not table["correct"][known].isin([0.0, 1.0]).all():
+            line = int(table.index[known & ~table["correct"].isin([0.0, 1.0])][0]) + 2
+            raise InputError(f"{path}, line {line}: column 'correct' must be 0, 1 or n/a")
+        should = (table["response"].notna() & (table["response"] == table["truth"])).astype(float)
+        wrong = known & (table["correct"] != should)
+        if wrong.any():
+            line = int(table.index[wrong][0]) + 2
+            row = table.loc[wrong].iloc[0]
+            raise InputError(f"{path}, line {line}: 'correct' is {int(row['correct'])} but response "
+                             f"{row['response']!r} and truth {row['truth']!r} say {int(should[wrong].iloc[0])} "
+                             "(the file was edited)")
+
+
+def check_trials(rows: pd.DataFrame, where: str | os.PathLike) -> pd.DataFrame:
+    """A trial table of text cells (``n/a`` for missing), checked and typed; damage is an InputError.
+
+    Numbers must parse, trial numbers run 1..n in order, conditions are valid names and
+    ``correct`` agrees with ``response`` and ``truth``. Row ``i`` is reported as line
+    ``i + 2`` (the header is line 1). The reader and ``--resume`` share these checks.
+    """
+    table = rows.reset_index(drop=True).replace("n/a", np.nan)
+    _check_numbers(Path(where), table)
+    _check_consistency(Path(where), table)
+    return table
+
+
+def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TRIAL_COLUMNS),
+                warn: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Read a trial file strictly; any damage is one :class:`InputError` naming file and line.
+
+    ``n/a`` cells (BIDS) become missing values. Only a torn last line (no final newline: the
+    writer died inside its one write) is forgiven: it is left out, passed to ``warn`` and
+    kept in ``table.attrs["torn_line"]``. Everything else that a crash cannot produce is
+    refused: bytes that are not UTF-8, a malformed row, trial numbers that are not 1..n in
+    order (duplicated or reordered rows), an invalid condition name, and ``correct`` that
+    contradicts ``response`` and ``truth``.
+
+    Examples
+    --------
+    >>> table = read_trials("participants/sub-01/ses-1/beh/sub-01_ses-1_task-gender_beh.tsv")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: trial file not found")
+    lines, torn = split_lines(path.read_bytes(), path)
+    if not lines:
+        raise InputError(f"{path}: empty trial file (no header)")
+    header = lines[0].split("\t")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    table = check_trials(pd.DataFrame(_check_rows(path, header, lines), columns=header, dtype=str), path)
+    table.attrs["torn_line"] = torn.decode("utf-8", errors="replace") if torn else None
+    if torn and warn is not None:
+        warn(f"{path}, line {len(lines) + 1}: a torn last line (no newline: cut off by a crash) was left out")
     return table
 
 

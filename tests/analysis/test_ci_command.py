@@ -27,6 +27,8 @@ def session(data, participant, *, seed, trials=150, guided=150, session=1, task=
     if guided:
         rows += simulate_trials(SHAPE, "mouth", n_trials=guided, sigma_px=2.5, n_bubbles=(6, 12),
                                 seed=seed + 500, condition="guided")
+    for number, row in enumerate(rows, start=1):  # one session: trials run 1..n (the reader checks it)
+        row["trial"] = number
     return write_trial_file(data, participant, session, task, rows)
 
 

@@ -230,3 +230,40 @@ def test_a_crash_keeps_every_finished_trial_and_is_recorded(make_config, results
     result = run_session(path, "c1", 1, observer="template", data_root=tmp_path, results=results, resume=True,
                          progress=False)
     assert list(read_trials(result.path).trial) == list(range(1, 16))
+
+
+def test_resume_takes_the_lock_before_it_reads_or_cuts_anything(make_config, results, tmp_path):
+    """Lock, then look: while another process holds the session, a resume changes no byte."""
+    import fcntl
+
+    path = make_config()
+    root = tmp_path / "sim"
+    files = _partial_session(path, results, root, keep=6)
+    with open(files.path, "ab") as handle:
+        handle.write(b"7\t1\tmain\tran")  # a torn tail that an unlocked resume would cut
+    before = snapshot(root)
+    holder = os.open(files.path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process running this session
+    try:
+        with pytest.raises(InputError, match="running in another process .nothing was changed."):
+            run_session(path, "t1", 1, observer="template", data_root=root, results=results, resume=True)
+        assert snapshot(root) == before
+    finally:
+        os.close(holder)
+    result = run_session(path, "t1", 1, observer="template", data_root=root, results=results, resume=True,
+                         progress=False)
+    assert result.status == "complete" and list(read_trials(result.path).trial) == list(range(1, 16))
+
+
+def test_only_the_lock_holder_writes_session_files(tmp_path):
+    files = SessionFiles(tmp_path, "w1", 1, "gender")
+    files.create(["trial", "correct"], {"Seed": 1})
+    other = SessionFiles(tmp_path, "w1", 1, "gender")
+    with pytest.raises(InputError, match="running in another process"):
+        other.lock()
+    with pytest.raises(RuntimeError, match="lock is not held"):
+        other.write_sidecar({"Seed": 2})
+    files.close()
+    other.lock()  # free again once the holder closes
+    assert other.read()[0].empty and json.loads(other.sidecar_path.read_text()) == {"Seed": 1}
+    other.close()

@@ -67,6 +67,15 @@ BAD_FOLDERS = {
                          "line 3: empty 'gender'"),
     "duplicate rows": (_edit_csv(lambda ls: ls + [ls[2]]), "is listed more than once (lines 3, 14)"),
     "empty file": (_edit_csv(lambda ls: []), "faces.csv: the file is empty"),
+    # issue 13: labels fill trial-file cells and key answers; a tab or newline would crash a session
+    "label with a tab": (_edit_csv(lambda ls: ls[:2] + ['p0/1.png,"p0\tx",male,20'] + ls[3:]),
+                         "line 3: identity 'p0\\tx' is not a valid label (letters, digits, '_' and '-' only"),
+    "label with a newline": (_edit_csv(lambda ls: ls[:2] + ['p0/1.png,p0,"ma\nle",20'] + ls[3:]),
+                             "line 3: gender 'ma\\nle' is not a valid label"),
+    "label with a space": (_edit_csv(lambda ls: ls[:2] + ["p0/1.png,p 0,male,20"] + ls[3:]),
+                           "line 3: identity 'p 0' is not a valid label"),
+    "tab in another column": (_edit_csv(lambda ls: ls[:2] + ['p0/1.png,p0,male,"2\t0"'] + ls[3:]),
+                              "line 3: column 'age' holds a control character"),
 }
 
 
