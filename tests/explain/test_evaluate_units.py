@@ -105,8 +105,8 @@ def test_packaged_demo_config_names_the_demo_variants():
     assert "vgg16-imagenet-gender-s0" in names and len(names) == len(set(names)) >= 2
     assert not any("-faces-s" in n for n in names)  # the face-pretraining source is not evaluated
     assert config.target == "true" and config.masking.transfer_mode == "remove"
-    # the demo's baselines: random blobs inside the aperture and every variant's set-mean map
-    assert config.masking.random_within == "aperture" and config.masking.set_mean == "all"
+    # the demo's baselines: random blobs inside the aperture and each target's own set-mean map
+    assert config.masking.random_within == "aperture" and config.masking.set_mean == "own"
 
 
 def test_a_boolean_false_target_is_refused(tmp_path):
