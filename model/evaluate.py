@@ -55,6 +55,7 @@ from .masking import (
     masked_scores,
     masking_curves,
     random_masks,
+    set_mean_name,
     top_fraction_masks,
 )
 from .masking_stats import (
@@ -375,6 +376,9 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
     aperture = stimuli.aperture if masking.random_within == "aperture" else None
     if masking.random_within == "aperture" and aperture is None:
         tqdm.write(f"warning: set '{set_name}' has no face aperture; random masks are drawn over the whole grid")
+    if aperture is not None:  # before any map is made: random blobs must fit inside the aperture
+        random_masks(0, stimuli.shape, masking.fractions, seed=0, within=aperture,
+                     total=int(within.sum()) if within is not None else int(np.prod(stimuli.shape)))
     maps = {n: source_maps(v, stimuli, results, composite=config.composite, target=config.target,
                            batch_size=config.batch_size, device=device, progress=progress)
             for n, v in variants.items()}
@@ -419,9 +423,23 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
     summary["random_within"] = "aperture" if aperture is not None else "grid"
     summary["bootstrap"] = {"resamples": masking.bootstrap, "seed": config.seed, "confidence": masking.confidence,
                             "unit": "images"}
-    summary["own_vs_random"] = _own_vs_random(accuracy, "balanced_accuracy" if masking.metric == "balanced_accuracy"
-                                              else "accuracy" if masking.metric == "accuracy" else "p_true")
+    summary["own_vs_random"] = _own_vs_random(accuracy, masking.metric)
+    summary["baselines"] = _baselines(tables["aopc"], masking.transfer_mode)
     return tables
+
+
+def _baselines(aopc: pd.DataFrame, mode: str) -> list[dict[str, Any]]:
+    """Per variant: AOPC (with CI) of its own maps, its set-mean map and random blobs."""
+    rows = []
+    table = aopc[aopc["mode"] == mode].set_index(["source", "target"])
+    for target in pd.unique(aopc["target"]):
+        row: dict[str, Any] = {"variant": target, "mode": mode, "metric": str(aopc["metric"].iloc[0])}
+        for key, source in (("own", target), ("setmean", set_mean_name(target)), ("random", RANDOM)):
+            if (source, target) in table.index:
+                r = table.loc[(source, target)]
+                row[key] = [float(r["aopc"]), float(r["aopc_ci_low"]), float(r["aopc_ci_high"])]
+        rows.append(row)
+    return rows
 
 
 def _set_mean(maps: np.ndarray) -> np.ndarray:
@@ -482,6 +500,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{row['variant']}: {m.replace('_', ' ')} after removing the top {row['fraction']:.0%}: own map "
               f"{row[f'remove_own_{m}']:.3f}, random {row[f'remove_random_{m}']:.3f} "
               f"(unmasked {row[f'unmasked_{m}']:.3f})")
+    for row in summary.get("baselines", []):
+        parts = [f"{name} {row[key][0]:.3f} [{row[key][1]:.3f}, {row[key][2]:.3f}]"
+                 for key, name in (("own", "own maps"), ("setmean", "set-mean map"), ("random", "random blobs"))
+                 if key in row]
+        print(f"{row['variant']}: AOPC ({row['metric']}, {row['mode']}, 95% CI over images): {', '.join(parts)}")
     print(f"wrote {folder}")
     return 0
 

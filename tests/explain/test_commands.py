@@ -163,6 +163,8 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
     assert prov["seeds"] == {"masking": 3, "bootstrap": 3} and str(config) in prov["inputs"]
     assert summary["bootstrap"] == {"resamples": 200, "seed": 3, "confidence": 0.95, "unit": "images"}
     assert "after removing the top 50%: own map" in out
+    assert {row["variant"] for row in summary["baselines"]} == {V0, V1}
+    assert f"{V0}: AOPC (p_true, remove, 95% CI over images): own maps " in out and "set-mean map" in out
     # the relevance maps it needed are contract files now
     assert relevance_path(V1, "synth-eyes", trained).is_file()
     # a second run with the same config leaves the finished folder alone
