@@ -55,13 +55,13 @@ from .masking import (
     masked_scores,
     masking_curves,
     random_masks,
-    set_mean_name,
     top_fraction_masks,
 )
 from .masking_stats import (
     METRICS,
     aopc_table,
     asymmetry_table,
+    baseline_summary,
     group_table,
     image_aopc,
     matrix,
@@ -424,22 +424,8 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
     summary["bootstrap"] = {"resamples": masking.bootstrap, "seed": config.seed, "confidence": masking.confidence,
                             "unit": "images"}
     summary["own_vs_random"] = _own_vs_random(accuracy, masking.metric)
-    summary["baselines"] = _baselines(tables["aopc"], masking.transfer_mode)
+    summary["baselines"] = baseline_summary(tables["aopc"], masking.transfer_mode)
     return tables
-
-
-def _baselines(aopc: pd.DataFrame, mode: str) -> list[dict[str, Any]]:
-    """Per variant: AOPC (with CI) of its own maps, its set-mean map and random blobs."""
-    rows = []
-    table = aopc[aopc["mode"] == mode].set_index(["source", "target"])
-    for target in pd.unique(aopc["target"]):
-        row: dict[str, Any] = {"variant": target, "mode": mode, "metric": str(aopc["metric"].iloc[0])}
-        for key, source in (("own", target), ("setmean", set_mean_name(target)), ("random", RANDOM)):
-            if (source, target) in table.index:
-                r = table.loc[(source, target)]
-                row[key] = [float(r["aopc"]), float(r["aopc_ci_low"]), float(r["aopc_ci_high"])]
-        rows.append(row)
-    return rows
 
 
 def _set_mean(maps: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ __all__ = [
     "transfer_table",
     "asymmetry_table",
     "group_table",
+    "baseline_summary",
     "matrix",
 ]
 
@@ -289,6 +290,21 @@ def group_table(transfer: pd.DataFrame) -> pd.DataFrame:
         relative_mean=("relative", "mean"), relative_sd=("relative", "std"),
         relative_setmean_mean=("relative_setmean", "mean"), vs_setmean_mean=("vs_setmean", "mean")).reset_index()
     return out[columns]
+
+
+def baseline_summary(aopc: pd.DataFrame, mode: str) -> list[dict[str, Any]]:
+    """Per variant: AOPC ``[mean, ci_low, ci_high]`` of its own maps (``own``), its set-mean map
+    (``setmean``) and random blobs (``random``) in ``mode``, from :func:`aopc_table`."""
+    rows = []
+    table = aopc[aopc["mode"] == mode].set_index(["source", "target"])
+    for target in pd.unique(aopc["target"]):
+        row: dict[str, Any] = {"variant": target, "mode": mode, "metric": str(aopc["metric"].iloc[0])}
+        for key, source in (("own", target), ("setmean", set_mean_name(target)), ("random", RANDOM)):
+            if (source, target) in table.index:
+                r = table.loc[(source, target)]
+                row[key] = [float(r["aopc"]), float(r["aopc_ci_low"]), float(r["aopc_ci_high"])]
+        rows.append(row)
+    return rows
 
 
 def matrix(transfer: pd.DataFrame, value: str = "aopc", names: Sequence[str] | None = None) -> pd.DataFrame:
