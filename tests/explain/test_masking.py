@@ -231,3 +231,16 @@ def test_masking_curves_keep_per_image_rows_that_add_up_to_the_set_rows():
     aopc = aopc_table(image_aopc(per_image), n_boot=200).set_index("source").aopc
     # removing the evidence hurts more than random pixels inside the aperture
     assert aopc["t"] > aopc[RANDOM] and aopc[set_mean_name("t")] > aopc[RANDOM]
+
+
+def test_targets_on_different_images_are_resampled_independently():
+    rng = np.random.default_rng(9)
+    values = pair_values(rng, 30, 0.5, 0.5)
+    ids_a, ids_b = [f"a{i}" for i in range(30)], [f"b{i}" for i in range(30)]
+    images = pd.concat([image_table({k: v for k, v in values.items() if k[1] == "a"}, ids_a),
+                        image_table({k: v for k, v in values.items() if k[1] == "b"}, ids_b)])
+    asym = asymmetry_table(images, "remove", n_boot=300, seed=2).iloc[0]
+    assert not bool(asym.paired) and asym.relative_asymmetry_ci_low < 0 < asym.relative_asymmetry_ci_high
+    direct = asymmetry_bootstrap(values[("a", "b")], values[(RANDOM, "b")], values[("b", "b")], values[("b", "a")],
+                                 values[(RANDOM, "a")], values[("a", "a")], n_boot=300, seed=2, paired=False)
+    assert direct["difference"] == pytest.approx(asym.relative_asymmetry)
