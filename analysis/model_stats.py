@@ -11,9 +11,8 @@ the pairs of each relation (Fisher z) into one value per image and relation, and
 measure (pingouin ``rm_anova`` and ``pairwise_tests`` with FDR correction and Cohen's d).
 Reliability: :func:`variant_reliability` (split-half over images, Spearman-Brown) and
 :func:`seed_icc` (ICC of the mean maps of variants that differ only in seed). Masking
-transfer (the tables of ``python -m model evaluate``, read by :func:`read_masking`): by
-relation per target (:func:`transfer_levels`, :func:`transfer_tests`) and its asymmetries
-oriented by the differing factor (:func:`oriented_asymmetry`, :func:`asymmetry_tests`).
+transfer (the tables of ``python -m model evaluate``) is :mod:`analysis.masking_transfer`
+(its names can still be imported from here).
 
 All tables are tidy :class:`pandas.DataFrame` (one row per observation).
 
@@ -35,7 +34,6 @@ import itertools
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +64,6 @@ __all__ = [
     "level_tests",
     "variant_reliability",
     "seed_icc",
-    "MaskingTables",
-    "read_masking",
-    "evaluate_command",
-    "transfer_relations",
-    "transfer_levels",
-    "transfer_tests",
-    "oriented_asymmetry",
-    "asymmetry_tests",
 ]
 
 # the relations the seed study compares, in the order it reports them
@@ -372,138 +362,14 @@ def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = 
     return out[["family", "seeds"] + [c for c in out.columns if c not in ("family", "seeds")]]
 
 
-
-# ----------------------------------------------------------------------------- masking transfer
-MASKING_RELATIONS = ("same", "seed", "task", "pretrain")
-
-
-@dataclass
-class MaskingTables:
-    """The tables of one ``python -m model evaluate`` output folder that the analysis reads."""
-
-    folder: Path
-    mode: str  # the masking mode of the transfer tables (remove or keep)
-    accuracy: pd.DataFrame  # source, target, mode, fraction, accuracy, ...
-    transfer: pd.DataFrame  # source, target, mode, aopc, aopc_own, aopc_random, relative
-    asymmetry: pd.DataFrame  # a, b, mode, m_ab, m_ba, asymmetry, relative_asymmetry
+# the masking-transfer readers and tests live in analysis.masking_transfer; their names are kept here
+_MASKING_NAMES = ("MaskingTables", "is_baseline_source", "source_relation", "read_masking", "evaluate_command",
+                  "transfer_relations", "transfer_levels", "transfer_tests", "oriented_asymmetry", "asymmetry_tests")
 
 
-def evaluate_command(folder: str | Path) -> str:
-    """The command that makes an evaluate folder ``<out>/evaluate/<name>`` (for messages)."""
-    folder = Path(folder)
-    out = folder.parent.parent
-    out_flag = "" if str(out) in ("results", ".") else f" --out {out}"
-    return f"python -m model evaluate CONFIG.yaml{out_flag} (CONFIG named '{folder.name}', e.g. model/configs/)"
+def __getattr__(name: str) -> Any:
+    if name in _MASKING_NAMES:
+        from . import masking_transfer
 
-
-def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found") from None
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: unreadable ({error})") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    return table
-
-
-def read_masking(folder: str | Path, mode: str | None = None) -> MaskingTables:
-    """Read the masking tables of an evaluate folder (``tables/accuracy.csv``,
-    ``transfer_<mode>.csv``, ``asymmetry_<mode>.csv``); ``mode`` defaults to ``remove`` when
-    present. A missing folder or file, or a missing column, is one InputError naming it."""
-    folder = Path(folder)
-    tables = folder / "tables"
-    if not tables.is_dir():
-        raise InputError(f"{folder}: no model evaluate output here; make it with: {evaluate_command(folder)}")
-    modes = sorted(p.stem.split("_", 1)[1] for p in tables.glob("transfer_*.csv"))
-    if not modes:
-        raise InputError(f"{tables}: no transfer_<mode>.csv (was masking left out of the evaluate config?)")
-    mode = mode or ("remove" if "remove" in modes else modes[0])
-    if mode not in modes:
-        raise InputError(f"{tables}: no transfer_{mode}.csv (found modes: {', '.join(modes)})")
-    accuracy = _read_csv(tables / "accuracy.csv", ("source", "target", "mode", "fraction", "accuracy"))
-    transfer = _read_csv(tables / f"transfer_{mode}.csv", ("source", "target", "aopc", "relative"))
-    asymmetry = _read_csv(tables / f"asymmetry_{mode}.csv", ("a", "b", "m_ab", "m_ba", "asymmetry"))
-    for name, table in (("accuracy", accuracy), (f"transfer_{mode}", transfer)):
-        value = "accuracy" if name == "accuracy" else "aopc"
-        bad = ~np.isfinite(pd.to_numeric(table[value], errors="coerce"))
-        if bad.any():
-            raise InputError(f"{tables / (name + '.csv')}, line {int(np.flatnonzero(bad)[0]) + 2}: "
-                             f"'{value}' is not a finite number")
-    return MaskingTables(folder, mode, accuracy, transfer, asymmetry)
-
-
-def transfer_relations(transfer: pd.DataFrame) -> pd.DataFrame:
-    """The transfer table with each (source, target) pair's ``relation`` (``same`` = own map)."""
-    return transfer.assign(relation=[pair_relation(s, t) for s, t in zip(transfer["source"], transfer["target"])])
-
-
-def transfer_levels(transfer: pd.DataFrame, value: str = "aopc",
-                    levels: Sequence[str] = MASKING_RELATIONS) -> pd.DataFrame:
-    """One transfer value per target and relation (the mean over the sources of that relation),
-    kept only for targets that have every relation present: the repeated measure of
-    :func:`analysis.repeated.repeated_measures`."""
-    table = transfer_relations(transfer)
-    table = table[table["relation"].isin(levels) & np.isfinite(pd.to_numeric(table[value], errors="coerce"))]
-    out = table.groupby(["target", "relation"], sort=False)[value].mean().reset_index()
-    present = [level for level in levels if level in set(out["relation"])]
-    complete = out.groupby("target")["relation"].nunique() == len(present)
-    out = out[out["target"].isin(complete.index[complete])].reset_index(drop=True)
-    return out.rename(columns={value: "value"}).assign(measure=value)
-
-
-def transfer_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """rm-ANOVA and paired tests of transfer across relations, targets as the repeated measure."""
-    present = list(dict.fromkeys(levels["relation"]))
-    n = levels["target"].nunique()
-    if len(present) < 2 or n < 3:
-        raise InputError(f"comparing masking transfer across relations needs 2+ relations and 3+ targets with "
-                         f"each; found {', '.join(present) or 'none'} and {n} target(s)")
-    return repeated_measures(levels, "value", "relation", "target", padjust=padjust)
-
-
-def oriented_asymmetry(asymmetry: pd.DataFrame) -> pd.DataFrame:
-    """Asymmetries of pairs that differ in one factor, oriented by that factor's levels.
-
-    For a pair that differs only in, e.g., pretraining (imagenet vs faces), ``direction`` is
-    ``faces->imagenet`` (levels sorted) and ``oriented`` is M[faces variant, imagenet variant]
-    - M[imagenet variant, faces variant]: positive when the first level's maps serve the other
-    better than the other way round. Columns: ``a``, ``b``, ``relation``, ``direction``,
-    ``oriented``, ``abs_asymmetry``.
-    """
-    rows = []
-    for r in asymmetry.itertuples():
-        relation = pair_relation(r.a, r.b)
-        if relation in ("same", "other"):
-            continue
-        spec_a, spec_b = parse_variant_name(r.a), parse_variant_name(r.b)
-        level_a, level_b = str(getattr(spec_a, relation)), str(getattr(spec_b, relation))
-        sign = 1.0 if level_a <= level_b else -1.0
-        first, second = sorted((level_a, level_b))
-        rows.append({"a": r.a, "b": r.b, "relation": relation, "direction": f"{first}->{second}",
-                     "oriented": sign * float(r.asymmetry), "abs_asymmetry": abs(float(r.asymmetry))})
-    return pd.DataFrame(rows, columns=["a", "b", "relation", "direction", "oriented", "abs_asymmetry"])
-
-
-def asymmetry_tests(oriented: pd.DataFrame) -> pd.DataFrame:
-    """Per relation: is the oriented asymmetry different from 0 across pairs? (pingouin ttest)
-
-    Columns: ``relation``, ``direction``, ``n_pairs``, ``mean``, ``mean_abs``, ``T``,
-    ``p_val``, ``cohen_d`` (NaN with fewer than 2 pairs or no spread).
-    """
-    import pingouin as pg
-
-    rows = []
-    for (relation, direction), group in oriented.groupby(["relation", "direction"], sort=False):
-        values = group["oriented"].to_numpy(np.float64)
-        row = {"relation": relation, "direction": direction, "n_pairs": len(values), "mean": float(values.mean()),
-               "mean_abs": float(np.abs(values).mean()), "T": np.nan, "p_val": np.nan, "cohen_d": np.nan}
-        if len(values) >= 2 and _varies(values):
-            test = pg.ttest(values, 0.0)
-            row.update(T=float(test["T"].iloc[0]), p_val=float(test["p_val"].iloc[0]),
-                       cohen_d=float(test["cohen_d"].iloc[0]))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["relation", "direction", "n_pairs", "mean", "mean_abs", "T", "p_val",
-                                       "cohen_d"])
+        return getattr(masking_transfer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

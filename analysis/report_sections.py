@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,22 +31,14 @@ from .alignment import (
 )
 from .model_stats import (
     LEVELS,
-    asymmetry_tests,
-    evaluate_command,
     level_summary,
     level_tests,
     mean_map_similarity,
-    oriented_asymmetry,
-    pair_relation,
     per_image_similarity,
-    read_masking,
     relation_levels,
     seed_icc,
     similarity_matrix,
     summary_map,
-    transfer_levels,
-    transfer_relations,
-    transfer_tests,
     variant_reliability,
 )
 from .reliability import fisher_mean, fisher_z
@@ -55,11 +46,11 @@ from .report_base import Absent, GroupCI, ReportContext, Section, fmt, p_text, p
 from .report_figures import (
     plot_alignment,
     plot_conditions,
-    plot_curves,
     plot_map_grid,
     plot_matrix,
     short_name,
 )
+from .report_masking import build_masking, masking_findings
 
 __all__ = ["SectionSpec", "DEFAULT_SECTIONS", "CONDITION_ORDER"]
 
@@ -312,85 +303,6 @@ def build_similarity(ctx: ReportContext, sec: Section) -> None:
               "repeated measure, Fisher z; pingouin rm_anova, ng2 = generalised eta squared)")
     sec.table("similarity_level_pairwise", pairwise, "Paired tests between relations (FDR-corrected p_corr, "
               "Cohen's d)", columns=["A", "B", "mean_r_A", "mean_r_B", "T", "dof", "p_unc", "p_corr", "cohen"])
-
-
-# ----------------------------------------------------------------------------- masking
-def build_masking(ctx: ReportContext, sec: Section) -> None:
-    config = ctx.config
-    folder = config.models.evaluate
-    if not folder:
-        raise Absent("no model evaluate output named in the config (models.evaluate: "
-                      f"{config.results}/evaluate/<name>); make one with: python -m model evaluate CONFIG.yaml")
-    if not Path(folder).is_dir():
-        raise Absent(f"{folder} does not exist; make it with: {evaluate_command(folder)}")
-    tables = read_masking(folder)
-    ctx.inputs.extend(sorted((Path(folder) / "tables").glob("*.csv")))
-    mode = tables.mode
-    sec.text(f"Relevance-based masking (python -m model evaluate, {folder}): each source variant's most relevant "
-             f"pixels are {'removed from' if mode == 'remove' else 'kept in'} the target variant's held-out "
-             "images and the target's accuracy measured. Transfer M[source, target] is the area over the "
-             "perturbation curve (AOPC; higher: the source's map finds more of the target's evidence); relative "
-             "transfer scales it between random masks (0) and the target's own map (1).")
-    accuracy = tables.accuracy.copy()
-    accuracy["relation"] = ["random" if s == "random" else pair_relation(s, t)
-                            for s, t in zip(accuracy["source"], accuracy["target"])]
-    curves = (accuracy.groupby(["mode", "relation", "fraction"], sort=False)["accuracy"]
-              .agg(["mean", "std", "count"]).reset_index())
-    ctx.write_table("masking_curves", curves)
-    order = {r: i for i, r in enumerate(("same", "seed", "task", "pretrain", "other", "random"))}
-    curves = curves.sort_values(["mode", "relation"], key=lambda c: c.map(order) if c.name == "relation" else c)
-    chance = float(tables.accuracy["chance"].iloc[0]) if "chance" in tables.accuracy.columns else None
-    sec.figure(plot_curves(curves.assign(relation=curves["relation"].replace({"same": "own map"})), "fraction",
-                           "mean", "relation", ctx.figure_path("masking_curves"), panel="mode",
-                           title="Target accuracy after masking, by the source's relation to the target",
-                           xlabel="fraction of pixels", ylabel="accuracy (mean over pairs)", reference=chance),
-               "Masking curves: mean target accuracy by fraction of pixels masked, one line per relation of source "
-               "and target (own map, another seed, task, pretraining; random masks; dotted: chance)",
-               width=460 * curves["mode"].nunique())
-    transfer = transfer_relations(tables.transfer)
-    names = sorted(set(transfer["source"]) | set(transfer["target"]))
-    matrix = transfer.pivot(index="source", columns="target", values="aopc").reindex(index=names, columns=names)
-    relative = transfer.pivot(index="source", columns="target", values="relative").reindex(index=names, columns=names)
-    ctx.write_table("masking_matrix", matrix.reset_index())
-    ctx.write_table("masking_matrix_relative", relative.reset_index())
-    sec.figure(plot_matrix(matrix, ctx.figure_path("masking_transfer"), title=f"Masking transfer (AOPC, {mode})",
-                           label="AOPC", xlabel="target", ylabel="source"),
-               "Transfer matrix: rows are the source of the map, columns the target model", width=520)
-    asym = matrix - matrix.T
-    limit = float(np.nanmax(np.abs(asym.to_numpy()))) or 1.0
-    sec.figure(plot_matrix(asym, ctx.figure_path("masking_asymmetry"), title="Asymmetry M[a, b] - M[b, a]",
-                           label="AOPC difference", vmin=-limit, vmax=limit, cmap="RdBu_r", xlabel="b", ylabel="a",
-                           fmt="{:+.3f}"),
-               "Asymmetry: positive where a's map serves b better than b's map serves a", width=520)
-    by_relation = (transfer.groupby("relation").agg(pairs=("aopc", "size"), aopc_mean=("aopc", "mean"),
-                                                      relative_mean=("relative", "mean")).reset_index()
-                   .sort_values("relation", key=lambda c: c.map(order)).reset_index(drop=True))
-    sec.table("masking_by_relation", by_relation, "Transfer by relation of source and target (same = own map)")
-    ctx.write_table("masking_transfer", transfer)
-    facts: dict[str, Any] = {"by_relation": by_relation, "mode": mode}
-    levels = transfer_levels(transfer, "relative")
-    if levels["relation"].nunique() >= 2:
-        ctx.write_table("masking_levels", levels)
-        try:
-            anova, pairwise = transfer_tests(levels)
-        except InputError as error:
-            sec.note(f"No test between relations: {error}")
-        else:
-            facts["pairwise"] = pairwise
-            sec.table("masking_level_anova", anova, "Relative transfer across relations: repeated-measures ANOVA "
-                      "(targets as the repeated measure; pingouin)")
-            sec.table("masking_level_pairwise", pairwise, "Paired tests between relations (FDR-corrected p_corr, "
-                      "Cohen's d)", columns=["A", "B", "mean_A", "mean_B", "T", "dof", "p_unc", "p_corr", "cohen"])
-    oriented = oriented_asymmetry(tables.asymmetry)
-    ctx.write_table("masking_asymmetry_pairs", oriented)
-    tests = asymmetry_tests(oriented)
-    facts["asymmetry"] = tests
-    facts["largest"] = tables.asymmetry.loc[tables.asymmetry["asymmetry"].abs().idxmax()] if len(tables.asymmetry) \
-        else None
-    sec.table("masking_asymmetry_tests", tests, "Directed asymmetries of the pairs that differ in one factor: for "
-              "direction x->y, the mean over pairs of M[x variant, y variant] - M[y variant, x variant] (positive: "
-              "x's maps serve y's models better than the reverse), tested against 0 across pairs (pingouin ttest)")
-    ctx.facts["masking"] = facts
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -662,58 +574,6 @@ def _level_finding(ctx: ReportContext, level: str) -> dict[str, str]:
     return {"measured": text, "verdict": "agrees" if all(verdicts) else "differs"}
 
 
-def _masking_findings(ctx: ReportContext) -> list[dict[str, str]]:
-    facts = ctx.facts.get("masking")
-    alpha = ctx.config.alpha
-    seed_study = ("Validated by relevance-based masking: another variant's map transfers across seeds and tasks "
-                  "nearly as well as the target's own, markedly less across pretraining data.")
-    if not facts:
-        return [{"topic": "Masking transfer", "seed_study": seed_study, "verdict": "not measured",
-                 "measured": "No model evaluate output in this report."},
-                {"topic": "Asymmetries of transfer", "seed_study": "Transfer across pretraining is asymmetric: "
-                 "one pretraining's maps serve the other's models better than the reverse.",
-                 "measured": "No model evaluate output in this report.", "verdict": "not measured"}]
-    rel = facts["by_relation"].set_index("relation")
-    parts = [f"{name}: {fmt(rel.loc[key, 'relative_mean'], 2)}" for key, name in
-             (("seed", "across seeds"), ("task", "across tasks"), ("pretrain", "across pretraining")) if key in rel.index]
-    text = (f"Relative transfer ({facts['mode']} masking; 1 = as good as the target's own map, 0 = random masks), "
-            f"mean over pairs: {'; '.join(parts) or 'no pair differs in one factor'}.")
-    verdicts = []
-    pairwise = facts.get("pairwise")
-    for other in ("task", "seed"):
-        c = _contrast(pairwise, "pretrain", other) if pairwise is not None else None
-        if c is None:
-            continue
-        text += (f" Pretraining vs {other}: {fmt(c['mean_a'], 2)} vs {fmt(c['mean_b'], 2)} (paired over targets, "
-                 f"FDR {p_text(c['p'])}, d = {fmt(c['d'], 2)}).")
-        verdicts.append(c["mean_a"] < c["mean_b"] and c["p"] < alpha)
-    rows = [{"topic": "Masking transfer", "seed_study": seed_study, "measured": text,
-             "verdict": ("agrees" if all(verdicts) else "differs") if verdicts else "not measured"}]
-    tests = facts["asymmetry"]
-    largest = facts["largest"]
-    parts = []
-    for r in tests.itertuples():
-        first, second = (f"s{x}" if r.relation == "seed" else x for x in r.direction.split("->"))
-        better, worse = (first, second) if r.mean >= 0 else (second, first)
-        factor = {"seed": "seed", "task": "task", "pretrain": "pretraining"}.get(r.relation, r.relation)
-        test = f"t = {fmt(r.T, 2)}, {p_text(r.p_val)}" if np.isfinite(r.p_val) else "no test"
-        parts.append(f"across {factor}: {better} maps serve {worse} models better than the reverse by "
-                     f"{fmt(abs(r.mean), 2)} AOPC ({plural(int(r.n_pairs), 'pair')}; {test})")
-    text = "; ".join(parts)
-    if largest is not None:
-        text += (f". Largest: M[{largest['a']}, {largest['b']}] - M[{largest['b']}, {largest['a']}] = "
-                 f"{fmt(largest['asymmetry'], 2)}.")
-    pretrain = tests[tests["relation"] == "pretrain"]
-    if pretrain.empty or not np.isfinite(pretrain["p_val"]).any():
-        verdict = "not measured"
-    else:
-        verdict = "agrees" if (pretrain["p_val"] < alpha).any() else "differs"
-    rows.append({"topic": "Asymmetries of transfer", "seed_study": "Transfer across pretraining is asymmetric: one "
-                 "pretraining's maps serve the other's models better than the reverse.",
-                 "measured": text or "No pair of variants differs in exactly one factor.", "verdict": verdict})
-    return rows
-
-
 def _guided_finding(ctx: ReportContext) -> list[dict[str, str]]:
     alpha = ctx.config.alpha
     rows = []
@@ -779,7 +639,7 @@ def build_findings(ctx: ReportContext, sec: Section) -> None:
     for level, topic in (("seed", "Stability across seeds"), ("task", "Generalisation across finetuning tasks"),
                          ("pretrain", "Dependence on pretraining data")):
         rows.append({"topic": topic, "seed_study": SEED_STUDY[level], **_level_finding(ctx, level)})
-    rows.extend(_masking_findings(ctx))
+    rows.extend(masking_findings(ctx, _contrast))
     rows.extend(_guided_finding(ctx))
     rows.extend(_alignment_finding(ctx))
     table = pd.DataFrame(rows, columns=["topic", "seed_study", "measured", "verdict"])

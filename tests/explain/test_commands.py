@@ -107,8 +107,8 @@ def test_masking_at_fraction_zero_and_one(trained):
 
 
 def write_config(tmp_path: Path, **overrides) -> Path:
-    config = {"variants": [V0, V1], "masking": {"fractions": [0.2, 1.0], "random_repeats": 2,
-                                                 "fill": "background"}, "seed": 3,
+    config = {"variants": [V0, V1], "masking": {"fractions": [0.5, 1.0], "random_repeats": 2,
+                                                 "fill": "background", "bootstrap": 200}, "seed": 3,
               **overrides}
     path = tmp_path / "tiny_evaluate.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -122,9 +122,18 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
     folder = trained / "evaluate" / "tiny_evaluate"
     tables = folder / "tables"
     accuracy = pd.read_csv(tables / "accuracy.csv")
-    assert set(accuracy.source) == {V0, V1, "random"} and set(accuracy.target) == {V0, V1}
-    assert set(accuracy["mode"]) == {"remove", "keep"} and sorted(set(accuracy.fraction)) == [0.0, 0.2, 1.0]
-    assert len(accuracy) == 2 * 3 * 2 * 3  # targets x sources x modes x fractions
+    sources = {V0, V1, "random", f"setmean:{V0}", f"setmean:{V1}"}
+    assert set(accuracy.source) == sources and set(accuracy.target) == {V0, V1}
+    assert set(accuracy["mode"]) == {"remove", "keep"} and sorted(set(accuracy.fraction)) == [0.0, 0.5, 1.0]
+    assert len(accuracy) == 2 * 5 * 2 * 3  # targets x sources x modes x fractions
+    assert (accuracy.random_within == "grid").all()  # the synthetic set has no aperture
+    per_image = pd.read_csv(tables / "aopc_per_image.csv")
+    aopc = pd.read_csv(tables / "aopc.csv")
+    assert len(per_image) == sum(aopc.n_images) and set(aopc.source) == sources
+    mean = per_image.groupby(["source", "target", "mode"]).aopc_p_true.mean()
+    for r in aopc.itertuples():
+        assert r.aopc == pytest.approx(mean[(r.source, r.target, r.mode)]) and r.aopc_ci_low <= r.aopc
+        assert r.metric == "p_true" and r.n_boot == 200 and r.boot_seed == 3
     for target in (V0, V1):  # fraction 0 removed == the target's own test accuracy
         variant = load_variant(target, trained, "cpu")
         rows, labels = held_out(variant, load_prepared_set("synth-eyes", trained), "test")
@@ -135,20 +144,27 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
         assert one.accuracy.nunique() == 1  # every source hides everything: the same blank images
         assert np.allclose(one.balanced_accuracy, 0.5)  # chance
     transfer = pd.read_csv(tables / "transfer_remove.csv")
-    assert len(transfer) == 4 and set(transfer.columns) >= {"aopc", "aopc_own", "aopc_random", "relative"}
+    assert len(transfer) == 4 and set(transfer.columns) >= {"aopc", "aopc_own", "aopc_random", "relative",
+                                                            "aopc_setmean", "relative_ci_low", "vs_setmean"}
     own = transfer[transfer.source == transfer.target]
     assert np.allclose(own.relative, 1.0)
     matrix = pd.read_csv(tables / "matrix_remove.csv", index_col=0)
     assert matrix.shape == (2, 2)
     asym = pd.read_csv(tables / "asymmetry_remove.csv")
     assert len(asym) == 1 and asym.asymmetry.iloc[0] == pytest.approx(matrix.loc[V0, V1] - matrix.loc[V1, V0])
+    row = asym.iloc[0]
+    assert row.relative_asymmetry_ci_low <= row.relative_asymmetry <= row.relative_asymmetry_ci_high
+    assert 0 < row.relative_asymmetry_p <= 1 and bool(row.paired)
     groups = pd.read_csv(tables / "groups_remove.csv")
     assert set(groups.relation) == {"same", "seed"} and set(groups.pairs) == {2}
     summary = json.loads((folder / "summary.json").read_text())
     assert {row["variant"] for row in summary["own_vs_random"]} == {V0, V1}
     prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["seeds"] == {"masking": 3} and str(config) in prov["inputs"]
-    assert "after removing the top 20%: own map" in out
+    assert prov["seeds"] == {"masking": 3, "bootstrap": 3} and str(config) in prov["inputs"]
+    assert summary["bootstrap"] == {"resamples": 200, "seed": 3, "confidence": 0.95, "unit": "images"}
+    assert "after removing the top 50%: own map" in out
+    assert {row["variant"] for row in summary["baselines"]} == {V0, V1}
+    assert f"{V0}: AOPC (p_true, remove, 95% CI over images): own maps " in out and "set-mean map" in out
     # the relevance maps it needed are contract files now
     assert relevance_path(V1, "synth-eyes", trained).is_file()
     # a second run with the same config leaves the finished folder alone
@@ -159,7 +175,8 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
 
 def test_evaluate_resumes_from_finished_targets(trained, tmp_path):
     config_path = write_config(tmp_path, name="resumed", masking={"fractions": [0.5], "random_repeats": 1,
-                                                                  "modes": ["remove"]})
+                                                                  "modes": ["remove"], "set_mean": "none",
+                                                                  "bootstrap": 100})
     from stimuli.configfile import load_config
 
     config = load_config(EvaluateConfig, config_path)
@@ -176,15 +193,22 @@ def test_evaluate_resumes_from_finished_targets(trained, tmp_path):
                           "majority": 0.5}
                          for s in (V0, V1, "random") for f in (0.0, 0.5)])
     done.to_csv(work / f"accuracy-{V0}.csv", index=False)
+    images = pd.DataFrame([{"source": s, "target": V0, "mode": "remove", "stimulus_id": f"x{i}", "label": i % 2,
+                            "aopc_p_true": 0.321, "aopc_accuracy": 0.0, "aopc_balanced_accuracy": 0.0,
+                            "fractions": 2} for s in (V0, V1, "random") for i in range(4)])
+    images.to_csv(work / f"images-{V0}.csv", index=False)
     folder = evaluate(config, trained, where=str(config_path), device="cpu", progress=False)
     accuracy = pd.read_csv(folder / "tables" / "accuracy.csv")
     assert (accuracy[accuracy.target == V0].accuracy == 0.123).all()
     assert not (accuracy[accuracy.target == V1].accuracy == 0.123).any()
+    aopc = pd.read_csv(folder / "tables" / "aopc.csv")
+    assert np.allclose(aopc[aopc.target == V0].aopc, 0.321) and not np.isclose(aopc[aopc.target == V1].aopc, 0.321).any()
     assert not work.exists()
 
 
 @pytest.mark.parametrize("text, needle", [
     ("variants: [x]\nmasking: {fractions: [0.2, 1.5]}\n", "key 'masking.fractions' must lie in (0, 1]"),
+    ("variants: [x]\nmasking: {fractions: [0.1, 0.3]}\n", "key 'masking.fractions' must be a uniform grid"),
     ("variantz: []\n", "unknown key 'variantz' (did you mean 'variants'?)"),
     (f"variants: [{V0}]\ncomposite: nope\n", "unknown composite 'nope'"),
     (f"variants: [{V0}, vgg16-none-gender-s7]\n", "python -m model train"),

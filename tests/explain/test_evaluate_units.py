@@ -14,6 +14,7 @@ from model.evaluate import (
     aopc_table,
     asymmetry_table,
     group_table,
+    matrix,
     random_masks,
     top_fraction_masks,
     transfer_table,
@@ -64,31 +65,26 @@ def test_random_blobs_are_contiguous_and_of_equal_area():
     assert same_neighbour(blobs) > 0.9 > same_neighbour(pixels)
 
 
-def curve_rows():
-    """Accuracy curves of two variants and random masks, fractions 0, 0.5, 1."""
-    rows = []
-    acc = {("a", "a"): [0.9, 0.5, 0.5], ("b", "a"): [0.9, 0.7, 0.5], ("random", "a"): [0.9, 0.8, 0.5],
-           ("b", "b"): [1.0, 0.4, 0.5], ("a", "b"): [1.0, 0.6, 0.5], ("random", "b"): [1.0, 1.0, 0.5]}
-    for (source, target), values in acc.items():
-        for fraction, value in zip([0.0, 0.5, 1.0], values):
-            rows.append({"source": source, "target": target, "mode": "remove", "fraction": fraction,
-                         "accuracy": value, "balanced_accuracy": value, "p_true": value})
-    return pd.DataFrame(rows)
-
-
-def test_aopc_transfer_asymmetry_and_groups():
-    aopc = aopc_table(curve_rows())
-    value = {(r.source, r.target): r.aopc for r in aopc.itertuples()}
-    assert value[("a", "a")] == pytest.approx((0 + 0.4 + 0.4) / 3)
-    assert value[("random", "b")] == pytest.approx((0 + 0 + 0.5) / 3)
-    transfer = transfer_table(aopc, "remove")
+def test_transfer_matrix_and_groups_from_per_image_aopc():
+    ids = ["x", "y", "z"]
+    values = {("a", "a"): [0.4, 0.5, 0.6], ("b", "a"): [0.2, 0.3, 0.4], ("random", "a"): [0.1, 0.1, 0.1],
+              ("b", "b"): [0.8, 0.8, 0.8], ("a", "b"): [0.5, 0.5, 0.5], ("random", "b"): [0.2, 0.2, 0.2]}
+    images = pd.concat([pd.DataFrame({"source": s, "target": t, "mode": "remove", "stimulus_id": ids, "label": 0,
+                                      "aopc_p_true": v, "aopc_accuracy": v, "aopc_balanced_accuracy": v,
+                                      "fractions": 3}) for (s, t), v in values.items()])
+    aopc = aopc_table(images, n_boot=100).set_index(["source", "target"])
+    assert aopc.loc[("a", "a"), "aopc"] == pytest.approx(0.5) and aopc.loc[("random", "b"), "aopc"] == pytest.approx(0.2)
+    transfer = transfer_table(images, "remove", n_boot=100)
     assert set(zip(transfer.source, transfer.target)) == {("a", "a"), ("b", "a"), ("a", "b"), ("b", "b")}
     rel = {(r.source, r.target): r.relative for r in transfer.itertuples()}
     assert rel[("a", "a")] == pytest.approx(1.0) and rel[("b", "b")] == pytest.approx(1.0)
-    # b's map on a keeps a third of a's own-map advantage over random masks: (0.6 - 0.5) / (0.8 - 0.5)
-    assert rel[("b", "a")] == pytest.approx(1 / 3)
-    asym = asymmetry_table(transfer)
-    assert len(asym) == 1 and asym.asymmetry.iloc[0] == pytest.approx(value[("a", "b")] - value[("b", "a")])
+    # b's map on a keeps half of a's own-map advantage over random masks: (0.3 - 0.1) / (0.5 - 0.1)
+    assert rel[("b", "a")] == pytest.approx(0.5) and rel[("a", "b")] == pytest.approx(0.5)
+    wide = matrix(transfer, names=["b", "a"])
+    assert list(wide.index) == ["b", "a"] and wide.loc["a", "b"] == pytest.approx(0.5)
+    asym = asymmetry_table(images, "remove", n_boot=100)
+    assert len(asym) == 1 and asym.asymmetry.iloc[0] == pytest.approx(0.5 - 0.3)
+    assert asym.relative_asymmetry.iloc[0] == pytest.approx(0.0)
 
 
 def test_groups_follow_variant_relations():
@@ -109,6 +105,8 @@ def test_packaged_demo_config_names_the_demo_variants():
     assert "vgg16-imagenet-gender-s0" in names and len(names) == len(set(names)) >= 2
     assert not any("-faces-s" in n for n in names)  # the face-pretraining source is not evaluated
     assert config.target == "true" and config.masking.transfer_mode == "remove"
+    # the demo's baselines: random blobs inside the aperture and each target's own set-mean map
+    assert config.masking.random_within == "aperture" and config.masking.set_mean == "own"
 
 
 def test_a_boolean_false_target_is_refused(tmp_path):
