@@ -113,3 +113,38 @@ def test_paired_levels_and_pair_table_use_the_cells_both_have():
     assert pairs_table.loc[("a0", "a1"), "r_trained"] == pytest.approx(np.tanh(np.arctanh([0.9, 0.8]).mean()))
     assert pairs_table.loc[("a0", "a1"), "difference"] == pytest.approx(
         pairs_table.loc[("a0", "a1"), "r_trained"] - 0.2)
+
+
+def test_report_rows_without_baseline_maps_never_agree(tmp_path):
+    from fake_study import make_relevance, make_set, write_config
+
+    from analysis.report import run_report
+
+    results = tmp_path / "results"
+    make_set(results)
+    make_relevance(results, baselines=False)
+    study = {"root": tmp_path, "results": results, "simulated": tmp_path / "simulated"}
+    config = write_config(tmp_path / "c.yaml", study, sections=["similarity", "findings"])
+    messages = []
+    out, _ = run_report(config, tmp_path / "out", progress=False, warn=messages.append)
+    findings = pd.read_csv(out / "tables" / "findings.csv").set_index("topic")
+    for topic in ("Stability across seeds", "Generalisation across finetuning tasks", "Dependence on pretraining data"):
+        assert findings.loc[topic, "verdict"] == "no null", topic
+        assert "--baseline" in findings.loc[topic, "measured"]
+    assert not (out / "tables" / "similarity_vs_baseline.csv").exists()
+    assert "No baseline maps" in (out / "report.html").read_text()
+
+
+def test_report_reads_the_baselines_and_shows_the_difference(report):
+    tables = report["out"] / "tables"
+    contrasts = pd.read_csv(tables / "similarity_vs_baseline.csv")
+    assert set(contrasts.baseline) == {"untrained", "random"} and set(contrasts.relation) == {"seed", "task",
+                                                                                             "pretrain"}
+    assert np.allclose(contrasts.difference, contrasts.effect_r - contrasts.baseline_r)
+    pairs = pd.read_csv(tables / "similarity_pairs_vs_baseline.csv")
+    assert len(pairs[(pairs.relation == "seed") & (pairs.baseline == "untrained")]) == 4  # one row per pair
+    findings = pd.read_csv(tables / "findings.csv").set_index("topic")
+    seed = findings.loc["Stability across seeds"]
+    row = contrasts[(contrasts.relation == "seed") & (contrasts.baseline == "untrained")].iloc[0]
+    assert f"untrained {row.difference:+.2f}" in seed["difference"] and "block5" in seed["design"]
+    assert "conditional on the trained networks" in seed["measured"]
