@@ -62,7 +62,7 @@ DEMO_SIMILARITY_OBSERVERS := 01 02 03 04 05 06 07 08 09 10
 # the nulls of the map-similarity findings: each variant's maps with its trained layers
 # re-initialised and untrained, and with every layer re-initialised, on a seeded subset of images
 DEMO_BASELINES := untrained random
-DEMO_BASELINE_IMAGES := 80
+DEMO_BASELINE_IMAGES := 64
 STEP := $(RESULTS)/.demo-steps
 # every variant of the grid, not the face-pretraining source (task slot 'faces'): a shell command
 DEMO_TARGETS = $(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$'
@@ -99,10 +99,11 @@ $(STEP)/explained: $(STEP)/trained
 	@touch $@
 
 $(STEP)/baselines: $(STEP)/trained
-	@for v in $$($(DEMO_TARGETS)); do for k in $(DEMO_BASELINES); do \
-	  test -f $(RESULTS)/relevance/$$v/$(DEMO_SET).baseline-$$k.npz && continue; \
-	  cmd="$(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --baseline $$k --images $(DEMO_BASELINE_IMAGES) --out $(RESULTS)"; \
-	  echo "$$cmd"; $$cmd || exit 1; done; done
+	@for v in $$($(DEMO_TARGETS)); do kinds=; for k in $(DEMO_BASELINES); do \
+	  test -f $(RESULTS)/relevance/$$v/$(DEMO_SET).baseline-$$k.npz || kinds="$$kinds $$k"; done; \
+	  test -n "$$kinds" || continue; \
+	  cmd="$(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --baseline$$kinds --images $(DEMO_BASELINE_IMAGES) --out $(RESULTS)"; \
+	  echo "$$cmd"; $$cmd || exit 1; done
 	@touch $@
 
 $(STEP)/evaluated: $(STEP)/explained $(DEMO_EVAL)

@@ -58,8 +58,8 @@ def add_baselines(ctx: ReportContext, sec: Section, maps: dict[str, Any], per_im
     if not baselines:
         first = next(iter(maps))
         sec.note("No baseline maps: the similarities above have no null, so no finding below can agree. Make "
-                 f"them with: {baseline_command(first, config.stimuli, BASELINE_KINDS[0], config.results)} "
-                 f"(and --baseline {BASELINE_KINDS[1]}), for every variant.")
+                 f"them with: {baseline_command(first, config.stimuli, ' '.join(BASELINE_KINDS), config.results)}"
+                 " (and likewise for every variant).")
         return
     pairs = list(dict.fromkeys(zip(per_image["variant_a"], per_image["variant_b"])))
     tables = {kind: baseline_similarity(found, pairs, region=region) for kind, found in baselines.items()}

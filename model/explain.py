@@ -482,10 +482,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="flag maps with |sum R / logit - 1| above this (default 0.5; 1e-3 for bias-free nets)")
     parser.add_argument("--reference", action="store_true",
                         help="use zennit's hooks even where the fast exact path serves the composite")
-    parser.add_argument("--baseline", choices=BASELINE_KINDS,
-                        help="explain a null model instead: 'untrained' (the variant's trained layers "
-                             "re-initialised, not trained) or 'random' (every layer re-initialised); "
-                             "written to <set>.baseline-<kind>.npz next to the variant's maps")
+    parser.add_argument("--baseline", choices=BASELINE_KINDS, nargs="+", metavar="KIND",
+                        help="explain null models instead: 'untrained' (the variant's trained layers "
+                             "re-initialised, not trained) and/or 'random' (every layer re-initialised); "
+                             "each written to <set>.baseline-<kind>.npz next to the variant's maps")
     parser.add_argument("--baseline-seed", type=int, default=0,
                         help="seed of the baseline's re-initialisation (mixed with the variant name; default 0)")
     parser.add_argument("--images", type=int, default=None,
@@ -529,33 +529,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = resolve_device(args.device)
     stimuli = load_prepared_set(args.stimuli, args.out)
     variant = load_variant(args.variant, args.out, device)
-    extra: dict[str, Any] = {}
-    set_name = args.stimuli
-    if args.baseline:
-        from .sanity import baseline_variant
-
-        variant, extra["baseline"] = baseline_variant(variant, args.baseline, seed=args.baseline_seed)
-        set_name = baseline_set(args.stimuli, args.baseline)
     rows = image_subset(len(stimuli.manifest), args.images, args.image_seed)
-    if len(rows) < len(stimuli.manifest):
-        extra["images"] = {"n": len(rows), "of": len(stimuli.manifest), "seed": args.image_seed}
-    prov = Provenance(config={k: v for k, v in vars(args).items()},
-                      seeds={"baseline": args.baseline_seed, "images": args.image_seed})
-    prov.add_input(stimuli.folder / "manifest.csv")
-    model_file = Path(args.out) / "models" / args.variant / "model.pt"
-    if model_file.is_file():
-        prov.add_input(model_file)
-    started = time.perf_counter()
     chosen = _subset(stimuli, rows) if len(rows) < len(stimuli.manifest) else stimuli
-    maps = explain_variant(variant, chosen, method=args.composite, target_rule=args.target,
-                           batch_size=args.batch_size, device=device, fast=not args.reference,
-                           tolerance=args.tolerance, progress=True)
-    path = relevance_path(args.variant, set_name, args.out)
-    write_maps(maps, path, variant=args.variant, stimuli=args.stimuli, target_rule=args.target,
-               stimulus_id=list(chosen.manifest.stimulus_id), extra=extra)
-    _record_provenance(path.parent, prov, set_name, path)
-    print(summary_line(maps))
-    print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+    for kind in args.baseline or [None]:  # one run per baseline kind, the variant loaded once
+        extra: dict[str, Any] = {}
+        explained, set_name = variant, args.stimuli
+        if kind:
+            from .sanity import baseline_variant
+
+            explained, extra["baseline"] = baseline_variant(variant, kind, seed=args.baseline_seed)
+            set_name = baseline_set(args.stimuli, kind)
+        if len(rows) < len(stimuli.manifest):
+            extra["images"] = {"n": len(rows), "of": len(stimuli.manifest), "seed": args.image_seed}
+        prov = Provenance(config={**vars(args), "baseline": kind},
+                          seeds={"baseline": args.baseline_seed, "images": args.image_seed})
+        prov.add_input(stimuli.folder / "manifest.csv")
+        model_file = Path(args.out) / "models" / args.variant / "model.pt"
+        if model_file.is_file():
+            prov.add_input(model_file)
+        started = time.perf_counter()
+        maps = explain_variant(explained, chosen, method=args.composite, target_rule=args.target,
+                               batch_size=args.batch_size, device=device, fast=not args.reference,
+                               tolerance=args.tolerance, progress=True)
+        path = relevance_path(args.variant, set_name, args.out)
+        write_maps(maps, path, variant=args.variant, stimuli=args.stimuli, target_rule=args.target,
+                   stimulus_id=list(chosen.manifest.stimulus_id), extra=extra)
+        _record_provenance(path.parent, prov, set_name, path)
+        print(summary_line(maps))
+        print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
 

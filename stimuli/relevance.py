@@ -56,7 +56,7 @@ def baseline_set(stimuli: str, kind: str) -> str:
 
 
 def baseline_command(variant: str, stimuli: str, kind: str, results: str | os.PathLike = "results") -> str:
-    """The command that makes a variant's baseline maps (for messages)."""
+    """The command that makes a variant's baseline maps (for messages); ``kind`` may list several."""
     return f"{explain_command(variant, stimuli, results)} --baseline {kind}"
 
 
