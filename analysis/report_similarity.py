@@ -35,13 +35,16 @@ __all__ = ["N_BOOT", "add_baselines", "similarity_findings", "DESIGN"]
 N_BOOT = 2000  # bootstrap resamples of the images for every CI of a difference
 WHAT = {"seed": "seed", "task": "finetuning task", "pretrain": "pretraining data"}
 DESIGN = {
-    "seed": "Pairs differ only in the seed (the random init of the trained layers and the batch order); "
-            "pretraining, task, architecture, data split and recipe are the same.",
+    "seed": "Pairs differ only in the seed (the random init of every layer the pretraining does not fill, "
+            "e.g. the new head, and the batch order and mirroring); pretraining, task, architecture, data split "
+            "and recipe are the same.",
     "task": "Pairs differ only in the task (gender vs identity labels, so also the output layer's size); "
             "pretraining, seed (hence the initial weights of the trained layers but the output layer), "
             "architecture, split and recipe are the same.",
     "pretrain": "Pairs differ only in the pretraining the trained layers start from (ImageNet vs the face "
-                "source); task, seed, architecture, split and recipe are the same.",
+                "source); task, seed, architecture, split and recipe are the same, and the frozen layers below "
+                "come from each arm's source (in the demo both arms share ImageNet blocks 1-4, as the face "
+                "source trained only block 5 and the FC layers).",
 }
 BASELINE_TEXT = {
     "untrained": "untrained: each variant's trained layers re-initialised (an independent seed per variant), "
