@@ -17,12 +17,14 @@ import pandas as pd
 
 from stimuli.relevance import BASELINE_KINDS, baseline_command
 
+from .model_stats import per_image_similarity
 from .report_base import ReportContext, Section, fmt, p_text, plural
 from .similarity_null import (
     baseline_contrasts,
     baseline_similarity,
     level_contrasts,
     load_baseline_maps,
+    oriented,
     pair_baselines,
     paired_levels,
     pretrain_verdict,
@@ -65,6 +67,11 @@ def add_baselines(ctx: ReportContext, sec: Section, maps: dict[str, Any], per_im
                  " (and likewise for every variant).")
         return
     pairs = list(dict.fromkeys(zip(per_image["variant_a"], per_image["variant_b"])))
+    baselines = {kind: {v: oriented(m) for v, m in found.items()} for kind, found in baselines.items()}
+    ids = sorted({str(s) for found in baselines.values() for m in found.values() for s in m.stimulus_id})
+    # the trained maps oriented the same way, on the images the baselines have
+    per_image = per_image_similarity({v: oriented(m, ids) for v, m in maps.items()}, region=region, pairs=pairs)
+    ctx.write_table("similarity_per_image_oriented", per_image)
     tables = {kind: baseline_similarity(found, pairs, region=region) for kind, found in baselines.items()}
     paired = {kind: paired_levels(per_image, table) for kind, table in tables.items()}
     paired = {kind: table for kind, table in paired.items() if len(table)}
@@ -77,7 +84,9 @@ def add_baselines(ctx: ReportContext, sec: Section, maps: dict[str, Any], per_im
     n_images = int(contrasts["n_images"].max()) if len(contrasts) else 0
     sec.text(f"Against a null: each relation's similarity next to the same statistic for baselines of the same "
              f"variants ({'; '.join(BASELINE_TEXT[k] for k in baselines)}), on the {plural(n_images, 'image')} "
-             f"the baseline maps were made for. The variants trained: {trained or 'not recorded'}. Differences "
+             f"the baseline maps were made for. Maps are oriented by the sign of the logit they explain (an "
+             f"untrained head's sign is arbitrary; trained maps change only where the logit is negative). "
+             f"The variants trained: {trained or 'not recorded'}. Differences "
              f"have 95% percentile bootstrap CIs over images ({N_BOOT} resamples, seed {config.seed}): inference "
              "is over images, conditional on these trained networks; the spread over seeds and tasks is in the "
              "per-pair table.")

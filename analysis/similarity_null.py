@@ -12,6 +12,14 @@ files ``<set>.baseline-<kind>.npz``, :func:`stimuli.relevance.baseline_set`):
 ``random``
     each variant with every layer re-initialised (the last step of the sanity cascade).
 
+Maps are first *oriented* (:func:`oriented`): each multiplied by the sign of the logit it
+explains. LRP maps sum to that logit, so a map of a negative logit is mostly negative; an
+untrained head's logit for a class has an arbitrary sign (a re-initialised VGG head on the
+Caffe-form trunk gave logits of -88 to -17 for the true class), and without orienting, two
+baselines would correlate at +r or -r by the luck of their heads' signs: a null far too easy
+to beat. Oriented maps compare how the evidence is spread, whatever its sign; for trained
+maps only misclassified, negative-logit images change.
+
 Per image and relation, the similarity is the Fisher-z mean over the pairs of that relation
 (:func:`paired_levels`, trained and baseline side by side on the images both have). The
 effect is ``tanh(mean z)`` over images, its baseline the same of the baseline pairs, and
@@ -55,6 +63,7 @@ from .reliability import fisher_z
 
 __all__ = [
     "BASELINE_KINDS",
+    "oriented",
     "load_baseline_maps",
     "baseline_similarity",
     "paired_levels",
@@ -73,6 +82,27 @@ CONTRAST_COLUMNS = ["relation", "baseline", "n_images", "n_pairs", "effect_r", "
 
 def _warn_default(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
+    """Each map times the sign of the logit it explains (of its sum where the logit is 0 or not
+    finite), optionally only the maps of ``stimulus_id`` (in the order of ``maps``).
+
+    Examples
+    --------
+    >>> from analysis.model_stats import relevance_maps
+    >>> m = relevance_maps(np.array([[[1.0, 2.0]], [[-1.0, -3.0]]]), "v")
+    >>> oriented(m).relevance.tolist()
+    [[[1.0, 2.0]], [[1.0, 3.0]]]
+    """
+    keep = np.ones(len(maps), bool) if stimulus_id is None else np.isin(maps.stimulus_id, list(stimulus_id))
+    relevance = maps.relevance[keep]
+    logit = np.asarray(maps.logit[keep], dtype=np.float64)
+    sums = relevance.sum(axis=(1, 2), dtype=np.float64)
+    sign = np.where(np.isfinite(logit) & (logit != 0), np.sign(logit), np.sign(sums))
+    sign[sign == 0] = 1.0
+    return RelevanceMaps((relevance * sign[:, None, None]).astype(np.float32), maps.stimulus_id[keep],
+                         maps.target[keep], maps.prediction[keep], maps.logit[keep], maps.meta)
 
 
 def load_baseline_maps(variants: Iterable[str], stimuli: str, results: str | Path = "results", *,

@@ -24,6 +24,7 @@ from analysis.model_stats import per_image_similarity, relevance_maps
 from analysis.similarity_null import (
     baseline_contrasts,
     level_contrasts,
+    oriented,
     paired_levels,
     pretrain_verdict,
     similarity_verdict,
@@ -40,7 +41,7 @@ def simulate(rng: np.random.Generator, n_images: int, side: int = 16) -> dict[st
     ids = [f"im{i:03d}" for i in range(n_images)]
 
     def arm() -> dict:
-        return {v: relevance_maps(face + 0.5 * images + 0.35 * rng.normal(size=images.shape), v, ids)
+        return {v: oriented(relevance_maps(face + 0.5 * images + 0.35 * rng.normal(size=images.shape), v, ids))
                 for v in VARIANTS}
 
     return {"trained": arm(), "untrained": arm(), "random": arm()}

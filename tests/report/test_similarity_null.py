@@ -148,3 +148,34 @@ def test_report_reads_the_baselines_and_shows_the_difference(report):
     row = contrasts[(contrasts.relation == "seed") & (contrasts.baseline == "untrained")].iloc[0]
     assert f"untrained {row.difference:+.2f}" in seed["difference"] and "block5" in seed["design"]
     assert "conditional on the trained networks" in seed["measured"]
+
+
+def test_orienting_by_the_logits_sign_keeps_an_arbitrary_head_sign_from_passing_as_a_difference():
+    from analysis.model_stats import per_image_similarity, relevance_maps
+    from analysis.similarity_null import oriented
+    from stimuli.relevance import RelevanceMaps
+
+    rng = np.random.default_rng(9)
+    variants = [f"vgg16-imagenet-gender-s{s}" for s in range(4)]
+    face = rng.normal(size=(12, 12))
+    ids = [f"im{i:02d}" for i in range(30)]
+
+    def arm(signs):
+        out = {}
+        for v, sign in zip(variants, signs):
+            maps = np.stack([face + 0.6 * rng.normal(size=face.shape) for _ in ids]) * sign
+            m = relevance_maps(maps, v, ids)
+            out[v] = RelevanceMaps(m.relevance, m.stimulus_id, m.target, m.prediction,
+                                   np.full(len(ids), 5.0 * sign), m.meta)  # LRP: the map sums to its logit's sign
+        return out
+
+    trained = arm([1, 1, 1, 1])
+    baseline = arm([1, -1, -1, 1])  # untrained heads: the explained logit's sign is arbitrary
+    verdicts = {}
+    for name, orient in (("raw", lambda m: m), ("oriented", oriented)):
+        t = per_image_similarity({v: orient(m) for v, m in trained.items()})
+        b = per_image_similarity({v: orient(m) for v, m in baseline.items()})
+        verdicts[name] = similarity_verdict(baseline_contrasts({"untrained": paired_levels(t, b)}, n_boot=300))
+    assert verdicts == {"raw": "agrees", "oriented": "differs"}
+    flipped = oriented(baseline[variants[1]], ids[:5])
+    assert len(flipped) == 5 and np.allclose(flipped.relevance, -baseline[variants[1]].relevance[:5])
