@@ -59,6 +59,10 @@ DEMO_REPORT := analysis/configs/demo.yaml
 DEMO_TEMPLATES := 01 02 03 04 05 06
 DEMO_MODEL_OBSERVERS := vgg16-imagenet-gender-s0 vgg16-faces-gender-s0
 DEMO_SIMILARITY_OBSERVERS := 01 02 03 04 05 06 07 08 09 10
+# the nulls of the map-similarity findings: each variant's maps with its trained layers
+# re-initialised and untrained, and with every layer re-initialised, on a seeded subset of images
+DEMO_BASELINES := untrained random
+DEMO_BASELINE_IMAGES := 64
 STEP := $(RESULTS)/.demo-steps
 # every variant of the grid, not the face-pretraining source (task slot 'faces'): a shell command
 DEMO_TARGETS = $(PY) -m model train $(DEMO_GRID) --list | grep -v -- '-faces-s[0-9]*$$'
@@ -92,6 +96,14 @@ $(STEP)/explained: $(STEP)/trained
 	  test -f $(RESULTS)/relevance/$$v/$(DEMO_SET).npz && continue; \
 	  echo "$(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --out $(RESULTS)"; \
 	  $(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --out $(RESULTS) || exit 1; done
+	@touch $@
+
+$(STEP)/baselines: $(STEP)/trained
+	@for v in $$($(DEMO_TARGETS)); do kinds=; for k in $(DEMO_BASELINES); do \
+	  test -f $(RESULTS)/relevance/$$v/$(DEMO_SET).baseline-$$k.npz || kinds="$$kinds $$k"; done; \
+	  test -n "$$kinds" || continue; \
+	  cmd="$(PY) -m model explain --variant $$v --stimuli $(DEMO_SET) --baseline$$kinds --images $(DEMO_BASELINE_IMAGES) --out $(RESULTS)"; \
+	  echo "$$cmd"; $$cmd || exit 1; done
 	@touch $@
 
 $(STEP)/evaluated: $(STEP)/explained $(DEMO_EVAL)
@@ -133,5 +145,6 @@ $(STEP)/similarity: $(STEP)/trained $(DEMO_SIMILARITY)
 	  --stimuli $(DEMO_SET) --out $(RESULTS)
 	@touch $@
 
-$(RESULTS)/demo/report.html: $(STEP)/evaluated $(STEP)/sheets $(STEP)/observed $(STEP)/similarity $(DEMO_REPORT)
+$(RESULTS)/demo/report.html: $(STEP)/evaluated $(STEP)/baselines $(STEP)/sheets $(STEP)/observed $(STEP)/similarity \
+  $(DEMO_REPORT)
 	$(PY) -m analysis run $(DEMO_REPORT) --out $(RESULTS)/demo --overwrite

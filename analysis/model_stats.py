@@ -9,6 +9,9 @@ its names differ in (:func:`stimuli.variants.variant_relation`: ``seed``, ``task
 the pairs of each relation (Fisher z) into one value per image and relation, and
 :func:`level_tests` tests the relations against each other with images as the repeated
 measure (pingouin ``rm_anova`` and ``pairwise_tests`` with FDR correction and Cohen's d).
+These test against 0 and against each other; the nulls that say whether a similarity is more
+than the design gives for free (the same statistic for untrained and randomised baselines of
+the same variants) are in :mod:`analysis.similarity_null`.
 Reliability: :func:`variant_reliability` (split-half over images, Spearman-Brown) and
 :func:`seed_icc` (ICC of the mean maps of variants that differ only in seed). Masking
 transfer (the tables of ``python -m model evaluate``) is :mod:`analysis.masking_transfer`

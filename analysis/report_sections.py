@@ -51,6 +51,7 @@ from .report_figures import (
     short_name,
 )
 from .report_masking import build_masking, masking_findings
+from .report_similarity import add_baselines, similarity_findings
 
 __all__ = ["SectionSpec", "DEFAULT_SECTIONS", "CONDITION_ORDER"]
 
@@ -293,6 +294,7 @@ def build_similarity(ctx: ReportContext, sec: Section) -> None:
     ctx.facts["level_summary"] = summary
     sec.table("similarity_level_summary", summary, "Per-image similarity by relation: mean over images with a 95% "
               "CI (Fisher z) and the one-sample t-test of similarity > 0 across images (pingouin)")
+    add_baselines(ctx, sec, maps, per_image, region)
     try:
         anova, pairwise = level_tests(levels)
     except InputError as error:
@@ -539,39 +541,6 @@ def _contrast(pairwise: pd.DataFrame, a: str, b: str) -> dict[str, float] | None
     return None
 
 
-def _level_finding(ctx: ReportContext, level: str) -> dict[str, str]:
-    summary = ctx.facts.get("level_summary")
-    stable = ctx.config.findings.stable_r
-    alpha = ctx.config.alpha
-    what = {"seed": "seed", "task": "finetuning task", "pretrain": "pretraining data"}[level]
-    if summary is None or level not in set(summary["relation"]):
-        return {"measured": f"No two variants with relevance maps differ only in {what}.", "verdict": "not measured"}
-    row = summary.set_index("relation").loc[level]
-    text = (f"Variants that differ only in {what}: mean per-image Spearman r = {fmt(row.mean_r, 2)} "
-            f"(95% CI {fmt(row.ci_low, 2)} to {fmt(row.ci_high, 2)}; {plural(int(row.n_images), 'image')}, "
-            f"{plural(int(row.n_pairs), 'pair')} per image; r > 0: {p_text(row.p_val)}).")
-    by_relation = ctx.facts.get("similarity_by_relation")
-    if by_relation is not None and "mean_map_spearman" in by_relation.columns and level in set(by_relation.relation):
-        text += f" Set-level maps: r = {fmt(by_relation.set_index('relation').loc[level, 'mean_map_spearman'], 2)}."
-    if level in ("seed", "task"):
-        ok = row.mean_r >= stable and np.isfinite(row.p_val) and row.p_val < alpha
-        text += f" Criterion for 'stable': mean r >= {stable:g} and above 0 at alpha {alpha:g}."
-        return {"measured": text, "verdict": "agrees" if ok else "differs"}
-    pairwise = ctx.facts.get("level_pairwise")
-    if pairwise is None:
-        return {"measured": text + " No other relation to compare with.", "verdict": "not measured"}
-    verdicts = []
-    for other in ("task", "seed"):
-        c = _contrast(pairwise, "pretrain", other)
-        if c is None:
-            continue
-        lower = c["mean_a"] < c["mean_b"] and c["p"] < alpha
-        text += (f" Across pretraining vs across {other}s: r = {fmt(c['mean_a'], 2)} vs {fmt(c['mean_b'], 2)} "
-                 f"(paired over images, FDR {p_text(c['p'])}, d = {fmt(c['d'], 2)}).")
-        verdicts.append(lower)
-    if not verdicts:
-        return {"measured": text, "verdict": "not measured"}
-    return {"measured": text, "verdict": "agrees" if all(verdicts) else "differs"}
 
 
 def _guided_finding(ctx: ReportContext) -> list[dict[str, str]]:
@@ -635,22 +604,28 @@ def build_findings(ctx: ReportContext, sec: Section) -> None:
     sec.text("What this run measured, next to the findings of the seed study (Crawford, Margalit, Grill-Spector & "
              "Poltoratski, 'Validation and generalization of pixel-wise relevance in CNNs trained for face "
              "classification', arXiv 2006.16795). Every statement below is computed from this run's tables.")
-    rows = []
-    for level, topic in (("seed", "Stability across seeds"), ("task", "Generalisation across finetuning tasks"),
-                         ("pretrain", "Dependence on pretraining data")):
-        rows.append({"topic": topic, "seed_study": SEED_STUDY[level], **_level_finding(ctx, level)})
+    sec.text("Map similarities are set against baselines of the same variants (their trained layers "
+             "re-initialised and untrained; every layer re-initialised): 'agrees' needs the 95% CI of the difference "
+             "above 0. Inference is over images, conditional on the trained networks (see the similarity section "
+             "for the per-pair values).")
+    rows = similarity_findings(ctx, SEED_STUDY)
     rows.extend(masking_findings(ctx, _contrast))
     rows.extend(_guided_finding(ctx))
     rows.extend(_alignment_finding(ctx))
-    table = pd.DataFrame(rows, columns=["topic", "seed_study", "measured", "verdict"])
+    columns = ["topic", "seed_study", "design", "effect", "baseline", "difference", "measured", "verdict"]
+    table = pd.DataFrame(rows, columns=columns).fillna("")
     ctx.facts["findings"] = table
     ctx.write_table("findings", table)
     body = "".join(
-        f'<tr><td>{html.escape(r.topic)}</td><td>{html.escape(r.seed_study)}</td><td>{html.escape(r.measured)}</td>'
+        f'<tr><td>{html.escape(r.topic)}</td><td>{html.escape(r.seed_study)}</td><td>{html.escape(r.design)}</td>'
+        f'<td>{html.escape(r.effect)}</td><td>{html.escape(r.baseline)}</td><td>{html.escape(r.difference)}</td>'
+        f'<td>{html.escape(r.measured)}</td>'
         f'<td class="verdict {html.escape(r.verdict.split(" ")[0])}">{html.escape(r.verdict)}</td></tr>'
         for r in table.itertuples())
     sec.html('<div class="table"><table class="findings"><thead><tr><th>question</th><th>seed study</th>'
-             f'<th>measured here</th><th>verdict</th></tr></thead><tbody>{body}</tbody></table></div>')
+             '<th>design (what differs, what is fixed)</th><th>effect</th><th>baseline (null)</th>'
+             '<th>difference [95% CI]</th><th>measured here</th><th>verdict</th></tr></thead>'
+             f'<tbody>{body}</tbody></table></div>')
 
 
 # ----------------------------------------------------------------------------- problems

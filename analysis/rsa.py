@@ -8,7 +8,9 @@ triangles (the N (N - 1) / 2 pairs; NaN marks a pair without data and is left ou
 * :func:`noise_ceiling`: how well the true model could do given the participants'
   disagreement (Nili et al., 2014): the upper bound is each participant's correlation with
   the mean RDM of everyone, the lower bound with the mean of the others (leave one subject
-  out); for the rank methods the participants' RDMs are rank-transformed before averaging;
+  out); the participants' RDMs are rank-transformed (Spearman, tau-a) or z-scored (Pearson)
+  over their pairs before averaging, so the average is the best estimate of the true RDM under
+  each method's own notion of fit;
 * :func:`permutation_test`: the null of no relation, by permuting the stimulus labels of
   the model RDM (rows and columns together);
 * :func:`bootstrap_rsa`: sampling distributions from resampling stimuli, subjects or both
@@ -170,20 +172,39 @@ def _nan_rank(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nan_zscore(vectors: np.ndarray) -> np.ndarray:
+    """Each row z-scored over its finite entries (NaN stays NaN; a constant row becomes 0)."""
+    out = np.full(vectors.shape, np.nan)
+    for i, v in enumerate(vectors):
+        keep = np.isfinite(v)
+        if keep.any():
+            sd = v[keep].std()
+            out[i, keep] = (v[keep] - v[keep].mean()) / sd if sd > 0 else 0.0
+    return out
+
+
+def _normalised_for(method: str, vectors: np.ndarray) -> np.ndarray:
+    """Participants' RDM vectors in the form whose mean best estimates the true RDM (Nili et al.
+    2014): ranks for the rank correlations, z-scores for Pearson (raw means would weight
+    participants who use a wider range of dissimilarities more)."""
+    return _nan_rank(vectors) if method in ("spearman", "kendall_a") else _nan_zscore(vectors)
+
+
 def noise_ceiling(subjects: Any, method: str = "spearman") -> dict[str, float]:
     """Lower and upper bounds on the mean correlation any model can reach with the participants.
 
     ``upper``: the mean correlation of each participant's RDM with the mean RDM of all
     participants (it includes their own data: an overestimate of the true model's);
     ``lower``: with the mean of the other participants (leave one subject out: an
-    underestimate). Needs at least 2 participants.
+    underestimate). The mean is over ranked RDMs for ``spearman`` and ``kendall_a`` and over
+    z-scored RDMs for ``pearson`` (Nili et al., 2014). Needs at least 2 participants.
     """
     _check_method(method)
     stack = _subject_stack(subjects)
     if len(stack) < 2:
         raise InputError(f"a noise ceiling needs at least 2 participants, got {len(stack)}")
     vectors = upper(stack)
-    averaged = _nan_rank(vectors) if method in ("spearman", "kendall_a") else vectors
+    averaged = _normalised_for(method, vectors)
     with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
         quiet.filter(RuntimeWarning)
         everyone = np.nanmean(averaged, axis=0)

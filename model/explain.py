@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, read_provenance
-from stimuli.relevance import relevance_path, save_relevance
+from stimuli.relevance import BASELINE_KINDS, baseline_set, relevance_path, save_relevance
 
 from .lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
 
@@ -66,6 +66,7 @@ __all__ = [
     "explain_images",
     "explain_variant",
     "resolve_device",
+    "image_subset",
     "build_parser",
     "main",
 ]
@@ -481,7 +482,40 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="flag maps with |sum R / logit - 1| above this (default 0.5; 1e-3 for bias-free nets)")
     parser.add_argument("--reference", action="store_true",
                         help="use zennit's hooks even where the fast exact path serves the composite")
+    parser.add_argument("--baseline", choices=BASELINE_KINDS, nargs="+", metavar="KIND",
+                        help="explain null models instead: 'untrained' (the variant's trained layers "
+                             "re-initialised, not trained) and/or 'random' (every layer re-initialised); "
+                             "each written to <set>.baseline-<kind>.npz next to the variant's maps")
+    parser.add_argument("--baseline-seed", type=int, default=0,
+                        help="seed of the baseline's re-initialisation (mixed with the variant name; default 0)")
+    parser.add_argument("--images", type=int, default=None,
+                        help="explain a seeded random subset of this many images (default: all)")
+    parser.add_argument("--image-seed", type=int, default=0, help="seed of the --images subset (default 0)")
     return parser
+
+
+def image_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
+    """Rows of a seeded subset of ``n`` of ``n_total`` images, in set order (all when ``n`` is None).
+
+    The same ``(n, seed)`` picks the same images for every variant, so maps of a subset pair up.
+
+    Examples
+    --------
+    >>> image_subset(10, 3, seed=1).tolist() == image_subset(10, 3, seed=1).tolist()
+    True
+    """
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    if n < 1:
+        raise InputError(f"--images must be at least 1, got {n}")
+    return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
+
+
+def _subset(stimuli, rows: np.ndarray):
+    """A prepared set restricted to ``rows`` (images and manifest) for explaining."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(images=stimuli.images[rows], manifest=stimuli.manifest.iloc[rows].reset_index(drop=True))
 
 
 @cli_errors
@@ -495,21 +529,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = resolve_device(args.device)
     stimuli = load_prepared_set(args.stimuli, args.out)
     variant = load_variant(args.variant, args.out, device)
-    prov = Provenance(config={k: v for k, v in vars(args).items()}, seeds={})
-    prov.add_input(stimuli.folder / "manifest.csv")
-    model_file = Path(args.out) / "models" / args.variant / "model.pt"
-    if model_file.is_file():
-        prov.add_input(model_file)
-    started = time.perf_counter()
-    maps = explain_variant(variant, stimuli, method=args.composite, target_rule=args.target,
-                           batch_size=args.batch_size, device=device, fast=not args.reference,
-                           tolerance=args.tolerance, progress=True)
-    path = relevance_path(args.variant, args.stimuli, args.out)
-    write_maps(maps, path, variant=args.variant, stimuli=args.stimuli, target_rule=args.target,
-               stimulus_id=list(stimuli.manifest.stimulus_id))
-    _record_provenance(path.parent, prov, args.stimuli, path)
-    print(summary_line(maps))
-    print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
+    rows = image_subset(len(stimuli.manifest), args.images, args.image_seed)
+    chosen = _subset(stimuli, rows) if len(rows) < len(stimuli.manifest) else stimuli
+    for kind in args.baseline or [None]:  # one run per baseline kind, the variant loaded once
+        extra: dict[str, Any] = {}
+        explained, set_name = variant, args.stimuli
+        if kind:
+            from .sanity import baseline_variant
+
+            explained, extra["baseline"] = baseline_variant(variant, kind, seed=args.baseline_seed)
+            set_name = baseline_set(args.stimuli, kind)
+        if len(rows) < len(stimuli.manifest):
+            extra["images"] = {"n": len(rows), "of": len(stimuli.manifest), "seed": args.image_seed}
+        prov = Provenance(config={**vars(args), "baseline": kind},
+                          seeds={"baseline": args.baseline_seed, "images": args.image_seed})
+        prov.add_input(stimuli.folder / "manifest.csv")
+        model_file = Path(args.out) / "models" / args.variant / "model.pt"
+        if model_file.is_file():
+            prov.add_input(model_file)
+        started = time.perf_counter()
+        maps = explain_variant(explained, chosen, method=args.composite, target_rule=args.target,
+                               batch_size=args.batch_size, device=device, fast=not args.reference,
+                               tolerance=args.tolerance, progress=True)
+        path = relevance_path(args.variant, set_name, args.out)
+        write_maps(maps, path, variant=args.variant, stimuli=args.stimuli, target_rule=args.target,
+                   stimulus_id=list(chosen.manifest.stimulus_id), extra=extra)
+        _record_provenance(path.parent, prov, set_name, path)
+        print(summary_line(maps))
+        print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
 

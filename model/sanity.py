@@ -7,6 +7,13 @@
   among the training images, and compare that model's maps with the trained model's.
 
 A map method that explains the model must give different maps once the model is destroyed.
+
+The same re-initialisation makes the *baselines* of the map-similarity findings
+(:func:`baseline_network`): ``untrained`` re-initialises only the layers the variant trained
+(its trainable part, e.g. conv block 5 and the FC layers) and leaves them untrained, so two
+variants' baselines share everything but training; ``random`` re-initialises every layer (the
+cascade's last step). ``python -m model explain --baseline KIND`` writes their maps next to the
+variant's own (``<set>.baseline-<kind>.npz``, :func:`stimuli.relevance.baseline_set`).
 Similarity per step is reported as Spearman rank correlation (of the maps and of their absolute
 values) and SSIM of the absolute maps scaled to [0, 1], each averaged over images, in a tidy
 table. Re-initialisation uses torchvision's own VGG init (:func:`model.architecture.
@@ -36,7 +43,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 __all__ = ["ssim", "compare_maps", "randomisation_order", "cascading_randomisation",
-           "random_label_network", "sanity_checks"]
+           "random_label_network", "sanity_checks", "trained_layers", "baseline_seed", "baseline_network",
+           "baseline_variant"]
 
 
 def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, sigma: float = 1.5) -> float:
@@ -102,6 +110,66 @@ def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
             if following < len(seq) and isinstance(seq[following], nn.BatchNorm2d):
                 seq[following].reset_running_stats()
                 init_like_torchvision(seq[following])
+
+
+def trained_layers(net: nn.Module, trainable: str) -> list[str]:
+    """Names of the weight layers (conv, linear) a variant with ``trainable`` trains, in forward order."""
+    from .architecture import first_trainable, flat_layers
+
+    names = [name for name, _ in flat_layers(net)]
+    first = names.index(first_trainable(net, trainable))
+    modules = dict(net.named_modules())
+    return [n for n in names[first:] if n in modules and isinstance(modules[n], (nn.Conv2d, nn.Linear))]
+
+
+def baseline_seed(variant: str, seed: int = 0) -> int:
+    """The re-initialisation seed of one variant's baseline: drawn from its name and ``seed``, so
+    the baselines of two variants are independent (a seed pair would share an init otherwise)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{variant}:{seed}".encode()).digest()[:4], "little")
+
+
+def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed: int = 0) -> nn.Module:
+    """A re-initialised copy of ``net`` (``net`` itself is untouched), in eval mode.
+
+    ``untrained``: the layers of the trainable part (:func:`trained_layers`) get torchvision's
+    init from ``seed``, everything before them keeps its (pretrained) weights; ``random``:
+    every layer does. Each layer draws from ``seed`` plus its position, like the cascade.
+
+    Examples
+    --------
+    >>> from model.architecture import build_vgg16
+    >>> net = build_vgg16(2, width=0.0625)
+    >>> base = baseline_network(net, "untrained", trainable="classifier", seed=3)
+    >>> bool(torch.equal(base.features[0].weight, net.features[0].weight))
+    True
+    >>> bool(torch.equal(base.classifier[0].weight, net.classifier[0].weight))
+    False
+    """
+    from stimuli.relevance import BASELINE_KINDS
+
+    if kind not in BASELINE_KINDS:
+        raise ValueError(f"unknown baseline '{kind}' (choose {', '.join(BASELINE_KINDS)})")
+    copy_ = copy.deepcopy(net)
+    layers = trained_layers(copy_, trainable) if kind == "untrained" else randomisation_order(copy_)[::-1]
+    for i, layer in enumerate(layers):
+        _reinitialise(copy_, layer, seed + i)
+    return copy_.eval()
+
+
+def baseline_variant(variant, kind: str, *, seed: int = 0):
+    """A loaded variant (``model.load_variant``) whose net is its baseline of ``kind``; returns
+    it and a record for the maps' ``meta`` (kind, seed, which layers were re-initialised)."""
+    trainable = variant.config["train"]["trainable"]
+    drawn = baseline_seed(variant.name, seed)
+    net = baseline_network(variant.net, kind, trainable=trainable, seed=drawn)
+    layers = trained_layers(net, trainable) if kind == "untrained" else randomisation_order(net)[::-1]
+    record = {"kind": kind, "seed": seed, "reinit_seed": drawn, "trainable": trainable,
+              "reinitialised": layers,
+              "what": ("the variant's trained layers re-initialised (torchvision init), not trained"
+                       if kind == "untrained" else "every layer re-initialised (torchvision init)")}
+    return dataclasses.replace(variant, net=net), record
 
 
 def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target: np.ndarray, *,

@@ -21,7 +21,12 @@ import numpy as np
 from .errors import InputError
 from .provenance import atomic_save_npz
 
-__all__ = ["RelevanceMaps", "relevance_path", "save_relevance", "load_relevance", "explain_command"]
+__all__ = ["RelevanceMaps", "relevance_path", "save_relevance", "load_relevance", "explain_command",
+           "BASELINE_KINDS", "baseline_set", "baseline_command"]
+
+# null models whose maps sit next to a variant's own: the variant's trained layers re-initialised
+# and left untrained, or every layer re-initialised (the sanity check's last step)
+BASELINE_KINDS = ("untrained", "random")
 
 
 def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "results") -> Path:
@@ -31,6 +36,28 @@ def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "res
 def explain_command(variant: str, stimuli: str, results: str | os.PathLike = "results") -> str:
     out = "" if str(results) == "results" else f" --out {results}"
     return f"python -m model explain --variant {variant} --stimuli {stimuli}{out}"
+
+
+def baseline_set(stimuli: str, kind: str) -> str:
+    """The name a variant's baseline maps of set ``stimuli`` are stored under.
+
+    ``relevance_path(variant, baseline_set(set, kind))`` is
+    ``<results>/relevance/<variant>/<set>.baseline-<kind>.npz``: next to the variant's own maps,
+    never mistaken for them (readers look for ``<set>.npz``).
+
+    Examples
+    --------
+    >>> baseline_set("orl128", "untrained")
+    'orl128.baseline-untrained'
+    """
+    if kind not in BASELINE_KINDS:
+        raise InputError(f"unknown baseline '{kind}' (choose {', '.join(BASELINE_KINDS)})")
+    return f"{stimuli}.baseline-{kind}"
+
+
+def baseline_command(variant: str, stimuli: str, kind: str, results: str | os.PathLike = "results") -> str:
+    """The command that makes a variant's baseline maps (for messages); ``kind`` may list several."""
+    return f"{explain_command(variant, stimuli, results)} --baseline {kind}"
 
 
 @dataclass(frozen=True)

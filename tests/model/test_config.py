@@ -146,3 +146,9 @@ def test_packaged_demo_config_is_valid():
     assert {parse_variant(n).task for n in names[1:]} == {"gender", "identity"}
     assert {parse_variant(n).seed for n in names[1:]} == {0, 1} and len(names) == 9
     assert yaml.safe_load(configs["demo.yaml"].read_text())["imagenet_source"] == "onnx"
+    # more than a linear readout: every variant trains conv block 5 and every FC layer, so the
+    # onnx-sourced FC layers (no ImageNet FC weights offline) are trained, never frozen random
+    from model.architecture import TRAINABLE
+
+    deep_enough = TRAINABLE[TRAINABLE.index("block5"):]
+    assert all(v.train.trainable in deep_enough for v in variants), [v.train.trainable for v in variants]

@@ -106,8 +106,10 @@ def model_observer(variant: str) -> dict:
 
 
 def make_relevance(results: Path, set_name: str = "tiny", variants=tuple(VARIANTS), n_images: int = N_FACES,
-                   nan_in: str | None = None) -> list[Path]:
-    """Relevance npz files of ``variants``: seeds alike, tasks less, pretraining least."""
+                   nan_in: str | None = None, baselines: bool = True) -> list[Path]:
+    """Relevance npz files of ``variants``: seeds alike, tasks less, pretraining least; with
+    ``baselines`` also each variant's ``untrained`` and ``random`` baseline maps (a shared
+    face-and-image pattern under much per-variant noise: alike, but less than trained seeds)."""
     yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
 
     def blob(row, col, size):
@@ -131,6 +133,28 @@ def make_relevance(results: Path, set_name: str = "tiny", variants=tuple(VARIANT
         meta = {"variant": variant, "composite": "epsilon_plus_flat", "canonizer": None, "target": "true"}
         paths.append(save_relevance(relevance_path(variant, set_name, results), maps, ids, targets, targets, logits,
                                     meta))
+        if baselines:
+            paths.extend(_baseline_files(results, set_name, variant, n_images, blob(20, 20, 9), meta))
+    return paths
+
+
+def _baseline_files(results: Path, set_name: str, variant: str, n_images: int, face: np.ndarray,
+                    meta: dict) -> list[Path]:
+    from stimuli.relevance import baseline_set
+
+    paths = []
+    for kind, shared in (("untrained", 1.0), ("random", 0.2)):
+        rng = np.random.default_rng(zlib.crc32(f"{variant}:{kind}".encode()))
+        image_rng = np.random.default_rng(7)
+        maps = np.stack([shared * (face + 0.25 * image_rng.normal(size=SHAPE)) + 0.45 * rng.normal(size=SHAPE)
+                         for _ in range(n_images)]).astype(np.float32)
+        record = {"kind": kind, "seed": 0, "trainable": "block5",
+                  "reinitialised": ["features.24", "features.26", "features.28", "classifier.0", "classifier.3",
+                                    "classifier.6"] if kind == "untrained" else ["features.0"]}
+        ids = [f"face{i:02d}" for i in range(n_images)]
+        targets = np.arange(n_images) % 2
+        paths.append(save_relevance(relevance_path(variant, baseline_set(set_name, kind), results), maps, ids,
+                                    targets, targets, maps.sum(axis=(1, 2)), {**meta, "baseline": record}))
     return paths
 
 

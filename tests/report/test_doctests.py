@@ -9,11 +9,13 @@ import analysis.model_stats
 import analysis.reliability
 import analysis.repeated
 import analysis.report_base
+import analysis.similarity_null
 import stimuli.variants
 
 
 @pytest.mark.parametrize("module", [analysis.alignment, analysis.model_stats, analysis.reliability,
-                                    analysis.repeated, analysis.report_base, stimuli.variants],
+                                    analysis.repeated, analysis.report_base, analysis.similarity_null,
+                                    stimuli.variants],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -173,3 +173,27 @@ def test_variant_relations_in_comparisons():
     relations = compare_models(table, draws, statistic="group").set_index(["model_a", "model_b"]).relation
     assert relations[("vgg16-imagenet-gender-s0:penultimate", "vgg16-imagenet-gender-s1:penultimate")] == "seed"
     assert relations[("vgg16-imagenet-gender-s0:penultimate", "vgg16-imagenet-identity-s0:penultimate")] == "task"
+
+
+def test_pearson_noise_ceiling_averages_z_scored_rdms():
+    # participants who use very different ranges of dissimilarity: a raw mean would be led by the
+    # widest one; Nili et al. (2014) average z-scored RDMs for Pearson
+    rng = np.random.default_rng(11)
+    truth = rdm_of(rng.normal(size=(10, 3)))
+    subjects = []
+    for scale, offset in ((1.0, 0.0), (25.0, 3.0), (0.2, 9.0), (4.0, 1.0)):
+        noisy = truth + rng.normal(scale=0.6, size=truth.shape)
+        noisy = (noisy + noisy.T) / 2
+        np.fill_diagonal(noisy, 0)
+        subjects.append(np.abs(noisy) * scale + offset * (1 - np.eye(10)))
+    subjects = np.stack(subjects)
+    vectors = np.stack([s[np.triu_indices(10, 1)] for s in subjects])
+    z = stats.zscore(vectors, axis=1)  # independent of the module: scipy's z-score
+    upper_expected = np.mean([np.corrcoef(v, z.mean(axis=0))[0, 1] for v in vectors])
+    lower_expected = np.mean([np.corrcoef(v, np.delete(z, i, axis=0).mean(axis=0))[0, 1]
+                              for i, v in enumerate(vectors)])
+    ceiling = noise_ceiling(subjects, "pearson")
+    assert ceiling["upper"] == pytest.approx(upper_expected, abs=1e-12)
+    assert ceiling["lower"] == pytest.approx(lower_expected, abs=1e-12)
+    raw_upper = np.mean([np.corrcoef(v, vectors.mean(axis=0))[0, 1] for v in vectors])
+    assert abs(raw_upper - upper_expected) > 1e-3  # the raw mean would have given another number
