@@ -86,14 +86,20 @@ def simulate_session(seed: int, *, region: str = "eyes", trials: int = 120,
 
 def write_session(data_root: Path, participant: str, session: int, rows: list[dict], observer: dict,
                   task: str = "gender", columns=tuple(TRIAL_COLUMNS)) -> Path:
-    """A trial file (n/a for missing cells) and its sidecar naming the observer."""
+    """A trial file (n/a for missing cells) and its sidecar naming the observer.
+
+    The sidecar's ``Masks`` record says every condition's centres share one density, which
+    the analysis estimates from the pooled centres (as for random conditions): the fake
+    guided densities are not made from a relevance file, so there is none to rebuild.
+    """
     path = trial_file_path(data_root, participant, session, task)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["\t".join(columns)]
     lines += ["\t".join("n/a" if row.get(c) is None else str(row[c]) for c in columns) for row in rows]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     sidecar = {c: {"Description": TRIAL_COLUMNS.get(c, "")} for c in columns}
-    sidecar.update(TaskName=task, Observer=observer)
+    sidecar.update(TaskName=task, Observer=observer, Masks={
+        "conditions": {c: {"mode": "random"} for c in sorted({str(r["condition"]) for r in rows})}})
     sidecar_path(path).write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
     return path
 

@@ -120,8 +120,10 @@ def session_rows(seed, blocks, *, shared=False, practice=3, aperture=None, recor
         for _ in range(n):
             count = int(rng.integers(6, 14))
             centres = sample_centres(SHAPE, count, rng, weights=weights[condition])
+            correct = int(rng.random() < 0.75)
             row = {"trial": len(rows) + 1, "block": block, "phase": phase, "condition": condition,
-                   "stimulus_id": "face00", "truth": "female", "response": "female", "correct": int(rng.random() < 0.75),
+                   "stimulus_id": "face00", "truth": "female", "response": "female" if correct else "male",
+                   "correct": correct,
                    "rt_s": 0.5, "n_bubbles": count, "sigma_px": sigma_px, "bubbles": format_centres(centres),
                    "mask_seed": len(rows), "onset_s": 1.0, "dropped_frames": 0,
                    "staircase": None if phase == "practice" else "shared" if shared else condition,
