@@ -15,7 +15,11 @@ condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and clu
 
 A bad file (missing columns, unparseable centres, ...) or a participant with too few
 trials or a missing condition is reported (one line each, and in ``ci_exclusions.csv``)
-and left out; the rest is still produced. :func:`run_ci` does the work into a given
+and left out; the rest is still produced. So is a session whose sidecar records another
+stimulus set than ``--stimuli``: another name or grid, or another content hash (the set was
+re-prepared or altered since the session ran). A session whose sidecar records the set
+without a content hash (an older session) is kept, with a warning line; one whose sidecar
+records no stimulus set at all (not written by ``python -m experiments``) is not checked. :func:`run_ci` does the work into a given
 folder, so the report (``python -m analysis run``) can reuse it.
 
 Examples
@@ -27,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -40,7 +45,7 @@ import pandas as pd
 
 from stimuli.configfile import require
 from stimuli.errors import InputError
-from stimuli.prepared import PreparedSet, load_prepared_set
+from stimuli.prepared import CONTENT_HASH_KEY, PreparedSet, load_prepared_set, set_record_mismatch
 from stimuli.provenance import atomic_save_npz, atomic_write_text
 from stimuli.regions import region_mask
 from stimuli.trials import find_trial_files, read_trials, sidecar_path
@@ -142,14 +147,35 @@ def _search_region(spec: str, stim: PreparedSet) -> np.ndarray:
     return region_mask(spec, stim.shape)
 
 
+def _check_session_set(path: Path, stim: PreparedSet) -> str | None:
+    """Refuse (InputError) a session whose sidecar records another set than ``stim``.
+
+    Returns a warning when the record holds no content hash (an older session: name,
+    grid and manifest are compared); None when it matches or no set is recorded at all.
+    """
+    try:
+        record = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("StimulusSet")
+    except (OSError, ValueError, AttributeError):
+        return None  # no readable sidecar: nothing to compare
+    if record is None:
+        return None
+    mismatch = set_record_mismatch(record, stim)
+    if mismatch:
+        raise InputError(f"{path}: {mismatch} (--stimuli {stim.name}); left out")
+    if not record.get(CONTENT_HASH_KEY):
+        return (f"{sidecar_path(path)}: records no content hash of stimulus set '{stim.name}' (an older "
+                "session); only its name, grid and manifest were checked")
+    return None
+
+
 @dataclass
 class _Participant:
     trials: dict[str, BubbleTrials] = field(default_factory=dict)  # condition -> trials
     sessions: list[str] = field(default_factory=list)
 
 
-def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None]
-                       ) -> tuple[dict[str, _Participant], list[Path]]:
+def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None],
+                       stim: PreparedSet | None = None) -> tuple[dict[str, _Participant], list[Path]]:
     files = find_trial_files(config.data_root, config.task)
     if config.trial_files is not None:  # e.g. the sessions of one kind of observer
         wanted = {Path(f).resolve() for f in config.trial_files}
@@ -161,6 +187,9 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
     people: dict[str, _Participant] = {}
     for tf in files:
         try:
+            unchecked = _check_session_set(tf.path, stim) if stim is not None else None
+            if unchecked:
+                report(tf.participant, "", str(tf.path), unchecked)
             table = read_trials(tf.path, required=NEEDED_COLUMNS)
             main = table[table["phase"] == "main"]
             if len(main) == 0:
@@ -224,7 +253,7 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
         excluded.append({"participant": participant, "condition": condition, "where": where, "reason": reason})
         warn(reason if reason.startswith(where) else f"{where}: {reason}")
 
-    people, inputs = _load_participants(config, shape, report)
+    people, inputs = _load_participants(config, shape, report, stim)
     found = sorted({c for p in people.values() for c in p.trials})
     conditions = list(config.conditions) if config.conditions else found
     for condition in conditions:
