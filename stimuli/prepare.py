@@ -90,8 +90,8 @@ def check_size(size: Any) -> int:
     except (TypeError, ValueError, OverflowError):  # None, "abc", nan, inf
         fine = False
     if not fine:
-        raise InputError(f"--size {size!r}: the stimulus side must be an integer from {_MIN_SIZE} to "
-                         f"{MAX_SIZE} pixels")
+        raise InputError(f"--size {size!r}: the stimulus side must be an integer of at least {_MIN_SIZE} pixels "
+                         f"and at most {MAX_SIZE}")
     return int(size)
 
 
