@@ -161,7 +161,7 @@ def _check_session_set(path: Path, stim: PreparedSet) -> str | None:
         return None
     mismatch = set_record_mismatch(record, stim)
     if mismatch:
-        raise InputError(f"{path}: {mismatch} (--stimuli {stim.name}); left out")
+        raise InputError(f"{path}: {mismatch} (--stimuli {stim.name})")
     if not record.get(CONTENT_HASH_KEY):
         return (f"{sidecar_path(path)}: records no content hash of stimulus set '{stim.name}' (an older "
                 "session); only its name, grid and manifest were checked")
