@@ -375,7 +375,8 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     bar.close()
     if not summary_rows:
         first = excluded[0] if excluded else {"where": str(config.data_root), "reason": "nothing usable"}
-        raise InputError(f"no classification image could be computed: {first['where']}: {first['reason']}"
+        said = first["reason"] if first["reason"].startswith(first["where"]) else f"{first['where']}: {first['reason']}"
+        raise InputError(f"no classification image could be computed: {said}"
                          + (f" (and {len(excluded) - 1} more problem(s))" if len(excluded) > 1 else ""))
     for (participant, condition), reason in sorted(reasons.items()):
         bt = people[participant].trials.get(condition)

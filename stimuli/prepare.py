@@ -108,14 +108,16 @@ def check_image_pixels(faces: FaceSet, limit: int = MAX_IMAGE_PIXELS) -> None:
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit is lower
                 with Image.open(path) as image:
                     width, height = image.size
-        except Image.DecompressionBombError:
-            width = height = None
+        except Image.DecompressionBombError as error:  # beyond PIL's own guard: its message holds the count
+            found = re.search(r"\((\d+) pixels\)", str(error))
+            count = f"{int(found.group(1)):,}" if found else "over 179 million"
+            raise InputError(f"{path}: the image has {count} pixels, over the limit of {limit:,} per image; "
+                             "downscale it first") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise InputError(f"{path}: cannot read image ({error})") from None
-        if width is None or width * height > limit:
-            size = "more than 179 million" if width is None else f"{width}x{height} = {width * height:,}"
-            raise InputError(f"{path}: the image has {size} pixels, over the limit of {limit:,} per "
-                             "image; downscale it first")
+        if width * height > limit:
+            raise InputError(f"{path}: the image has {width}x{height} = {width * height:,} pixels, over the "
+                             f"limit of {limit:,} per image; downscale it first")
 
 
 def frame_square(image: np.ndarray, framing: Framing = "pad") -> tuple[np.ndarray, tuple[slice, slice]]:

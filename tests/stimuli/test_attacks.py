@@ -282,7 +282,7 @@ def _png_header(path: Path, width: int, height: int) -> Path:
 
 
 @pytest.mark.parametrize(("width", "height", "needle"), [
-    (20000, 20000, "has more than 179 million pixels, over the limit of 50,000,000 per image"),
+    (20000, 20000, "has 400,000,000 pixels, over the limit of 50,000,000 per image"),
     (8000, 8000, "has 8000x8000 = 64,000,000 pixels, over the limit of 50,000,000 per image"),
 ])
 def test_prepare_refuses_huge_images_in_one_line_before_writing(tmp_path, face_folder, capsys, width, height,
