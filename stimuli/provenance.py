@@ -214,7 +214,7 @@ def command_name(argv: Sequence[str] | None = None) -> str:
 
 # folders that mark a results root (what `--out`/`--results` commands make inside it)
 RESULTS_ROOT_MARKERS = ("stimuli", "models", "relevance", "simulated", "analysis", "evaluate",
-                        "groundtruth", "rdms")
+                        "groundtruth", "rdm")
 # files that mark a BIDS data root
 DATA_ROOT_MARKERS = ("dataset_description.json", "participants.tsv")
 
