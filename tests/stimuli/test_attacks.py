@@ -330,3 +330,19 @@ def test_outputs_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     for path in (stim / "set.json", stim / "provenance.json", stim / "manifest.csv"):
         assert path.stat().st_mode & 0o777 == file_mode, path
     assert stim.stat().st_mode & 0o777 == dir_mode
+
+
+@pytest.mark.parametrize(("umask", "mode", "folder_mode"), [(0o002, 0o664, 0o775), (0o077, 0o600, 0o700)])
+def test_session_files_follow_the_umask(study, tmp_path, umask, mode, folder_mode):
+    from experiments.run import run_session
+
+    results, _ = study
+    old = os.umask(umask)
+    try:
+        done = run_session(_experiment(tmp_path), "u1", 1, observer="template", data_root=tmp_path / "sim",
+                           results=results, seed=1, progress=False)
+    finally:
+        os.umask(old)
+    for path in (done.path, done.path.with_suffix(".json"), tmp_path / "sim" / "participants.tsv"):
+        assert path.stat().st_mode & 0o777 == mode, path
+    assert done.path.parent.stat().st_mode & 0o777 == folder_mode
