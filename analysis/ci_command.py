@@ -22,7 +22,11 @@ sidecar without the fields) is refused for that session, one line saying why.
 
 A bad file (missing columns, unparseable centres, ...) or a participant with too few
 trials or a missing condition is reported (one line each, and in ``ci_exclusions.csv``)
-and left out; the rest is still produced. :func:`run_ci` does the work into a given
+and left out; the rest is still produced. So is a session whose sidecar records another
+stimulus set than ``--stimuli``: another name or grid, or another content hash (the set was
+re-prepared or altered since the session ran). A session whose sidecar records the set
+without a content hash (an older session) is kept, with a warning line; one whose sidecar
+records no stimulus set at all (not written by ``python -m experiments``) is not checked. :func:`run_ci` does the work into a given
 folder, so the report (``python -m analysis run``) can reuse it.
 
 Examples
@@ -34,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -47,7 +52,7 @@ import pandas as pd
 
 from stimuli.configfile import require
 from stimuli.errors import InputError
-from stimuli.prepared import PreparedSet, load_prepared_set
+from stimuli.prepared import CONTENT_HASH_KEY, PreparedSet, load_prepared_set, set_record_mismatch
 from stimuli.provenance import atomic_save_npz, atomic_write_text
 from stimuli.regions import region_mask
 from stimuli.trials import check_name, find_trial_files, read_trials, sidecar_path
@@ -155,6 +160,27 @@ def _search_region(spec: str, stim: PreparedSet) -> np.ndarray:
     return region_mask(spec, stim.shape)
 
 
+def _check_session_set(path: Path, stim: PreparedSet) -> str | None:
+    """Refuse (InputError) a session whose sidecar records another set than ``stim``.
+
+    Returns a warning when the record holds no content hash (an older session: name,
+    grid and manifest are compared); None when it matches or no set is recorded at all.
+    """
+    try:
+        record = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("StimulusSet")
+    except (OSError, ValueError, AttributeError):
+        return None  # no readable sidecar: nothing to compare
+    if record is None:
+        return None
+    mismatch = set_record_mismatch(record, stim)
+    if mismatch:
+        raise InputError(f"{path}: {mismatch} (--stimuli {stim.name})")
+    if not record.get(CONTENT_HASH_KEY):
+        return (f"{sidecar_path(path)}: records no content hash of stimulus set '{stim.name}' (an older "
+                "session); only its name, grid and manifest were checked")
+    return None
+
+
 @dataclass
 class _Participant:
     trials: dict[str, BubbleTrials] = field(default_factory=dict)  # condition -> trials
@@ -162,7 +188,8 @@ class _Participant:
 
 
 def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None],
-                       densities: GuidedDensities) -> tuple[dict[str, _Participant], list[Path]]:
+                       densities: GuidedDensities, stim: PreparedSet | None = None
+                       ) -> tuple[dict[str, _Participant], list[Path]]:
     files = find_trial_files(config.data_root, config.task)
     if config.trial_files is not None:  # e.g. the sessions of one kind of observer
         wanted = {Path(f).resolve() for f in config.trial_files}
@@ -174,6 +201,9 @@ def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callabl
     people: dict[str, _Participant] = {}
     for tf in files:
         try:
+            unchecked = _check_session_set(tf.path, stim) if stim is not None else None
+            if unchecked:
+                report(tf.participant, "", str(tf.path), unchecked)
             table = read_trials(tf.path, required=NEEDED_COLUMNS,
                                 warn=lambda message, tf=tf: report(tf.participant, "", str(tf.path), message))
             main = table[table["phase"] == "main"]
@@ -245,7 +275,7 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
         warn(reason if reason.startswith(where) else f"{where}: {reason}")
 
     densities = GuidedDensities(stim, config.results)
-    people, inputs = _load_participants(config, shape, report, densities)
+    people, inputs = _load_participants(config, shape, report, densities, stim)
     found = sorted({c for p in people.values() for c in p.trials})
     conditions = list(config.conditions) if config.conditions else found
     for condition in conditions:
@@ -373,7 +403,8 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     bar.close()
     if not summary_rows:
         first = excluded[0] if excluded else {"where": str(config.data_root), "reason": "nothing usable"}
-        raise InputError(f"no classification image could be computed: {first['where']}: {first['reason']}"
+        said = first["reason"] if first["reason"].startswith(first["where"]) else f"{first['where']}: {first['reason']}"
+        raise InputError(f"no classification image could be computed: {said}"
                          + (f" (and {len(excluded) - 1} more problem(s))" if len(excluded) > 1 else ""))
     for (participant, condition), reason in sorted(reasons.items()):
         bt = people[participant].trials.get(condition)

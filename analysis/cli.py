@@ -19,11 +19,13 @@ from pathlib import Path
 from stimuli.configfile import from_dict, to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.prepared import prepared_set_dir
-from stimuli.provenance import Provenance, atomic_output_dir
+from stimuli.provenance import Provenance, atomic_output_dir, check_replaceable
 
 from .ci_command import CIConfig, input_files, run_ci
 
 __all__ = ["main", "build_parser"]
+
+CI_COMMAND = "analysis ci"  # recorded in provenance.json: only this command replaces its folders
 
 
 def _add_ci(subparsers) -> None:
@@ -59,7 +61,9 @@ def _add_ci(subparsers) -> None:
     parser.add_argument("--search-region", default="auto",
                         help="pixels tested: auto (face aperture if the set has one, else all), all, face, "
                              "a named region (eyes, mouth, ...) or box:top,bottom,left,right (default auto)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out folder made by an earlier 'analysis ci' (it is moved "
+                             "aside as <out>.old-<time>, never deleted)")
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 2, nothing written) on any bad file or exclusion instead of reporting it")
     parser.set_defaults(handler=_run_ci)
@@ -76,7 +80,9 @@ def _add_run(subparsers) -> None:
     parser.add_argument("config", help="analysis config (YAML), e.g. analysis/configs/demo.yaml")
     parser.add_argument("--out", default=None,
                         help="output folder (default: <results>/analysis/<name>, name from the config or its file name)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out folder made by an earlier 'analysis run' (it is moved "
+                             "aside as <out>.old-<time>, never deleted)")
     parser.set_defaults(handler=_run_report)
 
 
@@ -106,6 +112,8 @@ def _run_ci(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out} exists already; pass --overwrite to replace it (or choose another --out)")
+    protect = (config.results, config.data_root)
+    check_replaceable(out, command=CI_COMMAND, protect=protect)  # before any work: a data root is never replaced
     problems: list[str] = []
 
     def warn(message: str) -> None:
@@ -113,8 +121,8 @@ def _run_ci(args: argparse.Namespace) -> int:
         if not args.strict:
             print(f"warning: {message}", file=sys.stderr)
 
-    provenance = Provenance(config=to_dict(config), seeds={"permutation": config.seed})
-    with atomic_output_dir(out, replace=args.overwrite) as work:
+    provenance = Provenance(config=to_dict(config), seeds={"permutation": config.seed}, tool=CI_COMMAND)
+    with atomic_output_dir(out, replace=args.overwrite, command=CI_COMMAND, protect=protect) as work:
         outputs = run_ci(config, work, warn=warn)
         if args.strict and problems:
             raise InputError(f"{problems[0]} (--strict: nothing written; {len(problems)} problem(s) in all)")

@@ -39,7 +39,13 @@ from pathlib import Path
 from stimuli.configfile import load_config, to_dict
 from stimuli.errors import InputError
 from stimuli.prepared import prepared_set_dir
-from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_text, git_commit
+from stimuli.provenance import (
+    Provenance,
+    atomic_output_dir,
+    atomic_write_text,
+    check_replaceable,
+    git_commit,
+)
 from stimuli.trials import sidecar_path
 
 from .report_base import Absent, ReportConfig, ReportContext, Section
@@ -50,6 +56,7 @@ __all__ = ["SECTIONS", "OPTIONAL_SECTIONS", "SectionSpec", "register_section", "
            "default_out"]
 
 SECTIONS: list[SectionSpec] = list(DEFAULT_SECTIONS)
+REPORT_COMMAND = "analysis run"  # recorded in provenance.json: only this command replaces its folders
 
 
 def register_section(key: str, title: str, build: Callable[[ReportContext, Section], None], *,
@@ -208,8 +215,11 @@ def run_report(config_path: str | Path, out: str | Path | None = None, *, overwr
     out = Path(out) if out is not None else default_out(config, config_path)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists already; pass --overwrite to replace it (or choose another --out)")
-    provenance = Provenance(config=to_dict(config), seeds={"report": config.seed}, inputs=[config_path])
-    with atomic_output_dir(out, replace=overwrite) as work:
+    protect = [p for p in (config.results, config.data.people, config.data.simulated) if p]
+    check_replaceable(out, command=REPORT_COMMAND, protect=protect)  # before any work
+    provenance = Provenance(config=to_dict(config), seeds={"report": config.seed}, inputs=[config_path],
+                            tool=REPORT_COMMAND)
+    with atomic_output_dir(out, replace=overwrite, command=REPORT_COMMAND, protect=protect) as work:
         report = build_report(config, work, warn=warn, progress=progress)
         ctx = report.context
         for path in sorted(set(input_files_of(ctx))):

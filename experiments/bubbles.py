@@ -306,7 +306,7 @@ class BubblesTask(Task):
         from stimuli.relevance import load_relevance, relevance_path
 
         try:
-            maps = load_relevance(condition.variant, self.set.name, self.results)
+            maps = load_relevance(condition.variant, self.set.name, self.results, prepared=self.set)  # same set version
         except InputError as error:
             raise InputError(f"{where}: condition '{name}': {error}") from None
         if maps.relevance.shape[1:] != self.shape:

@@ -111,6 +111,17 @@ def _check_resume(files: SessionFiles, sidecar: dict[str, Any], task: Task, spec
         raise InputError(f"{files.sidecar_path}: no 'Seed' recorded; cannot rebuild the sequence")
     if seed is not None and seed != recorded_seed:
         raise InputError(f"--seed {seed}: this session's seed is {recorded_seed}; leave --seed out to resume")
+    # the rest of the session must show the very stimuli its start showed (same pixels, same grid)
+    from stimuli.prepared import CONTENT_HASH_KEY, set_record_mismatch
+
+    prepared, record = getattr(task, "set", None), sidecar.get("StimulusSet")
+    mismatch = set_record_mismatch(record, prepared) if prepared is not None else None
+    if mismatch:
+        raise InputError(f"{files.path}: cannot resume: {mismatch}; restore the set the session started "
+                         "with, or start a new --session")
+    if prepared is not None and not (record or {}).get(CONTENT_HASH_KEY):
+        print(f"warning: {files.sidecar_path}: no content hash of its stimulus set recorded (an older "
+              "session); only the set's name, grid and manifest were checked", file=sys.stderr)
     return recorded_seed
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from stimuli.errors import InputError
-from stimuli.provenance import atomic_write_json, atomic_write_text
+from stimuli.provenance import atomic_write_json, atomic_write_text, file_mode
 from stimuli.trials import check_label, sidecar_path, split_lines, trial_file_path
 
 from .task import NA
@@ -167,6 +167,7 @@ class SessionFiles:
         header = ("\t".join(self.columns) + "\n").encode("utf-8")
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.folder)
         try:
+            os.fchmod(fd, file_mode())  # mkstemp makes 0600: the lab's umask decides who reads the data
             fcntl.flock(fd, fcntl.LOCK_EX)  # a fresh inode: nobody else can hold it
             os.write(fd, header)
             os.fsync(fd)

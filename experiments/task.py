@@ -62,6 +62,7 @@ def stimulus_set_record(prepared: Any) -> dict[str, Any]:
         "shape": list(prepared.shape),
         "background": prepared.background,
         "manifest_sha256": file_sha256(folder / "manifest.csv"),
+        "content_sha256": prepared.content_hash,  # pixels, manifest, parameters: resume and analysis check it
         "provenance_sha256": (file_sha256(folder / "provenance.json")
                               if (folder / "provenance.json").is_file() else None),
     }

@@ -47,7 +47,13 @@ from tqdm.auto import tqdm
 
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, read_provenance
-from stimuli.relevance import BASELINE_KINDS, baseline_set, relevance_path, save_relevance
+from stimuli.relevance import (
+    BASELINE_KINDS,
+    SET_HASH_KEY,
+    baseline_set,
+    relevance_path,
+    save_relevance,
+)
 
 from .lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
 
@@ -400,9 +406,25 @@ def explain_variant(variant, stimuli, *, method: str = DEFAULT_METHOD, target_ru
                           ids=list(stimuli.manifest.stimulus_id), progress=progress)
 
 
+def _set_hash(path: Path, stimuli: str) -> str | None:
+    """Content hash of the set the maps are of: ``<results>/stimuli/<set>`` next to the contract path."""
+    from stimuli.prepared import load_prepared_set, prepared_set_dir
+
+    results = Path(path).parent.parent.parent
+    if not (prepared_set_dir(stimuli, results) / "manifest.csv").is_file():
+        return None
+    return load_prepared_set(stimuli, results).content_hash
+
+
 def write_maps(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, target_rule: str,
-               stimulus_id: Sequence[str], extra: dict[str, Any] | None = None) -> Path:
-    """Save maps through the contract's writer, the conservation check in ``meta``."""
+               stimulus_id: Sequence[str], extra: dict[str, Any] | None = None,
+               set_hash: str | None = None) -> Path:
+    """Save maps through the contract's writer, the conservation check in ``meta``.
+
+    ``meta`` records the prepared set's content hash (``set_hash``, else that of
+    ``<results>/stimuli/<stimuli>`` for a contract ``path``), so maps of an older version
+    of the set are refused later.
+    """
     import zennit
 
     check = dict(maps.conservation)
@@ -419,6 +441,7 @@ def write_maps(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, t
         "resampling": "adjoint of the preprocessing resize, colour channels summed (sum-preserving)",
         "conservation": check,
         "flagged": len(maps.flagged),
+        SET_HASH_KEY: set_hash or _set_hash(path, stimuli),
         **maps.info,
         **(extra or {}),
     }
@@ -553,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                tolerance=args.tolerance, progress=True)
         path = relevance_path(args.variant, set_name, args.out)
         write_maps(maps, path, variant=args.variant, stimuli=args.stimuli, target_rule=args.target,
-                   stimulus_id=list(chosen.manifest.stimulus_id), extra=extra)
+                   stimulus_id=list(chosen.manifest.stimulus_id), set_hash=stimuli.content_hash, extra=extra)
         _record_provenance(path.parent, prov, set_name, path)
         print(summary_line(maps))
         print(f"wrote {path} in {time.perf_counter() - started:.1f} s")

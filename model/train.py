@@ -54,7 +54,15 @@ from .data import TrainData, augment_batch, class_weights, epoch_plan, load_trai
 from .device import Distributed, init_distributed, select_device
 from .features import prefix_outputs
 from .preprocess import normalise_grey, resize_grey
-from .variants import is_trained, read_variant_config, resume_dir, train_command, variant_dir
+from .variants import (
+    check_variant_files,
+    is_trained,
+    read_variant_config,
+    resume_dir,
+    train_command,
+    variant_dir,
+    variant_file_hashes,
+)
 from .weights import imagenet_state_dict, load_compatible, read_state_dict, safe_load
 
 __all__ = [
@@ -68,6 +76,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = 1
+TRAIN_COMMAND = "model train"  # recorded in provenance.json: only this command replaces a variant folder
 SINGLE = Distributed()  # one process, not distributed
 _HEAD = ("classifier.6.",)
 # feature caches above this size fall back to the plain path (recomputing the prefix)
@@ -114,6 +123,7 @@ def initial_network(config: VariantConfig, num_classes: int, results: str | Path
                              f"not trained yet; train it first with: "
                              f"{train_command(config.face_source, results, grid_file)}")
         path = variant_dir(config.face_source, results) / "model.pt"
+        check_variant_files(path.parent)  # a source edited since its training is not a source
         load_compatible(net, read_state_dict(path), where=str(path), skip=_HEAD,
                         describe=f"{spec.arch} width {spec.width:g}")
         info.update(source="face source", variant=config.face_source, file=str(path),
@@ -496,7 +506,7 @@ def train_variant(
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     started = time.perf_counter()
     prov = Provenance(command=command, config=config.as_dict(),
-                      seeds={"variant": spec.seed, "split": config.split.seed})
+                      seeds={"variant": spec.seed, "split": config.split.seed}, tool=TRAIN_COMMAND)
     partial = resume_dir(name, results)
     ckpt_file = partial / "checkpoint.pt"
     payload = read_checkpoint(ckpt_file, config)
@@ -536,11 +546,12 @@ def train_variant(
     prov.extra.update(pretrained=pretrained, device=str(device), world_size=dist.world_size,
                       feature_cache=trainer.cached, resumed_from_epoch=resumed_from or None,
                       wall_seconds=time.perf_counter() - started)
-    with atomic_output_dir(final, replace=True) as work:
+    with atomic_output_dir(final, replace=True, command=TRAIN_COMMAND, protect=[results]) as work:
         torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, work / "model.pt")
         (work / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
         data.split.to_csv(work / "split.csv", index=False)
         atomic_write_json(work / "metrics.json", metrics)
+        prov.extra["variant_files"] = variant_file_hashes(work)  # load_variant refuses a changed config or model
         prov.write(work)
     shutil.rmtree(partial, ignore_errors=True)
     if progress:

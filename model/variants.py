@@ -5,6 +5,12 @@
 ``metrics.json``, ``split.csv`` and ``provenance.json``. The folder appears all at once when
 training ends; an interrupted run keeps its checkpoint in ``<results>/models/.<variant>.resume/``.
 
+The config is part of the model: ``provenance.json`` records the SHA-256 of ``config.yaml``
+and ``model.pt`` (``variant_files``), and :func:`load_variant` (the one loader of the model
+observer, explain, evaluate, rdm and sanity) refuses a variant whose config or weights
+changed since training. Variants trained before the hashes were recorded load with a
+warning line on stderr.
+
 Examples
 --------
 >>> variant = load_variant("vgg16-imagenet-gender-s0", results="results")    # doctest: +SKIP
@@ -16,7 +22,9 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -30,6 +38,7 @@ from torch import nn
 
 from stimuli.configfile import from_dict
 from stimuli.errors import InputError
+from stimuli.provenance import file_sha256
 
 from .architecture import build_vgg16
 from .config import VariantConfig, VariantSpec, expand_grid, load_grid, parse_variant
@@ -46,11 +55,16 @@ __all__ = [
     "find_config",
     "train_command",
     "read_variant_config",
+    "VARIANT_FILES",
+    "variant_file_hashes",
+    "check_variant_files",
     "LoadedVariant",
     "load_variant",
 ]
 
 _FILES = ("model.pt", "config.yaml", "metrics.json", "provenance.json")
+VARIANT_FILES = ("config.yaml", "model.pt")  # hashed at training, checked at every load
+_unhashed_warned: set[str] = set()
 
 
 def models_dir(results: str | os.PathLike = "results") -> Path:
@@ -117,6 +131,40 @@ def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
     return from_dict(VariantConfig, data if isinstance(data, dict) else {}, str(path))
 
 
+def variant_file_hashes(folder: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 of a variant folder's ``config.yaml`` and ``model.pt`` (what training records)."""
+    return {name: file_sha256(Path(folder) / name) for name in VARIANT_FILES}
+
+
+def check_variant_files(folder: str | os.PathLike, names: tuple[str, ...] = VARIANT_FILES) -> None:
+    """Refuse (InputError, one line) a variant whose ``names`` files changed since training.
+
+    Compares them with the hashes ``provenance.json`` recorded (``variant_files``). A variant
+    trained before hashes were recorded passes with one warning line on stderr.
+
+    Examples
+    --------
+    >>> check_variant_files("results/models/vgg16-imagenet-gender-s0")   # doctest: +SKIP
+    """
+    folder = Path(folder)
+    try:
+        recorded = json.loads((folder / "provenance.json").read_text()).get("variant_files")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        if str(folder) not in _unhashed_warned:
+            _unhashed_warned.add(str(folder))
+            print(f"warning: {folder}: provenance.json records no hashes of config.yaml and model.pt (trained "
+                  "before they were recorded), so changes to them cannot be detected; retrain to record them",
+                  file=sys.stderr)
+        return
+    for name in names:
+        if name in recorded and file_sha256(folder / name) != recorded[name]:
+            raise InputError(f"{folder / name}: changed since the variant was trained (its SHA-256 differs from "
+                             f"the one in provenance.json); a variant's {name} is part of the model: restore "
+                             f"it, or retrain the variant (move its folder away first)")
+
+
 @dataclass
 class LoadedVariant:
     """A trained variant ready for inference: ``net`` in eval mode on ``device``."""
@@ -165,6 +213,7 @@ def load_variant(name: str, results: str | os.PathLike = "results",
         state = "is unfinished (its checkpoint is in " + str(resume_dir(name, results)) + ")" \
             if resume_dir(name, results).is_dir() else f"is not trained ({folder} not found)"
         raise InputError(f"variant {name} {state}; train it with: {train_command(name, results)}")
+    check_variant_files(folder, ("config.yaml",))  # before the config is used: classes, input size, ...
     config = read_variant_config(folder)
     if config.variant != name or not config.classes:
         raise InputError(f"{folder / 'config.yaml'}: does not describe a trained {name}")
@@ -175,6 +224,7 @@ def load_variant(name: str, results: str | os.PathLike = "results",
                           dropout=config.train.dropout)
     check_compatible(net.state_dict(), state, where=str(folder / "model.pt"),
                      describe=f"{name} ({len(config.classes)} classes)")
+    check_variant_files(folder, ("model.pt",))  # read safely first: a pickle or another architecture says so
     net.load_state_dict(state, strict=True, assign=True)
     net = net.to(device).eval()
     return LoadedVariant(net=net, spec=spec, config=config.as_dict(), classes=list(config.classes),

@@ -208,10 +208,28 @@ def safe_load(path: str | os.PathLike) -> Any:
             raise InputError(f"{path}: refused: it holds a pickled object ({detail.removeprefix('Unsupported global: ')}); "
                              "only plain tensors load (weights_only=True), so no code from it ran; save "
                              "a state_dict (net.state_dict()) instead") from None
-        raise InputError(f"{path}: not a readable torch weights file ({detail[:160]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise InputError(f"{path}: not a readable torch weights file "
-                         f"({str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__})") from None
+        hint = "; it looks like a text file" if _looks_like_text(path) else ""
+        raise InputError(f"{path}: not a readable torch weights file ({detail[:160]}){hint}") from None
+    except Exception as error:  # noqa: BLE001 - hostile bytes: the unpickler fails in many ways (KeyError, ...)
+        text = str(error).strip()
+        detail = text.splitlines()[0][:160] if text and not isinstance(error, (KeyError, IndexError)) \
+            else type(error).__name__
+        hint = "; it looks like a text file" if _looks_like_text(path) else ""
+        raise InputError(f"{path}: not a readable torch weights file ({detail}){hint}") from None
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether a file's first bytes are printable text (a common wrong --weights argument)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(c.isprintable() or c in "\n\r\t" for c in text)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -54,7 +54,9 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
                         help="target RMS contrast (std of [0, 1] values); default: the set's average")
     parser.add_argument("--background", type=float, default=None,
                         help="grey outside the face (default: the target mean)")
-    parser.add_argument("--force", action="store_true", help="replace an existing set of that name")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing set of that name made by this same command (the old set "
+                             "is moved aside as <name>.old-<time>, never deleted)")
     parser.set_defaults(run=_run_prepare)
 
 
@@ -96,7 +98,9 @@ def _add_render(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--results", default="results",
                         help="results root holding stimuli/ and relevance/ (default: results)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out folder made by an earlier render (it is moved aside "
+                             "as <out>.old-<time>, never deleted); data and results roots are refused")
     parser.set_defaults(run=_run_render)
 
 
@@ -139,7 +143,9 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
                              "network less")
     parser.add_argument("--aperture", action="store_true", help="elliptical face aperture, as prepare")
     parser.add_argument("--out", default="results", help="results root (default: results)")
-    parser.add_argument("--force", action="store_true", help="replace an existing set of that name")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing set of that name made by this same command (the old set "
+                             "is moved aside as <name>.old-<time>, never deleted)")
     parser.set_defaults(run=_run_synth)
 
 

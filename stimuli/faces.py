@@ -75,7 +75,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             grey = image.convert("L")
     except FileNotFoundError:
         raise InputError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{path}: cannot read image ({error})") from None
     return np.asarray(grey, dtype=np.float32) / 255.0
 

@@ -16,6 +16,11 @@ The steps, in order, for every face of a set (:func:`prepare_faces`):
 4. Pixels outside the region become the **background** grey (by default the target mean), the
    value bubbles stimuli fall back to; it is recorded in ``set.json``.
 
+Limits, checked before any image is decoded or anything is written: at most
+:data:`MAX_IMAGE_PIXELS` (50 million) pixels per source image, read from the file's header
+(PIL's own decompression-bomb guard stays on behind it), and a stimulus side of at most
+:data:`MAX_SIZE` (1024) pixels.
+
 :func:`prepare_set` writes the result with :func:`stimuli.prepared.write_prepared_set`.
 
 Examples
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -38,18 +44,22 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .errors import InputError
 from .faces import FaceSet, load_face_set
 from .prepared import prepared_set_dir, write_prepared_set
-from .provenance import Provenance
+from .provenance import Provenance, check_replaceable
 
 __all__ = [
     "FRAMINGS",
     "EQUALISE_METHODS",
     "DEFAULT_APERTURE",
+    "MAX_SIZE",
+    "MAX_IMAGE_PIXELS",
+    "check_size",
+    "check_image_pixels",
     "frame_square",
     "resize",
     "elliptical_aperture",
@@ -68,6 +78,46 @@ Method = Literal["meanstd", "histogram", "none"]
 # eye to the mean prepared ORL face (pad framing): hair line to chin, ear to ear.
 DEFAULT_APERTURE = (0.52, 0.5, 0.47, 0.36)
 _MIN_SIZE = 8
+MAX_SIZE = 1024  # stimulus side: 400 faces at 1024 px are 1.6 GB as float32 already
+MAX_IMAGE_PIXELS = 50_000_000  # per source image (PIL's own guard refuses above ~179 million)
+PREPARE_COMMAND = "stimuli prepare"  # recorded in provenance.json: only this command replaces a set
+
+
+def check_size(size: Any) -> int:
+    """The stimulus side as an int in [8, :data:`MAX_SIZE`]; anything else is an InputError."""
+    try:
+        fine = not isinstance(size, bool) and int(size) == size and _MIN_SIZE <= size <= MAX_SIZE
+    except (TypeError, ValueError, OverflowError):  # None, "abc", nan, inf
+        fine = False
+    if not fine:
+        raise InputError(f"--size {size!r}: the stimulus side must be an integer of at least {_MIN_SIZE} pixels "
+                         f"and at most {MAX_SIZE}")
+    return int(size)
+
+
+def check_image_pixels(faces: FaceSet, limit: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse a face set holding an image of more than ``limit`` pixels, from file headers only.
+
+    Nothing is decoded, so a decompression bomb (a small file that decodes to gigabytes)
+    costs nothing; an unreadable file is an InputError naming it.
+    """
+    for i in range(len(faces)):
+        path = faces.path(i)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit is lower
+                with Image.open(path) as image:
+                    width, height = image.size
+        except Image.DecompressionBombError as error:  # beyond PIL's own guard: its message holds the count
+            found = re.search(r"\((\d+) pixels\)", str(error))
+            count = f"{int(found.group(1)):,}" if found else "over 179 million"
+            raise InputError(f"{path}: the image has {count} pixels, over the limit of {limit:,} per image; "
+                             "downscale it first") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise InputError(f"{path}: cannot read image ({error})") from None
+        if width * height > limit:
+            raise InputError(f"{path}: the image has {width}x{height} = {width * height:,} pixels, over the "
+                             f"limit of {limit:,} per image; downscale it first")
 
 
 def frame_square(image: np.ndarray, framing: Framing = "pad") -> tuple[np.ndarray, tuple[slice, slice]]:
@@ -279,9 +329,8 @@ def prepare_faces(
     source and the face table's other columns) and ``info`` for ``set.json`` (``background``,
     ``aperture`` mask or None, and how the set was made).
     """
-    if int(size) != size or size < _MIN_SIZE:
-        raise InputError(f"--size {size!r}: the stimulus side must be an integer of at least {_MIN_SIZE} pixels")
-    size = int(size)
+    size = check_size(size)
+    check_image_pixels(faces)
     _check_targets(method, mean, contrast)
     background = mean if background is None else float(background)
     if not 0 <= background <= 1:
@@ -366,14 +415,16 @@ def prepare_set(
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
         raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    size = check_size(size)
     folder = prepared_set_dir(name, results)
     if folder.exists() and not force:
         raise InputError(f"prepared set {folder} exists already; add --force to replace it")
-    face_set = load_face_set(faces)
+    check_replaceable(folder, command=PREPARE_COMMAND, protect=[results])
+    face_set = load_face_set(faces, check_images=False)  # sizes first (headers), then decoding
     images, manifest, info = prepare_faces(face_set, size, progress=progress, **options)
     aperture = info.pop("aperture")
     provenance = Provenance(command=command, config={"faces": str(faces), "size": size, "name": name,
-                                                     **options})
+                                                     **options}, tool=PREPARE_COMMAND)
     record_face_inputs(provenance, face_set)
     return write_prepared_set(folder, images, manifest, background=info.pop("background"),
                               aperture=aperture, info=info, provenance=provenance, replace=force)

@@ -4,12 +4,21 @@ A prepared set lives in ``<results>/stimuli/<set>/``::
 
     manifest.csv      stimulus_id, file, identity, gender, source (+ the face table's extra columns)
     images/*.png      8-bit grey PNGs, all of one size
-    set.json          size [H, W], background (0..1), aperture file or null, how it was made
+    set.json          size [H, W], background (0..1), aperture file or null, how it was made,
+                      content_sha256 (the set's content hash, below)
     aperture.png      optional face aperture (white = face), same size
     <name>.png        optional further masks (e.g. region.png of a synthetic set), listed in set.json
     provenance.json
 
 :func:`write_prepared_set` is the only writer and :func:`load_prepared_set` the only reader.
+
+The **content hash** (:func:`set_content_hash`, :attr:`PreparedSet.content_hash`) is a SHA-256
+over the set's parameters (``set.json`` but its name and the hash itself), ``manifest.csv``
+and the decoded pixels of every image and mask. Sessions record it in their sidecar
+(``StimulusSet.content_sha256``) and relevance files in their meta (``stimulus_set_sha256``),
+so a session resumed, a session analysed or a relevance map used on a set that changed
+since (re-prepared with ``--force``, or edited by hand) is refused. A set whose files no
+longer give the hash recorded in its ``set.json`` is refused when the hash is asked for.
 
 Examples
 --------
@@ -20,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -45,9 +55,13 @@ __all__ = [
     "write_prepared_set",
     "load_prepared_set",
     "to_uint8",
+    "CONTENT_HASH_KEY",
+    "set_content_hash",
+    "set_record_mismatch",
 ]
 
 MANIFEST_COLUMNS = ("stimulus_id", "file", "identity", "gender", "source")
+CONTENT_HASH_KEY = "content_sha256"  # in set.json and in a sidecar's StimulusSet
 
 
 def prepared_set_dir(name: str, results: str | os.PathLike = "results") -> Path:
@@ -70,6 +84,75 @@ def prepare_command(name: str, results: str | os.PathLike = "results", faces: st
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[0, 1] float image to 8-bit, rounding to nearest."""
     return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _pixels(path: Path) -> tuple[str, np.ndarray]:
+    """An image's mode and decoded pixels, as stored (no conversion)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.mode, np.asarray(image)
+    except FileNotFoundError:
+        raise InputError(f"{path}: image file of the prepared set is missing") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(f"{path}: cannot read image ({error})") from None
+
+
+def set_content_hash(folder: str | os.PathLike, info: Mapping[str, Any], manifest: pd.DataFrame) -> str:
+    """SHA-256 of a prepared set's content: its parameters, manifest and pixels.
+
+    The parameters are ``info`` (set.json) without its ``name`` and the hash itself, as
+    canonical JSON; then ``manifest.csv``'s bytes; then, in manifest order, each image's
+    path, mode, shape and decoded pixels, and the aperture and mask images likewise.
+    Pixels, not file bytes: the same pixels saved by another PNG encoder hash the same.
+    """
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    params = {k: v for k, v in info.items() if k not in ("name", CONTENT_HASH_KEY)}
+    digest.update(b"set.json\0" + json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
+    try:
+        digest.update(b"manifest.csv\0" + (folder / "manifest.csv").read_bytes())
+    except OSError as error:
+        raise InputError(f"{folder / 'manifest.csv'}: unreadable ({error})") from None
+    files = [str(f) for f in manifest["file"]]
+    files += [f for f in (info.get("aperture"), *dict(info.get("masks") or {}).values()) if f]
+    for file in files:
+        mode, pixels = _pixels(folder / file)
+        digest.update(f"\0{file}\0{mode}\0{pixels.dtype}\0{pixels.shape}\0".encode())
+        digest.update(np.ascontiguousarray(pixels).tobytes())
+    return digest.hexdigest()
+
+
+def set_record_mismatch(record: Mapping[str, Any] | None, prepared: PreparedSet) -> str | None:
+    """Why the stimulus set a file recorded is not ``prepared``; None when it is the same.
+
+    ``record`` is a session sidecar's ``StimulusSet`` entry (``name``, ``shape``,
+    ``content_sha256``; older sidecars have only ``manifest_sha256``, which is then compared).
+    The caller decides what a missing record or hash means (see :func:`load_relevance`,
+    the session engine's resume and ``analysis ci``).
+
+    Examples
+    --------
+    >>> set_record_mismatch({"name": "orl32", "shape": [32, 32]}, load_prepared_set("orl48"))  # doctest: +SKIP
+    "it was made with stimulus set 'orl32' (32x32), not 'orl48' (48x48)"
+    """
+    if not isinstance(record, Mapping):
+        return "it records no stimulus set"
+    name, shape = record.get("name"), record.get("shape")
+    grid = "x".join(str(v) for v in shape) if isinstance(shape, list) else "?"
+    here = f"'{prepared.name}' ({prepared.shape[0]}x{prepared.shape[1]})"
+    if name != prepared.name or (shape is not None and list(shape) != list(prepared.shape)):
+        return f"it was made with stimulus set '{name}' ({grid}), not {here}"
+    recorded = record.get(CONTENT_HASH_KEY)
+    if recorded:
+        if recorded != prepared.content_hash:
+            return (f"stimulus set {here} changed since (content hash {str(recorded)[:12]} then, "
+                    f"{prepared.content_hash[:12]} now)")
+        return None
+    manifest = record.get("manifest_sha256")
+    if manifest and manifest != hashlib.sha256((prepared.folder / "manifest.csv").read_bytes()).hexdigest():
+        return f"the manifest of stimulus set {here} changed since"
+    return None
 
 
 @dataclass(frozen=True)
@@ -136,6 +219,23 @@ class PreparedSet:
     def mean_face(self) -> np.ndarray:
         return self.images.mean(axis=0)
 
+    @cached_property
+    def content_hash(self) -> str:
+        """The set's content hash (:func:`set_content_hash`), checked against ``set.json``'s.
+
+        A set whose files no longer give the hash recorded when it was prepared is an
+        InputError holding the command that re-makes it. Sets prepared before hashes were
+        recorded have none to check; their hash is computed all the same.
+        """
+        computed = set_content_hash(self.folder, self.info, self.manifest)
+        recorded = self.info.get(CONTENT_HASH_KEY)
+        if recorded and recorded != computed:
+            raise InputError(f"prepared set '{self.name}' ({self.folder}) was altered after it was prepared "
+                             f"(its files give content hash {computed[:12]}, set.json records "
+                             f"{str(recorded)[:12]}); re-make it with: "
+                             f"{prepare_command(self.name, self.folder.parent.parent)} --force")
+        return computed
+
 
 def write_prepared_set(
     folder: str | os.PathLike,
@@ -190,7 +290,10 @@ def write_prepared_set(
             raise InputError(f"{folder}: mask '{key}' has shape {np.shape(value)}, the images {images.shape[1:]}")
     if masks:
         meta["masks"] = {key: f"{key}.png" for key in masks}
-    with atomic_output_dir(folder, replace=replace) as work:
+    provenance = provenance or Provenance()
+    # only the command that made the set may replace it (e.g. `stimuli prepare --force`)
+    with atomic_output_dir(folder, replace=replace, command=provenance.tool,
+                           protect=[folder.parent.parent]) as work:
         (work / "images").mkdir()
         for file, image in zip(manifest.file, images):
             Image.fromarray(to_uint8(image)).save(work / file)
@@ -200,8 +303,9 @@ def write_prepared_set(
         for key, value in masks.items():
             Image.fromarray(np.where(np.asarray(value, bool), 255, 0).astype(np.uint8)).save(work / f"{key}.png")
         manifest[order].to_csv(work / "manifest.csv", index=False)
+        meta[CONTENT_HASH_KEY] = set_content_hash(work, meta, manifest)
         atomic_write_json(work / "set.json", meta)
-        (provenance or Provenance()).write(work)
+        provenance.write(work)
     return folder
 
 

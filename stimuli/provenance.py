@@ -1,9 +1,17 @@
 """Provenance records and all-or-nothing writes for every output folder.
 
-Every folder a command makes holds ``provenance.json``: the command line, the
-config, the seeds, the git commit, package versions, hashes of the input files
-and the start and end time. Files are written atomically (temporary file, then
-rename) so a crash never leaves a half-written output that looks finished.
+Every folder a command makes holds ``provenance.json``: the command line (and the
+command's name, e.g. ``analysis ci``), the config, the seeds, the git commit, package
+versions, hashes of the input files and the start and end time. Files are written
+atomically (temporary file, then rename) so a crash never leaves a half-written output
+that looks finished. Written files and folders get the modes the process umask gives
+(``0666 & ~umask``, ``0777 & ~umask``), as ``open`` and ``mkdir`` would, so a lab's group
+setting applies to every output.
+
+An output folder is replaced only through :func:`check_replaceable` (called by
+:func:`atomic_output_dir`): only a folder holding the same command's own
+``provenance.json`` is replaced, never a data root, a folder with trial files, a results
+root, the current directory, home or ``/``; the old folder is moved aside, never deleted.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .errors import InputError
 
 __all__ = [
     "file_sha256",
@@ -32,6 +43,11 @@ __all__ = [
     "atomic_write_json",
     "atomic_save_npz",
     "atomic_output_dir",
+    "check_replaceable",
+    "move_aside",
+    "command_name",
+    "file_mode",
+    "dir_mode",
     "Provenance",
     "read_provenance",
 ]
@@ -89,12 +105,41 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux /proc)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: read it by setting it (and put it back at once)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new file under the current umask (``0o666 & ~umask``), as ``open`` gives.
+
+    ``tempfile.mkstemp`` makes 0600 files whatever the umask; atomic writes reset the mode
+    to this so a lab's group-readable (umask 0002) or private (umask 0077) setting holds.
+    """
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new folder under the current umask (``0o777 & ~umask``), as ``mkdir`` gives."""
+    return 0o777 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half-written).
+
+    The file gets the mode the umask gives a new file (see :func:`file_mode`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -141,29 +186,176 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def command_name(argv: Sequence[str] | None = None) -> str:
+    """The command a command line runs, as ``<package> <subcommand>`` (e.g. ``analysis ci``).
+
+    Reads both forms a command line is recorded in: ``python -m analysis ci ...`` and
+    ``.../analysis/__main__.py ci ...`` (``sys.argv`` of ``python -m``).
+
+    Examples
+    --------
+    >>> command_name(["python", "-m", "stimuli", "render", "--mode", "random"])
+    'stimuli render'
+    >>> command_name(["/repo/analysis/__main__.py", "ci", "--task", "gender"])
+    'analysis ci'
+    """
+    args = [str(a) for a in (sys.argv if argv is None else argv)]
+    if len(args) >= 3 and args[1] == "-m":
+        package, rest = args[2], args[3:]
+    elif args and Path(args[0]).name == "__main__.py":
+        package, rest = Path(args[0]).parent.name, args[1:]
+    elif args:
+        package, rest = Path(args[0]).name, args[1:]
+    else:
+        return ""
+    sub = next((a for a in rest if not a.startswith("-")), "")
+    return f"{package} {sub}".strip()
+
+
+# folders that mark a results root (what `--out`/`--results` commands make inside it)
+RESULTS_ROOT_MARKERS = ("stimuli", "models", "relevance", "simulated", "analysis", "evaluate",
+                        "groundtruth", "rdm")
+# files that mark a BIDS data root
+DATA_ROOT_MARKERS = ("dataset_description.json", "participants.tsv")
+
+
+def _holds_data(folder: Path) -> Path | None:
+    """The first data-root marker or trial file (``sub-*/ses-*/beh/*_beh.tsv``) at any depth."""
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        for name in files:
+            if name in DATA_ROOT_MARKERS:
+                return here / name
+            if (name.endswith("_beh.tsv") and here.name == "beh" and here.parent.name.startswith("ses-")
+                    and here.parent.parent.name.startswith("sub-")):
+                return here / name
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+    return None
+
+
+def _recorded_command(folder: Path) -> str | None:
+    """The command named in a folder's ``provenance.json`` (None when there is none)."""
+    try:
+        record = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("tool"), str):
+        return record["tool"]
+    command = record.get("command")
+    return command_name(command) if isinstance(command, list) and command else None
+
+
+def check_replaceable(
+    folder: str | os.PathLike,
+    *,
+    command: str | None = None,
+    protect: Iterable[str | os.PathLike] = (),
+) -> None:
+    """Refuse (InputError, one line) to replace ``folder`` unless it is ``command``'s own output.
+
+    This is the one rule every command that replaces an output folder goes through
+    (``--overwrite``, ``--force``, re-runs). A folder is replaced only when it holds a
+    ``provenance.json`` written by the same command, ``command`` (e.g. ``"analysis ci"``;
+    None checks everything else and leaves the match to the final check of
+    :func:`atomic_output_dir`, which reads the new output's own record).
+
+    Never replaced, whatever its provenance: ``/``, the home folder, the current directory or a folder holding any of them or a ``protect`` path
+    (the ``--results`` root, the ``--data-root``); a data root (``dataset_description.json``
+    or ``participants.tsv``, at any depth) or any folder holding a trial file
+    ``sub-*/ses-*/beh/*_beh.tsv`` at any depth; a results root (a folder holding
+    ``stimuli/``, ``models/``, ``relevance/``, ...). A folder that does not exist passes.
+
+    Examples
+    --------
+    >>> check_replaceable("participants", command="analysis ci")   # doctest: +SKIP
+    Traceback (most recent call last):
+    InputError: participants: refusing to replace it: it is a data root (participants.tsv) ...
+    """
+    path = Path(folder)
+    if not path.exists() and not path.is_symlink():
+        return
+    real = path.resolve()
+
+    def refuse(why: str) -> None:
+        raise InputError(f"{folder}: refusing to replace it: {why}; nothing was changed "
+                         "(choose another --out)")
+
+    if not real.is_dir():
+        refuse("it is not a folder")
+    guarded = {Path("/"): "the file-system root", Path.cwd().resolve(): "the current directory"}
+    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known: nothing to guard
+        guarded[Path.home().resolve()] = "your home folder"
+    guarded.update({Path(p).resolve(): "a results or data root this command reads" for p in protect})
+    for place, what in guarded.items():
+        if real == place or real in place.parents:
+            refuse(f"it is {what}" if real == place else f"it holds {what} ({place})")
+    roots = [m for m in DATA_ROOT_MARKERS if (real / m).exists()]
+    if roots:
+        refuse(f"it is a data root ({roots[0]})")
+    markers = [m for m in RESULTS_ROOT_MARKERS if (real / m).is_dir()]
+    if markers:
+        refuse(f"it is a results root (it holds {', '.join(m + '/' for m in markers)})")
+    data = _holds_data(real)
+    if data is not None:
+        refuse(f"it holds participant or simulated data ({data.relative_to(real)})")
+    made_by = _recorded_command(real)
+    if made_by is None:
+        refuse(f"it holds no provenance.json, so it is not an output of `{command or 'this command'}`")
+    if command is not None and made_by != command:
+        refuse(f"it was made by `{made_by}`, not by `{command}`")
+
+
+def move_aside(folder: str | os.PathLike) -> Path:
+    """Rename ``folder`` to ``<name>.old-<UTC time>`` next to it (never deleted); returns the new path."""
+    folder = Path(folder)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = folder.with_name(f"{folder.name}.old-{stamp}")
+    n = 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = folder.with_name(f"{folder.name}.old-{stamp}-{n}")
+    os.rename(folder, aside)
+    return aside
+
+
 @contextlib.contextmanager
-def atomic_output_dir(final: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+def atomic_output_dir(
+    final: str | os.PathLike,
+    *,
+    replace: bool = False,
+    command: str | None = None,
+    protect: Iterable[str | os.PathLike] = (),
+) -> Iterator[Path]:
     """Build an output folder in a temporary sibling and move it into place only on success.
 
     A crash or an error leaves no folder at ``final`` (and removes the temporary one),
-    so a finished-looking output is always complete. With ``replace=True`` an existing
-    folder is swapped out at the end; without it, an existing folder is an error.
+    so a finished-looking output is always complete. Without ``replace`` an existing
+    folder is an error. With ``replace=True`` an existing folder must pass
+    :func:`check_replaceable` (checked before anything is made) and is moved aside to
+    ``<name>.old-<time>`` at the end, never deleted. ``command`` names the command that
+    writes; without it, the command recorded in the new folder's ``provenance.json`` (or
+    the running one) must be the one recorded in the old folder's.
     """
     final = Path(final)
     if final.exists() and not replace:
         raise FileExistsError(f"{final} exists already")
+    if replace:
+        check_replaceable(final, command=command, protect=protect)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
+        os.chmod(work, dir_mode())
         yield work
-        if final.exists():
-            trash = final.with_name(f".{final.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(final, trash)
-            os.replace(work, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(work, final)
+        if final.exists() or final.is_symlink():
+            if not replace:
+                raise FileExistsError(f"{final} appeared while it was being made")
+            writer = command or _recorded_command(work) or command_name()
+            check_replaceable(final, command=writer, protect=protect)  # it may have changed meanwhile
+            aside = move_aside(final)
+            print(f"note: the earlier {final} was moved aside to {aside}", file=sys.stderr)
+        os.replace(work, final)
         _fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -182,6 +374,9 @@ class Provenance:
     >>> prov = Provenance(config={"size": 128}, seeds={"split": 0})  # doctest: +SKIP
     >>> prov.add_input("faces.csv")                                   # doctest: +SKIP
     >>> prov.write(out_dir)                                           # doctest: +SKIP
+
+    ``tool`` names the command (e.g. ``"analysis ci"``; default: read from ``command``);
+    it is what :func:`check_replaceable` compares before replacing the folder.
     """
 
     def __init__(
@@ -191,8 +386,11 @@ class Provenance:
         config: Mapping[str, Any] | None = None,
         seeds: Mapping[str, Any] | None = None,
         inputs: Iterable[str | os.PathLike] = (),
+        tool: str | None = None,
     ) -> None:
         self.command = list(command if command is not None else sys.argv)
+        # the command's name (e.g. "analysis ci"): only that command may replace the folder
+        self.tool = tool or command_name(self.command)
         self.config = dict(config or {})
         self.seeds = dict(seeds or {})
         self.inputs: dict[str, str] = {}
@@ -208,6 +406,7 @@ class Provenance:
     def as_dict(self) -> dict[str, Any]:
         return {
             "command": self.command,
+            "tool": self.tool,
             "cwd": os.getcwd(),
             "config": self.config,
             "seeds": self.seeds,

@@ -3,14 +3,21 @@
 ``<results>/relevance/<variant>/<set>.npz`` holds ``relevance`` float32 (N, H, W) on the
 prepared set's grid (summed over colour channels), ``stimulus_id``, ``target``,
 ``prediction``, ``logit`` and ``meta`` (a JSON string: variant, composite, canonizer,
-target rule, conservation check, ...). :func:`save_relevance` is the only writer and
-:func:`load_relevance` the only reader.
+target rule, conservation check, ``stimulus_set_sha256``: the content hash of the prepared
+set the maps were made on, see :mod:`stimuli.prepared`). :func:`save_relevance` is the only
+writer and :func:`load_relevance` the only reader.
+
+Maps read by variant and set name are checked against that set as it is now: maps of an
+older version of the set (re-prepared since) are refused with the command that re-makes
+them. Files written before the hash was recorded cannot be checked: they are used, with a
+warning on stderr that says how to re-make them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +26,17 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .prepared import PreparedSet, load_prepared_set, prepared_set_dir
 from .provenance import atomic_save_npz
 
 __all__ = ["RelevanceMaps", "relevance_path", "save_relevance", "load_relevance", "explain_command",
-           "BASELINE_KINDS", "baseline_set", "baseline_command"]
+           "BASELINE_KINDS", "baseline_set", "baseline_command", "SET_HASH_KEY", "check_relevance_set"]
 
 # null models whose maps sit next to a variant's own: the variant's trained layers re-initialised
 # and left untrained, or every layer re-initialised (the sanity check's last step)
 BASELINE_KINDS = ("untrained", "random")
+SET_HASH_KEY = "stimulus_set_sha256"  # in meta: the content hash of the set the maps were made on
+_warned: set[str] = set()
 
 
 def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "results") -> Path:
@@ -118,10 +128,38 @@ def save_relevance(
     return atomic_save_npz(path, relevance=relevance, meta=np.asarray(json.dumps(dict(meta))), **arrays)
 
 
+def check_relevance_set(maps: RelevanceMaps, prepared: PreparedSet, path: str | os.PathLike,
+                        results: str | os.PathLike = "results") -> None:
+    """Refuse maps made on another version of ``prepared`` (its content hash differs).
+
+    Maps without a recorded hash (written before it was recorded) pass with a warning
+    line on stderr (once per file) holding the command that re-makes them.
+    """
+    recorded = maps.meta.get(SET_HASH_KEY)
+    variant = str(maps.meta.get("variant") or Path(path).parent.name)
+    remake = explain_command(variant, prepared.name, results)
+    if not recorded:
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            print(f"warning: {path}: records no stimulus-set hash (made before hashes were recorded), so "
+                  f"it cannot be checked against set '{prepared.name}'; re-make it with: {remake}",
+                  file=sys.stderr)
+        return
+    if recorded != prepared.content_hash:
+        raise InputError(f"{path}: made on another version of stimulus set '{prepared.name}' (set hash "
+                         f"{str(recorded)[:12]}, the set's is {prepared.content_hash[:12]} now); "
+                         f"re-make them with: {remake}")
+
+
 def load_relevance(
-    variant: str | os.PathLike, stimuli: str | None = None, results: str | os.PathLike = "results"
+    variant: str | os.PathLike, stimuli: str | None = None, results: str | os.PathLike = "results",
+    *, prepared: PreparedSet | None = None,
 ) -> RelevanceMaps:
-    """Read relevance maps by variant and set name (or one npz path as ``variant``)."""
+    """Read relevance maps by variant and set name (or one npz path as ``variant``).
+
+    Read by set name, the maps are checked against that prepared set (``prepared``, else
+    ``<results>/stimuli/<stimuli>`` when it exists) with :func:`check_relevance_set`.
+    """
     path = Path(variant)
     if stimuli is not None:
         path = relevance_path(str(variant), stimuli, results)
@@ -142,4 +180,9 @@ def load_relevance(
         raise InputError(f"{path}: relevance has shape {fields['relevance'].shape}, "
                          f"expected ({len(fields['stimulus_id'])}, H, W)")
     fields["stimulus_id"] = fields["stimulus_id"].astype(str)
-    return RelevanceMaps(meta=meta, **fields)
+    maps = RelevanceMaps(meta=meta if isinstance(meta, dict) else {}, **fields)
+    if prepared is None and stimuli is not None and (prepared_set_dir(stimuli, results) / "manifest.csv").is_file():
+        prepared = load_prepared_set(stimuli, results)
+    if prepared is not None:
+        check_relevance_set(maps, prepared, path, results)
+    return maps

@@ -45,12 +45,13 @@ from .bubbles import (
 from .errors import InputError
 from .guided import guidance_density, topk_reveal_mask
 from .prepared import PreparedSet, load_prepared_set, to_uint8
-from .provenance import Provenance, atomic_output_dir, atomic_write_text
+from .provenance import Provenance, atomic_output_dir, atomic_write_text, check_replaceable
 from .relevance import RelevanceMaps, load_relevance, relevance_path
 
 __all__ = ["RENDER_MODES", "mask_seed", "render_stimuli", "rebuild_mask", "contact_sheet", "render_set"]
 
 RENDER_MODES = ("random", "guided", "antiguided", "topk")
+RENDER_COMMAND = "stimuli render"  # recorded in provenance.json: only this command replaces its folders
 Mode = Literal["random", "guided", "antiguided", "topk"]
 RelevanceSource = Literal["image", "mean"]
 
@@ -260,12 +261,13 @@ def render_set(
     out = Path(out)
     if out.exists() and not force:
         raise InputError(f"output folder {out} exists already; add --force to replace it")
+    check_replaceable(out, command=RENDER_COMMAND, protect=[results])  # only an earlier render's folder
     prepared = load_prepared_set(stimuli, results)
     relevance = None
     if mode != "random":
         if not variant:
             raise InputError(f"mode '{mode}' needs relevance maps: give --variant")
-        relevance = load_relevance(variant, prepared.name, results)
+        relevance = load_relevance(variant, prepared.name, results, prepared=prepared)
         missing = sorted(set(prepared.manifest.stimulus_id) - set(relevance.stimulus_id))
         if missing and options.get("source", "image") == "image":
             raise InputError(f"relevance of {variant} on {prepared.name} lacks stimulus '{missing[0]}' "
@@ -276,11 +278,12 @@ def render_set(
         command=list(command) if command is not None else None,
         config={"stimuli": str(stimuli), "mode": mode, "n_bubbles": n_bubbles, "sigma_px": sigma_px,
                 "variant": variant, "results": str(results), **options},
-        seeds={"seed": options.get("seed", 0), "mask_seeds": "numpy SeedSequence([seed, k])"})
+        seeds={"seed": options.get("seed", 0), "mask_seeds": "numpy SeedSequence([seed, k])"},
+        tool=RENDER_COMMAND)
     provenance.add_input(prepared.folder / "manifest.csv")
     if relevance is not None:
         provenance.add_input(relevance_path(variant, prepared.name, results))
-    with atomic_output_dir(out, replace=force) as work:
+    with atomic_output_dir(out, replace=force, command=RENDER_COMMAND, protect=[results]) as work:
         (work / "images").mkdir()
         for file, image in zip(table.file, images):
             Image.fromarray(to_uint8(image)).save(work / file)
