@@ -491,7 +491,10 @@ class FastLRP:
         with frozen_eval(self.net), torch.inference_mode():
             expected = self.net(x)
             got = self.forward(x)[0]
-        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-3, atol=1e-5):
+        # float32 error (batch norm folded into the convolutions) scales with the largest logit, not
+        # with each one: a logit near 0 must not fail a sweep that is right to 1e-4 of the scale
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+        if got.shape != expected.shape or float((got - expected).abs().max()) > 1e-3 * scale + 1e-5:
             raise Unsupported(f"{type(self.net).__name__}'s forward differs from a plain VGG sweep")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple]]:

@@ -85,7 +85,7 @@ def test_activation_and_confusion_rdms_match_an_independent_computation(trained)
 
 def test_relevance_rdm_and_errors(trained, capsys):
     from model.rdm import main
-    from stimuli.relevance import save_relevance
+    from stimuli.relevance import SET_HASH_KEY, save_relevance
 
     with pytest.raises(SystemExit) as stop:
         main(["--variant", GENDER, "--stimuli", "orl10", "--out", str(trained), "--kinds", "relevance"])
@@ -93,9 +93,11 @@ def test_relevance_rdm_and_errors(trained, capsys):
     assert stop.value.code == 2 and err.count("\n") == 0
     assert "make them with: python -m model explain --variant " + GENDER in err
     maps = np.random.default_rng(0).normal(size=(50, 32, 32)).astype(np.float32)
-    ids = load_prepared_set("orl10", trained).manifest.stimulus_id
+    prepared = load_prepared_set("orl10", trained)
+    ids = prepared.manifest.stimulus_id
     save_relevance(trained / "relevance" / GENDER / "orl10.npz", maps[::-1], ids[::-1], np.zeros(50), np.zeros(50),
-                   np.ones(50), {"variant": GENDER, "composite": "epsilon_plus_flat"})
+                   np.ones(50), {"variant": GENDER, "composite": "epsilon_plus_flat",
+                                 SET_HASH_KEY: prepared.content_hash})
     assert main(["--variant", GENDER, "--stimuli", "orl10", "--out", str(trained), "--kinds", "relevance"]) == 0
     rdm = load_rdms(GENDER, "orl10", trained).rdms["relevance"]
     expected = 1 - np.corrcoef(maps.reshape(50, -1))
