@@ -58,23 +58,27 @@ exp = {"paradigm": "bubbles", "task": "gender", "stimuli": "orl32", "responses":
        "staircase": {"start_bubbles": 10}, "template_observer": {"region": "eyes", "full_view_accuracy": 0.95}}
 (work / "exp.yaml").write_text(yaml.safe_dump(exp))
 D = work / "participants"
-for p in ("01", "02"):
-    print(*run("experiments", "run", "exp.yaml", "--participant", p, "--session", "1", "--observer", "template",
-               "--data-root", D, "--results", R, "--seed", "1")[:2])
-(D / "dataset_description.json").write_text('{"Name": "lab", "BIDSVersion": "1.9.0"}\n')
-data0, res0 = snap(D), snap(R)
+
+
+def make_data_root():
+    """Two simulated sessions in a BIDS-like data root; its snapshot."""
+    shutil.rmtree(D, ignore_errors=True)
+    for p in ("01", "02"):
+        print(*run("experiments", "run", "exp.yaml", "--participant", p, "--session", "1", "--observer", "template",
+                   "--data-root", D, "--results", R, "--seed", "1")[:2])
+    (D / "dataset_description.json").write_text('{"Name": "lab", "BIDSVersion": "1.9.0"}\n')
+    return snap(D)
+
+
+data0 = make_data_root()
+res0 = snap(R)
 ci = ["analysis", "ci", "--data-root", D, "--task", "gender", "--results", R, "--min-trials", "20"]
 
 rc, last, n = run(*ci, "--stimuli", "orl32", "--out", D, "--overwrite")
 row("analysis ci --out participants --overwrite", rc, last, n, snap(D) != data0 if D.exists() else "DELETED")
 if snap(D) != data0:  # restore the data root for the next attacks
     print("(re-making the data root)")
-    shutil.rmtree(D, ignore_errors=True)
-    for p in ("01", "02"):
-        run("experiments", "run", "exp.yaml", "--participant", p, "--session", "1", "--observer", "template",
-            "--data-root", D, "--results", R, "--seed", "1")
-    (D / "dataset_description.json").write_text('{"Name": "lab", "BIDSVersion": "1.9.0"}\n')
-    data0 = snap(D)
+    data0 = make_data_root()
 
 R2 = work / "results_copy"
 shutil.copytree(R, R2)
@@ -88,12 +92,7 @@ rc, last, n = run("stimuli", "render", "--stimuli", "orl32", "--mode", "random",
                   "--count", "4", "--results", R, "--out", D, "--force")
 row("stimuli render --out participants --force", rc, last, n, snap(D) != data0 if D.exists() else "DELETED")
 if snap(D) != data0:
-    shutil.rmtree(D, ignore_errors=True)
-    for p in ("01", "02"):
-        run("experiments", "run", "exp.yaml", "--participant", p, "--session", "1", "--observer", "template",
-            "--data-root", D, "--results", R, "--seed", "1")
-    (D / "dataset_description.json").write_text('{"Name": "lab", "BIDSVersion": "1.9.0"}\n')
-    data0 = snap(D)
+    data0 = make_data_root()
 
 rc, last, n = run(*ci, "--stimuli", "orl48", "--out", work / "ci48")
 row("analysis ci --stimuli orl48 on orl32 sessions", rc, last, n, snap(D) != data0)

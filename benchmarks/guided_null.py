@@ -52,6 +52,7 @@ from ci_simulation import simulate_guided_observer  # noqa: E402
 
 from analysis.ci_null import CentreDensity  # noqa: E402
 from analysis.classification import aperture_ci, centre_histogram, compute_ci, group_z  # noqa: E402
+from analysis.error_rates import clopper_pearson
 from analysis.guided_densities import GuidedDensities  # noqa: E402
 from analysis.metrics import region_auc  # noqa: E402
 from analysis.permutation import max_statistic_test, permutation_quantile  # noqa: E402
@@ -65,12 +66,6 @@ from stimuli.relevance import relevance_path, save_relevance  # noqa: E402
 VARIANT = "gradient-relevance"  # not a model: a relevance-like map from each face's own gradients
 _FOUR = ndimage.generate_binary_structure(2, 1)
 
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    a = (1 - level) / 2
-    low = stats.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
-    high = stats.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
-    return float(low), float(high)
 
 
 def rate(k: int, n: int) -> str:

@@ -18,8 +18,8 @@ import argparse
 import time
 
 import numpy as np
-from scipy import stats
 
+from analysis.error_rates import clopper_pearson
 from model.masking_stats import asymmetry_bootstrap
 
 
@@ -50,13 +50,6 @@ def rejection_rate(runs: int, n_images: int, n_boot: int, *, relative: tuple[flo
         rejected += result["p"] < alpha
     return int(rejected), runs
 
-
-def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval of a rate k / n."""
-    tail = (1 - confidence) / 2
-    low = stats.beta.ppf(tail, k, n - k + 1) if k > 0 else 0.0
-    high = stats.beta.ppf(1 - tail, k + 1, n - k) if k < n else 1.0
-    return float(low), float(high)
 
 
 def main(argv=None) -> None:

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 import yaml
-from scipy.stats import beta
+
+from analysis.error_rates import clopper_pearson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,13 +56,6 @@ RACER = textwrap.dedent("""
         os.replace(partial, os.path.join(folder, f"result-{race}-{os.getpid()}"))
 """)
 
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval of a rate seen k times in n."""
-    a = (1 - level) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return low, high
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # tests/cli_checks.py: checks shared by the attack tests
 
 
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

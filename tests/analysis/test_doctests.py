@@ -8,13 +8,26 @@ import analysis
 import analysis.apertures
 import analysis.ci_null
 import analysis.classification
+import analysis.error_rates
 import analysis.metrics
 import analysis.stat4ci
 import stimuli.maps
 
 
-@pytest.mark.parametrize("module", [analysis, analysis.apertures, analysis.ci_null, analysis.classification, analysis.metrics, analysis.stat4ci,
-                                    stimuli.maps], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [analysis, analysis.apertures, analysis.ci_null, analysis.classification,
+                                    analysis.error_rates, analysis.metrics, analysis.stat4ci, stimuli.maps], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_clopper_pearson_is_the_beta_quantile_interval():
+    """The exact interval from its definition (beta quantiles), edges included."""
+    from scipy.stats import beta
+
+    from analysis.error_rates import clopper_pearson
+
+    for k, n in ((9, 200), (0, 20), (20, 20), (51, 1000)):
+        low, high = clopper_pearson(k, n)
+        assert low == pytest.approx(beta.ppf(0.025, k, n - k + 1) if k else 0.0, abs=1e-9)
+        assert high == pytest.approx(beta.ppf(0.975, k + 1, n - k) if k < n else 1.0, abs=1e-9)

@@ -16,6 +16,7 @@ from scipy import stats
 from analysis.apertures import BubbleTrials, aperture_ci
 from analysis.ci_null import CentreDensity, TrialNull, nuisance_design
 from analysis.classification import centre_histogram, compute_ci, group_z
+from analysis.error_rates import clopper_pearson
 from analysis.metrics import region_auc
 from analysis.permutation import max_statistic_test
 from analysis.stat4ci import cluster_test, fwhm_from_sigma, pixel_test
@@ -25,12 +26,6 @@ SHAPE, SIGMA, FACES = (32, 32), 2.0, 4
 REGION = np.zeros(SHAPE, bool)
 REGION[2:30, 4:28] = True  # the 'face aperture': centres fall only inside
 
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    a = (1 - level) / 2
-    low = stats.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
-    high = stats.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
-    return float(low), float(high)
 
 
 @cache

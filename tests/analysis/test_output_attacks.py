@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from ci_simulation import simulate_trials, write_trial_file
+from cli_checks import one_line_error, snapshot
 
 from analysis.cli import main
 from stimuli.prepared import load_prepared_set, write_prepared_set
@@ -27,11 +28,6 @@ from stimuli.trials import sidecar_path
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (40, 40)
 
-
-def snapshot(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``root`` (relative path -> digest)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _set(results: Path, name: str, shape=SHAPE, seed: int = 0) -> None:
@@ -72,13 +68,6 @@ def ci_args(data: Path, results: Path, out: Path, *extra: str, stimuli: str = "f
             "--out", str(out), "--min-trials", "50", *extra]
 
 
-def one_line_error(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
 
 def test_ci_out_participants_overwrite_is_refused_as_a_command(study):
     results, data = study
@@ -100,13 +89,13 @@ def test_ci_out_refuses_results_roots_other_data_roots_and_others_outputs(study,
     render.mkdir()
     (render / "provenance.json").write_text(json.dumps({"command": ["python", "-m", "stimuli", "render"]}))
     before = snapshot(tmp_path)
-    err = one_line_error(capsys, ci_args(data, results, results, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, results, "--overwrite"))
     assert "results: refusing to replace it: it is a results or data root this command reads" in err
-    err = one_line_error(capsys, ci_args(data, results, lab, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, lab, "--overwrite"))
     assert "refusing to replace it: it is a data root (participants.tsv)" in err
-    err = one_line_error(capsys, ci_args(data, results, render, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, render, "--overwrite"))
     assert "it was made by `stimuli render`, not by `analysis ci`" in err
-    err = one_line_error(capsys, ci_args(data, results, tmp_path, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, tmp_path, "--overwrite"))
     assert "it holds a results or data root this command reads" in err
     assert snapshot(tmp_path) == before
 
@@ -156,5 +145,5 @@ def test_a_session_on_an_altered_set_is_excluded_with_its_reason(study, tmp_path
     assert "stimulus set 'faces40' (40x40) changed since (content hash 000000000000 then" in refused
     with np.load(out / "maps" / "ci_group_gender_random.npz") as maps:
         assert maps["participants"].tolist() == ["01", "02"]
-    err = one_line_error(capsys, ci_args(data, results, tmp_path / "strict", "--strict"))
+    err = one_line_error(capsys, main, ci_args(data, results, tmp_path / "strict", "--strict"))
     assert "--strict: nothing written" in err and not (tmp_path / "strict").exists()

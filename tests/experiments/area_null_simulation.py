@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.error_rates import clopper_pearson
 from analysis.revealed import condition_summary
 from experiments.bubbles import Staircase
 from experiments.staircase import Quest, QuestParams, bubbles_for_intensity, intensity_for_bubbles
@@ -129,13 +130,6 @@ def rejection_rates(studies, *, seed=0, alpha=0.05, **options):
             ratio[dv].append(v[:, 1].mean() / v[:, 0].mean())
     return rejected, {dv: float(np.mean(r)) for dv, r in ratio.items()}
 
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval of a rate k / n."""
-    tail = (1 - level) / 2
-    low = stats.beta.ppf(tail, k, n - k + 1) if k > 0 else 0.0
-    high = stats.beta.ppf(1 - tail, k + 1, n - k) if k < n else 1.0
-    return float(low), float(high)
 
 
 def main(argv=None) -> None:

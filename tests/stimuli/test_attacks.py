@@ -8,7 +8,6 @@ and after.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_checks import one_line_error, snapshot
 
 from stimuli.__main__ import main
 from stimuli.errors import InputError
@@ -32,19 +32,6 @@ from stimuli.relevance import load_relevance, relevance_path, save_relevance
 REPO = Path(__file__).resolve().parents[2]
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``root`` (relative path -> digest)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def one_line_error(capsys, argv: list[str]) -> str:
-    """Run ``python -m stimuli`` in-process; it must exit 2 with exactly one line on stderr."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
-    return err
 
 
 @pytest.fixture
@@ -97,18 +84,18 @@ def test_render_force_refuses_results_roots_trial_files_others_outputs_and_cwd(s
     (plain / "todo.txt").write_text("keep me")
     before = snapshot(tmp_path)
 
-    err = one_line_error(capsys, render_args(results, results, "--force"))
+    err = one_line_error(capsys, main, render_args(results, results, "--force"))
     assert "refusing to replace it: it is a results or data root this command reads" in err
-    err = one_line_error(capsys, render_args(results, other_root, "--force"))
+    err = one_line_error(capsys, main, render_args(results, other_root, "--force"))
     assert "it is a results root (it holds models/)" in err
-    err = one_line_error(capsys, render_args(results, backup, "--force"))
+    err = one_line_error(capsys, main, render_args(results, backup, "--force"))
     assert "it holds participant or simulated data (2025/sub-02/ses-1/beh/sub-02_ses-1_task-gender_beh.tsv)" in err
-    err = one_line_error(capsys, render_args(results, results / "stimuli" / "small", "--force"))
+    err = one_line_error(capsys, main, render_args(results, results / "stimuli" / "small", "--force"))
     assert "it was made by `stimuli prepare`, not by `stimuli render`" in err
-    err = one_line_error(capsys, render_args(results, plain, "--force"))
+    err = one_line_error(capsys, main, render_args(results, plain, "--force"))
     assert "it holds no provenance.json, so it is not an output of `stimuli render`" in err
     monkeypatch.chdir(plain)
-    err = one_line_error(capsys, render_args(results, Path("."), "--force"))
+    err = one_line_error(capsys, main, render_args(results, Path("."), "--force"))
     assert "refusing to replace it: it is the current directory" in err
     assert snapshot(tmp_path) == before
 
@@ -250,7 +237,7 @@ def test_relevance_of_an_older_set_version_is_refused_by_render_and_guided_sessi
     with pytest.raises(InputError, match=r"condition 'guided': .*small.npz: made on another version of "
                                          r"stimulus set 'small' .*python -m model explain"):
         load_task(guided, results)
-    err = one_line_error(capsys, ["render", "--stimuli", "small", "--mode", "guided", "--variant", "fake-v",
+    err = one_line_error(capsys, main, ["render", "--stimuli", "small", "--mode", "guided", "--variant", "fake-v",
                                   "--n-bubbles", "3", "--sigma", "2", "--results", str(results),
                                   "--out", str(tmp_path / "g")])
     assert "made on another version of stimulus set 'small'" in err and "re-make them with" in err
@@ -290,7 +277,7 @@ def test_prepare_refuses_huge_images_in_one_line_before_writing(tmp_path, face_f
     faces = face_folder
     _png_header(faces / "p0" / "1.png", width, height)
     results = tmp_path / "results"
-    err = one_line_error(capsys, ["prepare", "--faces", str(faces), "--size", "24", "--name", "s",
+    err = one_line_error(capsys, main, ["prepare", "--faces", str(faces), "--size", "24", "--name", "s",
                                   "--out", str(results)])
     assert needle in err and "p0/1.png" in err and not results.exists()
     assert width * height > MAX_IMAGE_PIXELS
@@ -303,7 +290,7 @@ def test_prepare_refuses_huge_images_in_one_line_before_writing(tmp_path, face_f
 
 def test_prepare_refuses_a_huge_size_in_one_line(tmp_path, face_folder, capsys):
     for size in ("100000", "1025"):
-        err = one_line_error(capsys, ["prepare", "--faces", str(face_folder), "--size", size, "--name", "s",
+        err = one_line_error(capsys, main, ["prepare", "--faces", str(face_folder), "--size", size, "--name", "s",
                                       "--out", str(tmp_path / "results")])
         assert f"--size {size}: the stimulus side must be an integer of at least 8 pixels and at most 1024" in err
     assert not (tmp_path / "results").exists()
