@@ -134,7 +134,8 @@ def old_permutation(bts, cis, region, k, rng, cluster_threshold):
     return permutation_quantile(max_z, 0.05), permutation_quantile(clusters, 0.05)
 
 
-def rft_study(rng, densities, per_face, region, args) -> None:
+def rft_study(rng, densities, per_face, region, args) -> dict[str, int]:
+    """Family-wise rejections of the pixel and cluster tests, new and old null, over null groups."""
     fwhm = fwhm_from_sigma(args.sigma)
     hits = {"pixel new": 0, "pixel old": 0, "cluster new": 0, "cluster old": 0}
     max_z = {"new": [], "old": []}
@@ -150,9 +151,11 @@ def rft_study(rng, densities, per_face, region, args) -> None:
     for test in ("pixel", "cluster"):
         print(f"   {test:8} {rate(hits[f'{test} new'], args.groups):>34}   {rate(hits[f'{test} old'], args.groups):>34}")
     print(f"   median max Z: new {np.median(max_z['new']):.2f}, old {np.median(max_z['old']):.2f}")
+    return hits
 
 
-def permutation_study(rng, densities, per_face, region, args) -> None:
+def permutation_study(rng, densities, per_face, region, args) -> tuple[dict[str, int], list[float]]:
+    """Family-wise rejections of the max-statistic test, new and old, and the new test's p-values."""
     hits = {"pixel new": 0, "pixel old": 0, "cluster new": 0, "cluster old": 0}
     thresholds = {"new": [], "old": []}
     p_values = []
@@ -181,9 +184,11 @@ def permutation_study(rng, densities, per_face, region, args) -> None:
           f"old {np.median(thresholds['old']):.2f}")
     print(f"   new: uniformity of the observed max's permutation p-value, KS p = "
           f"{stats.kstest(p_values, 'uniform').pvalue:.3f}")
+    return hits, p_values
 
 
-def power_study(rng, densities, per_face, region, args) -> None:
+def power_study(rng, densities, per_face, region, args) -> tuple[list[float], int]:
+    """ROC AUCs of the group Z for a real eye region, and how often the pixel test finds it."""
     eyes = region_mask("eyes", region.shape) & region
     fwhm = fwhm_from_sigma(args.sigma)
     aucs, found = [], 0
@@ -197,9 +202,10 @@ def power_study(rng, densities, per_face, region, args) -> None:
     print(f"   ROC AUC of the group Z (eyes vs rest of the aperture): median {np.median(aucs):.3f}, "
           f"min {np.min(aucs):.3f} (must: >= 0.9)")
     print(f"   pixel test finds an eye pixel: {rate(found, args.power_groups)}")
+    return aucs, found
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=400, help="null groups for the RFT tests")
     parser.add_argument("--permutation-groups", type=int, default=200, help="null groups for the permutation test")
@@ -216,11 +222,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="guidance strength")
     parser.add_argument("--gain", type=float, default=0.4, help="power study: accuracy per unit of eye coverage")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    start = time.time()
+    return parser.parse_args(argv)
+
+
+def design(args: argparse.Namespace):
+    """Per-face guided densities (from ORL relevance through the real reader), their CentreDensity, the aperture."""
     with tempfile.TemporaryDirectory() as folder:
         densities, aperture, ids = build_design(Path(folder), args.size, args.faces, args.sigma, args.strength)
     per_face = {f"face{s}": CentreDensity(d) for s, d in enumerate(densities)}
+    return densities, per_face, aperture, ids
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start = time.time()
+    densities, per_face, aperture, ids = design(args)
     print(f"guided per-image null: seed {args.seed}; ORL faces {', '.join(ids)} at {aperture.shape[0]}x"
           f"{aperture.shape[1]} px, relevance = gradient magnitude (sigma {args.sigma:g}) per face, "
           f"strength {args.strength:g}, centres inside the face aperture ({int(aperture.sum())} px)")

@@ -188,3 +188,31 @@ def test_a_diagnostic_region_is_still_found_in_the_per_image_guided_design():
     print(f"diagnostic eyes in the per-image guided design: AUC {auc:.3f}, "
           f"{int((significant & eyes).sum())} of {int(eyes.sum())} eye pixels significant")
     assert auc >= 0.9 and (significant & eyes).any()
+
+
+@pytest.mark.slow
+def test_guided_null_at_the_issues_size_through_the_benchmark():
+    """benchmarks/guided_null.py at full size: ORL relevance through the real reader, faces at
+    accuracies .6-.9, 400 null groups for the RFT tests, 200 for the Freedman-Lane test, and a
+    real eye region still found."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "guided_null.py"
+    spec = importlib.util.spec_from_file_location("guided_null_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.parse_args(["--seed", "7"])
+    assert args.groups >= 400 and args.permutation_groups >= 200
+    densities, per_face, aperture, _ = bench.design(args)
+    rng = np.random.default_rng(args.seed)
+    hits = bench.rft_study(rng, densities, per_face, aperture, args)
+    for test in ("pixel", "cluster"):
+        low, high = clopper_pearson(hits[f"{test} new"], args.groups)
+        assert low <= 0.05 < clopper_pearson(hits[f"{test} old"], args.groups)[0], (test, hits)
+    permuted, p_values = bench.permutation_study(rng, densities, per_face, aperture, args)
+    for test in ("pixel", "cluster"):
+        assert clopper_pearson(permuted[f"{test} new"], args.permutation_groups)[0] <= 0.05, (test, permuted)
+    assert stats.kstest(p_values, "uniform").pvalue > 0.001
+    aucs, _ = bench.power_study(rng, densities, per_face, aperture, args)
+    assert np.median(aucs) >= 0.9, aucs
