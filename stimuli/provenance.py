@@ -44,6 +44,7 @@ __all__ = [
     "atomic_save_npz",
     "atomic_output_dir",
     "check_replaceable",
+    "check_outside_data_root",
     "move_aside",
     "command_name",
     "file_mode",
@@ -307,6 +308,21 @@ def check_replaceable(
         refuse(f"it was made by `{made_by}`, not by `{command}`")
 
 
+def check_outside_data_root(folder: str | os.PathLike) -> None:
+    """Refuse (InputError, one line) an output folder inside a data root.
+
+    A data root (``dataset_description.json`` or ``participants.tsv``) holds sessions and
+    nothing a command makes: an output written into it would be a file BIDS does not name,
+    and a later ``--overwrite`` of it would act next to participant data.
+    """
+    real = Path(folder).resolve()
+    for place in real.parents:
+        marker = next((m for m in DATA_ROOT_MARKERS if (place / m).is_file()), None)
+        if marker is not None:
+            raise InputError(f"{folder}: refusing to write an output inside the data root {place} "
+                             f"({marker}); nothing was changed (choose an --out outside it)")
+
+
 def move_aside(folder: str | os.PathLike) -> Path:
     """Rename ``folder`` to ``<name>.old-<UTC time>`` next to it (never deleted); returns the new path."""
     folder = Path(folder)
@@ -339,6 +355,7 @@ def atomic_output_dir(
     the running one) must be the one recorded in the old folder's.
     """
     final = Path(final)
+    check_outside_data_root(final)
     if final.exists() and not replace:
         raise FileExistsError(f"{final} exists already")
     if replace:

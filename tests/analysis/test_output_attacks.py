@@ -98,6 +98,11 @@ def test_ci_out_refuses_results_roots_other_data_roots_and_others_outputs(study,
     err = one_line_error(capsys, main, ci_args(data, results, tmp_path, "--overwrite"))
     assert "it holds a results or data root this command reads" in err
     assert snapshot(tmp_path) == before
+    # a new folder inside a data root: BIDS names no such folder, and nothing is made
+    for root, inside in ((data, data / "ci"), (lab, lab / "derived" / "ci")):
+        err = one_line_error(capsys, main, ci_args(data, results, inside))
+        assert f"refusing to write an output inside the data root {root.resolve()} " in err
+    assert snapshot(tmp_path) == before and not (data / "ci").exists()
 
 
 def test_ci_overwrite_of_its_own_output_moves_the_old_one_aside(study, tmp_path, capsys):
