@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from stimuli.configfile import load_config, require, to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, atomic_write_text
-from stimuli.relevance import load_relevance, relevance_path
+from stimuli.relevance import SET_HASH_KEY, load_relevance, relevance_path, set_mean_map
 
 from .masking import (
     RANDOM,
@@ -230,7 +230,8 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
     """The variant's relevance maps of every stimulus (manifest order), explained if missing.
 
     Maps already in ``<results>/relevance/<variant>/<set>.npz`` with the same composite and
-    target rule are reused; otherwise they are made and written there (the contract file).
+    target rule, made on this version of the set (its content hash), are reused; otherwise
+    they are made and written there (the contract file).
     """
     from .explain import _record_provenance, explain_variant, summary_line, write_maps
 
@@ -239,6 +240,7 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
     if path.is_file():
         maps = load_relevance(path)
         if (maps.meta.get("composite") == composite and maps.meta.get("target_rule") == target
+                and maps.meta.get(SET_HASH_KEY) == stimuli.content_hash
                 and list(maps.stimulus_id) == ids and maps.relevance.shape[1:] == stimuli.shape):
             return maps.relevance
     explained = explain_variant(variant, stimuli, method=composite, target_rule=target, batch_size=batch_size,
@@ -246,7 +248,8 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
     prov = Provenance(config={"variant": variant.name, "stimuli": stimuli.name, "composite": composite,
                               "target": target, "by": "model evaluate"})
     prov.add_input(stimuli.folder / "manifest.csv")
-    write_maps(explained, path, variant=variant.name, stimuli=stimuli.name, target_rule=target, stimulus_id=ids)
+    write_maps(explained, path, variant=variant.name, stimuli=stimuli.name, target_rule=target, stimulus_id=ids,
+               set_hash=stimuli.content_hash)
     _record_provenance(path.parent, prov, stimuli.name, path)
     tqdm.write(f"{variant.name}: {summary_line(explained)}")
     return explained.relevance
@@ -384,7 +387,7 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
             for n, v in variants.items()}
     for n in variants:
         prov.add_input(relevance_path(n, stimuli.name, results))
-    set_means = {n: _set_mean(m) for n, m in maps.items()}
+    set_means = {n: set_mean_map(m, name=f"relevance of {n}") for n, m in maps.items()}
     accuracy_parts, image_parts = [], []
     trunks = SharedTrunk()  # the targets of one arm share their frozen trunk's passes
     for n, target in tqdm(variants.items(), desc="targets", unit="variant", disable=not progress):
@@ -426,12 +429,6 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
     summary["own_vs_random"] = _own_vs_random(accuracy, masking.metric)
     summary["baselines"] = baseline_summary(tables["aopc"], masking.transfer_mode)
     return tables
-
-
-def _set_mean(maps: np.ndarray) -> np.ndarray:
-    """A variant's set-mean map: the mean of its finite maps of every stimulus of the set."""
-    finite = np.isfinite(maps).all(axis=(1, 2))
-    return maps[finite].mean(axis=0) if finite.any() else np.full(maps.shape[1:], np.nan)
 
 
 def _own_vs_random(accuracy: pd.DataFrame, metric: str, fraction: float = 0.2) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from .errors import InputError
 from .prepared import PreparedSet, load_prepared_set, prepared_set_dir
 from .provenance import atomic_save_npz
 
-__all__ = ["RelevanceMaps", "relevance_path", "save_relevance", "load_relevance", "explain_command",
+__all__ = ["RelevanceMaps", "set_mean_map", "relevance_path", "save_relevance", "load_relevance", "explain_command",
            "BASELINE_KINDS", "baseline_set", "baseline_command", "SET_HASH_KEY", "check_relevance_set"]
 
 # null models whose maps sit next to a variant's own: the variant's trained layers re-initialised
@@ -37,6 +37,21 @@ __all__ = ["RelevanceMaps", "relevance_path", "save_relevance", "load_relevance"
 BASELINE_KINDS = ("untrained", "random")
 SET_HASH_KEY = "stimulus_set_sha256"  # in meta: the content hash of the set the maps were made on
 _warned: set[str] = set()
+
+
+def set_mean_map(relevance: np.ndarray, *, positive: bool = False, name: str = "relevance") -> np.ndarray:
+    """The set-mean map: the average of the finite maps of (N, H, W) ``relevance``.
+
+    The one definition of "a variant's set-mean map", used by guided ``maps: mean``
+    conditions, ``stimuli render --relevance mean`` and the masking baseline.
+    """
+    relevance = np.asarray(relevance)
+    maps = relevance[np.isfinite(relevance).all(axis=(1, 2))]
+    if len(maps) == 0:
+        raise InputError(f"{name}: no finite maps to average")
+    if positive:
+        maps = np.clip(maps, 0, None)
+    return maps.mean(axis=0)
 
 
 def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "results") -> Path:
@@ -88,12 +103,7 @@ class RelevanceMaps:
 
     def mean_map(self, *, positive: bool = False) -> np.ndarray:
         """The set-average map over finite maps (optionally of positive relevance only)."""
-        maps = self.relevance[self.finite()]
-        if len(maps) == 0:
-            raise InputError(f"relevance of {self.meta.get('variant', '?')}: no finite maps to average")
-        if positive:
-            maps = np.clip(maps, 0, None)
-        return maps.mean(axis=0)
+        return set_mean_map(self.relevance, positive=positive, name=f"relevance of {self.meta.get('variant', '?')}")
 
     def by_id(self, stimulus_id: str) -> np.ndarray:
         hits = np.flatnonzero(self.stimulus_id == str(stimulus_id))

@@ -293,3 +293,29 @@ def test_commands_are_wired_into_python_m_model(trained, capsys):
     maps = load_relevance(V0, "synth-eyes", trained)
     assert maps.meta["composite"] == "gradient" and maps.meta["target_rule"] == "pred"
     assert list(maps.target) == list(maps.prediction)
+
+
+def test_evaluate_reexplains_maps_made_on_another_version_of_the_set(trained, tmp_path):
+    """Stored maps are reused only when they record this set's content hash: maps of a
+    re-prepared set (same ids, same grid) are explained again, never masked with."""
+    import shutil
+
+    from model.evaluate import source_maps
+    from stimuli.relevance import SET_HASH_KEY, save_relevance
+
+    root = tmp_path / "results"
+    shutil.copytree(trained, root)
+    stimuli = load_prepared_set("synth-eyes", root)
+    variant = load_variant(V0, root, "cpu")
+    fresh = source_maps(variant, stimuli, root, composite="epsilon_plus_flat", target="true", batch_size=64,
+                        device="cpu")
+    path = relevance_path(V0, "synth-eyes", root)
+    stored = load_relevance(path)
+    assert stored.meta[SET_HASH_KEY] == stimuli.content_hash
+    # the same file as if made on an older version of the set: other pixels, another hash
+    save_relevance(path, np.zeros_like(stored.relevance), stored.stimulus_id, stored.target, stored.prediction,
+                   stored.logit, {**stored.meta, SET_HASH_KEY: "0" * 64})
+    again = source_maps(variant, stimuli, root, composite="epsilon_plus_flat", target="true", batch_size=64,
+                        device="cpu")
+    assert np.allclose(again, fresh) and np.abs(again).sum() > 0
+    assert load_relevance(path).meta[SET_HASH_KEY] == stimuli.content_hash
