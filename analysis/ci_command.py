@@ -38,7 +38,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -55,7 +54,7 @@ from stimuli.errors import InputError
 from stimuli.prepared import CONTENT_HASH_KEY, PreparedSet, load_prepared_set, set_record_mismatch
 from stimuli.provenance import atomic_save_npz, atomic_write_text
 from stimuli.regions import region_mask
-from stimuli.trials import check_name, find_trial_files, read_trials, sidecar_path
+from stimuli.trials import check_name, find_trial_files, read_sidecar, read_trials, sidecar_path
 
 from .classification import (
     BubbleTrials,
@@ -166,12 +165,9 @@ def _check_session_set(path: Path, stim: PreparedSet) -> str | None:
     Returns a warning when the record holds no content hash (an older session: name,
     grid and manifest are compared); None when it matches or no set is recorded at all.
     """
-    try:
-        record = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("StimulusSet")
-    except (OSError, ValueError, AttributeError):
-        return None  # no readable sidecar: nothing to compare
+    record = (read_sidecar(path) or {}).get("StimulusSet")  # a damaged sidecar is an InputError
     if record is None:
-        return None
+        return None  # not written by the session engine: nothing to compare
     mismatch = set_record_mismatch(record, stim)
     if mismatch:
         raise InputError(f"{path}: {mismatch} (--stimuli {stim.name})")

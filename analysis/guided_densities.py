@@ -41,7 +41,7 @@ from stimuli.prepared import PreparedSet
 from stimuli.provenance import file_sha256
 from stimuli.regions import region_mask
 from stimuli.relevance import RelevanceMaps, load_relevance, relevance_path
-from stimuli.trials import sidecar_path
+from stimuli.trials import read_sidecar, sidecar_path
 
 from .apertures import BubbleTrials, centre_histogram
 from .ci_null import CentreDensity
@@ -71,17 +71,6 @@ class GuidedSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _read_sidecar(trial_file: Path) -> dict[str, Any] | None:
-    path = sidecar_path(trial_file)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: unreadable sidecar ({error})") from None
-    return data if isinstance(data, dict) else None
-
-
 class GuidedDensities:
     """Labels trials with their centre density and builds those densities, cached.
 
@@ -105,7 +94,7 @@ class GuidedDensities:
         density (random); InputError when it is guided but cannot be rebuilt."""
         trial_file = Path(trial_file)
         if trial_file not in self._sidecars:
-            self._sidecars[trial_file] = _read_sidecar(trial_file)
+            self._sidecars[trial_file] = read_sidecar(trial_file)
         sidecar = self._sidecars[trial_file]
         masks = (sidecar or {}).get("Masks") or {}
         record = (masks.get("conditions") or {}).get(condition)

@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 import shutil
@@ -37,7 +36,7 @@ from stimuli.errors import InputError
 from stimuli.prepared import PreparedSet, load_prepared_set
 from stimuli.provenance import atomic_write_text
 from stimuli.relevance import RelevanceMaps, relevance_path
-from stimuli.trials import find_trial_files, sidecar_path
+from stimuli.trials import find_trial_files, read_sidecar, sidecar_path
 
 from .ci_command import CIConfig, CIOutputs, _search_region, run_ci
 from .model_stats import discover_variants, load_variant_maps
@@ -235,14 +234,13 @@ def _safe(text: str) -> str:
 def _observer_of(path: Path, warn: Callable[[str], None]) -> tuple[str, str | None]:
     """(kind, argument) of the observer that made a trial file, from its JSON sidecar's
     ``Observer`` (``spec`` ``template:mouth`` -> (template, mouth); ``model:V`` -> (model, V))."""
-    side = sidecar_path(path)
     try:
-        info = json.loads(side.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        warn(f"{side}: no sidecar; the observer is unknown")
+        info = read_sidecar(path)
+    except InputError as error:
+        warn(f"{error}; the observer is unknown")
         return "unknown", None
-    except (OSError, ValueError) as error:
-        warn(f"{side}: unreadable sidecar ({error}); the observer is unknown")
+    if info is None:
+        warn(f"{sidecar_path(path)}: no sidecar; the observer is unknown")
         return "unknown", None
     observer = info.get("Observer") or info.get("observer") or {}
     spec = str(observer.get("spec") or observer.get("kind") or "unknown")

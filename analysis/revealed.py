@@ -50,7 +50,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -63,7 +62,7 @@ import pandas as pd
 
 from stimuli.bubbles import MERGE_RULES, aperture_pixels, parse_centres, revealed_area
 from stimuli.errors import InputError
-from stimuli.trials import read_trials, sidecar_path
+from stimuli.trials import read_sidecar, read_trials, sidecar_path
 
 __all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "Psychometric", "burn_in_flags", "staircase_trials",
            "area_threshold", "condition_summary", "area_summary", "session_files"]
@@ -131,12 +130,7 @@ def _session_settings(path: Path, table: pd.DataFrame) -> tuple[str, Psychometri
     (one over the number of answers in ``truth``) as the guess rate.
     """
     side = sidecar_path(path)
-    info: dict[str, Any] = {}
-    if side.is_file():
-        try:
-            info = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise InputError(f"{side}: unreadable JSON sidecar ({error})") from None
+    info = read_sidecar(path) or {}
     rule = info.get("MaskMergeRule") or (info.get("Masks") or {}).get("merge") or \
         ((info.get("ExperimentConfig") or {}).get("bubbles") or {}).get("merge") or "sum"
     if rule not in MERGE_RULES:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import math
 import os
 import tempfile
@@ -40,7 +39,7 @@ import pandas as pd
 
 from stimuli.errors import InputError
 from stimuli.provenance import atomic_write_json, atomic_write_text, file_mode
-from stimuli.trials import check_label, sidecar_path, split_lines, trial_file_path
+from stimuli.trials import check_label, read_sidecar, sidecar_path, split_lines, trial_file_path
 
 from .task import NA
 
@@ -114,13 +113,10 @@ class SessionFiles:
 
     def read_sidecar(self) -> dict[str, Any]:
         """The session's sidecar, checked to have the shape a resume needs (one line if not)."""
-        try:
-            sidecar = json.loads(self.sidecar_path.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
+        sidecar = read_sidecar(self.path)
+        if sidecar is None:
             raise InputError(f"{self.sidecar_path}: the session's sidecar is missing; cannot resume "
-                             "without its seed and config") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"{self.sidecar_path}: unreadable sidecar ({error})") from None
+                             "without its seed and config")
         check_sidecar_shape(sidecar, self.sidecar_path)
         return sidecar
 

@@ -20,11 +20,13 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,7 @@ __all__ = [
     "check_label",
     "check_name",
     "check_trials",
+    "read_sidecar",
     "is_name",
     "split_lines",
     "trial_file_path",
@@ -138,6 +141,25 @@ def trial_file_path(data_root: str | os.PathLike, participant: str, session: int
 
 def sidecar_path(trial_file: str | os.PathLike) -> Path:
     return Path(trial_file).with_suffix(".json")
+
+
+def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
+    """A trial file's JSON sidecar as a dict; None when there is none.
+
+    A sidecar that is not UTF-8, not JSON or not a JSON object is one :class:`InputError`
+    naming it: a damaged record is never read as "nothing recorded".
+    """
+    path = sidecar_path(trial_file)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path}: unreadable sidecar ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the sidecar must be a JSON object (it is a {type(data).__name__}); "
+                         "the file was edited")
+    return data
 
 
 _NUMERIC = {"trial": int, "block": int, "n_bubbles": int, "mask_seed": int, "response_position": float,

@@ -152,3 +152,21 @@ def test_a_session_on_an_altered_set_is_excluded_with_its_reason(study, tmp_path
         assert maps["participants"].tolist() == ["01", "02"]
     err = one_line_error(capsys, main, ci_args(data, results, tmp_path / "strict", "--strict"))
     assert "--strict: nothing written" in err and not (tmp_path / "strict").exists()
+
+
+def test_a_session_with_a_damaged_sidecar_is_excluded_not_left_unchecked(study, tmp_path, capsys):
+    """A sidecar cut mid-write (or edited into a list) cannot vouch for the set the session
+    showed: the session is left out with the reason, never analysed unchecked."""
+    results, data = study
+    side = sidecar_path(data / "sub-03" / "ses-1" / "beh" / "sub-03_ses-1_task-gender_beh.tsv")
+    side.write_text(side.read_text()[:40])  # torn JSON
+    listed = sidecar_path(data / "sub-02" / "ses-1" / "beh" / "sub-02_ses-1_task-gender_beh.tsv")
+    listed.write_text(json.dumps([json.loads(listed.read_text())]))
+    out = tmp_path / "out"
+    assert main(ci_args(data, results, out, "--conditions", "random")) == 0
+    exclusions = pd.read_csv(out / "tables" / "ci_exclusions.csv", dtype={"participant": str})
+    reasons = dict(zip(exclusions.participant, exclusions.reason))
+    assert f"{side}: unreadable sidecar" in reasons["03"]
+    assert f"{listed}: the sidecar must be a JSON object (it is a list)" in reasons["02"]
+    with np.load(out / "maps" / "ci_group_gender_random.npz") as maps:
+        assert maps["participants"].tolist() == ["01"]
