@@ -363,16 +363,3 @@ def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = 
     out = pd.concat(parts, ignore_index=True)
     out["CI95"] = out["CI95"].map(lambda v: json.dumps([round(float(x), 4) for x in v]))
     return out[["family", "seeds"] + [c for c in out.columns if c not in ("family", "seeds")]]
-
-
-# the masking-transfer readers and tests live in analysis.masking_transfer; their names are kept here
-_MASKING_NAMES = ("MaskingTables", "is_baseline_source", "source_relation", "read_masking", "evaluate_command",
-                  "transfer_relations", "transfer_levels", "transfer_tests", "oriented_asymmetry", "asymmetry_tests")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MASKING_NAMES:
-        from . import masking_transfer
-
-        return getattr(masking_transfer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -143,7 +143,7 @@ def test_missing_and_nan_relevance_are_reported_not_fatal(tmp_path):
 def test_masking_tables_read_by_relation_and_directed_asymmetry(tmp_path):
     from fake_study import make_evaluate
 
-    from analysis.model_stats import (
+    from analysis.masking_transfer import (
         asymmetry_tests,
         oriented_asymmetry,
         read_masking,
@@ -173,7 +173,7 @@ def test_masking_tables_read_by_relation_and_directed_asymmetry(tmp_path):
 def test_masking_tables_problems_are_named(tmp_path):
     from fake_study import make_evaluate
 
-    from analysis.model_stats import read_masking
+    from analysis.masking_transfer import read_masking
 
     with pytest.raises(InputError, match=r"no model evaluate output here; make it with: python -m model evaluate "
                                          r"CONFIG.yaml --out .* \(CONFIG named 'missing'"):
