@@ -86,6 +86,7 @@ class GuidedDensities:
         self._sidecars: dict[Path, dict[str, Any] | None] = {}
         self._specs: dict[str, GuidedSpec] = {}
         self._maps: dict[str, RelevanceMaps] = {}
+        self._hashes: dict[Path, str] = {}  # relevance file -> SHA-256, hashed once per run
         self._densities: dict[str, CentreDensity] = {}
 
     # --- what a session's sidecar says ------------------------------------------------------
@@ -125,7 +126,9 @@ class GuidedDensities:
         if found is None:
             raise InputError(f"{where}, guided by {candidates[0]}: relevance file not found; "
                              "its centre density cannot be rebuilt, no CI")
-        if file_sha256(found) != record["relevance_sha256"]:
+        if found not in self._hashes:
+            self._hashes[found] = file_sha256(found)
+        if self._hashes[found] != record["relevance_sha256"]:
             raise InputError(f"{where}: relevance file {found} changed since the session (SHA-256 differs "
                              "from the sidecar's); its centre density cannot be rebuilt, no CI")
         return found
