@@ -2,10 +2,11 @@
 
 A variant is named ``vgg16[-bn][-w<width>]-<pretrain>-<task>-s<seed>`` (DESIGN.md), e.g.
 ``vgg16-imagenet-gender-s0`` or ``vgg16-w0.25-none-identity-s1``. ``pretrain`` is ``none``,
-``imagenet``, ``faces`` or the label of a ``file:PATH`` source; ``task`` is ``gender``,
-``identity`` or ``faces``: a *face-pretraining source* (identity training with its own
-recipe, e.g. ``vgg16-imagenet-faces-s0``) whose trunk and FC layers the ``faces`` variants of
-the same architecture start from.
+``imagenet``, ``faces``, ``vggface`` (a ``vggface:PATH`` file: :mod:`model.vggface`) or the
+label of a ``file:PATH`` source; ``task`` is ``gender``, ``identity`` or ``faces``: a
+*face-pretraining source* (identity training with its own recipe, e.g.
+``vgg16-imagenet-faces-s0``) whose trunk and FC layers the ``faces`` variants of the same
+architecture start from.
 
 A grid YAML (:class:`GridConfig`) expands into one :class:`VariantConfig` per variant; that
 resolved config is saved as ``config.yaml`` in the variant folder and is all
@@ -38,6 +39,7 @@ from .architecture import TRAINABLE
 __all__ = [
     "TASKS",
     "RESERVED_PRETRAIN",
+    "VGGFACE_TOKEN",
     "VariantSpec",
     "parse_variant",
     "Augment",
@@ -55,15 +57,19 @@ __all__ = [
 
 TASKS = ("gender", "identity")
 RESERVED_PRETRAIN = ("none", "imagenet", "faces")
+VGGFACE_TOKEN = "vggface"  # the name token of every ``vggface:PATH`` entry
 # the name grammar lives in stimuli (torch-free, so analysis reads names too); one definition
 VariantSpec = VariantName
 parse_variant = parse_variant_name
 
 
 def pretrain_token(pretrain: str, where: str = "pretrain") -> str:
-    """The name token of a pretraining entry: itself, or a ``file:PATH``'s cleaned file stem."""
+    """The name token of a pretraining entry: itself, a ``file:PATH``'s cleaned file stem, or
+    ``vggface`` for a ``vggface:PATH`` (a VGG-Face file, see :mod:`model.vggface`)."""
     if pretrain in RESERVED_PRETRAIN:
         return pretrain
+    if pretrain.startswith("vggface:") and len(pretrain) > 8:
+        return VGGFACE_TOKEN
     if pretrain.startswith("file:") and len(pretrain) > 5:
         token = re.sub(r"[^a-z0-9_]", "_", Path(pretrain[5:]).stem.lower()).strip("_") or "file"
         if token in RESERVED_PRETRAIN:
@@ -71,7 +77,7 @@ def pretrain_token(pretrain: str, where: str = "pretrain") -> str:
                              f"token '{token}'; rename the file")
         return token
     raise InputError(f"{where}: unknown pretraining '{pretrain}' "
-                     f"(choose none, imagenet, faces or file:PATH)")
+                     f"(choose none, imagenet, faces, file:PATH or vggface:PATH)")
 
 
 @dataclass
@@ -205,7 +211,7 @@ class VariantConfig:
     variant: str
     stimuli: str
     input_size: int
-    pretrain: str  # none | imagenet | faces | file:PATH
+    pretrain: str  # none | imagenet | faces | file:PATH | vggface:PATH
     imagenet_source: str
     split: SplitConfig
     train: TrainConfig
@@ -242,7 +248,22 @@ def load_grid(path: str | os.PathLike) -> GridConfig:
                          "vgg16-bn needs torchvision or a state_dict path")
     if any(w != 1.0 for w in grid.grid.width) and "imagenet" in grid.grid.pretrain:
         raise InputError(f"{where}: key 'grid.width': ImageNet weights exist only for width 1.0")
+    _check_vggface(grid, where)
     return grid
+
+
+def _check_vggface(grid: GridConfig, where: str) -> None:
+    """VGG-Face weights are plain VGG-16 at width 1.0: refuse other architectures up front."""
+    entries = [p for p in grid.grid.pretrain if p.startswith("vggface:")]
+    if grid.face_source is not None and grid.face_source.pretrain.startswith("vggface:") \
+            and "faces" in grid.grid.pretrain:
+        entries.append(grid.face_source.pretrain)
+    if not entries:
+        return
+    if any(w != 1.0 for w in grid.grid.width):
+        raise InputError(f"{where}: key 'grid.width': VGG-Face weights exist only for width 1.0")
+    if "vgg16-bn" in grid.grid.arch:
+        raise InputError(f"{where}: key 'grid.arch': VGG-Face weights are plain vgg16 (no batch norm)")
 
 
 def _source_train(grid: GridConfig, where: str) -> TrainConfig:

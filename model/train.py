@@ -135,6 +135,14 @@ def initial_network(config: VariantConfig, num_classes: int, results: str | Path
                         describe=f"{spec.arch} width {spec.width:g}")
         info.update(source="file", file=str(path), sha256=file_sha256(path))
         files.append(path)
+    elif pretrain.startswith("vggface:"):  # a VGG-Face file, converted on the fly
+        from .vggface import vggface_state_dict
+
+        path = Path(pretrain[8:])
+        state, source = vggface_state_dict(path)
+        load_compatible(net, state, where=str(path), skip=_HEAD, describe=f"{spec.arch} width {spec.width:g}")
+        info.update(source)
+        files.append(path)
     else:  # pragma: no cover - load_grid refuses other values
         raise InputError(f"{config.variant}: unknown pretrain '{pretrain}'")
     return net, info, files

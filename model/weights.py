@@ -16,6 +16,9 @@ ImageNet VGG-16 weights have three sources (``imagenet_source`` in a config):
 ``auto``
     torchvision's cached file when present, else ``onnx`` when installed, else ``torchvision``.
 
+Face weights (``pretrain: vggface:PATH``) come from :mod:`model.vggface`, which folds each
+file's own preprocessing into conv1 with :func:`fold_preprocessing`, as the ONNX path does.
+
 The VGG weights (Simonyan & Zisserman, 2014) are released under CC BY 4.0.
 Every file is read with ``torch.load(..., weights_only=True)``: a pickled object is refused.
 
@@ -49,6 +52,7 @@ __all__ = [
     "VGG16_CONV_INDICES",
     "onnx_weights_path",
     "onnx_conv_weights",
+    "fold_preprocessing",
     "convert_caffe_conv1",
     "onnx_vgg16_state_dict",
     "torchvision_cached_file",
@@ -105,21 +109,47 @@ def onnx_conv_weights(path: str | os.PathLike | None = None) -> list[tuple[np.nd
     return pairs
 
 
-def convert_caffe_conv1(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fold Caffe preprocessing into the first conv so it takes torchvision-normalised RGB.
+def fold_preprocessing(weight: np.ndarray, bias: np.ndarray, *, mean: tuple[float, float, float],
+                       std: tuple[float, float, float] = (1.0, 1.0, 1.0), scale: float = 255.0,
+                       channels: str = "bgr") -> tuple[np.ndarray, np.ndarray]:
+    """Fold a weights file's own preprocessing into the first conv so it takes torchvision input.
 
-    Caffe input ``c = 255 * x_bgr - mean_bgr``; torchvision input ``n = (x_rgb - mean) / std``.
-    So ``c_rgb = 255 * std * n + (255 * mean - mean_caffe_rgb)``: flip BGR to RGB, scale the
-    weights by ``255 * std`` and move the constant term into the bias. Exact for every output
-    pixel whose 3x3 window lies inside the image; at the zero-padded border a padded pixel is
-    0 in normalised space but ``255 * mean - mean_caffe`` (at most 0.5 of 255) in Caffe space.
+    The file's network takes ``s_k = (scale * x[c_k] - mean[k]) / std[k]`` where ``x`` is the
+    image in [0, 1] and channel ``k`` holds colour ``c_k`` (``channels`` ``"rgb"`` or ``"bgr"``;
+    ``mean`` and ``std`` are in that same order). Every variant takes torchvision-normalised RGB
+    ``n = (x - IMAGENET_MEAN) / IMAGENET_STD``, so ``s = scale * std_tv / std * n + (scale *
+    mean_tv - mean) / std`` per colour: reorder the weight's input channels to RGB, scale them and
+    move the constant term into the bias. Exact for every output pixel whose 3x3 window lies
+    inside the image; at the zero-padded border a padded pixel is 0 in normalised space but
+    ``(scale * mean_tv - mean) / std`` in the file's space.
+
+    Examples
+    --------
+    >>> w, b = np.ones((1, 3, 3, 3), np.float32), np.zeros(1, np.float32)
+    >>> w2, b2 = fold_preprocessing(w, b, mean=(0.0, 0.0, 0.0), channels="rgb")
+    >>> [round(float(v), 2) for v in w2[0, :, 0, 0]]   # 255 * IMAGENET_STD
+    [58.4, 57.12, 57.38]
     """
-    std = np.asarray(IMAGENET_STD, dtype=np.float64)
-    offset = 255.0 * np.asarray(IMAGENET_MEAN, dtype=np.float64) - np.asarray(CAFFE_MEAN_BGR[::-1])
-    w_rgb = weight[:, ::-1].astype(np.float64)
-    new_weight = w_rgb * (255.0 * std)[None, :, None, None]
+    if channels not in ("rgb", "bgr"):
+        raise ValueError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+    order = slice(None, None, -1) if channels == "bgr" else slice(None)
+    mean_rgb = np.asarray(mean, dtype=np.float64)[order]
+    std_rgb = np.asarray(std, dtype=np.float64)[order]
+    w_rgb = weight[:, order].astype(np.float64)
+    tv_std = np.asarray(IMAGENET_STD, dtype=np.float64)
+    offset = (scale * np.asarray(IMAGENET_MEAN, dtype=np.float64) - mean_rgb) / std_rgb
+    new_weight = w_rgb * (scale * tv_std / std_rgb)[None, :, None, None]
     new_bias = bias.astype(np.float64) + np.einsum("ocij,c->o", w_rgb, offset)
     return new_weight.astype(np.float32), new_bias.astype(np.float32)
+
+
+def convert_caffe_conv1(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fold Caffe preprocessing (BGR, 0-255, ``CAFFE_MEAN_BGR`` subtracted) into the first conv.
+
+    :func:`fold_preprocessing` with the Caffe mean: a padded border pixel differs by
+    ``255 * mean - mean_caffe`` (at most 0.5 of 255).
+    """
+    return fold_preprocessing(weight, bias, mean=CAFFE_MEAN_BGR, channels="bgr")
 
 
 def onnx_vgg16_state_dict(path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
