@@ -54,6 +54,8 @@ def _check_replaceable(out: Path, force: bool) -> None:
     """Refuse to replace ``out`` unless ``--force`` and this command made it."""
     if not out.exists() and not out.is_symlink():
         return
+    if out.is_dir():
+        raise InputError(f"{out} is a folder; give the file to write (e.g. {out / 'vgg_face.pt'})")
     if not force:
         raise InputError(f"{out} exists already; add --force to replace it")
     if not out.is_file():
