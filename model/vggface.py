@@ -113,8 +113,7 @@ def read_vgg_face_dag(path: str | os.PathLike, *, keep_fc8: bool = False) -> Lay
     """The layers of a ``vgg_face_dag.pth`` state_dict (read with ``weights_only=True``).
 
     A missing or unexpected key, or a wrong shape, is an InputError naming the first one.
-    ``fc8`` may be absent unless ``keep_fc8``; ``fc6.weight`` may also be conv-shaped
-    (4096, 512, 7, 7), the same (C, H, W) order.
+    ``fc8`` may be absent unless ``keep_fc8``, and its number of identities is free.
     """
     path = Path(path)
     state = read_state_dict(path)
@@ -128,8 +127,6 @@ def read_vgg_face_dag(path: str | os.PathLike, *, keep_fc8: bool = False) -> Lay
     extra = next((k for k in state if k not in expected), None)
     if extra is not None:
         raise InputError(f"{path}: not a vgg_face_dag state_dict: unexpected key '{extra}'")
-    if tuple(state["fc6.weight"].shape) == (4096, 512, 7, 7):
-        state["fc6.weight"] = state["fc6.weight"].reshape(4096, -1)
     if "fc8.weight" in state:  # the head's size is free, but weight and bias must agree
         expected["fc8.bias"] = (state["fc8.weight"].shape[0],) if state["fc8.weight"].ndim == 2 else (None,)
     for key in needed:

@@ -424,11 +424,16 @@ def test_a_wrong_keras_file_gets_one_line_and_exit_2(tmp_path, capsys, layers, n
     assert not out.exists()
 
 
-def test_format_and_file_must_agree_and_h5py_is_named_when_missing(tmp_path, monkeypatch):
+def test_format_mismatch_keras3_files_and_missing_h5py_get_one_line(tmp_path, monkeypatch):
     source = tmp_path / "vggface.h5"
     write_keras_h5(source, tiny_keras())
     with pytest.raises(InputError, match=r"vggface.h5: an HDF5 file, so not vgg_face_dag: use --format keras_vggface$"):
         vggface_state_dict(source, "vgg_face_dag")
+    keras3 = tmp_path / "model.weights.h5"  # Keras 3's layout: no layer_names
+    with h5py.File(keras3, "w") as handle:
+        handle.create_group("layers/conv2d/vars").create_dataset("0", data=np.zeros((3, 3, 3, 64), np.float32))
+    with pytest.raises(InputError, match=r"model.weights.h5: not a Keras 2 weights file \(no 'layer_names' attribute\)$"):
+        vggface_state_dict(keras3)
     monkeypatch.setitem(sys.modules, "h5py", None)  # as if the vggface extra were not installed
     with pytest.raises(InputError, match=r"needs h5py \(pip install 'face-relevance\[vggface\]'\)$"):
         vggface_state_dict(source)
