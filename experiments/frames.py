@@ -48,6 +48,9 @@ __all__ = ["COLUMNS", "FrameTimes", "FrameLog", "events_path", "frame_rows", "ev
 
 COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
 ORIGIN_KEY = "FirstFlipSessionTime"
+# what BIDS recommends in the sidecar of any task data file: copied from the trial file's sidecar
+TASK_KEYS = ("TaskName", "TaskDescription", "Instructions", "CogAtlasID", "CogPOID", "InstitutionName",
+             "InstitutionAddress", "InstitutionalDepartmentName")
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,10 @@ def frame_rows(trial: int, flips: Sequence[float], *, threshold_s: float, origin
 
 def events_sidecar(beh_sidecar: Mapping[str, Any], origin: float) -> dict[str, Any]:
     """``*_events.json``: the columns described (LongName, Description, Units), the task's BIDS
-    description copied from the trial file's sidecar, and how the screen was presented."""
+    description (``TASK_KEYS``) copied from the trial file's sidecar, and how the screen was presented."""
     screen = beh_sidecar.get("Screen") or {}
     software = beh_sidecar.get("Software") or {}
-    sidecar: dict[str, Any] = {
-        key: beh_sidecar[key] for key in ("TaskName", "TaskDescription", "Instructions") if key in beh_sidecar}
+    sidecar: dict[str, Any] = {key: beh_sidecar[key] for key in TASK_KEYS if key in beh_sidecar}
     sidecar.update({
         "onset": {"LongName": "Flip time",
                   "Description": "Time of the screen flip, from the session's first recorded flip (which came "
