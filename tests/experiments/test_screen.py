@@ -50,6 +50,15 @@ def test_refresh_beyond_the_tolerance_or_unmeasured_is_a_mismatch_unless_uncheck
     assert len(screen_problems([800, 600], 60, [640, 480], 240.0, tolerance=None)) == 1
 
 
+def test_the_tolerance_is_validated_on_load(make_config):
+    from experiments.config import load_experiment
+    from stimuli.errors import InputError
+
+    assert load_experiment(make_config({"screen": {"refresh_tolerance": 0.05}})).screen.refresh_tolerance == 0.05
+    with pytest.raises(InputError, match="key 'screen.refresh_tolerance' must be a fraction of refresh_hz"):
+        load_experiment(make_config({"screen": {"refresh_tolerance": 2}}))
+
+
 def test_the_refusal_is_one_line_with_both_values_and_the_fix():
     problems = screen_problems([1920, 1080], 60, [1280, 1024], 119.9, tolerance=0.02)
     line = mismatch_line(problems, "lab.yaml", [1280, 1024], 119.9)
