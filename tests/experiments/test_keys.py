@@ -115,3 +115,34 @@ def test_ptb_is_used_and_recorded_when_psychtoolbox_imports(screen_session, make
     assert code == 0, err
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert sidecar["keys_backend"] == "ptb" and sidecar["Screen"]["keyboard"].startswith("psychopy.hardware")
+
+
+def test_a_session_started_before_these_settings_existed_still_resumes(make_config, results, tmp_path):
+    """Sidecars written before keys.backend and screen.refresh_tolerance: the config compares at their defaults."""
+    from experiments.run import run_session
+    from stimuli.trials import read_trials
+
+    config = make_config({"design": {"trials_per_block": 4, "practice_trials": 0}, "screen": {"refresh_tolerance": 0.02}})
+    done = run_session(config, "old1", 1, observer="template", data_root=tmp_path / "sim", results=results, seed=4,
+                       progress=False)
+    lines = done.path.read_text().splitlines(keepends=True)
+    done.path.write_text("".join(lines[:3]))  # stopped after 2 trials
+    sidecar_path = done.path.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    # no screen, no keyboard: null in the sidecar, and no frame-interval file
+    assert sidecar["screen"] is None and sidecar["keys_backend"] is None
+    assert not list(done.path.parent.glob("*_events.*"))
+    del sidecar["ExperimentConfig"]["keys"]["backend"], sidecar["ExperimentConfig"]["screen"]["refresh_tolerance"]
+    sidecar_path.write_text(json.dumps(sidecar))
+    resumed = run_session(config, "old1", 1, observer="template", data_root=tmp_path / "sim", results=results,
+                          resume=True, progress=False)
+    assert resumed.status == "complete" and list(read_trials(done.path).trial) == [1, 2, 3, 4]
+    # a setting that really changed is still refused
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["ExperimentConfig"]["keys"]["backend"] = "ptb"
+    sidecar["Session"]["status"] = "stopped"
+    sidecar_path.write_text(json.dumps(sidecar))
+    done.path.write_text("".join(lines[:3]))
+    with pytest.raises(InputError, match="differs from the config this session started with \\(key 'keys'\\)"):
+        run_session(config, "old1", 1, observer="template", data_root=tmp_path / "sim", results=results,
+                    resume=True, progress=False)
