@@ -13,7 +13,8 @@ dropped     1 when ``duration`` exceeded the window's refresh threshold, else 0
 ==========  ===========================================================================
 
 A trial's last flip starts the next blank and has no next flip in the trial, so it has no
-row: a trial of n flips gives n - 1 rows. The file is written like the trial file: created
+row: a trial of n flips gives n - 1 rows. A trial cut short by the quit key is not in the
+trial file and leaves no rows either (it is shown again on resume). The file is written like the trial file: created
 with its header in one step, each trial's rows one ``os.write`` then ``fsync``, a torn last
 line (a crash inside the write) cut off when the session is resumed, nothing else ever
 rewritten. ``*_events.json`` describes the columns and is written once, before the first row;

@@ -392,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run or resume one session",
         description="Run one session of an experiment YAML. People answer on screen; 'template' and "
                     "'model:VARIANT' observers run headless into results/simulated/. An existing "
-                    "session is never overwritten: add --resume to continue it.")
+                    "session is never overwritten: add --resume to continue it. Exit status: 0 complete, "
+                    "2 bad input (one line), 3 ended early by the quit key (one line with the command that "
+                    "resumes it).")
     run.add_argument("config", help="experiment YAML, e.g. experiments/bubbles_gender.yaml")
     run.add_argument("--participant", help="participant label (letters and digits); asked in a dialog "
                                            "when missing and a screen is present")
@@ -409,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an unfinished session at its first unanswered trial")
     run.add_argument("--seed", type=int, help="session seed (default: the config's, else a fresh one; "
                                               "always recorded in the sidecar)")
-    run.add_argument("--age", help="participants.tsv: age")
+    run.add_argument("--age", help="participants.tsv: age in years (a number from 1 to 120)")
     run.add_argument("--sex", help="participants.tsv: sex")
     run.add_argument("--handedness", help="participants.tsv: handedness")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -6,7 +6,8 @@ the face at another size in degrees, and another refresh rate changes every dura
 any error from PsychoPy. So the display compares, once the window is open:
 
 - the window's size in pixels with ``screen.resolution`` (any difference is a mismatch; in full
-  screen the window is the whole screen);
+  screen the window is the whole screen; a ``--windowed`` try-out opens a window of that size,
+  and its degrees are right only if the YAML's width_cm and resolution describe the screen);
 - the refresh rate PsychoPy measures (``Window.getActualFrameRate``) with ``screen.refresh_hz``:
   a difference beyond ``screen.refresh_tolerance`` (a fraction, 2% by default) is a mismatch,
   and so is a rate that cannot be measured (flip intervals never steady: no vertical sync),
