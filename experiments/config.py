@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from stimuli.errors import InputError
 
 __all__ = [
     "KEY_NAMES",
+    "KEY_BACKENDS",
     "MAX_SEED",
     "MAX_TRIALS_PER_BLOCK",
     "MAX_BLOCKS",
@@ -100,6 +102,9 @@ class Screen:
     resolution: list[int] = field(default_factory=lambda: [1920, 1080])
     fullscreen: bool = True
     refresh_hz: float = 60.0
+    # the measured refresh may differ from refresh_hz by this fraction; null: not compared (a
+    # virtual display such as Xvfb has no refresh rate); checked before the first trial
+    refresh_tolerance: float | None = 0.02
     background: float | None = None  # grey 0..1 of the window; None: the stimulus set's background
 
     def __post_init__(self) -> None:
@@ -108,6 +113,8 @@ class Screen:
         require(len(self.resolution) == 2 and all(v > 0 for v in self.resolution), "resolution",
                 "must be [width, height] in pixels")
         require(self.refresh_hz > 0, "refresh_hz", "must be a positive frame rate in Hz")
+        require(self.refresh_tolerance is None or 0 <= self.refresh_tolerance < 1, "refresh_tolerance",
+                "must be a fraction of refresh_hz from 0 to 1 (e.g. 0.02), or null to skip the check")
         require(self.background is None or 0 <= self.background <= 1, "background",
                 "must be a grey level in [0, 1] or null")
 
@@ -131,12 +138,24 @@ class Timing:
         require(self.iti_frames >= 1, "iti_frames", "must be at least 1 frame (the next trial is composed then)")
 
 
+KEY_BACKENDS = ("event", "ptb")
+
+
 @dataclass(kw_only=True)
 class Keys:
+    """Keys, and how they are read: ``event`` (pyglet events, one frame of RT resolution; what the
+    virtual-display tests drive) or ``ptb`` (``psychopy.hardware.keyboard`` on PsychToolbox's HID
+    backend, timestamped by the HID device; needs ``psychtoolbox``)."""
+
     quit: list[str] = field(default_factory=lambda: ["escape"])
     proceed: list[str] = field(default_factory=lambda: ["space"])  # leaves instruction screens
+    backend: str = "event"
 
     def __post_init__(self) -> None:
+        if self.backend not in KEY_BACKENDS:
+            close = difflib.get_close_matches(self.backend, KEY_BACKENDS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            require(False, "backend", f"must be one of {', '.join(KEY_BACKENDS)}, got {self.backend!r}{hint}")
         for name in ("quit", "proceed"):
             keys = getattr(self, name)
             require(len(keys) > 0, name, "needs at least one key")

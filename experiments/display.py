@@ -20,10 +20,16 @@ its answer: the pointer is shown from the onset, ``psychopy.event.Mouse`` click 
 reset on the onset flip (a click's time is taken by pyglet when the press is dispatched), and
 a click outside every image is ignored. The row's ``response_key`` is then ``mouse``.
 
-Keys come from ``psychopy.event.getKeys`` (pyglet events, timestamped at dispatch, polled
-every frame). ``psychopy.hardware.keyboard`` is not used: without its PsychToolbox backend
-it falls back to the same event queue and, under Xvfb, misreports key names and drops keys;
-``event.getKeys`` is what the Xvfb + xdotool test drives. Images are drawn with row 0 at
+Keys come from ``keys.backend`` (:mod:`experiments.keys`): ``event`` (the default:
+``psychopy.event.getKeys``, pyglet events timestamped at dispatch, polled every frame; what the
+Xvfb + xdotool tests drive) or ``ptb`` (``psychopy.hardware.keyboard`` on PsychToolbox's HID
+backend; refused in one line when ``psychtoolbox`` cannot be imported, since without it
+PsychoPy silently falls back to the event queue).
+
+Before the first trial the window is checked against the YAML's screen (:mod:`experiments.screen`):
+its size in pixels and the measured refresh rate; a mismatch refuses the session in one line
+(the window is closed first) unless ``allow_screen_mismatch``. Every flip of a trial is timed
+(:class:`experiments.frames.FrameTimes`, returned with the answer) for the events file. Images are drawn with row 0 at
 the top (ImageStim puts array row 0 at the bottom, so arrays are flipped). A quit key
 (``keys.quit``) on any screen stops the session cleanly: every answered trial is saved.
 """
@@ -43,7 +49,10 @@ from psychopy.tools import monitorunittools
 
 from stimuli.errors import InputError
 
+from .frames import FrameTimes
+from .keys import EventKeys, PtbKeys, ptb_problem
 from .observers import Observer
+from .screen import mismatch_line, monitor_record, screen_problems, screen_record
 from .task import QuitRequested, Response, Trial
 
 __all__ = ["Display", "ask_participant", "to_texture"]
@@ -61,11 +70,13 @@ class Display(Observer):
     batch = 1
 
     def __init__(self, task: Any, *, windowed: bool = False, capture: str | os.PathLike | None = None,
-                 origin_unix: float | None = None) -> None:
+                 origin_unix: float | None = None, allow_screen_mismatch: bool = False) -> None:
         config = task.config
         self.task = task
         self.config = config
         screen = config.screen
+        self.key_source = open_keys(config.keys.backend)  # a missing psychtoolbox stops us before the window
+        calibrated = screen.monitor in monitors.getAllMonitors()  # saved in PsychoPy's Monitor Center
         self.monitor = monitors.Monitor(screen.monitor, width=screen.width_cm, distance=screen.distance_cm,
                                         autoLog=False)
         self.monitor.setSizePix(list(screen.resolution))
@@ -81,6 +92,8 @@ class Display(Observer):
                              "is a screen attached (DISPLAY set)?") from None
         self.win.mouseVisible = False
         self.measured_hz = self.win.getActualFrameRate(nIdentical=10, nMaxFrames=120, nWarmUpFrames=10)
+        self.screen_check = self._check_screen(getattr(task, "config_path", "the experiment YAML"),
+                                               calibrated=calibrated, allow=allow_screen_mismatch)
         self.win.recordFrameIntervals = True
         self.win.refreshThreshold = 1.0 / screen.refresh_hz + 0.004
         self.keys = config.keys
@@ -100,27 +113,54 @@ class Display(Observer):
         self.rt_clock = core.Clock()
         self.blank_clock = core.Clock()  # time since the current blank (inter-trial interval) began
         self.capture = Path(capture) if capture else None
+        self._flips: list[float] | None = None  # the current trial's flip times (None between trials)
         if self.capture:
             self.capture.mkdir(parents=True, exist_ok=True)
         self.win.flip()
         self.blank_clock.reset()
 
     # --- helpers ----------------------------------------------------------------------------
+    def _check_screen(self, config_path: str, *, calibrated: bool, allow: bool) -> dict[str, Any]:
+        """Compare the open window with the YAML's screen; refuse (closing the window) or record."""
+        screen = self.config.screen
+        size = [int(v) for v in self.win.size]
+        problems = screen_problems(screen.resolution, screen.refresh_hz, size, self.measured_hz,
+                                   tolerance=screen.refresh_tolerance)
+        if problems and not allow:
+            self.close()
+            raise InputError(mismatch_line(problems, str(config_path), size, self.measured_hz))
+        if problems:
+            print(f"warning: screen mismatch allowed: {'; '.join(problems)} (recorded in the sidecar)",
+                  file=sys.stderr)
+        monitor = monitor_record(screen.monitor, calibrated=calibrated,
+                                 calibration_date=self.monitor.getCalibDate() if calibrated else None,
+                                 gamma_applied=not getattr(self.win, "useNativeGamma", True))
+        return screen_record(requested_size=screen.resolution, requested_hz=screen.refresh_hz,
+                             tolerance=screen.refresh_tolerance, measured_size=size, measured_hz=self.measured_hz,
+                             mismatch=bool(problems), allowed=allow,
+                             pixels_per_degree=monitorunittools.deg2pix(1.0, self.monitor), monitor=monitor)
+
     def _width_deg(self) -> float:
         return float(monitorunittools.pix2deg(self.win.size[0], self.monitor))
 
     def _quit_pressed(self) -> bool:
-        return bool(event.getKeys(keyList=list(self.keys.quit)))
+        return bool(self.key_source.get(list(self.keys.quit)))
+
+    def _show(self) -> None:
+        """Flip, timing the flip when a trial is on (its frame intervals go to the events file)."""
+        self.win.flip()
+        if self._flips is not None:
+            self._flips.append(self.origin + self.session_clock.getTime())
 
     def _flip(self) -> None:
-        self.win.flip()
+        self._show()
         if self._quit_pressed():
             raise QuitRequested
 
     def _keys(self, allowed: list[str]) -> list[Any]:
         """Key presses since the stimulus onset; one pressed before it (dispatched with the onset
         flip, negative time) anticipated the stimulus and is not an answer."""
-        keys = event.getKeys(keyList=allowed, timeStamped=self.rt_clock)
+        keys = self.key_source.get(allowed, self.rt_clock)
         return [k for k in keys if k[1] >= 0 or k[0] in self.keys.quit]
 
     def _stim(self, index: int, image: np.ndarray, position: tuple[float, float]) -> visual.ImageStim:
@@ -151,16 +191,18 @@ class Display(Observer):
                 "refresh_hz_measured": None if self.measured_hz is None else float(self.measured_hz),
                 "stimulus_deg": self.config.stimulus_deg, "stimulus_px": self.stimulus_size_px(),
                 "window_grey": self.window_grey, "window_backend": "pyglet",
-                "keyboard": "psychopy.event.getKeys (pyglet events, polled every frame)",
+                "keyboard": self.key_source.description,
                 "mouse": "psychopy.event.Mouse left clicks on an image, click times reset on the onset flip "
                          "(trials that take clicks)",
                 "dropped_frame_threshold_s": self.win.refreshThreshold,
+                "check": self.screen_check,
             },
+            "keys_backend": self.key_source.name,
         }
 
     def message(self, text: str, *, wait: bool = True) -> None:
         self.text.text = text
-        event.clearEvents(eventType="keyboard")
+        self.key_source.clear()
         if not wait:
             for _ in range(60):
                 self.text.draw()
@@ -169,7 +211,7 @@ class Display(Observer):
         while True:
             self.text.draw()
             self._flip()
-            if event.getKeys(keyList=list(self.keys.proceed)):
+            if self.key_source.get(list(self.keys.proceed)):
                 break
         self.win.flip()
         self.blank_clock.reset()
@@ -178,18 +220,21 @@ class Display(Observer):
         for image, caption in items:
             stim = self._stim(0, image, (0.0, 0.0))
             self.caption.text = caption
-            event.clearEvents(eventType="keyboard")
+            self.key_source.clear()
             while True:
                 stim.draw()
                 self.caption.draw()
                 self._flip()
-                if event.getKeys(keyList=list(self.keys.proceed)):
+                if self.key_source.get(list(self.keys.proceed)):
                     break
         self.win.flip()
         self.blank_clock.reset()
 
     def respond(self, trials: Sequence[Trial]) -> list[Response]:
-        return [self._run(trial) for trial in trials]
+        try:
+            return [self._run(trial) for trial in trials]
+        finally:
+            self._flips = None  # flips between trials (instructions, breaks) are not timed
 
     def _clicked(self, trial: Trial, stims: Sequence[visual.ImageStim]) -> list[tuple[str, float, str]]:
         """A left click on an image since the onset: [("mouse", rt, answer)], else []."""
@@ -217,6 +262,7 @@ class Display(Observer):
     def _run(self, trial: Trial) -> Response:
         timing = self.timing
         stims = [self._stim(i, image, pos) for i, (image, pos) in enumerate(zip(trial.images, trial.positions))]
+        flips = self._flips = []
         # the rest of the inter-trial interval (the stimulus was composed during its first part)
         elapsed = int(self.blank_clock.getTime() * self.config.screen.refresh_hz)
         for _ in range(max(0, timing.iti_frames - elapsed)):
@@ -227,7 +273,7 @@ class Display(Observer):
         allowed = list(trial.choices) + list(self.keys.quit)
         pressed: list[Any] = []
         onset: dict[str, float] = {}
-        event.clearEvents(eventType="keyboard")
+        self.key_source.clear()
         self.win.callOnFlip(self.rt_clock.reset)
         self.win.callOnFlip(lambda: onset.setdefault("t", self.origin + self.session_clock.getTime()))
         if trial.clicks:
@@ -242,7 +288,7 @@ class Display(Observer):
                 stim.draw()
             if frame == 0 and self.capture is not None:
                 self.win.getMovieFrame(buffer="back")
-            self.win.flip()
+            self._show()
             if not pressed:
                 pressed = self._answers(trial, allowed, stims)
         dropped = self.win.nDroppedFrames - dropped
@@ -252,7 +298,7 @@ class Display(Observer):
             if trial.hold:
                 for stim in stims:
                     stim.draw()
-            self.win.flip()
+            self._show()
             pressed = self._answers(trial, allowed, stims)
         self.win.mouseVisible = False
         if pressed and pressed[0][0] in self.keys.quit:
@@ -265,18 +311,43 @@ class Display(Observer):
             for _ in range(timing.feedback_frames):
                 self.feedback.draw()
                 self._flip()
-        self.win.flip()  # the next inter-trial interval begins
+        self._show()  # the next inter-trial interval begins (its first flip ends the trial's timing)
+        self._flips = None
         self.blank_clock.reset()
         if self.capture is not None and self.win.movieFrames:
             self.win.movieFrames.pop().save(self.capture / f"trial-{trial.number:04d}.png")
+        frames = FrameTimes(tuple(flips), float(self.win.refreshThreshold))
         return Response(answer, rt_s=rt, onset_s=onset.get("t"), dropped_frames=int(dropped),
-                        extra={"key": key})
+                        extra={"key": key, "frames": frames})
 
     def close(self) -> None:
         try:
             self.win.close()
         except Exception:  # closing twice or after a failed start: nothing left to release
             pass
+
+
+def open_keys(backend: str) -> EventKeys | PtbKeys:
+    """The key source of ``keys.backend``; ``ptb`` without an importable psychtoolbox is one line."""
+    if backend != "ptb":
+        return EventKeys(event)
+    problem = ptb_problem()
+    if problem is None:
+        from psychopy.hardware import keyboard
+
+        if not keyboard.havePTB:
+            problem = "psychopy.hardware.keyboard found no PsychToolbox backend"
+    if problem:
+        raise InputError(f"keys.backend ptb: psychtoolbox cannot be used here ({problem}); install it with its "
+                         "system libraries (pip install psychtoolbox; on Linux also libjack, libportaudio and "
+                         "libusb) or set keys.backend: event")
+    from psychopy.hardware import keyboard
+
+    source = keyboard.Keyboard(backend="ptb")
+    if source.getBackend() != "ptb":  # another part of the process opened the keyboard on another backend
+        raise InputError(f"keys.backend ptb: psychopy's keyboard runs on '{source.getBackend()}', not ptb; "
+                         "set keys.backend: event")
+    return PtbKeys(source)
 
 
 def ask_participant(defaults: dict[str, str]) -> dict[str, str]:
@@ -287,7 +358,7 @@ def ask_participant(defaults: dict[str, str]) -> dict[str, str]:
     """
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise InputError("no screen for the participant dialog: give --participant and --session")
-    from .run import gui_problem
+    from .participant import gui_problem
 
     problem = gui_problem()
     if problem:

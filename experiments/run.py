@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -33,19 +33,22 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from stimuli.configfile import to_dict
+from stimuli.configfile import from_dict, to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, git_commit, package_versions
 from stimuli.trials import NAME_RULE, check_trials, is_name
 
 from .config import check_seed, load_experiment, paradigms
+from .frames import FrameLog
 from .observers import Observer, make_observer, parse_observer
+from .participant import ask_participant_for, check_participant_fields
 from .sequence import new_seed
 from .session import SessionFiles, format_value, read_participants, update_participants
 from .task import NA, QuitRequested, Task, one_blas_thread
 
 __all__ = ["SessionResult", "load_task", "run_session", "build_parser", "main"]
 
+EXIT_STOPPED = 3  # the session was ended early (quit key): incomplete, resumable
 DEFAULT_ROOTS = {"human": "participants", "simulated": os.path.join("results", "simulated")}
 _LEVELS = {
     "phase": {"practice": "practice trials (fixed number of bubbles, no staircase)", "main": "main trials"},
@@ -93,9 +96,20 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in _MUTABLE_ON_RESUME}
 
 
+def _with_defaults(recorded: Any, task: Task, where: str) -> Any:
+    """A recorded config with the keys added since it was written filled in at their defaults
+    (a session started before a new setting existed still resumes); as it was if it no longer loads."""
+    if not isinstance(recorded, dict):
+        return recorded
+    try:
+        return to_dict(from_dict(type(task.config), recorded, where))
+    except (InputError, TypeError, ValueError):
+        return recorded
+
+
 def _check_resume(files: SessionFiles, sidecar: dict[str, Any], task: Task, spec: str,
                   seed: int | None) -> int:
-    recorded = sidecar.get("ExperimentConfig")
+    recorded = _with_defaults(sidecar.get("ExperimentConfig"), task, str(files.sidecar_path))
     current = to_dict(task.config)
     if not isinstance(recorded, dict) or _comparable(recorded) != _comparable(current):
         changed = sorted(k for k in set(current) | set(recorded or {})
@@ -165,6 +179,11 @@ def _check_done(files: SessionFiles, done: pd.DataFrame, plan: list[dict[str, An
                                  f"sequence from the recorded seed says {format_value(plan[i][column])!r}")
 
 
+def _screen_keys(described: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's ``screen`` and ``keys_backend`` (CONTRACTS_14): null for observers without a screen."""
+    return {"screen": (described.get("screen") or {}).get("check"), "keys_backend": described.get("keys_backend")}
+
+
 def _open_display(task: Task, **options: Any) -> Observer:
     try:
         from .display import Display  # the one module that imports psychopy
@@ -198,13 +217,15 @@ def run_session(
     participant_info: dict[str, Any] | None = None,
     capture: str | os.PathLike | None = None,
     command: list[str] | None = None,
+    allow_screen_mismatch: bool = False,
 ) -> SessionResult:
     """Run (or resume) one session; returns where the trials went and how it ended.
 
     ``observer`` is ``human`` (the PsychoPy display), ``template[:REGION]``,
     ``model:VARIANT`` or an :class:`~experiments.observers.Observer` instance (its ``kind``
     names it in the sidecar). Everything is checked before the window opens or a file is
-    written; an existing session is refused unless ``resume``.
+    written; an existing session is refused unless ``resume``. The PsychoPy display checks the
+    window against the YAML's screen and refuses a mismatch unless ``allow_screen_mismatch``.
     """
     check_seed(seed, "--seed")
     task = load_task(config_path, results)
@@ -249,7 +270,7 @@ def run_session(
         # every check is done: from here on, windows open and files are written
         origin = time.time() if sidecar is None else sidecar["Session"].get("started_unix")
         answerer = _answerer(observer, task, spec, human, seed=seed, results=results, windowed=windowed,
-                             capture=capture, origin=origin)
+                             capture=capture, origin=origin, allow_screen_mismatch=allow_screen_mismatch)
     except BaseException:
         files.close()
         raise
@@ -266,12 +287,13 @@ def run_session(
 
 def _answerer(observer: str | Observer, task: Task, spec: str, human: bool, *, seed: int,
               results: str | os.PathLike, windowed: bool, capture: str | os.PathLike | None,
-              origin: float | None) -> Observer:
+              origin: float | None, allow_screen_mismatch: bool = False) -> Observer:
     """The observer that answers: the given instance, the PsychoPy display, or a simulated one."""
     if isinstance(observer, Observer):
         return observer
     if human:
-        return _open_display(task, windowed=windowed, capture=capture, origin_unix=origin)
+        return _open_display(task, windowed=windowed, capture=capture, origin_unix=origin,
+                             allow_screen_mismatch=allow_screen_mismatch)
     return make_observer(spec, task, seed=seed, results=str(results))
 
 
@@ -295,6 +317,7 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
             "Seed": seed,
             "Observer": {**answerer.describe(), "spec": spec},
             "Screen": answerer.describe().get("screen"),
+            **_screen_keys(answerer.describe()),
             "Software": package_versions(),
             "GitCommit": git_commit(),
             **task.sidecar(),
@@ -317,6 +340,7 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     bar = tqdm(total=len(plan), initial=n_done, desc=f"sub-{files.participant} ses-{files.session}",
                unit="trial", disable=human if progress is None else not progress)
     texts = task.config.text
+    frames = FrameLog(files.path, sidecar)  # the display's frame intervals (*_events.tsv)
     n_blocks = len({r["block"] for r in plan if r["phase"] == "main"})
     try:
         update_participants(root, files.participant, participant_info or {})
@@ -335,8 +359,10 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
             with one_blas_thread():
                 trials = [task.prepare(row) for row in group]
             for trial, response in zip(trials, answerer.respond(trials)):
-                files.append(task.record(trial, response))
+                row = task.record(trial, response)
+                files.append(row)
                 n_done += 1
+                frames.append(row["trial"], response.extra.get("frames"))
                 bar.update()
             previous = group[-1]
         status = "complete"
@@ -366,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run or resume one session",
         description="Run one session of an experiment YAML. People answer on screen; 'template' and "
                     "'model:VARIANT' observers run headless into results/simulated/. An existing "
-                    "session is never overwritten: add --resume to continue it.")
+                    "session is never overwritten: add --resume to continue it. Exit status: 0 complete, "
+                    "2 bad input (one line), 3 ended early by the quit key (one line with the command that "
+                    "resumes it).")
     run.add_argument("config", help="experiment YAML, e.g. experiments/bubbles_gender.yaml")
     run.add_argument("--participant", help="participant label (letters and digits); asked in a dialog "
                                            "when missing and a screen is present")
@@ -383,11 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an unfinished session at its first unanswered trial")
     run.add_argument("--seed", type=int, help="session seed (default: the config's, else a fresh one; "
                                               "always recorded in the sidecar)")
-    run.add_argument("--age", help="participants.tsv: age")
+    run.add_argument("--age", help="participants.tsv: age in years (a number from 1 to 120)")
     run.add_argument("--sex", help="participants.tsv: sex")
     run.add_argument("--handedness", help="participants.tsv: handedness")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--capture", help=argparse.SUPPRESS)  # test aid: screenshots of each stimulus
+    run.add_argument("--capture", metavar="DIR",
+                     help="save the first frame of each trial's stimulus as DIR/trial-NNNN.png (the "
+                          "screen as shown, e.g. for figures; people only)")
+    run.add_argument("--allow-screen-mismatch", action="store_true",
+                     help="run even when the window size or the measured refresh rate differs from the "
+                          "YAML's screen (the mismatch is recorded in the sidecar)")
     check = commands.add_parser("check", help="validate an experiment YAML and its inputs",
                                 description="Load an experiment YAML, its stimulus set and relevance "
                                             "maps, and print its trial sequence summary.")
@@ -397,45 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# run in a child process (this module never imports psychopy itself)
-_GUI_PROBE = """
-import importlib
-gui = importlib.import_module("psychopy.gui")
-if gui.haveQt:
-    gui.ensureQtApp()
-else:
-    import wx
-    wx.App(False)
-"""
-
-
-def gui_problem(env: dict[str, str] | None = None) -> str | None:
-    """Why PsychoPy's dialogs cannot start here, or None when they can.
-
-    A toolkit that cannot start (Qt without its xcb libraries, no wx) aborts the whole
-    process, uncatchably; so it is tried in a child process first.
-    """
-    try:
-        probe = subprocess.run([sys.executable, "-c", _GUI_PROBE], capture_output=True, text=True, timeout=60,
-                               env=env)
-    except (OSError, subprocess.SubprocessError) as error:
-        return str(error)
-    if probe.returncode == 0:
-        return None
-    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
-    telling = [line for line in lines if any(w in line.lower() for w in ("could not", "cannot", "error"))]
-    return ((telling or lines or [f"the GUI toolkit exited with status {probe.returncode}"])[0])[:160]
-
-
-def _ask_participant(args: argparse.Namespace) -> dict[str, Any]:
+def resume_command(args: argparse.Namespace) -> str:
+    """The exact command that continues the session ``args`` started (for the Escape line)."""
+    parts = ["python", "-m", "experiments", "run", str(args.config), "--participant", str(args.participant),
+             "--session", str(args.session)]
     if args.observer != "human":
-        raise InputError("--participant and --session are required for simulated observers")
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise InputError("no screen for the participant dialog: give --participant and --session")
-    from .display import ask_participant
-
-    return ask_participant({"participant": args.participant or "", "session": args.session or "1",
-                            "age": args.age or "", "sex": args.sex or "", "handedness": args.handedness or ""})
+        parts += ["--observer", args.observer]
+    if args.data_root is not None:
+        parts += ["--data-root", str(args.data_root)]
+    if args.results != "results":
+        parts += ["--results", str(args.results)]
+    if args.capture is not None:
+        parts += ["--capture", str(args.capture)]
+    for flag in ("windowed", "allow_screen_mismatch", "no_progress"):
+        if getattr(args, flag):
+            parts.append("--" + flag.replace("_", "-"))
+    return shlex.join([*parts, "--resume"])
 
 
 @cli_errors
@@ -448,9 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: paradigm {task.paradigm}, task {task.label}, {len(plan)} trials")
         print(table.groupby(["block", "phase", "condition"], sort=False).size().to_string())
         return 0
-    info = {"age": args.age, "sex": args.sex, "handedness": args.handedness}
+    info = check_participant_fields({"age": args.age, "sex": args.sex, "handedness": args.handedness})
     if args.participant is None or args.session is None:
-        answers = _ask_participant(args)
+        answers = ask_participant_for(args)
         args.participant, args.session = answers.pop("participant"), answers.pop("session")
         info.update({k: v for k, v in answers.items() if v})
     result = run_session(
@@ -459,10 +469,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=False if args.no_progress else None,
         participant_info={k: (v if v not in (None, "") else NA) for k, v in info.items()},
         capture=args.capture, command=[sys.executable, "-m", "experiments", *(argv or sys.argv[1:])],
+        allow_screen_mismatch=args.allow_screen_mismatch,
     )
     if result.status == "complete":
         print(f"session complete: {result.trials_done} trials in {result.path}")
-    else:
-        print(f"session {result.status} after {result.trials_done} of {result.trials_planned} trials "
-              f"(saved in {result.path}); continue with --resume", file=sys.stderr)
-    return 0
+        return 0
+    print(f"session incomplete: stopped after {result.trials_done} of {result.trials_planned} trials (saved in "
+          f"{result.path}); resume it with: {resume_command(args)}", file=sys.stderr)
+    return EXIT_STOPPED

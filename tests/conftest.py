@@ -51,11 +51,10 @@ def config_writer(tmp_path) -> Callable[[dict[str, Any]], Callable[..., Path]]:
     return writer
 
 
-@pytest.fixture
-def screen():
-    """A fresh Xvfb display (its number chosen by Xvfb itself)."""
+def start_xvfb(size: str = "1024x768") -> tuple[subprocess.Popen, str]:
+    """Start Xvfb with one screen of ``size`` (WxH) pixels; its display number is chosen by Xvfb itself."""
     read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
                               pass_fds=[write], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
     number = b""
@@ -66,21 +65,47 @@ def screen():
                 break
             number += chunk
     assert number.strip(), "Xvfb did not start"
-    yield f":{number.decode().strip()}"
+    return server, f":{number.decode().strip()}"
+
+
+@pytest.fixture
+def screen():
+    """A fresh 1024x768 Xvfb display."""
+    server, display = start_xvfb()
+    yield display
     server.terminate()
     server.wait(timeout=10)
 
 
+@pytest.fixture
+def screen_of() -> Callable[[str], str]:
+    """``screen_of("1920x1080")``: a fresh Xvfb display of that size (stopped after the test)."""
+    servers = []
+
+    def start(size: str) -> str:
+        server, display = start_xvfb(size)
+        servers.append(server)
+        return display
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 class ScreenSession:
     """``python -m experiments run`` in its own process on an X display, as an experimenter runs it,
-    answered through the X keyboard and mouse (xdotool). Participant p1, session 1, windowed."""
+    answered through the X keyboard and mouse (xdotool). Participant p1, session 1, windowed unless
+    ``windowed=False`` (then full screen, as the YAML says)."""
 
-    def __init__(self, display: str, config: Path, results: Path, root: Path, *extra: str, task: str) -> None:
+    def __init__(self, display: str, config: Path, results: Path, root: Path, *extra: str, task: str,
+                 participant: str = "p1", windowed: bool = True) -> None:
         self.env = {**os.environ, "DISPLAY": display}
-        self.trial_file = root / "sub-p1" / "ses-1" / "beh" / f"sub-p1_ses-1_task-{task}_beh.tsv"
+        name = f"sub-{participant}_ses-1_task-{task}_beh.tsv"
+        self.trial_file = root / f"sub-{participant}" / "ses-1" / "beh" / name
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "experiments", "run", str(config), "--participant", "p1", "--session", "1",
-             "--windowed", "--results", str(results), "--data-root", str(root), *extra],
+            [sys.executable, "-m", "experiments", "run", str(config), "--participant", participant, "--session", "1",
+             *(["--windowed"] if windowed else []), "--results", str(results), "--data-root", str(root), *extra],
             cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.pressed: list[str] = []  # the keys that answered a trial, in order
         self.window = self.xdotool("search", "--sync", "--onlyvisible", "--name", "PsychoPy", timeout=120).split()[0]
@@ -143,3 +168,10 @@ class ScreenSession:
 def screen_session(screen) -> Callable[..., ScreenSession]:
     """``screen_session(config, results, root, *extra, task=...)``: a :class:`ScreenSession` on ``screen``."""
     return lambda *args, task: ScreenSession(screen, *args, task=task)
+
+
+@pytest.fixture
+def screen_session_on() -> Callable[..., ScreenSession]:
+    """``screen_session_on(display, config, results, root, *extra, task=..., windowed=...)``: a
+    :class:`ScreenSession` on a display of the test's choosing (e.g. from ``screen_of``)."""
+    return lambda display, *args, **options: ScreenSession(display, *args, **options)

@@ -18,7 +18,9 @@ BASE: dict[str, Any] = {
     "responses": {"female": "f", "male": "j"},
     "stimulus_deg": 4.0,
     "feedback": True,
-    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0},
+    # Xvfb has no refresh rate (it flips as fast as it can): the screen check compares sizes only
+    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0,
+               "refresh_tolerance": None},
     "timing": {"fixation_frames": 2, "stimulus_frames": 3, "iti_frames": 2, "feedback_frames": 2},
     "bubbles": {"sigma_px": 2.0, "region": "aperture"},
     "conditions": {"random": {}},

@@ -235,7 +235,7 @@ CLI_ATTACKS = {
     "participant with a space": (None, ["--participant", "a 1"], "must be letters and digits only"),
     "--seed -1": (None, ["--seed", "-1"], "--seed -1: must be an integer from 0 to 9223372036854775807"),
     "--seed 2**63": (None, ["--seed", str(2**63)], "must be an integer from 0 to"),
-    "--age with a tab": (None, ["--age", "3\t0"], "a participants.tsv value cannot hold tabs"),
+    "--age with a tab": (None, ["--age", "3\t0"], "age '3\\t0': must be a number of years"),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -65,7 +67,8 @@ def test_session_on_screen_with_real_key_presses(screen_session, make_config, re
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert sidecar["Observer"]["kind"] == "human" and sidecar["Session"]["status"] == "complete"
     shown_px = sidecar["Screen"]["stimulus_px"]
-    assert sidecar["Screen"]["keyboard"].startswith("psychopy.event.getKeys")
+    assert sidecar["Screen"]["keyboard"].startswith("psychopy.event.getKeys") and sidecar["keys_backend"] == "event"
+    assert sidecar["screen"]["measured"]["size_px"] == [640, 480] and sidecar["screen"]["mismatch"] is False
 
     # the screenshot of each stimulus is the stimulus rebuilt from its row (row 0 at the top)
     stim = load_prepared_set("orl32", results)
@@ -90,10 +93,15 @@ def test_escape_sigkill_and_resume_on_screen(screen_session, make_config, result
     person.answer("j")
     person.xdotool("key", "Escape")
     code, err = person.finish()
-    assert code == 0 and "session stopped after 2 of 8 trials" in err and "--resume" in err
+    # exit 3 and one line: incomplete, and the exact command that resumes it
+    line = err.strip().splitlines()[-1]
+    assert code == 3 and line.startswith("session incomplete: stopped after 2 of 8 trials"), err
+    command = shlex.split(line.split("resume it with: ")[1])
+    assert command[:5] == ["python", "-m", "experiments", "run", str(config)] and command[-1] == "--resume"
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert sidecar["Session"]["status"] == "stopped"
     pressed = list(person.pressed)
+    frames_before = person.trial_file.with_name("sub-p1_ses-1_task-gender_events.tsv").read_bytes()
 
     # without --resume: refused, nothing touched
     before = person.trial_file.read_bytes()
@@ -103,7 +111,10 @@ def test_escape_sigkill_and_resume_on_screen(screen_session, make_config, result
     assert refused.returncode == 2 and "exists already; add --resume" in refused.stderr
     assert person.trial_file.read_bytes() == before
 
-    person = screen_session(config, results, root, "--resume", task="gender")
+    # the printed command holds exactly this session's options (ScreenSession passes the same ones) and --resume
+    person = screen_session(config, results, root, *command[command.index("--resume"):], task="gender")
+    assert command[5:command.index("--resume")] == ["--participant", "p1", "--session", "1", "--data-root",
+                                                     str(root), "--results", str(results), "--windowed"]
     person.answer("j")
     person.answer("f")
     person.answer("f")
@@ -136,10 +147,15 @@ def test_escape_sigkill_and_resume_on_screen(screen_session, make_config, result
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert [r["at_trial"] for r in sidecar["Session"]["resumes"]] == [3, 6]
     assert sidecar["Session"]["status"] == "complete"
+    # the frame intervals were kept across the Escape, the SIGKILL and both resumes: never rewritten
+    events = person.trial_file.with_name("sub-p1_ses-1_task-gender_events.tsv")
+    assert events.read_bytes().startswith(frames_before)
+    frames = pd.read_csv(events, sep="\t")
+    assert sorted(set(frames.trial)) == list(range(1, 9)) and frames.onset.is_monotonic_increasing
 
 
 def test_participant_dialog_when_the_id_is_missing(screen, make_config, results, tmp_path):
-    from experiments.run import gui_problem
+    from experiments.participant import gui_problem
 
     env = {**os.environ, "DISPLAY": screen}
     problem = gui_problem(env)
@@ -177,5 +193,6 @@ def test_participant_dialog_when_the_id_is_missing(screen, make_config, results,
         subprocess.run(["xdotool", "key", "Escape"], env=env, capture_output=True, timeout=5)
         time.sleep(1.0)
     _, err = process.communicate(timeout=30)
-    assert process.returncode == 0 and "session stopped after 0 of 3 trials" in err
+    assert process.returncode == 3 and "session incomplete: stopped after 0 of 3 trials" in err
+    assert "--participant dlg7 --session 1" in err
     assert (root / "participants.tsv").read_text().splitlines()[1].startswith("sub-dlg7\t")

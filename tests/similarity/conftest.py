@@ -19,7 +19,9 @@ BASE: dict[str, Any] = {
     "faces": {"n_identities": 8, "images_per_identity": 1},
     "design": {"trials": 24, "trials_per_block": 12, "practice_trials": 2},
     "stimulus_deg": 3.0,
-    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0},
+    # Xvfb has no refresh rate (it flips as fast as it can): the screen check compares sizes only
+    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0,
+               "refresh_tolerance": None},
     "timing": {"fixation_frames": 2, "stimulus_frames": 3, "iti_frames": 2, "feedback_frames": 0},
     "simulated_observer": {"embedding_seed": 3, "dims": 3, "noise_sd": 0.1},
 }

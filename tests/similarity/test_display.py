@@ -36,7 +36,7 @@ def test_triplets_answered_with_keys_and_a_click(screen_session, make_config, re
     session.click(0, spacing=1.15)
     session.xdotool("key", "Escape")
     code, err = session.finish()
-    assert code == 0 and "session stopped after 5 of 10 trials" in err, err
+    assert code == 3 and "session incomplete: stopped after 5 of 10 trials" in err, err  # Escape: exit 3
     table = read_trials(session.trial_file, required=tuple(SIMILARITY_COLUMNS))
     positions = [p for _, p in answers] + [2, 0]
     faces = table[["stimulus_1", "stimulus_2", "stimulus_3"]].to_numpy()
