@@ -347,7 +347,9 @@ def open_keys(backend: str) -> EventKeys | PtbKeys:
     if source.getBackend() != "ptb":  # another part of the process opened the keyboard on another backend
         raise InputError(f"keys.backend ptb: psychopy's keyboard runs on '{source.getBackend()}', not ptb; "
                          "set keys.backend: event")
-    return PtbKeys(source)
+    from psychopy import core
+
+    return PtbKeys(source, core.getTime)
 
 
 def ask_participant(defaults: dict[str, str]) -> dict[str, str]:

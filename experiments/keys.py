@@ -50,16 +50,18 @@ class EventKeys:
 class PtbKeys:
     """Keys from ``psychopy.hardware.keyboard.Keyboard`` with the PsychToolbox backend.
 
-    A press's time is its HID timestamp (``KeyPress.tDown``, on PsychToolbox's ``GetSecs``
-    clock, which is also psychopy's ``core.getTime`` when psychtoolbox is installed), taken
-    relative to the last reset of ``clock``: a press before the stimulus onset is negative.
+    A press's time is its HID timestamp (``KeyPress.tDown``, on psychopy's ``core.getTime``
+    time base, which ``now`` reads) carried onto ``clock``: the clock's reading now minus the
+    press's age, so a press before the stimulus onset is negative. (``Clock.getLastResetTime``
+    is on another time base, the epoch, so it cannot be subtracted from ``tDown``.)
     """
 
     name = "ptb"
     description = "psychopy.hardware.keyboard.Keyboard, PsychToolbox HID backend (press times from the device)"
 
-    def __init__(self, keyboard: Any) -> None:
+    def __init__(self, keyboard: Any, now: Any) -> None:
         self._keyboard = keyboard
+        self._now = now  # psychopy.core.getTime: the time base of KeyPress.tDown
 
     def clear(self) -> None:
         self._keyboard.clearEvents()
@@ -68,8 +70,8 @@ class PtbKeys:
         presses = self._keyboard.getKeys(keyList=keys, waitRelease=False, clear=True)
         if clock is None:
             return [(p.name, None) for p in presses]
-        origin = float(clock.getLastResetTime())
-        return [(p.name, float(p.tDown) - origin) for p in presses]
+        now, on_clock = float(self._now()), float(clock.getTime())
+        return [(p.name, on_clock - (now - float(p.tDown))) for p in presses]
 
 
 def ptb_problem() -> str | None:

@@ -14,6 +14,7 @@ import pytest
 from experiments.config import load_experiment
 from experiments.keys import EventKeys, PtbKeys, ptb_problem
 from stimuli.errors import InputError
+from stimuli.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,11 +35,16 @@ def test_a_missing_psychtoolbox_is_named(monkeypatch):
 
 
 class _Clock:
-    def __init__(self, reset_at: float) -> None:
-        self.reset_at = reset_at
+    """An RT clock reading ``elapsed`` seconds since its reset (the onset flip)."""
 
-    def getLastResetTime(self) -> float:  # noqa: N802 (psychopy's name)
-        return self.reset_at
+    def __init__(self, elapsed: float) -> None:
+        self.elapsed = elapsed
+
+    def getTime(self) -> float:  # noqa: N802 (psychopy's name)
+        return self.elapsed
+
+    def getLastResetTime(self) -> float:  # noqa: N802 (on the epoch: must not be used with tDown)
+        return 1.79e9
 
 
 class _Press:
@@ -62,10 +68,10 @@ class _Keyboard:
 
 def test_ptb_press_times_are_hid_times_from_the_onset():
     keyboard = _Keyboard([_Press("f", 100.250), _Press("j", 99.990)])
-    keys = PtbKeys(keyboard)
-    # RT = device time of the press minus the time the RT clock was reset (the onset flip);
+    keys = PtbKeys(keyboard, now=lambda: 100.5)  # psychopy's core time now; presses 0.25 and 0.51 s ago
+    # RT = the RT clock's reading (reset at the onset flip, 0.3 s ago) minus the press's age;
     # a press before the onset is negative (the display then does not take it as an answer)
-    assert keys.get(["f", "j"], _Clock(100.0)) == [("f", pytest.approx(0.25)), ("j", pytest.approx(-0.01))]
+    assert keys.get(["f", "j"], _Clock(0.3)) == [("f", pytest.approx(0.05)), ("j", pytest.approx(-0.21))]
     assert keys.get(["escape"]) == []
     keys.clear()
     # presses are taken as they go down (not on release) and cleared once read
@@ -115,6 +121,12 @@ def test_ptb_is_used_and_recorded_when_psychtoolbox_imports(screen_session, make
     assert code == 0, err
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert sidecar["keys_backend"] == "ptb" and sidecar["Screen"]["keyboard"].startswith("psychopy.hardware")
+    # the answers are the keys pressed, timed from the onset flip (a press's HID time carried onto
+    # the RT clock: a wrong time base gives RTs of about -1.8e9 s, and the display ignores them)
+    trials = read_trials(person.trial_file)
+    keys = load_experiment(config).responses  # class name -> key
+    assert [keys[answer] for answer in trials["response"]] == ["f", "j"]
+    assert ((trials["rt_s"] > 0) & (trials["rt_s"] < 60)).all(), trials["rt_s"]
 
 
 def test_a_session_started_before_these_settings_existed_still_resumes(make_config, results, tmp_path):
