@@ -10,7 +10,8 @@ The statistics are pure functions of DataFrames that return tidy DataFrames (pin
   frames of an events table;
 * :func:`accuracy_windows`: accuracy over consecutive windows of main trials;
 * :func:`staircase_trace`: bubbles per trial of each staircase, with its final estimate;
-* :func:`above_chance_p`: the one-sided exact binomial test behind the accuracy rule;
+* :func:`above_chance_p` / :func:`excluded_by_accuracy`: the one-sided exact binomial test
+  behind the accuracy rule, and the rule;
 * :func:`assess_quality`: all of them for one observer group's trial files (what the report uses).
 
 :func:`read_frame_events` reads a session's frame-interval file (``*_events.tsv`` next to the
@@ -45,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from stimuli.configfile import require
@@ -54,8 +56,8 @@ from stimuli.trials import read_sidecar, read_trials, split_lines
 from .revealed import staircase_positions
 
 __all__ = ["QCRules", "QC_COLUMNS", "EVENTS_COLUMNS", "events_path", "read_frame_events", "frame_summary",
-           "above_chance_p", "accuracy_windows", "staircase_trace", "quality_table", "chance_level",
-           "QualityData", "load_quality", "GroupQuality", "assess_quality"]
+           "above_chance_p", "excluded_by_accuracy", "accuracy_windows", "staircase_trace", "quality_table",
+           "chance_level", "QualityData", "load_quality", "GroupQuality", "assess_quality"]
 
 # the frame-interval file's columns, in order (written by the session engine)
 EVENTS_COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
@@ -117,17 +119,33 @@ def frame_summary(frames: pd.DataFrame) -> dict[str, float]:
             "dropped_frame_share": float(np.mean(dropped > 0))}
 
 
-def above_chance_p(correct: int, n: int, chance: float) -> float:
-    """One-sided exact binomial test of ``correct`` of ``n`` against ``chance`` (H1: above).
+def above_chance_p(correct: ArrayLike, n: ArrayLike, chance: float) -> float | np.ndarray:
+    """One-sided exact binomial test of ``correct`` of ``n`` against ``chance`` (H1: above):
+    ``P(X >= correct)`` for ``X ~ Binomial(n, chance)``, as ``scipy.stats.binomtest(...,
+    alternative="greater")``; arrays give arrays; NaN for ``n = 0``.
 
     Examples
     --------
     >>> round(above_chance_p(60, 100, 0.5), 4), above_chance_p(0, 0, 0.5)
     (0.0284, nan)
     """
-    if n <= 0:
-        return math.nan
-    return float(stats.binomtest(int(correct), int(n), float(chance), alternative="greater").pvalue)
+    correct, n = np.asarray(correct, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    p = np.where(n > 0, stats.binom.sf(correct - 1, np.maximum(n, 1), float(chance)), np.nan)
+    return float(p) if p.ndim == 0 else p
+
+
+def excluded_by_accuracy(correct: ArrayLike, n: ArrayLike, chance: float, alpha: float) -> bool | np.ndarray:
+    """The accuracy rule: True (exclude) unless the binomial test finds accuracy above chance
+    at ``alpha`` (no answered trial: excluded).
+
+    Examples
+    --------
+    >>> excluded_by_accuracy([50, 59, 75], 100, 0.5, 0.05).tolist()
+    [True, False, False]
+    """
+    p = np.asarray(above_chance_p(correct, n, chance))
+    out = ~(p < alpha)  # NaN (no trial) excludes
+    return bool(out) if out.ndim == 0 else out
 
 
 def _main(trials: pd.DataFrame) -> pd.DataFrame:
@@ -214,7 +232,8 @@ def _participant_row(own: pd.DataFrame, frames: pd.DataFrame | None, trace: pd.D
     answered = main[correct.notna()]
     n, k = int(len(answered)), int(correct.sum())
     rt = pd.to_numeric(answered["rt_s"], errors="coerce").dropna()
-    q25, median, q75 = (rt.quantile([0.25, 0.5, 0.75]).tolist() if len(rt) else [math.nan] * 3)
+    # RT quantiles in seconds to the 0.1 ms (the file's own resolution is 1 ms)
+    q25, median, q75 = (rt.quantile([0.25, 0.5, 0.75]).round(4).tolist() if len(rt) else [math.nan] * 3)
     dropped = (pd.to_numeric(main["dropped_frames"], errors="coerce") if "dropped_frames" in main.columns
                else pd.Series(np.nan, index=main.index)).dropna()
     timing = frame_summary(frames) if frames is not None and len(frames) else {
@@ -224,17 +243,17 @@ def _participant_row(own: pd.DataFrame, frames: pd.DataFrame | None, trace: pd.D
     row = {"sessions": ",".join(sorted(map(str, own["session"].unique()))), "n_trials": n,
            "n_unanswered": int(len(main) - n), "accuracy": k / n if n else math.nan, "chance": chance,
            "p_above_chance": above_chance_p(k, n, chance),
-           "rt_median_s": median, "rt_q25_s": q25, "rt_q75_s": q75, "rt_iqr_s": q75 - q25,
+           "rt_median_s": median, "rt_q25_s": q25, "rt_q75_s": q75, "rt_iqr_s": round(q75 - q25, 4),
            "dropped_frame_trials": int((dropped > 0).sum()) if len(dropped) else math.nan,
            "dropped_frame_trial_share": _share((dropped > 0).sum(), len(dropped)) if len(dropped) else math.nan,
            **timing, "staircases": len(finals),
            "final_n_bubbles": float(10 ** np.mean(np.log10(finals))) if len(finals) else math.nan}
-    row["reasons"] = "; ".join(_reasons(row, rules, alpha))
+    row["reasons"] = "; ".join(_reasons(row, k, rules, alpha))
     row["excluded"] = bool(row["reasons"])
     return row
 
 
-def _reasons(row: dict, rules: QCRules, alpha: float) -> list[str]:
+def _reasons(row: dict, n_correct: int, rules: QCRules, alpha: float) -> list[str]:
     reasons = []
     if row["n_trials"] == 0:
         return ["no answered main trial"]
@@ -244,7 +263,7 @@ def _reasons(row: dict, rules: QCRules, alpha: float) -> list[str]:
     share, limit = row["dropped_frame_share"], rules.max_dropped_frame_share
     if limit is not None and math.isfinite(share) and share > limit:
         reasons.append(f"{share:.1%} of frames dropped (more than {limit:.1%})")
-    if rules.accuracy_above_chance and not row["p_above_chance"] < alpha:
+    if rules.accuracy_above_chance and excluded_by_accuracy(n_correct, row["n_trials"], row["chance"], alpha):
         reasons.append(f"accuracy {row['accuracy']:.3f} not above chance {row['chance']:.3g} (one-sided binomial "
                        f"p = {row['p_above_chance']:.3g}, alpha {alpha:g}, {row['n_trials']} trials)")
     return reasons
@@ -277,15 +296,16 @@ def quality_table(trials: pd.DataFrame, frames: pd.DataFrame | None = None, *, r
     if missing:
         raise InputError(f"QC: the trials lack column(s) {', '.join(missing)}")
     trace = staircase_trace(trials)
+    traces = dict(tuple(trace.groupby("participant", sort=False)))
+    timings = dict(tuple(frames.groupby("participant", sort=False))) if frames is not None and len(frames) else {}
     rows = []
     for participant, own in trials.groupby("participant", sort=True):
         level = rules.chance if rules.chance is not None else (
             chance.get(participant) if isinstance(chance, Mapping) else chance)
         if level is None:
             level = chance_level(own["truth"] if "truth" in own.columns else [])
-        mine = frames[frames["participant"] == participant] if frames is not None and len(frames) else None
         rows.append({"participant": participant, **_participant_row(
-            own, mine, trace[trace["participant"] == participant], float(level), rules, alpha)})
+            own, timings.get(participant), traces.get(participant, trace.iloc[:0]), float(level), rules, alpha)})
     return pd.DataFrame(rows, columns=list(QC_COLUMNS))
 
 
@@ -347,41 +367,52 @@ class QualityData:
     chance: dict[str, float] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # every file read (trial files and events files)
     targets: dict[str, float] = field(default_factory=dict)  # the staircase's target accuracy (sidecar)
+    skipped: list[str] = field(default_factory=list)  # files left out, one line each
 
 
 def load_quality(files: Sequence[str | os.PathLike], warn: Callable[[str], None]) -> QualityData:
     """Read trial files (``sub-<p>_ses-<s>_task-<t>_beh.tsv``), their sidecars and events files.
 
-    A file that cannot be read is reported through ``warn`` (one line) and left out; a
-    participant's chance level comes from the sidecar's ``Responses`` (else the truth values).
+    A trial file or sidecar that cannot be read is left out, its reason kept in
+    ``QualityData.skipped`` (the classification images read the same files and report them:
+    one message per problem); a bad events file is reported through ``warn`` and that
+    session's frame intervals are not measured. A participant's chance level comes from the
+    sidecar's ``Responses`` (else the truth values).
     """
-    trials, frames, answers, read, targets = [], [], {}, [], {}
+    trials, frames, answers, read, targets, skipped = [], [], {}, [], {}, []
     for name in files:
         path = Path(name)
         participant, session = _labels(path)
         try:
-            table = read_trials(path, required=_TRIAL_NEEDED, warn=warn)
+            table = read_trials(path, required=_TRIAL_NEEDED)
+            staircase_positions(table, where=str(path))  # bubble centres that do not parse: the file is left out
             info = read_sidecar(path) or {}
+        except InputError as error:
+            skipped.append(str(error))
+            continue
+        try:
             events = read_frame_events(path, warn=warn)
         except InputError as error:
-            warn(f"QC: {error}; left out of the QC table")
-            continue
+            warn(f"{error}; this session's frame intervals are left out (not measured)")
+            events = None
         read.append(path)
         trials.append(table.assign(participant=participant, session=session))
-        responses = info.get("Responses")
-        target = (info.get("Staircase") or {}).get("target") if isinstance(info.get("Staircase"), dict) else None
+        staircase = info.get("Staircase") if isinstance(info.get("Staircase"), dict) else {}
+        target = staircase.get("target")
         if isinstance(target, (int, float)) and 0 < target < 1:
             targets.setdefault(participant, float(target))
+        responses = info.get("Responses")
         if isinstance(responses, (dict, list)) and responses:
             answers.setdefault(participant, set()).update(responses)
         if events is not None:
             read.append(events_path(path))
             frames.append(events.assign(participant=participant, session=session))
-    if not trials:
-        return QualityData(pd.DataFrame(columns=["participant", "session", *_TRIAL_NEEDED]), None, {}, read, targets)
-    table = pd.concat(trials, ignore_index=True)
     chance = {p: chance_level([], sorted(a)) for p, a in answers.items()}
-    return QualityData(table, pd.concat(frames, ignore_index=True) if frames else None, chance, read, targets)
+    if not trials:
+        return QualityData(pd.DataFrame(columns=["participant", "session", *_TRIAL_NEEDED]), None, {}, read, targets,
+                           skipped)
+    return QualityData(pd.concat(trials, ignore_index=True), pd.concat(frames, ignore_index=True) if frames else None,
+                       chance, read, targets, skipped)
 
 
 def _labels(path: Path) -> tuple[str, str]:
@@ -398,6 +429,7 @@ class GroupQuality:
     windows: pd.DataFrame  # accuracy_windows
     files: list[Path] = field(default_factory=list)
     targets: dict[str, float] = field(default_factory=dict)  # participant -> staircase target accuracy
+    skipped: list[str] = field(default_factory=list)  # trial files left out of the QC, and why
 
     @property
     def excluded(self) -> dict[str, str]:
@@ -420,4 +452,4 @@ def assess_quality(files: Sequence[str | os.PathLike], rules: QCRules, alpha: fl
     data = load_quality(files, warn)
     table = quality_table(data.trials, data.frames, rules=rules, alpha=alpha, chance=data.chance)
     return GroupQuality(table, staircase_trace(data.trials), accuracy_windows(data.trials, rules.accuracy_window),
-                        data.files, data.targets)
+                        data.files, data.targets, data.skipped)

@@ -153,6 +153,8 @@ def build_quality(ctx: ReportContext, sec: Section) -> None:
     for task in config.tasks:
         for group in ctx.groups(task):
             quality = ctx.quality(task)[group.key]
+            for reason in quality.skipped:  # the classification images report the same file
+                sec.note(f"{group.label}: left out of the QC: {reason}")
             if not len(quality.table):
                 continue
             found = True
