@@ -48,7 +48,11 @@ def data_kind(ctx) -> DataKind:
             else:
                 people = True
     evaluate = ctx.config.models.evaluate
-    if ctx.variants() or (evaluate and Path(evaluate).is_dir()):
+    try:
+        variants = ctx.variants()
+    except InputError:  # the relevance section says why
+        variants = []
+    if variants or (evaluate and Path(evaluate).is_dir()):
         models = True
     return "both" if people and models else "people" if people else "models" if models else "none"
 

@@ -32,10 +32,13 @@ __all__ = ["build_quality", "plot_quality", "rules_text", "ROWS_PER_FIGURE"]
 
 ROWS_PER_FIGURE = 12  # participants per QC figure (more: several figures)
 _COLOURS = {"random": "#4c72b0", "guided": "#dd8452", "antiguided": "#55a868"}
-# what the page shows (the CSV keeps every column); timing not measured is shown as such
-_SHOWN = ["task", "observers", "participant", "n_trials", "accuracy", "chance", "p_above_chance", "rt_median_s",
-          "rt_iqr_s", "dropped_frame_trials", "frame_interval_median_ms", "frame_interval_p99_ms",
-          "dropped_frame_share", "final_n_bubbles", "excluded", "reasons"]
+# what the page shows (the CSV keeps every column, under its own names); timing not measured is said
+_SHOWN = {"task": "task", "observers": "observers", "participant": "participant", "n_trials": "trials",
+          "accuracy": "accuracy", "chance": "chance", "p_above_chance": "p (above chance)",
+          "rt_median_s": "RT median (s)", "rt_iqr_s": "RT IQR (s)", "dropped_frame_trials": "trials with dropped frames",
+          "frame_interval_median_ms": "frame interval median (ms)", "frame_interval_p99_ms": "frame interval p99 (ms)",
+          "dropped_frame_share": "dropped frames (share)", "final_n_bubbles": "final bubbles",
+          "excluded": "excluded", "reasons": "reasons"}
 _TIMING = ("dropped_frame_trials", "dropped_frame_trial_share", "frame_interval_median_ms", "frame_interval_p99_ms",
            "dropped_frame_share")
 
@@ -122,7 +125,7 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
             shown[column] = [v if isinstance(v, (int, float, np.number)) and math.isfinite(float(v))
                              else "not measured" for v in table[column]]
     shown["excluded"] = ["yes" if v else "no" for v in table["excluded"].astype(bool)]
-    return shown
+    return shown[list(_SHOWN)].rename(columns=_SHOWN)
 
 
 def _figures(ctx: ReportContext, sec: Section, task: str, key: str, label: str, quality: GroupQuality) -> None:
@@ -173,7 +176,7 @@ def build_quality(ctx: ReportContext, sec: Section) -> None:
     table = table[front + [c for c in table.columns if c not in front]]
     ctx.write_table("qc", table)
     sec.table("qc", _display(table), "Quality control per participant (timing not measured: observers without a "
-              "screen)", columns=_SHOWN, max_rows=40, write=False)
+              "screen); every column in", max_rows=40, write=False)
     excluded = table[table["excluded"].astype(bool)][front + ["participant", "reasons"]]
     ctx.write_table("qc_exclusions", excluded)
     if len(excluded):

@@ -9,6 +9,8 @@ Run as a script for the full-size measurement of the rule's error rates:
 from __future__ import annotations
 
 import argparse
+import doctest
+import importlib
 import math
 
 import numpy as np
@@ -128,6 +130,13 @@ def test_qc_config_keys_are_validated_with_what_to_fix(tmp_path):
             load_config(ReportConfig, path)
     demo = load_config(ReportConfig, "analysis/configs/demo.yaml")
     assert demo.qc.accuracy_above_chance and demo.qc.max_dropped_frame_share == 0.05
+
+
+@pytest.mark.parametrize("name", ["analysis.quality", "analysis.report_page", "analysis.report_quality",
+                                  "analysis.report_config", "analysis.revealed"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 # ----------------------------------------------------------------------------- error rates by simulation
