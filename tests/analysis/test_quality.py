@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import doctest
 import importlib
+import json
 import math
 
 import numpy as np
@@ -24,6 +25,7 @@ from analysis.quality import (
     accuracy_windows,
     events_path,
     excluded_by_accuracy,
+    load_quality,
     quality_table,
     read_frame_events,
     staircase_trace,
@@ -114,6 +116,39 @@ def test_events_file_reader(tmp_path):
     path.write_text("onset\tduration\n0\t0.1\n", encoding="utf-8")
     with pytest.raises(InputError, match="missing column.*trial_type, trial, dropped"):
         read_frame_events(trial_file)
+
+
+def _write_session(root, participant: str, rows: pd.DataFrame, sidecar: dict):
+    from stimuli.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
+
+    path = trial_file_path(root, participant, 1, "gender")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.reindex(columns=list(TRIAL_COLUMNS)).to_csv(path, sep="\t", index=False, na_rep="n/a")
+    sidecar_path(path).write_text(json.dumps(sidecar), encoding="utf-8")
+    return path
+
+
+def test_files_are_read_with_their_sidecars_and_events(tmp_path):
+    rows = _trials("x", [1, 1, 1, 0] * 10, dropped=[0] * 40).drop(columns=["participant", "session"])
+    rows = rows.assign(response=np.where(rows.correct == 1, "male", "female"), n_bubbles=3, sigma_px=2.0,
+                       mask_seed=1, onset_s=1.0)
+    no_screen = _write_session(tmp_path, "01", rows, {"screen": None, "Responses": {"female": "f", "male": "m",
+                                                                                    "other": "o"}})
+    screen = _write_session(tmp_path, "02", rows, {"screen": {"measured": {"refresh_hz": 60}},
+                                                   "Staircase": {"target": 0.8}})
+    older = _write_session(tmp_path, "03", rows, {})  # written before #14: no screen key
+    events_path(screen).write_text("onset\tduration\ttrial_type\ttrial\tdropped\n0\t0.0167\tframe\t1\t0\n")
+    broken = _write_session(tmp_path, "04", rows.assign(bubbles="[[1, oops]]"), {})
+    warned = []
+    data = load_quality([no_screen, screen, older, broken], warn=warned.append)
+    assert warned == [] and len(data.skipped) == 1 and "sub-04" in data.skipped[0]
+    assert data.chance == {"01": pytest.approx(1 / 3)} and data.targets == {"02": 0.8}
+    assert events_path(screen) in data.files and len(data.frames) == 1
+    table = quality_table(data.trials, data.frames, chance=data.chance).set_index("participant")
+    assert math.isnan(table.loc["01", "dropped_frame_trials"])  # screen: null, the zeros are not measurements
+    assert table.loc["02", "dropped_frame_trials"] == 0 and table.loc["03", "dropped_frame_trials"] == 0
+    assert table.loc["01", "chance"] == pytest.approx(1 / 3) and table.loc["02", "chance"] == 0.5
+    assert table.loc["02", "n_frames"] == 1 and table.loc["01", "n_frames"] == 0
 
 
 def test_qc_config_keys_are_validated_with_what_to_fix(tmp_path):

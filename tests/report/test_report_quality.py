@@ -197,3 +197,27 @@ def test_the_demo_config_has_the_qc_section(people_report, tmp_path):
     assert {s.key: s.status for s in built.sections}["qc"] == "ok"
     assert (out / "tables" / "qc.csv").is_file() and (out / "figures" / "qc_gender_people.png").is_file()
     assert 'id="qc"' in (out / "report.html").read_text()
+
+
+@pytest.mark.browser
+def test_the_embedded_page_alone_shows_every_figure_in_chromium(people_report, tmp_path):
+    """Only report.html, copied into an empty folder (as a colleague receives it): Chromium
+    decodes every figure."""
+    import html as html_module
+    import re
+
+    from test_browser import PROBE, run_chromium
+
+    config = _config(tmp_path / "config.yaml", people_report["study"])
+    out, _ = run_report(config, tmp_path / "out", progress=False, warn=lambda m: None, embed=True)
+    alone = tmp_path / "colleague"
+    alone.mkdir()
+    page = alone / "report.html"
+    page.write_text((out / "report.html").read_text().replace("</body>", PROBE, 1))
+    result = run_chromium(["--window-size=1280,1000", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                          tmp_path / "profile")
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = json.loads(html_module.unescape(re.search(r'data-probe="([^"]*)"', result.stdout).group(1)))
+    images = state["images"]
+    assert len(images) >= 5 and all(i["complete"] and i["width"] > 100 for i in images)
+    assert state["wide"] == [], state["wide"][:5]
