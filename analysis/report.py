@@ -186,8 +186,8 @@ table.findings td:nth-child(1){font-weight:600;width:15%}table.findings td:nth-c
 td.verdict{font-weight:600;width:14%}
 td.agrees,td.helped,td.aligned{color:#1a7f37}td.differs,td.hurt{color:#b3261e}
 td.not,td.no,td.mixed{color:#6b6b6b}
-.note,.absent,.error{border-left:4px solid #9aa5b8;background:#f4f6fa;padding:8px 12px;margin:10px 0;font-size:14px}
-.error{border-color:#c62828;background:#fdecea}
+div.note,div.absent,div.error{border-left:4px solid #9aa5b8;background:#f4f6fa;padding:8px 12px;margin:10px 0;font-size:14px}
+div.error{border-color:#c62828;background:#fdecea}
 ul.problems{font-size:13px;color:#5a2a00}
 """
 

@@ -38,7 +38,7 @@ _SHOWN = {"task": "task", "observers": "observers", "participant": "participant"
           "rt_median_s": "RT median (s)", "rt_iqr_s": "RT IQR (s)", "dropped_frame_trials": "trials with dropped frames",
           "frame_interval_median_ms": "frame interval median (ms)", "frame_interval_p99_ms": "frame interval p99 (ms)",
           "dropped_frame_share": "dropped frames (share)", "final_n_bubbles": "final bubbles",
-          "excluded": "excluded", "reasons": "reasons"}
+          "excluded": "excluded"}  # the reasons: in the exclusions table below
 _TIMING = ("dropped_frame_trials", "dropped_frame_trial_share", "frame_interval_median_ms", "frame_interval_p99_ms",
            "dropped_frame_share")
 
@@ -143,7 +143,6 @@ def _figures(ctx: ReportContext, sec: Section, task: str, key: str, label: str, 
 def build_quality(ctx: ReportContext, sec: Section) -> None:
     """The QC section (see the module docstring)."""
     config = ctx.config
-    tables, traces, windows, found = [], [], [], False
     sec.text("Per participant: answered main trials, accuracy and its one-sided binomial test against chance, "
              "response times (median, interquartile range), trials with dropped frames (trial file), frame "
              "intervals (median and 99th percentile, from the session's *_events.tsv) and the share of dropped "
@@ -153,26 +152,20 @@ def build_quality(ctx: ReportContext, sec: Section) -> None:
         " Excluded participants are left out of the group statistics (classification images, conditions, "
         "alignment) and listed below." if config.qc.drop_excluded else
         " Excluded participants are listed but kept in the group statistics (qc.drop_excluded: false)."))
+    groups = []
     for task in config.tasks:
         for group in ctx.groups(task):
             quality = ctx.quality(task)[group.key]
             for reason in quality.skipped:  # the classification images report the same file
                 sec.note(f"{group.label}: left out of the QC: {reason}")
-            if not len(quality.table):
-                continue
-            found = True
-            tag = {"task": task, "observers": group.key}
-            tables.append(quality.table.assign(**tag))
-            traces.append(quality.trace.assign(**tag))
-            windows.append(quality.windows.assign(**tag))
-            sec.heading(f"{task}: {group.label} ({plural(len(quality.table), 'participant')}, "
-                        f"{len(quality.excluded)} excluded)")
-            _figures(ctx, sec, task, group.key, group.label, quality)
-    if not found:
+            if len(quality.table):
+                groups.append((task, group, quality))
+    if not groups:
         raise Absent("no trial files to check (no observer group has readable trial files of "
                      f"{', '.join(config.tasks)})")
     front = ["task", "observers"]
-    table = pd.concat(tables, ignore_index=True)
+    tag = [{"task": task, "observers": group.key} for task, group, _ in groups]
+    table = pd.concat([q.table.assign(**t) for (_, _, q), t in zip(groups, tag)], ignore_index=True)
     table = table[front + [c for c in table.columns if c not in front]]
     ctx.write_table("qc", table)
     sec.table("qc", _display(table), "Quality control per participant (timing not measured: observers without a "
@@ -183,5 +176,11 @@ def build_quality(ctx: ReportContext, sec: Section) -> None:
         sec.table("qc_exclusions", excluded, "Excluded by the QC rules, and why", write=False)
     else:
         sec.text("No participant was excluded by the QC rules.")
-    ctx.write_table("qc_staircase", pd.concat(traces, ignore_index=True))
-    ctx.write_table("qc_accuracy_windows", pd.concat(windows, ignore_index=True))
+    for task, group, quality in groups:  # the figures, a row per participant
+        sec.heading(f"{task}: {group.label} ({plural(len(quality.table), 'participant')}, "
+                    f"{len(quality.excluded)} excluded)")
+        _figures(ctx, sec, task, group.key, group.label, quality)
+    ctx.write_table("qc_staircase", pd.concat([q.trace.assign(**t) for (_, _, q), t in zip(groups, tag)],
+                                              ignore_index=True))
+    ctx.write_table("qc_accuracy_windows", pd.concat([q.windows.assign(**t) for (_, _, q), t in zip(groups, tag)],
+                                                     ignore_index=True))
