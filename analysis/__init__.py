@@ -9,6 +9,8 @@
 * :mod:`analysis.model_stats`: relevance maps across variants (seeds, tasks, pretraining),
   reliability, masking transfer; :mod:`analysis.alignment`: human-model alignment, noise
   ceiling, condition effects; :mod:`analysis.reliability`, :mod:`analysis.repeated`;
+* :mod:`analysis.quality`: timing and quality control per participant (dropped frames, frame
+  intervals, RTs, accuracy over trials, the staircase) and exclusions by the config's ``qc:`` rules;
 * :mod:`analysis.report`: ``python -m analysis run CONFIG`` (report.html and its sections).
 
 Examples

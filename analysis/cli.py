@@ -83,6 +83,9 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out folder made by an earlier 'analysis run' (it is moved "
                              "aside as <out>.old-<time>, never deleted)")
+    parser.add_argument("--embed", action="store_true",
+                        help="one self-contained report.html: every figure inlined (base64 PNG), no link to a "
+                             "local file, for sending to a colleague (also 'embed: true' in the config)")
     parser.set_defaults(handler=_run_report)
 
 

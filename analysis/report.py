@@ -5,14 +5,16 @@ stimulus set, the task(s), the data roots (people, simulated observers), the res
 (relevance maps, prepared sets), the ``model evaluate`` output, the exclusion rule, alpha
 and seeds. The report folder holds::
 
-    report.html          the page (figures referenced as relative PNG paths; no network, no JS)
+    report.html          the page (figures referenced as relative PNG paths; no network, no JS;
+                         with --embed / ``embed: true`` every figure inlined: one file to send)
     tables/*.csv         every table the page shows, complete
     maps/*.npz           every map (group CIs of the contract at the top level; other
                          observer groups under maps/<group>/)
     figures/*.png
     provenance.json
 
-The page is a list of sections (:data:`SECTIONS`, plus :data:`OPTIONAL_SECTIONS` that a config
+The page opens with what the data hold (:mod:`analysis.report_page`: a people-only report
+with its people, a model-only one with its models). It is a list of sections (:data:`SECTIONS`, plus :data:`OPTIONAL_SECTIONS` that a config
 turns on with its own key, e.g. ``rsa:`` for similarity judgements), each built by one function; a section
 whose inputs are absent says so, one whose inputs are bad shows the message, and the rest
 of the report is still produced. Another part of the platform adds its own section with
@@ -49,6 +51,8 @@ from stimuli.provenance import (
 from stimuli.trials import sidecar_path
 
 from .report_base import Absent, ReportConfig, ReportContext, Section
+from .report_page import data_kind, embed_page, order_sections
+from .report_quality import build_quality
 from .report_rsa import build_rsa
 from .report_sections import DEFAULT_SECTIONS, SectionSpec
 
@@ -56,6 +60,8 @@ __all__ = ["SECTIONS", "OPTIONAL_SECTIONS", "SectionSpec", "register_section", "
            "default_out"]
 
 SECTIONS: list[SectionSpec] = list(DEFAULT_SECTIONS)
+# timing and quality control, before the classification images it decides who enters
+SECTIONS.insert([s.key for s in SECTIONS].index("ci"), SectionSpec("qc", "Timing and quality control", build_quality))
 REPORT_COMMAND = "analysis run"  # recorded in provenance.json: only this command replaces its folders
 
 
@@ -140,9 +146,13 @@ def build_report(config: ReportConfig, out: Path, *, warn: Callable[[str], None]
         for spec in bar:
             bar.set_postfix_str(spec.key)
             built[spec.key] = _run_section(ctx, spec)
-    sections = [built[s.key] for s in wanted]
+    # the page opens with what the data hold: people first for people only, models first for models only
+    sections = [built[key] for key in order_sections([s.key for s in wanted], data_kind(ctx))]
     shutil.rmtree(Path(out) / ".scratch", ignore_errors=True)
-    atomic_write_text(Path(out) / "report.html", render_html(config, sections))
+    page = render_html(config, sections)
+    if config.embed:  # one file to send: figures inlined, no link to a local file
+        page = embed_page(page, out)
+    atomic_write_text(Path(out) / "report.html", page)
     return Report(sections, list(ctx.problems), ctx)
 
 
@@ -176,8 +186,8 @@ table.findings td:nth-child(1){font-weight:600;width:15%}table.findings td:nth-c
 td.verdict{font-weight:600;width:14%}
 td.agrees,td.helped,td.aligned{color:#1a7f37}td.differs,td.hurt{color:#b3261e}
 td.not,td.no,td.mixed{color:#6b6b6b}
-.note,.absent,.error{border-left:4px solid #9aa5b8;background:#f4f6fa;padding:8px 12px;margin:10px 0;font-size:14px}
-.error{border-color:#c62828;background:#fdecea}
+div.note,div.absent,div.error{border-left:4px solid #9aa5b8;background:#f4f6fa;padding:8px 12px;margin:10px 0;font-size:14px}
+div.error{border-color:#c62828;background:#fdecea}
 ul.problems{font-size:13px;color:#5a2a00}
 """
 
@@ -209,9 +219,15 @@ def default_out(config: ReportConfig, config_path: str | Path) -> Path:
 
 
 def run_report(config_path: str | Path, out: str | Path | None = None, *, overwrite: bool = False,
-               progress: bool | None = None, warn: Callable[[str], None] | None = None) -> tuple[Path, Report]:
-    """Load ``config_path``, build the report into ``out`` (all at once) and write provenance."""
+               progress: bool | None = None, warn: Callable[[str], None] | None = None,
+               embed: bool | None = None) -> tuple[Path, Report]:
+    """Load ``config_path``, build the report into ``out`` (all at once) and write provenance.
+
+    ``embed`` (None: the config's ``embed``) inlines every figure in ``report.html``.
+    """
     config = load_config(ReportConfig, config_path)
+    if embed is not None:
+        config.embed = bool(embed)
     out = Path(out) if out is not None else default_out(config, config_path)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists already; pass --overwrite to replace it (or choose another --out)")
@@ -251,7 +267,7 @@ def input_files_of(ctx: ReportContext | None) -> list[Path]:
 
 def main_run(args) -> int:
     """The ``run`` subcommand of ``python -m analysis``."""
-    out, report = run_report(args.config, args.out, overwrite=args.overwrite)
+    out, report = run_report(args.config, args.out, overwrite=args.overwrite, embed=True if args.embed else None)
     states = [f"{s.key}: {s.status}" for s in report.sections if s.status != "ok"]
     print(f"wrote {out / 'report.html'} ({len(report.sections)} sections"
           + (f"; {', '.join(states)}" if states else "")

@@ -26,20 +26,30 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stimuli.configfile import require
 from stimuli.errors import InputError
 from stimuli.prepared import PreparedSet, load_prepared_set
 from stimuli.provenance import atomic_write_text
 from stimuli.relevance import RelevanceMaps, relevance_path
 from stimuli.trials import find_trial_files, read_sidecar, sidecar_path
 
-from .ci_command import CIConfig, CIOutputs, _search_region, run_ci
+from .ci_command import CIOutputs, _search_region, run_ci
 from .model_stats import discover_variants, load_variant_maps
+from .quality import GroupQuality, assess_quality
+from .report_config import (  # the config lives in its own module; its names stay importable from here
+    AlignmentSettings,
+    CISettings,
+    DataRoots,
+    Exclusion,
+    FindingSettings,
+    ModelSettings,
+    ReportConfig,
+    RSASettings,
+)
 
 __all__ = [
     "DataRoots",
@@ -60,157 +70,6 @@ __all__ = [
     "p_text",
     "plural",
 ]
-
-
-# ----------------------------------------------------------------------------- config
-@dataclass
-class DataRoots:
-    """Where trial files are: people, and simulated / model observers (told apart by the sidecar)."""
-
-    people: str | None = "participants"
-    simulated: str | None = "results/simulated"
-
-
-@dataclass
-class CISettings:
-    """How classification images are computed and tested (see ``python -m analysis ci --help``)."""
-
-    sigma_smooth: float = 0.0
-    cluster_threshold: float = 2.7
-    z: Literal["analytic", "permutation"] = "analytic"
-    z_permutations: int = 1000
-    permutations: int = 0
-    search_region: str = "auto"
-    conditions: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        require(math.isfinite(self.sigma_smooth) and self.sigma_smooth >= 0, "sigma_smooth",
-                "must be zero or a positive number of pixels")
-        require(self.cluster_threshold > 0, "cluster_threshold", "must be a positive Z value (e.g. 2.7)")
-        require(self.z_permutations >= 2, "z_permutations", "must be at least 2")
-        require(self.permutations >= 0, "permutations", "must be 0 (none) or a positive count")
-
-
-@dataclass
-class Exclusion:
-    """Who is left out: a participant with fewer main trials in a condition (or missing it)."""
-
-    min_trials: int = 100
-    require_all_conditions: bool = False
-
-    def __post_init__(self) -> None:
-        require(self.min_trials >= 2, "min_trials", "must be at least 2")
-
-
-@dataclass
-class ModelSettings:
-    """Which relevance maps and masking results the model sections read."""
-
-    variants: list[str] | None = None  # None: every variant with relevance maps of the set
-    relevance_map: Literal["mean", "positive", "absolute"] = "positive"
-    evaluate: str | None = None  # output folder of `python -m model evaluate`
-    split_half_splits: int = 50
-    top_percent: float = 10.0
-
-    def __post_init__(self) -> None:
-        require(self.variants is None or len(self.variants) > 0, "variants",
-                "must list at least one variant (or be left out for all)")
-        require(self.split_half_splits >= 1, "split_half_splits", "must be at least 1")
-        require(0 < self.top_percent <= 100, "top_percent", "must lie in (0, 100]")
-
-
-@dataclass
-class AlignmentSettings:
-    """Human-model alignment: whose CIs stand for people, in which condition, and the nulls."""
-
-    reference: str = "people"  # people, or an observer kind of the simulated root (template)
-    condition: str = "random"
-    metric: Literal["spearman", "pearson"] = "spearman"
-    null_draws: int = 200
-    noise_splits: int = 100
-
-    def __post_init__(self) -> None:
-        require(self.null_draws >= 1, "null_draws", "must be at least 1")
-        require(self.noise_splits >= 1, "noise_splits", "must be at least 1")
-
-
-@dataclass
-class FindingSettings:
-    """When the report calls relevance maps 'stable' (mean similarity at least this)."""
-
-    stable_r: float = 0.5
-
-    def __post_init__(self) -> None:
-        require(-1 < self.stable_r < 1, "stable_r", "must lie between -1 and 1")
-
-
-@dataclass
-class RSASettings:
-    """Similarity judgements (``paradigm: similarity`` trial files) against model RDMs (``python -m model rdm``)."""
-
-    task: str = "similarity"  # BIDS task label of the similarity trial files
-    stimuli: str | None = None  # set of the judged faces and of the model RDMs; null: the report's stimuli
-    rdm: Literal["probability", "embedding"] = "embedding"  # human RDM from triplets (ratings: mean rating)
-    dims: int = 5  # dimensions of the embedding fitted to the triplets
-    variants: list[str] | None = None  # null: every variant with RDMs of the set under <results>/rdm/
-    model_rdms: list[str] | None = None  # which of a variant's RDMs (penultimate, relevance, ...); null: all
-    method: Literal["spearman", "kendall_a", "pearson"] = "spearman"
-    permutations: int = 1000  # of the stimulus labels, per model (0: no permutation test)
-    bootstraps: int = 1000  # for the CIs and model comparisons (0: none)
-    bootstrap_over: Literal["stimuli", "subjects", "both"] = "both"
-    split_half_splits: int = 20
-
-    def __post_init__(self) -> None:
-        require(bool(re.fullmatch(r"[A-Za-z0-9]+", self.task)), "task",
-                "must be letters and digits (the BIDS task label of the similarity trial files)")
-        require(self.dims >= 1, "dims", "must be at least 1")
-        require(self.variants is None or len(self.variants) > 0, "variants",
-                "must list at least one variant (or be left out for all)")
-        require(self.model_rdms is None or len(self.model_rdms) > 0, "model_rdms",
-                "must list at least one RDM name (or be left out for all)")
-        require(self.permutations >= 0, "permutations", "must be 0 (no test) or a positive count")
-        require(self.bootstraps >= 0, "bootstraps", "must be 0 (no CIs) or a positive count")
-        require(self.split_half_splits >= 1, "split_half_splits", "must be at least 1")
-
-
-@dataclass
-class ReportConfig:
-    """``python -m analysis run CONFIG.yaml``: everything the report reads and how."""
-
-    stimuli: str
-    tasks: list[str] = field(default_factory=lambda: ["gender"])
-    title: str = "Face relevance in models and people"
-    name: str | None = None  # output folder name under <results>/analysis/ (default: config file stem)
-    results: str = "results"
-    data: DataRoots = field(default_factory=DataRoots)
-    alpha: float = 0.05
-    seed: int = 0
-    ci: CISettings = field(default_factory=CISettings)
-    exclusion: Exclusion = field(default_factory=Exclusion)
-    models: ModelSettings = field(default_factory=ModelSettings)
-    alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
-    findings: FindingSettings = field(default_factory=FindingSettings)
-    rsa: RSASettings | None = None  # similarity judgements vs model RDMs; null: no such section
-    sections: list[str] | None = None  # None: every registered section
-
-    def __post_init__(self) -> None:
-        require(0 < self.alpha < 1, "alpha", "must lie between 0 and 1")
-        require(len(self.tasks) > 0, "tasks", "must name at least one task")
-        for i, task in enumerate(self.tasks):
-            require(bool(re.fullmatch(r"[A-Za-z0-9]+", task)), f"tasks[{i}]",
-                    "must be letters and digits (the BIDS task label of the trial files)")
-        require(self.name is None or bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.name)), "name",
-                "must be a plain folder name (letters, digits, _ . -)")
-
-    def ci_config(self, task: str, data_root: str, trial_files: list[str] | None) -> CIConfig:
-        return CIConfig(data_root=data_root, task=task, stimuli=self.stimuli, results=self.results,
-                        alpha=self.alpha, sigma_smooth=self.ci.sigma_smooth,
-                        cluster_threshold=self.ci.cluster_threshold, z=self.ci.z,
-                        z_permutations=self.ci.z_permutations, permutations=self.ci.permutations,
-                        seed=self.seed, min_trials=self.exclusion.min_trials,
-                        require_all_conditions=self.exclusion.require_all_conditions,
-                        conditions=self.ci.conditions, search_region=self.ci.search_region,
-                        trial_files=trial_files)
 
 
 # ----------------------------------------------------------------------------- observers
@@ -471,13 +330,19 @@ class ReportContext:
         result: dict[str, GroupCI] = {}
         for group in self.groups(task):
             scratch = self.out / ".scratch" / task / group.key
-            config = self.config.ci_config(task, group.data_root, group.files)
+            files, left_out = self.kept_files(task, group)
+            if not files:
+                self.warn(f"{group.label}, task {task}: no classification images (the QC excluded every participant)")
+                continue
+            config = self.config.ci_config(task, group.data_root, files)
             try:
                 outputs = run_ci(config, scratch, progress=self.progress,
                                  warn=lambda m, g=group: self.warn(f"{g.label}: {m}"))
             except InputError as error:
                 self.warn(f"{group.label}, task {task}: no classification images ({error})")
                 continue
+            if len(left_out):
+                outputs.exclusions = pd.concat([outputs.exclusions, left_out], ignore_index=True)
             self.inputs.extend(outputs.inputs)
             top = group.key == self.reference_key(task)
             maps_dir = self.out / "maps" if top else self.out / "maps" / group.key
@@ -492,6 +357,35 @@ class ReportContext:
             result[group.key] = GroupCI(group, outputs, maps, figures)
         shutil.rmtree(self.out / ".scratch" / task, ignore_errors=True)
         return result
+
+    # --- quality control
+    def quality(self, task: str) -> dict[str, GroupQuality]:
+        """Each observer group's QC of ``task`` (:func:`~analysis.quality.assess_quality`, rules ``qc:``)."""
+        return self._once(("quality", task), lambda: self._assess(task))
+
+    def _assess(self, task: str) -> dict[str, GroupQuality]:
+        result = {}
+        for group in self.groups(task):
+            quality = assess_quality(group.files, self.config.qc, self.config.alpha,
+                                     lambda m, g=group: self.warn(f"{g.label}: {m}"))
+            self.inputs.extend(quality.files)
+            for participant, reasons in quality.excluded.items():
+                self.warn(f"{group.label}: sub-{participant} excluded by the QC rules ({reasons})"
+                          + ("" if self.config.qc.drop_excluded else "; kept in the group statistics (drop_excluded: false)"))
+            result[group.key] = quality
+        return result
+
+    def kept_files(self, task: str, group: ObserverGroup) -> tuple[list[str], pd.DataFrame]:
+        """The group's trial files for the group statistics, less those of the participants the QC
+        excluded (unless ``qc.drop_excluded`` is false), and the exclusions as ``ci_exclusions`` rows."""
+        columns = ["participant", "condition", "where", "reason"]
+        if not self.config.qc.drop_excluded:
+            return list(group.files), pd.DataFrame(columns=columns)
+        excluded = self.quality(task)[group.key].excluded
+        prefixes = tuple(f"sub-{p}_" for p in excluded)
+        files = [f for f in group.files if not (prefixes and Path(f).name.startswith(prefixes))]
+        rows = [{"participant": p, "condition": "all", "where": "qc", "reason": f"QC: {r}"} for p, r in excluded.items()]
+        return files, pd.DataFrame(rows, columns=columns)
 
     # --- relevance maps
     def variants(self) -> list[str]:

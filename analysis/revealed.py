@@ -32,6 +32,8 @@ DV                         guided / random     rejections (95% CI)
 With an observer who uses only the eyes (where the guided bubbles go), every DV finds guided
 better in 200 of 200 studies (``threshold_revealed_px``: guided / random = 0.17).
 
+* :func:`staircase_positions`: one session's main trials with their staircase, position and
+  QUEST's final estimate (the QC's staircase trace);
 * :func:`staircase_trials`: one session's main trials with their staircase, their position
   in it, their revealed area (recorded, or recomputed from the row for older files) and the
   staircase's final QUEST estimate;
@@ -64,7 +66,8 @@ from stimuli.bubbles import MERGE_RULES, aperture_pixels, parse_centres, reveale
 from stimuli.errors import InputError
 from stimuli.trials import read_sidecar, read_trials, sidecar_path
 
-__all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "Psychometric", "burn_in_flags", "staircase_trials",
+__all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "Psychometric", "burn_in_flags", "staircase_positions",
+           "staircase_trials",
            "area_threshold", "condition_summary", "area_summary", "session_files"]
 
 DEFAULT_BURN_IN = 20  # QUEST trials left out at the start of each staircase
@@ -161,18 +164,24 @@ def _areas(table: pd.DataFrame, shape: Sequence[int], aperture: Any, merge: str,
     return recorded
 
 
-def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = None, *, merge: str = "sum",
-                     where: str = "trials") -> pd.DataFrame:
-    """One session's answered main trials, with what the condition summaries need.
+def staircase_positions(table: pd.DataFrame, *, where: str = "trials") -> pd.DataFrame:
+    """One session's answered main trials with their staircase and QUEST's final estimate.
 
-    Columns: ``condition``, ``staircase``, ``staircase_trial`` (1 = the staircase's first
-    main trial, counted before unanswered rows are dropped, as the staircase saw them),
-    ``correct``, ``n_bubbles`` (centres in ``bubbles``), ``revealed_px`` and
-    ``final_log10_bubbles``: the staircase's last QUEST estimate (``intensity`` of its last
-    trial; ``log10(n_bubbles)`` of that trial in files without it). ``table`` is in the
-    trial-file format with a default index (line = index + 2), as :func:`read_trials` gives.
+    Columns: ``trial`` (the file's, when it has one), ``condition``, ``staircase``,
+    ``staircase_trial`` (1 = the staircase's first main trial, counted before unanswered rows
+    are dropped, as the staircase saw them), ``correct``, ``n_bubbles`` (centres in
+    ``bubbles``) and ``final_log10_bubbles``: the staircase's last QUEST estimate
+    (``intensity`` of its last trial; ``log10(n_bubbles)`` of that trial in files without it).
+    The index is the table's (line = index + 2, as :func:`read_trials` gives).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"phase": ["main"] * 3, "condition": ["r"] * 3, "correct": [1, 0, 1],
+    ...                   "bubbles": ["[[1, 1]]", "[[1, 1], [2, 2]]", "[]"], "intensity": [0.3, 0.2, 0.1]})
+    >>> staircase_positions(t)[["staircase_trial", "n_bubbles", "final_log10_bubbles"]].values.tolist()
+    [[1.0, 1.0, 0.1], [2.0, 2.0, 0.1], [3.0, 0.0, 0.1]]
     """
-    missing = [c for c in _NEEDED if c not in table.columns]
+    missing = [c for c in ("phase", "condition", "correct", "bubbles") if c not in table.columns]
     if missing:
         raise InputError(f"{where}: missing column(s) {', '.join(missing)}")
     main = table[table["phase"].astype(str) == "main"]
@@ -189,7 +198,24 @@ def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = 
     out = pd.DataFrame({"condition": main["condition"].astype(str), "staircase": key, "staircase_trial": position,
                         "correct": pd.to_numeric(main["correct"], errors="coerce"), "n_bubbles": n_bubbles,
                         "final_log10_bubbles": final})
-    out = out[out["correct"].notna()]
+    if "trial" in main.columns:
+        out.insert(0, "trial", main["trial"])
+    return out[out["correct"].notna()]
+
+
+def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = None, *, merge: str = "sum",
+                     where: str = "trials") -> pd.DataFrame:
+    """One session's answered main trials, with what the condition summaries need.
+
+    :func:`staircase_positions` (``condition``, ``staircase``, ``staircase_trial``,
+    ``correct``, ``n_bubbles``, ``final_log10_bubbles``) plus ``revealed_px``: recorded, or
+    recomputed from the row for older files. ``table`` is in the trial-file format with a
+    default index (line = index + 2), as :func:`read_trials` gives.
+    """
+    missing = [c for c in _NEEDED if c not in table.columns]
+    if missing:
+        raise InputError(f"{where}: missing column(s) {', '.join(missing)}")
+    out = staircase_positions(table, where=where).drop(columns="trial", errors="ignore")
     out["revealed_px"] = _areas(table.loc[out.index], shape, aperture, merge, where)
     return out
 

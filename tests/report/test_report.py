@@ -213,7 +213,7 @@ def test_absent_inputs_are_said_in_the_page(tmp_path, capsys):
                                                        "simulated": tmp_path / "nothing"})
     out, built = run_report(config, tmp_path / "out", progress=False, warn=lambda m: None)
     statuses = {s.key: s.status for s in built.sections}
-    assert statuses == {"findings": "ok", "overview": "ok", "ci": "absent", "relevance": "absent",
+    assert statuses == {"findings": "ok", "overview": "ok", "qc": "absent", "ci": "absent", "relevance": "absent",
                         "similarity": "absent", "masking": "absent", "alignment": "absent", "conditions": "absent",
                         "problems": "ok"}
     page = (out / "report.html").read_text()

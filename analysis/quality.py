@@ -1,0 +1,459 @@
+"""Timing and quality control (QC) per participant: trials, dropped frames, frame intervals,
+response times, accuracy over trials, the staircase, and exclusions by the config's rules.
+
+The statistics are pure functions of DataFrames that return tidy DataFrames (pingouin style):
+
+* :func:`quality_table`: one row per participant (trials, dropped-frame trials, frame
+  intervals, RT median and IQR, accuracy and its binomial test against chance, the final
+  staircase estimate) with ``excluded`` and the ``reasons``, by :class:`QCRules`;
+* :func:`frame_summary`: median and 99th-percentile frame interval and the share of dropped
+  frames of an events table;
+* :func:`accuracy_windows`: accuracy over consecutive windows of main trials;
+* :func:`staircase_trace`: bubbles per trial of each staircase, with its final estimate;
+* :func:`above_chance_p` / :func:`excluded_by_accuracy`: the one-sided exact binomial test
+  behind the accuracy rule, and the rule;
+* :func:`assess_quality`: all of them for one observer group's trial files (what the report uses).
+
+:func:`read_frame_events` reads a session's frame-interval file (``*_events.tsv`` next to the
+trial file, one row per screen flip: ``onset``, ``duration``, ``trial_type``, ``trial``,
+``dropped``) and :func:`load_quality` reads a group's trial files (through
+:func:`stimuli.trials.read_trials` and :func:`~stimuli.trials.read_sidecar`) into the long
+tables the functions take. Observers without a screen (simulated, model) record no dropped
+frames (``n/a``) and write no events file: their timing is "not measured" (NaN), never 0.
+
+The accuracy rule is a test: a participant is kept when the exact binomial test rejects
+"accuracy = chance" (one-sided, at ``alpha``). An observer at chance is therefore kept (the
+rule's error) at a rate of at most ``alpha``; tests/analysis/test_quality.py measures it by
+simulation, with its Clopper-Pearson interval.
+
+Examples
+--------
+>>> trials = pd.DataFrame({"participant": "01", "session": "1", "trial": range(1, 41), "phase": "main",
+...                        "condition": "random", "correct": [1, 1, 0, 1] * 10, "rt_s": 0.5,
+...                        "bubbles": "[[1, 1]]", "dropped_frames": [0] * 39 + [2]})
+>>> row = quality_table(trials, chance=0.5).iloc[0]
+>>> int(row.n_trials), float(row.accuracy), int(row.dropped_frame_trials), bool(row.excluded)
+(40, 0.75, 1, False)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from stimuli.configfile import require
+from stimuli.errors import InputError
+from stimuli.trials import read_sidecar, read_trials, split_lines
+
+from .revealed import staircase_positions
+
+__all__ = ["QCRules", "QC_COLUMNS", "EVENTS_COLUMNS", "events_path", "read_frame_events", "frame_summary",
+           "above_chance_p", "excluded_by_accuracy", "accuracy_windows", "staircase_trace", "quality_table",
+           "chance_level", "QualityData", "load_quality", "GroupQuality", "assess_quality"]
+
+# the frame-interval file's columns, in order (written by the session engine)
+EVENTS_COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
+# what quality_table returns, in order
+QC_COLUMNS = ("participant", "sessions", "n_trials", "n_unanswered", "accuracy", "chance", "p_above_chance",
+              "rt_median_s", "rt_q25_s", "rt_q75_s", "rt_iqr_s", "dropped_frame_trials", "dropped_frame_trial_share",
+              "n_frames", "frame_interval_median_ms", "frame_interval_p99_ms", "dropped_frame_share",
+              "staircases", "final_n_bubbles", "excluded", "reasons")
+_TRIAL_NEEDED = ("trial", "phase", "condition", "correct", "rt_s", "bubbles")
+
+
+@dataclass
+class QCRules:
+    """The ``qc:`` section of an analysis config: who is excluded, and from what.
+
+    A rule set to ``null`` is not applied. A timing rule is not applied to a participant whose
+    timing was not measured (no screen: simulated and model observers).
+    """
+
+    max_dropped_trial_share: float | None = 0.05  # share of main trials with a dropped frame (trial file)
+    max_dropped_frame_share: float | None = 0.05  # share of recorded flips that were dropped (events file)
+    accuracy_above_chance: bool = True  # exclude unless the binomial test says accuracy > chance
+    chance: float | None = None  # null: 1 / number of answers (sidecar Responses, else the truth values)
+    alpha: float | None = None  # of the binomial test; null: the report's alpha
+    accuracy_window: int = 20  # main trials per point of the accuracy-over-trials curve
+    drop_excluded: bool = True  # leave excluded participants out of the group statistics
+
+    def __post_init__(self) -> None:
+        for key in ("max_dropped_trial_share", "max_dropped_frame_share"):
+            value = getattr(self, key)
+            require(value is None or (math.isfinite(value) and 0 <= value <= 1), key,
+                    "must be a share between 0 and 1 (e.g. 0.05), or null for no such rule")
+        require(self.chance is None or 0 < self.chance < 1, "chance",
+                "must lie between 0 and 1 (e.g. 0.5 for two answers), or null to take it from the sessions")
+        require(self.alpha is None or 0 < self.alpha < 1, "alpha",
+                "must lie between 0 and 1, or null for the report's alpha")
+        require(self.accuracy_window >= 2, "accuracy_window", "must be at least 2 trials")
+
+
+# ----------------------------------------------------------------------------- statistics
+def frame_summary(frames: pd.DataFrame) -> dict[str, float]:
+    """Frame intervals of an events table (``duration`` in s, ``dropped`` 0/1): ``n_frames``,
+    ``frame_interval_median_ms``, ``frame_interval_p99_ms`` and ``dropped_frame_share``.
+
+    Examples
+    --------
+    >>> frame_summary(pd.DataFrame({"duration": [1 / 60] * 99 + [2 / 60], "dropped": [0] * 99 + [1]}))
+    {'n_frames': 100, 'frame_interval_median_ms': 16.67, 'frame_interval_p99_ms': 16.83, 'dropped_frame_share': 0.01}
+    """
+    duration = pd.to_numeric(frames["duration"], errors="coerce").to_numpy(np.float64)
+    duration = duration[np.isfinite(duration)]
+    if len(duration) == 0:
+        return {"n_frames": 0, "frame_interval_median_ms": math.nan, "frame_interval_p99_ms": math.nan,
+                "dropped_frame_share": math.nan}
+    dropped = pd.to_numeric(frames["dropped"], errors="coerce").fillna(0).to_numpy(np.float64)
+    return {"n_frames": int(len(duration)),
+            "frame_interval_median_ms": round(float(np.median(duration)) * 1000, 2),
+            "frame_interval_p99_ms": round(float(np.percentile(duration, 99)) * 1000, 2),
+            "dropped_frame_share": float(np.mean(dropped > 0))}
+
+
+def above_chance_p(correct: ArrayLike, n: ArrayLike, chance: float) -> float | np.ndarray:
+    """One-sided exact binomial test of ``correct`` of ``n`` against ``chance`` (H1: above):
+    ``P(X >= correct)`` for ``X ~ Binomial(n, chance)``, as ``scipy.stats.binomtest(...,
+    alternative="greater")``; arrays give arrays; NaN for ``n = 0``.
+
+    Examples
+    --------
+    >>> round(above_chance_p(60, 100, 0.5), 4), above_chance_p(0, 0, 0.5)
+    (0.0284, nan)
+    """
+    correct, n = np.asarray(correct, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    p = np.where(n > 0, stats.binom.sf(correct - 1, np.maximum(n, 1), float(chance)), np.nan)
+    return float(p) if p.ndim == 0 else p
+
+
+def excluded_by_accuracy(correct: ArrayLike, n: ArrayLike, chance: float, alpha: float) -> bool | np.ndarray:
+    """The accuracy rule: True (exclude) unless the binomial test finds accuracy above chance
+    at ``alpha`` (no answered trial: excluded).
+
+    Examples
+    --------
+    >>> excluded_by_accuracy([50, 59, 75], 100, 0.5, 0.05).tolist()
+    [True, False, False]
+    """
+    p = np.asarray(above_chance_p(correct, n, chance))
+    out = ~(p < alpha)  # NaN (no trial) excludes
+    return bool(out) if out.ndim == 0 else out
+
+
+def _main(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["phase"].astype(str) == "main"]
+
+
+def accuracy_windows(trials: pd.DataFrame, window: int = 20) -> pd.DataFrame:
+    """Accuracy over consecutive windows of ``window`` answered main trials, per participant
+    (sessions in order, trials in file order; the last window may be shorter).
+
+    Columns: ``participant``, ``window`` (from 1), ``first_trial`` / ``last_trial`` (position
+    among the participant's answered main trials, from 1), ``n``, ``accuracy``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"participant": "01", "phase": "main", "correct": [1, 0, 1, 1, 1]})
+    >>> accuracy_windows(t, 2)[["window", "n", "accuracy"]].values.tolist()
+    [[1.0, 2.0, 0.5], [2.0, 2.0, 1.0], [3.0, 1.0, 1.0]]
+    """
+    rows = []
+    for participant, own in _main(trials).groupby("participant", sort=True):
+        correct = pd.to_numeric(own["correct"], errors="coerce").dropna().to_numpy(np.float64)
+        for w, start in enumerate(range(0, len(correct), window), start=1):
+            chunk = correct[start:start + window]
+            rows.append({"participant": participant, "window": w, "first_trial": start + 1,
+                         "last_trial": start + len(chunk), "n": len(chunk), "accuracy": float(chunk.mean())})
+    return pd.DataFrame(rows, columns=["participant", "window", "first_trial", "last_trial", "n", "accuracy"])
+
+
+def staircase_trace(trials: pd.DataFrame) -> pd.DataFrame:
+    """Bubbles per answered main trial of every staircase, with the staircase's final estimate.
+
+    ``trials`` holds ``participant`` and ``session`` columns and the trial-file columns; each
+    session's staircases are read by :func:`analysis.revealed.staircase_positions`. Columns:
+    ``participant``, ``session``, ``staircase``, ``condition``, ``staircase_trial``, ``trial``,
+    ``n_bubbles``, ``correct`` and ``final_n_bubbles`` (``10 ** final_log10_bubbles``: QUEST's
+    last estimate, the threshold the staircase ended on).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"participant": "01", "session": "1", "trial": [1, 2], "phase": "main",
+    ...                   "condition": "random", "correct": [1, 0], "bubbles": ["[[1, 1], [2, 2]]", "[[3, 3]]"]})
+    >>> staircase_trace(t)[["staircase_trial", "n_bubbles", "final_n_bubbles"]].values.tolist()
+    [[1.0, 2.0, 1.0], [2.0, 1.0, 1.0]]
+    """
+    parts = []
+    for (participant, session), own in trials.groupby(["participant", "session"], sort=True):
+        positions = staircase_positions(own.reset_index(drop=True), where=f"sub-{participant} ses-{session}")
+        parts.append(positions.assign(participant=participant, session=session))
+    columns = ["participant", "session", "staircase", "condition", "staircase_trial", "trial", "n_bubbles",
+               "correct", "final_n_bubbles"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    trace = pd.concat(parts, ignore_index=True)
+    trace["final_n_bubbles"] = 10.0 ** trace.pop("final_log10_bubbles")
+    if "trial" not in trace.columns:
+        trace["trial"] = np.nan
+    return trace[columns]
+
+
+def chance_level(truth: Sequence, responses: Mapping | Sequence | None = None) -> float:
+    """Chance accuracy: one over the number of answers (the session's ``Responses`` when
+    recorded, else the distinct correct answers seen, at least two).
+
+    Examples
+    --------
+    >>> chance_level(["male", "female", "male"]), chance_level([], {"f": "female", "m": "male", "x": "other"})
+    (0.5, 0.3333333333333333)
+    """
+    if responses:
+        return 1.0 / len(responses)
+    answers = pd.Series(list(truth)).dropna().nunique()
+    return 1.0 / max(2, int(answers))
+
+
+def _share(count: float, total: float) -> float:
+    return float(count) / float(total) if total else math.nan
+
+
+def _participant_row(own: pd.DataFrame, frames: pd.DataFrame | None, trace: pd.DataFrame, chance: float,
+                     rules: QCRules, alpha: float) -> dict:
+    main = _main(own)
+    correct = pd.to_numeric(main["correct"], errors="coerce")
+    answered = main[correct.notna()]
+    n, k = int(len(answered)), int(correct.sum())
+    rt = pd.to_numeric(answered["rt_s"], errors="coerce").dropna()
+    # RT quantiles in seconds to the 0.1 ms (the file's own resolution is 1 ms)
+    q25, median, q75 = (rt.quantile([0.25, 0.5, 0.75]).round(4).tolist() if len(rt) else [math.nan] * 3)
+    dropped = (pd.to_numeric(main["dropped_frames"], errors="coerce") if "dropped_frames" in main.columns
+               else pd.Series(np.nan, index=main.index)).dropna()
+    timing = frame_summary(frames) if frames is not None and len(frames) else {
+        "n_frames": 0, "frame_interval_median_ms": math.nan, "frame_interval_p99_ms": math.nan,
+        "dropped_frame_share": math.nan}
+    finals = trace.groupby(["session", "staircase"], sort=False)["final_n_bubbles"].first() if len(trace) else []
+    row = {"sessions": ",".join(sorted(map(str, own["session"].unique()))), "n_trials": n,
+           "n_unanswered": int(len(main) - n), "accuracy": k / n if n else math.nan, "chance": chance,
+           "p_above_chance": above_chance_p(k, n, chance),
+           "rt_median_s": median, "rt_q25_s": q25, "rt_q75_s": q75, "rt_iqr_s": round(q75 - q25, 4),
+           "dropped_frame_trials": int((dropped > 0).sum()) if len(dropped) else math.nan,
+           "dropped_frame_trial_share": _share((dropped > 0).sum(), len(dropped)) if len(dropped) else math.nan,
+           **timing, "staircases": len(finals),
+           "final_n_bubbles": float(10 ** np.mean(np.log10(finals))) if len(finals) else math.nan}
+    row["reasons"] = "; ".join(_reasons(row, k, rules, alpha))
+    row["excluded"] = bool(row["reasons"])
+    return row
+
+
+def _reasons(row: dict, n_correct: int, rules: QCRules, alpha: float) -> list[str]:
+    reasons = []
+    if row["n_trials"] == 0:
+        return ["no answered main trial"]
+    share, limit = row["dropped_frame_trial_share"], rules.max_dropped_trial_share
+    if limit is not None and math.isfinite(share) and share > limit:
+        reasons.append(f"dropped frames on {share:.1%} of main trials (more than {limit:.1%})")
+    share, limit = row["dropped_frame_share"], rules.max_dropped_frame_share
+    if limit is not None and math.isfinite(share) and share > limit:
+        reasons.append(f"{share:.1%} of frames dropped (more than {limit:.1%})")
+    if rules.accuracy_above_chance and excluded_by_accuracy(n_correct, row["n_trials"], row["chance"], alpha):
+        reasons.append(f"accuracy {row['accuracy']:.3f} not above chance {row['chance']:.3g} (one-sided binomial "
+                       f"p = {row['p_above_chance']:.3g}, alpha {alpha:g}, {row['n_trials']} trials)")
+    return reasons
+
+
+def quality_table(trials: pd.DataFrame, frames: pd.DataFrame | None = None, *, rules: QCRules | None = None,
+                  alpha: float = 0.05, chance: float | Mapping[str, float] | None = None) -> pd.DataFrame:
+    """The QC table: one row per participant (:data:`QC_COLUMNS`), with exclusions by ``rules``.
+
+    Parameters
+    ----------
+    trials : trial rows of every participant: ``participant``, ``session`` and the trial-file
+        columns (``phase``, ``condition``, ``correct``, ``rt_s``, ``bubbles``; ``dropped_frames``
+        when recorded: all ``NaN`` means not measured).
+    frames : frame-interval rows (``participant``, ``duration``, ``dropped``) or None: not measured.
+    rules : :class:`QCRules` (default: its defaults); ``rules.alpha`` overrides ``alpha`` and
+        ``rules.chance`` overrides ``chance``.
+    alpha : level of the above-chance test.
+    chance : chance accuracy, one value or one per participant; None: from the truth values.
+
+    Returns
+    -------
+    DataFrame, one row per participant. Timing that was not measured is NaN. ``excluded`` is
+    True when ``reasons`` (``; ``-separated) is not empty.
+    """
+    rules = rules or QCRules()
+    alpha = rules.alpha if rules.alpha is not None else alpha
+    missing = [c for c in ("participant", "session", "phase", "correct", "rt_s", "bubbles", "condition")
+               if c not in trials.columns]
+    if missing:
+        raise InputError(f"QC: the trials lack column(s) {', '.join(missing)}")
+    trace = staircase_trace(trials)
+    traces = dict(tuple(trace.groupby("participant", sort=False)))
+    timings = dict(tuple(frames.groupby("participant", sort=False))) if frames is not None and len(frames) else {}
+    rows = []
+    for participant, own in trials.groupby("participant", sort=True):
+        level = rules.chance if rules.chance is not None else (
+            chance.get(participant) if isinstance(chance, Mapping) else chance)
+        if level is None:
+            level = chance_level(own["truth"] if "truth" in own.columns else [])
+        rows.append({"participant": participant, **_participant_row(
+            own, timings.get(participant), traces.get(participant, trace.iloc[:0]), float(level), rules, alpha)})
+    return pd.DataFrame(rows, columns=list(QC_COLUMNS))
+
+
+# ----------------------------------------------------------------------------- files
+def events_path(trial_file: str | os.PathLike) -> Path:
+    """The frame-interval file next to a trial file (``..._beh.tsv`` -> ``..._events.tsv``).
+
+    Examples
+    --------
+    >>> events_path("d/sub-01_ses-1_task-gender_beh.tsv").name
+    'sub-01_ses-1_task-gender_events.tsv'
+    """
+    path = Path(trial_file)
+    stem = path.name[:-len("_beh.tsv")] if path.name.endswith("_beh.tsv") else path.stem
+    return path.with_name(f"{stem}_events.tsv")
+
+
+def read_frame_events(trial_file: str | os.PathLike, warn: Callable[[str], None] | None = None
+                      ) -> pd.DataFrame | None:
+    """A session's frame intervals (the ``*_events.tsv`` next to ``trial_file``); None when the
+    session wrote none (no screen, or written before frame intervals were saved).
+
+    A torn last line (a crash inside the append) is left out and passed to ``warn``; anything
+    else that is wrong is one :class:`~stimuli.InputError` naming the file and line.
+    """
+    path = events_path(trial_file)
+    if not path.is_file():
+        return None
+    lines, torn = split_lines(path.read_bytes(), path)
+    if torn and warn is not None:
+        warn(f"{path}, line {len(lines) + 1}: a torn last line (cut off by a crash) was left out")
+    if not lines:
+        raise InputError(f"{path}: empty frame-interval file (no header)")
+    header = lines[0].split("\t")
+    missing = [c for c in EVENTS_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(EVENTS_COLUMNS)})")
+    rows = [line.split("\t") for line in lines[1:]]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise InputError(f"{path}, line {number}: {len(row)} cells, the header has {len(header)}")
+    table = pd.DataFrame(rows, columns=header).replace("n/a", np.nan)
+    for column in ("onset", "duration", "trial", "dropped"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() & table[column].notna()
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise InputError(f"{path}, line {line}: {column} '{table[column][bad].iloc[0]}' is not a number")
+        table[column] = values
+    return table
+
+
+@dataclass
+class QualityData:
+    """A group's trials and frame intervals as long tables, with the chance level per participant."""
+
+    trials: pd.DataFrame
+    frames: pd.DataFrame | None
+    chance: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)  # every file read (trial files and events files)
+    targets: dict[str, float] = field(default_factory=dict)  # the staircase's target accuracy (sidecar)
+    skipped: list[str] = field(default_factory=list)  # files left out, one line each
+
+
+def load_quality(files: Sequence[str | os.PathLike], warn: Callable[[str], None]) -> QualityData:
+    """Read trial files (``sub-<p>_ses-<s>_task-<t>_beh.tsv``), their sidecars and events files.
+
+    A trial file or sidecar that cannot be read is left out, its reason kept in
+    ``QualityData.skipped`` (the classification images read the same files and report them:
+    one message per problem); a bad events file is reported through ``warn`` and that
+    session's frame intervals are not measured. A sidecar whose ``screen`` is null (a simulated
+    observer) makes the session's dropped frames "not measured" (NaN) whatever the column holds;
+    older sidecars without the key are read by the column. A participant's chance level comes
+    from the sidecar's ``Responses`` (else the truth values).
+    """
+    trials, frames, answers, read, targets, skipped = [], [], {}, [], {}, []
+    for name in files:
+        path = Path(name)
+        participant, session = _labels(path)
+        try:
+            table = read_trials(path, required=_TRIAL_NEEDED)
+            staircase_positions(table, where=str(path))  # bubble centres that do not parse: the file is left out
+            info = read_sidecar(path) or {}
+        except InputError as error:
+            skipped.append(str(error))
+            continue
+        try:
+            events = read_frame_events(path, warn=warn)
+        except InputError as error:
+            warn(f"{error}; this session's frame intervals are left out (not measured)")
+            events = None
+        if "screen" in info and info["screen"] is None and "dropped_frames" in table.columns:
+            table = table.assign(dropped_frames=np.nan)  # no screen (simulated observer): nothing was measured
+        read.append(path)
+        trials.append(table.assign(participant=participant, session=session))
+        staircase = info.get("Staircase") if isinstance(info.get("Staircase"), dict) else {}
+        target = staircase.get("target")
+        if isinstance(target, (int, float)) and 0 < target < 1:
+            targets.setdefault(participant, float(target))
+        responses = info.get("Responses")
+        if isinstance(responses, (dict, list)) and responses:
+            answers.setdefault(participant, set()).update(responses)
+        if events is not None:
+            read.append(events_path(path))
+            frames.append(events.assign(participant=participant, session=session))
+    chance = {p: chance_level([], sorted(a)) for p, a in answers.items()}
+    if not trials:
+        return QualityData(pd.DataFrame(columns=["participant", "session", *_TRIAL_NEEDED]), None, {}, read, targets,
+                           skipped)
+    return QualityData(pd.concat(trials, ignore_index=True), pd.concat(frames, ignore_index=True) if frames else None,
+                       chance, read, targets, skipped)
+
+
+def _labels(path: Path) -> tuple[str, str]:
+    parts = dict(part.split("-", 1) for part in path.name.split("_") if "-" in part)
+    return parts.get("sub", path.parent.parent.parent.name), parts.get("ses", path.parent.parent.name)
+
+
+@dataclass
+class GroupQuality:
+    """The QC of one observer group: the table, the staircase trace and the accuracy windows."""
+
+    table: pd.DataFrame  # quality_table
+    trace: pd.DataFrame  # staircase_trace
+    windows: pd.DataFrame  # accuracy_windows
+    files: list[Path] = field(default_factory=list)
+    targets: dict[str, float] = field(default_factory=dict)  # participant -> staircase target accuracy
+    skipped: list[str] = field(default_factory=list)  # trial files left out of the QC, and why
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        """participant -> the reasons of their exclusion."""
+        rows = self.table[self.table["excluded"].astype(bool)]
+        return dict(zip(rows["participant"], rows["reasons"]))
+
+
+def assess_quality(files: Sequence[str | os.PathLike], rules: QCRules, alpha: float,
+                   warn: Callable[[str], None]) -> GroupQuality:
+    """:func:`load_quality` then :func:`quality_table`, :func:`staircase_trace` and
+    :func:`accuracy_windows` of one group's trial files.
+
+    Examples
+    --------
+    >>> quality = assess_quality(group_files, QCRules(), 0.05, print)   # doctest: +SKIP
+    >>> quality.excluded                                                  # doctest: +SKIP
+    {'03': 'accuracy 0.512 not above chance 0.5 (one-sided binomial p = 0.34, alpha 0.05, 200 trials)'}
+    """
+    data = load_quality(files, warn)
+    table = quality_table(data.trials, data.frames, rules=rules, alpha=alpha, chance=data.chance)
+    return GroupQuality(table, staircase_trace(data.trials), accuracy_windows(data.trials, rules.accuracy_window),
+                        data.files, data.targets, data.skipped)
