@@ -51,7 +51,7 @@ from scipy import stats
 
 from stimuli.configfile import require
 from stimuli.errors import InputError
-from stimuli.trials import read_sidecar, read_trials, split_lines
+from stimuli.trials import EVENTS_COLUMNS, events_path, read_sidecar, read_trials, split_lines
 
 from .revealed import staircase_positions
 
@@ -60,7 +60,6 @@ __all__ = ["QCRules", "QC_COLUMNS", "EVENTS_COLUMNS", "events_path", "read_frame
            "chance_level", "QualityData", "load_quality", "GroupQuality", "assess_quality"]
 
 # the frame-interval file's columns, in order (written by the session engine)
-EVENTS_COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
 # what quality_table returns, in order
 QC_COLUMNS = ("participant", "sessions", "n_trials", "n_unanswered", "accuracy", "chance", "p_above_chance",
               "rt_median_s", "rt_q25_s", "rt_q75_s", "rt_iqr_s", "dropped_frame_trials", "dropped_frame_trial_share",
@@ -310,19 +309,6 @@ def quality_table(trials: pd.DataFrame, frames: pd.DataFrame | None = None, *, r
 
 
 # ----------------------------------------------------------------------------- files
-def events_path(trial_file: str | os.PathLike) -> Path:
-    """The frame-interval file next to a trial file (``..._beh.tsv`` -> ``..._events.tsv``).
-
-    Examples
-    --------
-    >>> events_path("d/sub-01_ses-1_task-gender_beh.tsv").name
-    'sub-01_ses-1_task-gender_events.tsv'
-    """
-    path = Path(trial_file)
-    stem = path.name[:-len("_beh.tsv")] if path.name.endswith("_beh.tsv") else path.stem
-    return path.with_name(f"{stem}_events.tsv")
-
-
 def read_frame_events(trial_file: str | os.PathLike, warn: Callable[[str], None] | None = None
                       ) -> pd.DataFrame | None:
     """A session's frame intervals (the ``*_events.tsv`` next to ``trial_file``); None when the

@@ -43,11 +43,11 @@ from typing import Any
 
 from stimuli.errors import InputError
 from stimuli.provenance import atomic_write_json, file_mode
-from stimuli.trials import split_lines
+from stimuli.trials import EVENTS_COLUMNS, events_path, split_lines
 
 __all__ = ["COLUMNS", "FrameTimes", "FrameLog", "events_path", "frame_rows", "events_sidecar"]
 
-COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
+COLUMNS = EVENTS_COLUMNS
 ORIGIN_KEY = "FirstFlipSessionTime"
 # what BIDS recommends in the sidecar of any task data file: copied from the trial file's sidecar
 TASK_KEYS = ("TaskName", "TaskDescription", "Instructions", "CogAtlasID", "CogPOID", "InstitutionName",
@@ -61,14 +61,6 @@ class FrameTimes:
 
     flips: tuple[float, ...]
     threshold_s: float
-
-
-def events_path(trial_file: str | os.PathLike) -> Path:
-    """``..._beh.tsv`` -> ``..._events.tsv`` in the same ``beh/`` folder."""
-    path = Path(trial_file)
-    if not path.name.endswith("_beh.tsv"):
-        raise ValueError(f"{path}: not a trial file (*_beh.tsv)")
-    return path.with_name(path.name[: -len("_beh.tsv")] + "_events.tsv")
 
 
 def frame_rows(trial: int, flips: Sequence[float], *, threshold_s: float, origin: float) -> list[str]:

@@ -45,6 +45,8 @@ __all__ = [
     "split_lines",
     "trial_file_path",
     "sidecar_path",
+    "EVENTS_COLUMNS",
+    "events_path",
     "read_trials",
     "TrialFile",
     "find_trial_files",
@@ -141,6 +143,25 @@ def trial_file_path(data_root: str | os.PathLike, participant: str, session: int
 
 def sidecar_path(trial_file: str | os.PathLike) -> Path:
     return Path(trial_file).with_suffix(".json")
+
+
+# the frame-interval file of a session on a screen (experiments.frames writes it, analysis.quality
+# reads it): one row per flip during trials
+EVENTS_COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
+
+
+def events_path(trial_file: str | os.PathLike) -> Path:
+    """The frame-interval file next to a trial file (``..._beh.tsv`` -> ``..._events.tsv``).
+
+    Examples
+    --------
+    >>> events_path("d/sub-01_ses-1_task-gender_beh.tsv").name
+    'sub-01_ses-1_task-gender_events.tsv'
+    """
+    path = Path(trial_file)
+    if not path.name.endswith("_beh.tsv"):
+        raise ValueError(f"{path}: not a trial file (*_beh.tsv)")
+    return path.with_name(path.name[: -len("_beh.tsv")] + "_events.tsv")
 
 
 def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
