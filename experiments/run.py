@@ -36,8 +36,9 @@ from tqdm.auto import tqdm
 from stimuli.configfile import to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, git_commit, package_versions
-from stimuli.trials import NAME_RULE, check_trials, is_name
+from stimuli.trials import NAME_RULE, SESSION_PROVENANCE_KEY, check_trials, is_name
 
+from .bids import ensure_dataset, task_keys
 from .config import check_seed, load_experiment, paradigms
 from .observers import Observer, make_observer, parse_observer
 from .sequence import new_seed
@@ -53,7 +54,7 @@ _LEVELS = {
 }
 _UNITS = {"rt_s": "s", "onset_s": "s", "sigma_px": "pixel", "intensity": "log10(number of bubbles)"}
 # keys of the config that may change between a session's start and its resume
-_MUTABLE_ON_RESUME = ("text",)
+_MUTABLE_ON_RESUME = ("text", "description")
 
 
 @dataclass(frozen=True)
@@ -284,10 +285,13 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     n_done = len(done)
     provenance = Provenance(command=command, config=to_dict(task.config), seeds={"session": seed},
                             inputs=[config_path, *task.inputs()])
+    ensure_dataset(root, simulated=not human, columns=read_participants(root)[0])
+    texts = task.config.text
+    bids_keys = task_keys(task, _text(texts.instructions, keys=task.key_help()))
     if sidecar is None:
         sidecar = {
             **_describe_columns(task),
-            "TaskName": task.label,
+            **bids_keys,
             "Paradigm": task.paradigm,
             "ExperimentConfig": to_dict(task.config),
             "ConfigFile": str(config_path),
@@ -301,6 +305,7 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
             "Session": {"participant": files.participant, "session": files.session, "started": started,
                         "started_unix": origin, "status": "running", "trials_planned": len(plan),
                         "resumes": []},
+            SESSION_PROVENANCE_KEY: _provenance_record(provenance, "running", n_done, files),
         }
         files.create(list(task.columns()), sidecar)
     else:
@@ -311,15 +316,16 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
             "torn_line_dropped": torn.decode("utf-8", errors="replace") or None,
         })
         sidecar["Session"]["status"] = "running"
+        for key, value in bids_keys.items():  # a session begun before the sidecar had them
+            sidecar.setdefault(key, value)
         files.reopen(torn)
         files.write_sidecar(sidecar)
     status = "crashed"
     bar = tqdm(total=len(plan), initial=n_done, desc=f"sub-{files.participant} ses-{files.session}",
                unit="trial", disable=human if progress is None else not progress)
-    texts = task.config.text
     n_blocks = len({r["block"] for r in plan if r["phase"] == "main"})
+    listed = False  # participants.tsv gets the row once a trial is answered (never for an empty session)
     try:
-        update_participants(root, files.participant, participant_info or {})
         answerer.message(_text(texts.instructions, keys=task.key_help()))
         if n_done == 0:
             answerer.familiarise(task.familiarisation())
@@ -338,6 +344,9 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
                 files.append(task.record(trial, response))
                 n_done += 1
                 bar.update()
+                if not listed:
+                    update_participants(root, files.participant, participant_info or {})
+                    listed = True
             previous = group[-1]
         status = "complete"
         answerer.message(texts.end, wait=False)
@@ -350,10 +359,15 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     finally:  # still under the session's lock: run_session releases it after these writes
         bar.close()
         sidecar["Session"].update(status=status, finished=_now(), trials_done=n_done)
+        sidecar[SESSION_PROVENANCE_KEY] = _provenance_record(provenance, status, n_done, files)
         files.write_sidecar(sidecar)
-        provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}
-        provenance.write(files.folder)
     return SessionResult(files.path, status, n_done, len(plan), seed)
+
+
+def _provenance_record(provenance: Provenance, status: str, n_done: int, files: SessionFiles) -> dict[str, Any]:
+    """The session's provenance as its sidecar keeps it (BIDS names no provenance file in ``beh/``)."""
+    provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}
+    return provenance.as_dict()
 
 
 def build_parser() -> argparse.ArgumentParser:
