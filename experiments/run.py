@@ -383,8 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "session is never overwritten: add --resume to continue it.")
     run.add_argument("config", help="experiment YAML, e.g. experiments/bubbles_gender.yaml")
     run.add_argument("--participant", help="participant label (letters and digits); asked in a dialog "
-                                           "when missing and a screen is present")
-    run.add_argument("--session", help="session label (letters and digits), e.g. 1")
+                                           "when missing and a screen is present; simulated observers: "
+                                           "the observer's name (e.g. template)")
+    run.add_argument("--session", help="session label (letters and digits), e.g. 1; simulated observers: "
+                                       "the participant's next session number")
     run.add_argument("--observer", default="human",
                      help="human (default); bubbles: template, template:REGION (e.g. template:eyes) or "
                           "model:VARIANT; similarity: simulated or model:VARIANT")
@@ -441,6 +443,28 @@ def gui_problem(env: dict[str, str] | None = None) -> str | None:
     return ((telling or lines or [f"the GUI toolkit exited with status {probe.returncode}"])[0])[:160]
 
 
+def simulated_labels(observer: str, participant: str | None, session: str | None,
+                     data_root: str | os.PathLike) -> tuple[str, str]:
+    """Participant and session of a simulated observer's run when the command line leaves them out.
+
+    The participant defaults to the observer's name in letters and digits (``template:eyes`` ->
+    ``templateeyes``), the session to the next number that participant has no folder for, so
+    ``python -m experiments run CONFIG --observer template`` starts a new session every time.
+
+    Examples
+    --------
+    >>> simulated_labels("template:eyes", None, None, "/nonexistent")
+    ('templateeyes', '1')
+    """
+    if participant is None:
+        participant = "".join(c for c in observer if c.isascii() and c.isalnum())[:64] or "simulated"
+    if session is None:
+        taken = [int(p.name[4:]) for p in Path(data_root).glob(f"sub-{participant}/ses-*")
+                 if p.name[4:].isdigit()]
+        session = str(max(taken, default=0) + 1)
+    return participant, session
+
+
 def _ask_participant(args: argparse.Namespace) -> dict[str, Any]:
     if args.observer != "human":
         raise InputError("--participant and --session are required for simulated observers")
@@ -463,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table.groupby(["block", "phase", "condition"], sort=False).size().to_string())
         return 0
     info = {"age": args.age, "sex": args.sex, "handedness": args.handedness}
+    if args.observer != "human" and not args.resume and (args.participant is None or args.session is None):
+        args.participant, args.session = simulated_labels(
+            args.observer, args.participant, args.session, args.data_root or DEFAULT_ROOTS["simulated"])
     if args.participant is None or args.session is None:
         answers = _ask_participant(args)
         args.participant, args.session = answers.pop("participant"), answers.pop("session")
