@@ -205,8 +205,9 @@ def ensure_dataset(root: str | os.PathLike, *, simulated: bool, columns: Sequenc
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    create_once(root / "dataset_description.json",
-                json.dumps(dataset_description(simulated=simulated), indent=2) + "\n")
+    if not (root / "dataset_description.json").exists():  # (asks git for the commit only when needed)
+        create_once(root / "dataset_description.json",
+                    json.dumps(dataset_description(simulated=simulated), indent=2) + "\n")
     if not any((root / name).exists() for name in _READMES):
         create_once(root / "README.md", _readme(simulated))
     with participants_lock(root):
