@@ -152,9 +152,9 @@ def participants_lock(root: str | os.PathLike) -> Iterator[None]:
 def describe_participants(root: str | os.PathLike, columns: Sequence[str]) -> Path:
     """Describe each of ``columns`` in ``<root>/participants.json`` that it does not describe yet.
 
-    Entries already there (a lab's own words) are kept; a column the templates do not know is
-    left for the lab to describe. Call under :func:`participants_lock`; the file is replaced
-    atomically, and only when something was added.
+    Entries already there (a lab's own words) are kept; a column the templates do not know gets
+    a description saying so, for the lab to improve. Call under :func:`participants_lock`; the
+    file is replaced atomically, and only when something was added.
     """
     path = Path(root) / "participants.json"
     try:
@@ -166,7 +166,9 @@ def describe_participants(root: str | os.PathLike, columns: Sequence[str]) -> Pa
         print(f"warning: {path}: not a JSON object; left as it is", file=sys.stderr)
         return path
     known = column_descriptions()
-    added = {c: known[c] for c in columns if c not in described and c in known}
+    added = {c: known.get(c, {"Description": f"'{c}': given when the participant's first session started "
+                                             "(not described in experiments/templates/participants.json)"})
+             for c in columns if c not in described}
     if added or not path.exists():
         atomic_write_json(path, {**described, **added})
     return path

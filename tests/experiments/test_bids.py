@@ -103,12 +103,16 @@ def test_what_a_lab_wrote_is_kept(make_config, results, tmp_path):
            "participants.json": '{"age": {"Description": "age in whole years", "Units": "year"}}\n'}
     for name, text in lab.items():
         (root / name).write_text(text)
-    _simulated(make_config(), results, root, "t1", 1)
+    run_session(make_config(), "t1", 1, observer="template", data_root=root, results=results, seed=1,
+                progress=False, participant_info={"group": "A"})
     assert (root / "dataset_description.json").read_text() == lab["dataset_description.json"]
     assert (root / "README").read_text() == lab["README"] and not (root / "README.md").exists()
     described = json.loads((root / "participants.json").read_text())
     assert described["age"] == {"Description": "age in whole years", "Units": "year"}  # kept
-    assert set(described) == set(participant_columns()) | {"observer"}  # the rest added, in step with the header
+    assert set(described) == set(participant_columns()) | {"observer", "group"}  # in step with the header
+    assert "not described in experiments/templates" in described["group"]["Description"]
+    errors, warnings, _ = validate(root)
+    assert errors == [] and "TSV_ADDITIONAL_COLUMNS_UNDEFINED" not in {w["code"] for w in warnings}
 
     assert create_once(root / "x.json", "first") and not create_once(root / "x.json", "second")
     assert (root / "x.json").read_text() == "first"
