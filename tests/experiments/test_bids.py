@@ -152,6 +152,7 @@ def test_sessions_written_before_keep_their_provenance_and_validate(make_config,
     record = sidecar.pop(SESSION_PROVENANCE_KEY)
     for key in ("TaskDescription", "Instructions"):
         sidecar.pop(key)
+    del sidecar["ExperimentConfig"]["description"]  # a config recorded before the key existed
     sidecar["Session"]["status"] = "stopped"
     sidecar_path.write_text(json.dumps(sidecar))
     legacy = done.path.parent / "provenance.json"
@@ -165,6 +166,8 @@ def test_sessions_written_before_keep_their_provenance_and_validate(make_config,
     resumed = run_session(config, "t1", 1, observer="template", data_root=root, results=results, resume=True,
                           progress=False)
     assert resumed.status == "complete" and len(read_trials(done.path)) == 15
+    after = json.loads(sidecar_path.read_text())
+    assert after["TaskDescription"] and after["Instructions"] and "description" not in after["ExperimentConfig"]
     assert legacy.read_text() == json.dumps(record)  # kept as it was, never moved or deleted
     now = read_session_provenance(done.path)
     assert now["session_status"] == "complete" and now["started"] >= record["started"]
