@@ -39,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from stimuli.errors import InputError
 from stimuli.provenance import atomic_write_json, atomic_write_text, file_mode, git_commit
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "participants_lock",
     "describe_participants",
     "ensure_dataset",
+    "check_participant_values",
     "task_keys",
 ]
 
@@ -218,6 +220,33 @@ def ensure_dataset(root: str | os.PathLike, *, simulated: bool, columns: Sequenc
             header = list(columns) if columns is not None else header
         describe_participants(root, header)
     _ignore_legacy_provenance(root)
+
+
+MAX_AGE = 120.0
+
+
+def check_participant_values(info: dict[str, Any]) -> None:
+    """Refuse, in one line, a ``participants.tsv`` value the BIDS validator would call an error.
+
+    BIDS types ``age`` as a number (years): ``--age abc`` is refused before the session starts.
+
+    Examples
+    --------
+    >>> check_participant_values({"age": "31", "sex": "F"})
+    >>> check_participant_values({"age": "abc"})
+    Traceback (most recent call last):
+    stimuli.errors.InputError: --age 'abc': must be a number of years from 0 to 120 (e.g. 31), or left out
+    """
+    age = info.get("age")
+    if age is None or str(age) == "n/a":
+        return
+    try:
+        years = float(str(age))
+    except ValueError:
+        years = float("nan")
+    if not 0 <= years <= MAX_AGE:  # also refuses nan and inf
+        raise InputError(f"--age {str(age)[:40]!r}: must be a number of years from 0 to {MAX_AGE:g} (e.g. 31), "
+                         "or left out")
 
 
 # --- the sidecar's task keys ------------------------------------------------------------------

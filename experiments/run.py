@@ -38,7 +38,7 @@ from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, git_commit, package_versions
 from stimuli.trials import NAME_RULE, SESSION_PROVENANCE_KEY, check_trials, is_name
 
-from .bids import ensure_dataset, task_keys
+from .bids import check_participant_values, ensure_dataset, task_keys
 from .config import check_seed, load_experiment, paradigms
 from .observers import Observer, make_observer, parse_observer
 from .sequence import new_seed
@@ -219,6 +219,7 @@ def run_session(
     check_data_root(root)
     files = SessionFiles(root, participant, session, task.label)
     info = _participant_info(participant_info, spec, human)
+    check_participant_values(info)  # participants.tsv stays valid BIDS (age a number)
     read_participants(root)  # a damaged participants.tsv stops us here, before the session exists
 
     torn = b""

@@ -17,7 +17,7 @@ import pytest
 
 from experiments.bids import LEGACY_PROVENANCE, create_once, participant_columns
 from experiments.observers import Observer
-from experiments.run import run_session
+from experiments.run import main, run_session
 from experiments.task import QuitRequested
 from stimuli.trials import SESSION_PROVENANCE_KEY, read_session_provenance, read_trials
 
@@ -116,6 +116,23 @@ def test_what_a_lab_wrote_is_kept(make_config, results, tmp_path):
 
     assert create_once(root / "x.json", "first") and not create_once(root / "x.json", "second")
     assert (root / "x.json").read_text() == "first"
+
+
+def test_an_age_that_is_not_a_number_is_refused_before_anything_is_written(make_config, results, tmp_path, capsys):
+    root = tmp_path / "data"
+    args = ["run", str(make_config()), "--participant", "t1", "--session", "1", "--observer", "template",
+            "--results", str(results), "--data-root", str(root), "--no-progress"]
+    for age in ("abc", "-3", "nan", "1e9"):
+        with pytest.raises(SystemExit) as stop:
+            main([*args, "--age", age])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and err == (f"error: --age '{age}': must be a number of years from 0 to 120 "
+                                                "(e.g. 31), or left out")
+        assert not root.exists()
+    assert main([*args, "--age", "24.5", "--sex", "female", "--handedness", "left"]) == 0
+    assert (root / "participants.tsv").read_text().splitlines()[1] == "sub-t1\t24.5\tfemale\tleft\ttemplate"
+    errors, _, _ = validate(root)
+    assert errors == [], errors
 
 
 class _QuitAtOnce(Observer):
