@@ -222,7 +222,7 @@ def ensure_dataset(root: str | os.PathLike, *, simulated: bool, columns: Sequenc
     _ignore_legacy_provenance(root)
 
 
-MAX_AGE = 120.0
+MIN_AGE, MAX_AGE = 1.0, 120.0  # the range the start dialog accepts too
 
 
 def check_participant_values(info: dict[str, Any]) -> None:
@@ -235,7 +235,7 @@ def check_participant_values(info: dict[str, Any]) -> None:
     >>> check_participant_values({"age": "31", "sex": "F"})
     >>> check_participant_values({"age": "abc"})
     Traceback (most recent call last):
-    stimuli.errors.InputError: --age 'abc': must be a number of years from 0 to 120 (e.g. 31), or left out
+    stimuli.errors.InputError: --age 'abc': must be a number of years from 1 to 120 (e.g. 31), or left out
     """
     age = info.get("age")
     if age is None or str(age) == "n/a":
@@ -244,9 +244,9 @@ def check_participant_values(info: dict[str, Any]) -> None:
         years = float(str(age))
     except ValueError:
         years = float("nan")
-    if not 0 <= years <= MAX_AGE:  # also refuses nan and inf
-        raise InputError(f"--age {str(age)[:40]!r}: must be a number of years from 0 to {MAX_AGE:g} (e.g. 31), "
-                         "or left out")
+    if not MIN_AGE <= years <= MAX_AGE:  # also refuses nan and inf
+        raise InputError(f"--age {str(age)[:40]!r}: must be a number of years from {MIN_AGE:g} to {MAX_AGE:g} "
+                         "(e.g. 31), or left out")
 
 
 # --- the sidecar's task keys ------------------------------------------------------------------
