@@ -42,7 +42,7 @@ from stimuli.bubbles import (
 )
 from stimuli.configfile import require, to_dict
 from stimuli.errors import InputError
-from stimuli.prepared import PreparedSet, load_prepared_set
+from stimuli.prepared import PreparedSet, load_prepared_set, remake_command
 from stimuli.regions import region_mask
 from stimuli.trials import NAME_RULE, TRIAL_COLUMNS, is_name
 
@@ -71,6 +71,7 @@ __all__ = [
     "BubblesConfig",
     "BubblesTask",
     "EXTRA_COLUMNS",
+    "used_conditions",
 ]
 
 MODES = ("random", "guided", "antiguided")
@@ -247,6 +248,20 @@ class BubblesConfig(ExperimentConfig):
                     f"(conditions: {', '.join(self.conditions)})")
 
 
+def used_conditions(config: BubblesConfig) -> list[str]:
+    """The conditions a session shows: its blocks' and, with practice trials, the practice one.
+
+    Examples
+    --------
+    >>> used_conditions(load_experiment("experiments/bubbles_classic.yaml"))   # doctest: +SKIP
+    ['random']
+    """
+    names = list(config.design.blocks)
+    if config.design.practice_trials:
+        names.append(config.design.practice_condition)
+    return list(dict.fromkeys(names))
+
+
 class BubblesTask(Task):
     """The Bubbles task on a prepared set; everything is checked here, before any window opens."""
 
@@ -255,7 +270,9 @@ class BubblesTask(Task):
     def __init__(self, config: BubblesConfig, *, results: str = "results", config_path: str = "") -> None:
         super().__init__(config, results=results, config_path=config_path)
         where = config_path or "config"
-        self.set: PreparedSet = load_prepared_set(config.stimuli, results)
+        # the missing-set hint makes the set this config needs (with the aperture when centres fall in it)
+        self.set: PreparedSet = load_prepared_set(config.stimuli, results,
+                                                  aperture=config.bubbles.region == "aperture")
         self.shape = self.set.shape
         self.background = self.set.background
         manifest = self.set.manifest
@@ -281,9 +298,11 @@ class BubblesTask(Task):
         self.aperture_px = aperture_pixels(self.shape, self.set.aperture)  # revealed_fraction's denominator
         self._relevance: dict[str, Any] = {}
         self._samplers: dict[tuple[str, str | None], CentreSampler] = {}
-        for name, condition in config.conditions.items():
-            if condition.mode != "random":
-                self._load_relevance(name, condition, where)
+        # only the conditions the design shows need their maps: an unused guided condition blocks nothing
+        self.used_conditions = used_conditions(config)
+        for name in self.used_conditions:
+            if config.conditions[name].mode != "random":
+                self._load_relevance(name, config.conditions[name], where)
         self.quest_params = self._quest_params()
         self.quests: dict[str, Quest] = {}
 
@@ -295,7 +314,8 @@ class BubblesTask(Task):
         if spec == "aperture":
             if self.set.aperture is None:
                 raise InputError(f"{where}: key 'bubbles.region' is 'aperture' but stimulus set "
-                                 f"'{self.set.name}' has none (prepare it with --aperture)")
+                                 f"'{self.set.name}' has none; re-make it with: "
+                                 f"{remake_command(self.set, aperture=True)}")
             return self.set.aperture
         try:
             return region_mask(spec, self.shape)
@@ -498,7 +518,8 @@ class BubblesTask(Task):
                 "centre_region": config.bubbles.region,
                 "centres": "first n_bubbles draws of numpy.random.default_rng(mask_seed) from the "
                            "condition's stimuli.bubbles.CentreSampler",
-                "conditions": {name: self._condition_record(name, c) for name, c in config.conditions.items()},
+                "conditions": {name: self._condition_record(name, config.conditions[name])
+                               for name in self.used_conditions},
             },
             "MaskMergeRule": config.bubbles.merge,
             "Staircase": {"method": "QUEST (experiments.staircase, as psychopy.data.QuestHandler)",

@@ -186,6 +186,7 @@ class ExperimentConfig:
     task: str  # BIDS task label of the trial file: letters and digits
     stimuli: str  # prepared stimulus set name (or folder)
     seed: int | None = None  # None: a fresh seed per session, recorded in the sidecar
+    description: str | None = None  # the sidecar's TaskDescription (BIDS); None: one built for the paradigm
     stimulus_deg: float = 6.0  # stimulus width in degrees of visual angle
     feedback: bool = True
     screen: Screen = field(default_factory=Screen)

@@ -36,8 +36,9 @@ from tqdm.auto import tqdm
 from stimuli.configfile import from_dict, to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, file_sha256, git_commit, package_versions
-from stimuli.trials import NAME_RULE, check_trials, is_name
+from stimuli.trials import NAME_RULE, SESSION_PROVENANCE_KEY, check_trials, is_name
 
+from .bids import ensure_dataset, task_keys
 from .config import check_seed, load_experiment, paradigms
 from .frames import FrameLog
 from .observers import Observer, make_observer, parse_observer
@@ -56,7 +57,7 @@ _LEVELS = {
 }
 _UNITS = {"rt_s": "s", "onset_s": "s", "sigma_px": "pixel", "intensity": "log10(number of bubbles)"}
 # keys of the config that may change between a session's start and its resume
-_MUTABLE_ON_RESUME = ("text",)
+_MUTABLE_ON_RESUME = ("text", "description")
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,8 @@ def run_session(
     check_data_root(root)
     files = SessionFiles(root, participant, session, task.label)
     info = _participant_info(participant_info, spec, human)
+    # the dialog's rules for callers that skip main(): participants.tsv stays valid BIDS (age a number)
+    check_participant_fields({k: v for k, v in info.items() if k in ("age", "sex", "handedness")})
     read_participants(root)  # a damaged participants.tsv stops us here, before the session exists
 
     torn = b""
@@ -306,10 +309,13 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     n_done = len(done)
     provenance = Provenance(command=command, config=to_dict(task.config), seeds={"session": seed},
                             inputs=[config_path, *task.inputs()])
+    ensure_dataset(root, simulated=not human, columns=read_participants(root)[0])
+    texts = task.config.text
+    bids_keys = task_keys(task, _text(texts.instructions, keys=task.key_help()))
     if sidecar is None:
         sidecar = {
             **_describe_columns(task),
-            "TaskName": task.label,
+            **bids_keys,
             "Paradigm": task.paradigm,
             "ExperimentConfig": to_dict(task.config),
             "ConfigFile": str(config_path),
@@ -324,6 +330,7 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
             "Session": {"participant": files.participant, "session": files.session, "started": started,
                         "started_unix": origin, "status": "running", "trials_planned": len(plan),
                         "resumes": []},
+            SESSION_PROVENANCE_KEY: _provenance_record(provenance, "running", n_done, files),
         }
         files.create(list(task.columns()), sidecar)
     else:
@@ -334,6 +341,8 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
             "torn_line_dropped": torn.decode("utf-8", errors="replace") or None,
         })
         sidecar["Session"]["status"] = "running"
+        for key, value in bids_keys.items():  # a session begun before the sidecar had them
+            sidecar.setdefault(key, value)
         files.reopen(torn)
         files.write_sidecar(sidecar)
     status = "crashed"
@@ -342,8 +351,8 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     texts = task.config.text
     frames = FrameLog(files.path, sidecar)  # the display's frame intervals (*_events.tsv)
     n_blocks = len({r["block"] for r in plan if r["phase"] == "main"})
+    listed = False  # participants.tsv gets the row once a trial is answered (never for an empty session)
     try:
-        update_participants(root, files.participant, participant_info or {})
         answerer.message(_text(texts.instructions, keys=task.key_help()))
         if n_done == 0:
             answerer.familiarise(task.familiarisation())
@@ -364,6 +373,9 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
                 n_done += 1
                 frames.append(row["trial"], response.extra.get("frames"))
                 bar.update()
+                if not listed:
+                    update_participants(root, files.participant, participant_info or {})
+                    listed = True
             previous = group[-1]
         status = "complete"
         answerer.message(texts.end, wait=False)
@@ -376,10 +388,15 @@ def _run(task: Task, answerer: Observer, files: SessionFiles, plan: list[dict[st
     finally:  # still under the session's lock: run_session releases it after these writes
         bar.close()
         sidecar["Session"].update(status=status, finished=_now(), trials_done=n_done)
+        sidecar[SESSION_PROVENANCE_KEY] = _provenance_record(provenance, status, n_done, files)
         files.write_sidecar(sidecar)
-        provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}
-        provenance.write(files.folder)
     return SessionResult(files.path, status, n_done, len(plan), seed)
+
+
+def _provenance_record(provenance: Provenance, status: str, n_done: int, files: SessionFiles) -> dict[str, Any]:
+    """The session's provenance as its sidecar keeps it (BIDS names no provenance file in ``beh/``)."""
+    provenance.extra = {"session_status": status, "trials_done": n_done, "trial_file": str(files.path)}
+    return provenance.as_dict()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,8 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "resumes it).")
     run.add_argument("config", help="experiment YAML, e.g. experiments/bubbles_gender.yaml")
     run.add_argument("--participant", help="participant label (letters and digits); asked in a dialog "
-                                           "when missing and a screen is present")
-    run.add_argument("--session", help="session label (letters and digits), e.g. 1")
+                                           "when missing and a screen is present; simulated observers: "
+                                           "the observer's name (e.g. template)")
+    run.add_argument("--session", help="session label (letters and digits), e.g. 1; simulated observers: "
+                                       "the participant's next session number")
     run.add_argument("--observer", default="human",
                      help="human (default); bubbles: template, template:REGION (e.g. template:eyes) or "
                           "model:VARIANT; similarity: simulated or model:VARIANT")
@@ -430,6 +449,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def simulated_labels(observer: str, participant: str | None, session: str | None,
+                     data_root: str | os.PathLike) -> tuple[str, str]:
+    """Participant and session of a simulated observer's run when the command line leaves them out.
+
+    The participant defaults to the observer's name in letters and digits (``template:eyes`` ->
+    ``templateeyes``), the session to the next number that participant has no folder for, so
+    ``python -m experiments run CONFIG --observer template`` starts a new session every time.
+
+    Examples
+    --------
+    >>> simulated_labels("template:eyes", None, None, "/nonexistent")
+    ('templateeyes', '1')
+    """
+    if participant is None:
+        participant = "".join(c for c in observer if c.isascii() and c.isalnum())[:64] or "simulated"
+    if session is None:
+        taken = [int(p.name[4:]) for p in Path(data_root).glob(f"sub-{participant}/ses-*")
+                 if p.name[4:].isdigit()]
+        session = str(max(taken, default=0) + 1)
+    return participant, session
+
+
 def resume_command(args: argparse.Namespace) -> str:
     """The exact command that continues the session ``args`` started (for the Escape line)."""
     parts = ["python", "-m", "experiments", "run", str(args.config), "--participant", str(args.participant),
@@ -459,6 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table.groupby(["block", "phase", "condition"], sort=False).size().to_string())
         return 0
     info = check_participant_fields({"age": args.age, "sex": args.sex, "handedness": args.handedness})
+    if args.observer != "human" and not args.resume and (args.participant is None or args.session is None):
+        args.participant, args.session = simulated_labels(
+            args.observer, args.participant, args.session, args.data_root or DEFAULT_ROOTS["simulated"])
     if args.participant is None or args.session is None:
         answers = ask_participant_for(args)
         args.participant, args.session = answers.pop("participant"), answers.pop("session")

@@ -14,8 +14,9 @@ Crash safety, in order of what can go wrong:
   happens under an exclusive lock on its trial file, taken before anything is read or cut and
   held on the same file descriptor until the last write; a second process that wants the
   session is refused with one line before it reads or changes anything;
-- the sidecar, ``provenance.json`` and ``participants.tsv`` are replaced atomically
-  (``participants.tsv`` under a lock, keeping every existing row and column).
+- the sidecar (which holds the session's provenance) and ``participants.tsv`` are replaced
+  atomically (``participants.tsv`` under a lock, keeping every existing row and column; its
+  ``participants.json`` is kept in step, see :mod:`experiments.bids`).
 
 Examples
 --------
@@ -41,6 +42,7 @@ from stimuli.errors import InputError
 from stimuli.provenance import atomic_write_json, atomic_write_text, file_mode
 from stimuli.trials import check_label, read_sidecar, sidecar_path, split_lines, trial_file_path
 
+from .bids import describe_participants, participant_columns, participants_lock
 from .task import NA
 
 __all__ = [
@@ -53,7 +55,7 @@ __all__ = [
     "update_participants",
 ]
 
-PARTICIPANT_COLUMNS = ("participant_id", "age", "sex", "handedness")
+PARTICIPANT_COLUMNS = tuple(participant_columns())  # the tracked template's header (experiments/templates/)
 
 
 def format_value(value: Any) -> str:
@@ -95,7 +97,7 @@ def read_session_rows(path: str | os.PathLike, data: bytes | None = None
 
 
 class SessionFiles:
-    """The files of one session: trial file, sidecar and provenance under ``beh/``."""
+    """The files of one session: the trial file and its sidecar under ``beh/``."""
 
     def __init__(self, data_root: str | os.PathLike, participant: str, session: int | str, task: str) -> None:
         self.data_root = Path(data_root)
@@ -293,25 +295,25 @@ def update_participants(data_root: str | os.PathLike, participant: str, info: Ma
     """Add a participant's row to ``<data_root>/participants.tsv`` if it is not there yet.
 
     Existing rows and columns are kept; a new column in ``info`` is added with ``n/a`` for
-    the others. Read-modify-write happens under a lock and the file is replaced atomically.
+    the others, and described in ``participants.json`` (:func:`experiments.bids.describe_participants`).
+    Read-modify-write happens under a lock and the file is replaced atomically.
     :func:`read_participants` checks the file first (run it before a session starts too).
     """
     root = Path(data_root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / "participants.tsv"
     participant_id = f"sub-{check_label(participant, 'participant')}"
-    with open(root / ".participants.tsv.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with participants_lock(root):
         header, rows = read_participants(root)
         column = header.index("participant_id")
-        if any(r[column] == participant_id for r in rows):
-            return path
-        for key in info:
-            if key not in header:
-                header.append(key)
-                rows = [r + [NA] for r in rows]
-        values = {"participant_id": participant_id, **{k: format_value(v) for k, v in info.items()}}
-        rows.append([values.get(c, NA) for c in header])
-        text = "\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
-        atomic_write_text(path, text)
+        if not any(r[column] == participant_id for r in rows):
+            for key in info:
+                if key not in header:
+                    header.append(key)
+                    rows = [r + [NA] for r in rows]
+            values = {"participant_id": participant_id, **{k: format_value(v) for k, v in info.items()}}
+            rows.append([values.get(c, NA) for c in header])
+            text = "\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+            atomic_write_text(path, text)
+        describe_participants(root, header)
     return path

@@ -29,10 +29,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -52,6 +54,7 @@ __all__ = [
     "PreparedSet",
     "prepared_set_dir",
     "prepare_command",
+    "remake_command",
     "write_prepared_set",
     "load_prepared_set",
     "to_uint8",
@@ -69,16 +72,50 @@ def prepared_set_dir(name: str, results: str | os.PathLike = "results") -> Path:
 
 
 def prepare_command(name: str, results: str | os.PathLike = "results", faces: str = "orl",
-                    size: int | None = None) -> str:
+                    size: int | None = None, *, aperture: bool = False) -> str:
     """The exact command that makes a missing prepared set (for error messages).
 
-    The size defaults to the number a set's name ends with (``orl64`` -> 64), else 128.
+    The size defaults to the number a set's name ends with (``orl64`` -> 64), else 128;
+    ``aperture`` adds ``--aperture`` (the set a task that samples inside the face needs).
+
+    Examples
+    --------
+    >>> prepare_command("orl128", aperture=True)
+    'python -m stimuli prepare --faces orl --size 128 --name orl128 --aperture'
     """
     if size is None:
         digits = re.search(r"(\d+)$", name)
         size = int(digits.group(1)) if digits and 16 <= int(digits.group(1)) <= 1024 else 128
-    out = "" if str(results) == "results" else f" --out {results}"
-    return f"python -m stimuli prepare --faces {faces} --size {size} --name {name}{out}"
+    out = "" if str(results) == "results" else f" --out {shlex.quote(str(results))}"
+    flags = " --aperture" if aperture else ""
+    return f"python -m stimuli prepare --faces {shlex.quote(faces)} --size {size} --name {shlex.quote(name)}{flags}{out}"
+
+
+def remake_command(prepared: PreparedSet, *, aperture: bool = False) -> str:
+    """The command that re-makes an existing set in place: the one recorded in its provenance.
+
+    Its own ``provenance.json`` command when ``stimuli prepare`` made it (same faces, framing,
+    equalisation), else one built from ``set.json``; with ``--aperture`` added when ``aperture``
+    is asked and the set has none, and ``--force`` (the old set is moved aside, never deleted).
+    """
+    command: list[str] | None = None
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads((prepared.folder / "provenance.json").read_text())
+        recorded = record.get("command") if isinstance(record, dict) else None
+        if (isinstance(recorded, list) and recorded[1:4] == ["-m", "stimuli", "prepare"]
+                and all(isinstance(a, str) for a in recorded)):
+            command = ["python", *recorded[1:]]
+    if command is None:
+        info = prepared.info
+        faces = info.get("faces") if isinstance(info.get("faces"), str) else "orl"
+        text = prepare_command(prepared.name, prepared.folder.parent.parent, faces, prepared.shape[0],
+                               aperture=bool(info.get("aperture")))
+        command = shlex.split(text)
+    if aperture and "--aperture" not in command:
+        command.append("--aperture")
+    if "--force" not in command:
+        command.append("--force")
+    return shlex.join(command)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -232,8 +269,7 @@ class PreparedSet:
         if recorded and recorded != computed:
             raise InputError(f"prepared set '{self.name}' ({self.folder}) was altered after it was prepared "
                              f"(its files give content hash {computed[:12]}, set.json records "
-                             f"{str(recorded)[:12]}); re-make it with: "
-                             f"{prepare_command(self.name, self.folder.parent.parent)} --force")
+                             f"{str(recorded)[:12]}); re-make it with: {remake_command(self)}")
         return computed
 
 
@@ -309,10 +345,12 @@ def write_prepared_set(
     return folder
 
 
-def load_prepared_set(name: str | os.PathLike, results: str | os.PathLike = "results") -> PreparedSet:
+def load_prepared_set(name: str | os.PathLike, results: str | os.PathLike = "results", *,
+                      aperture: bool = False) -> PreparedSet:
     """Read prepared set ``name`` from ``<results>/stimuli/`` (or a folder path).
 
-    A set that does not exist is an InputError holding the command that makes it.
+    A set that does not exist is an InputError holding the command that makes it (with
+    ``--aperture`` when the caller needs the face aperture: ``aperture=True``).
     """
     folder = Path(name)
     if not (folder / "manifest.csv").is_file():
@@ -320,7 +358,7 @@ def load_prepared_set(name: str | os.PathLike, results: str | os.PathLike = "res
     if not (folder / "manifest.csv").is_file():
         raise InputError(
             f"prepared stimulus set '{name}' not found in {prepared_set_dir(str(name), results).parent}; "
-            f"make it with: {prepare_command(Path(str(name)).name, results)}"
+            f"make it with: {prepare_command(Path(str(name)).name, results, aperture=aperture)}"
         )
     try:
         info = json.loads((folder / "set.json").read_text())

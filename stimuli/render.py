@@ -44,7 +44,7 @@ from .bubbles import (
 )
 from .errors import InputError
 from .guided import guidance_density, topk_reveal_mask
-from .prepared import PreparedSet, load_prepared_set, to_uint8
+from .prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
 from .provenance import Provenance, atomic_output_dir, atomic_write_text, check_replaceable
 from .relevance import RelevanceMaps, load_relevance, relevance_path
 
@@ -150,7 +150,7 @@ def render_stimuli(
         raise InputError(f"unknown sampling area '{within}' (choose image or aperture)")
     if within == "aperture" and prepared.aperture is None:
         raise InputError(f"prepared set '{prepared.name}' has no face aperture; use --within image "
-                         "or prepare it with --aperture")
+                         f"or re-make it with: {remake_command(prepared, aperture=True)}")
     sigma = float(sigma_px)
     if not math.isfinite(sigma) or sigma <= 0:
         raise InputError(f"bubble sigma must be a positive number of pixels, got {sigma_px!r}")

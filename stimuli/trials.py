@@ -41,6 +41,8 @@ __all__ = [
     "check_name",
     "check_trials",
     "read_sidecar",
+    "read_session_provenance",
+    "SESSION_PROVENANCE_KEY",
     "is_name",
     "split_lines",
     "trial_file_path",
@@ -181,6 +183,34 @@ def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
         raise InputError(f"{path}: the sidecar must be a JSON object (it is a {type(data).__name__}); "
                          "the file was edited")
     return data
+
+
+SESSION_PROVENANCE_KEY = "Provenance"  # the sidecar key that holds a session's provenance record
+
+
+def read_session_provenance(trial_file: str | os.PathLike) -> dict[str, Any] | None:
+    """A session's provenance record (command, config, seeds, git commit, versions, inputs, times).
+
+    Sessions keep it in their sidecar under ``Provenance`` (BIDS names no other file in
+    ``beh/``); sessions written before that keep a ``provenance.json`` next to the trial file,
+    which is read when the sidecar has none. None when neither exists.
+
+    Examples
+    --------
+    >>> read_session_provenance("participants/sub-01/ses-1/beh/sub-01_ses-1_task-gender_beh.tsv")  # doctest: +SKIP
+    {'command': [...], 'tool': 'experiments run', 'seeds': {'session': 9}, ...}
+    """
+    record = (read_sidecar(trial_file) or {}).get(SESSION_PROVENANCE_KEY)
+    if isinstance(record, dict):
+        return record
+    legacy = Path(trial_file).parent / "provenance.json"
+    try:
+        data = json.loads(legacy.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{legacy}: unreadable provenance record ({error})") from None
+    return data if isinstance(data, dict) else None
 
 
 _NUMERIC = {"trial": int, "block": int, "n_bubbles": int, "mask_seed": int, "response_position": float,

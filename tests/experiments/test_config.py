@@ -83,7 +83,7 @@ def test_missing_stimulus_set_names_the_command_that_makes_it(make_config, resul
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.count("\n") == 0
     assert "prepared stimulus set 'orl99' not found" in err
-    assert f"python -m stimuli prepare --faces orl --size 99 --name orl99 --out {results}" in err
+    assert f"python -m stimuli prepare --faces orl --size 99 --name orl99 --aperture --out {results}" in err
     assert not (tmp_path / "data").exists()
 
 
@@ -124,8 +124,9 @@ def test_command_line_help_and_missing_participant(tmp_path):
                           text=True, cwd=REPO)
     assert done.returncode == 0 and "--resume" in done.stdout and "--observer" in done.stdout
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    # a simulated observer's labels default (test_classic.py), but not to resume a session
     done = subprocess.run([sys.executable, "-m", "experiments", "run", "experiments/bubbles_gender.yaml",
-                           "--observer", "template"], capture_output=True, text=True, cwd=REPO, env=env)
+                           "--observer", "template", "--resume"], capture_output=True, text=True, cwd=REPO, env=env)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --participant and --session are required for simulated observers"
     done = subprocess.run([sys.executable, "-m", "experiments", "run", "experiments/bubbles_gender.yaml",

@@ -195,4 +195,5 @@ def test_participant_dialog_when_the_id_is_missing(screen, make_config, results,
     _, err = process.communicate(timeout=30)
     assert process.returncode == 3 and "session incomplete: stopped after 0 of 3 trials" in err
     assert "--participant dlg7 --session 1" in err
-    assert (root / "participants.tsv").read_text().splitlines()[1].startswith("sub-dlg7\t")
+    assert trial_file.is_file()  # the label typed in the dialog named the session
+    assert (root / "participants.tsv").read_text().splitlines()[1:] == []  # no answered trial: no row

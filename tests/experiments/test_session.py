@@ -16,8 +16,8 @@ import pytest
 from experiments.run import main, run_session
 from experiments.session import SessionFiles, read_session_rows, update_participants
 from stimuli.errors import InputError
-from stimuli.provenance import file_sha256, read_provenance
-from stimuli.trials import TRIAL_COLUMNS, find_trial_files, read_trials
+from stimuli.provenance import file_sha256
+from stimuli.trials import TRIAL_COLUMNS, find_trial_files, read_session_provenance, read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,8 +58,13 @@ def test_trial_file_columns_sidecar_provenance_and_participants(make_config, res
     assert stim["name"] == "orl32" and stim["manifest_sha256"] == file_sha256(results / "stimuli/orl32/manifest.csv")
     assert sidecar["Software"]["numpy"] and sidecar["Session"]["status"] == "complete"
     assert sidecar["Staircase"]["gamma_used"] == 0.5 and sidecar["rt_s"]["Units"] == "s"
-    provenance = read_provenance(result.path.parent)
+    provenance = read_session_provenance(result.path)
     assert provenance["seeds"] == {"session": 9} and str(path) in provenance["inputs"]
+    assert provenance == sidecar["Provenance"] and provenance["session_status"] == "complete"
+    assert sorted(p.name for p in result.path.parent.iterdir()) == [result.path.with_suffix(".json").name,
+                                                                    result.path.name]  # only what BIDS names
+    assert sidecar["Instructions"].startswith("Each face is seen") and "F = female, J = male" in sidecar["Instructions"]
+    assert "Bubbles" in sidecar["TaskDescription"] and "gender (female, male)" in sidecar["TaskDescription"]
 
     run_session(path, "t1", 2, observer="template", data_root=root, results=results, seed=10, progress=False)
     run_session(path, "t2", 1, observer="template", data_root=root, results=results, seed=11, progress=False)

@@ -13,8 +13,8 @@ from analysis.rdm import read_similarity_trials
 from experiments.run import load_task, main, run_session
 from experiments.session import SessionFiles
 from stimuli.errors import InputError
-from stimuli.provenance import file_sha256, read_provenance
-from stimuli.trials import SIMILARITY_COLUMNS, read_trials
+from stimuli.provenance import file_sha256
+from stimuli.trials import SIMILARITY_COLUMNS, read_session_provenance, read_trials
 
 
 def snapshot(root):
@@ -58,7 +58,7 @@ def test_trial_file_sidecar_and_provenance(make_config, results, tmp_path):
     assert observer["embedding"]["embedding_seed"] == 3
     assert sidecar["StimulusSet"]["manifest_sha256"] == file_sha256(results / "stimuli/orl32/manifest.csv")
     assert sidecar["Session"]["status"] == "complete"
-    provenance = read_provenance(result.path.parent)
+    provenance = read_session_provenance(result.path)
     assert provenance["seeds"] == {"session": 9} and str(path) in provenance["inputs"]
     assert len(read_similarity_trials(result.path)) == 24  # the analysis reads the main trials
 
@@ -96,8 +96,8 @@ def test_embedding_from_a_file(make_config, results, tmp_path):
     sidecar = json.loads(result.path.with_suffix(".json").read_text())
     info = sidecar["Observer"]["embedding"]
     assert info["file"].endswith("points.csv") and info["sha256"] == file_sha256(tmp_path / "points.csv")
-    assert np.allclose(info["values"], points) and str(tmp_path / "points.csv") in read_provenance(
-        result.path.parent)["inputs"]
+    assert np.allclose(info["values"], points) and str(tmp_path / "points.csv") in read_session_provenance(
+        result.path)["inputs"]
     table = read_trials(result.path, required=tuple(SIMILARITY_COLUMNS))
     for _, row in table.iterrows():  # on a line, the odd one out is always an end of the three
         position = {s: ids.index(s) for s in (row.stimulus_1, row.stimulus_2, row.stimulus_3)}
