@@ -51,7 +51,7 @@ from scipy import stats
 
 from stimuli.configfile import require
 from stimuli.errors import InputError
-from stimuli.trials import EVENTS_COLUMNS, events_path, read_sidecar, read_trials, split_lines
+from stimuli.trials import EVENTS_COLUMNS, events_path, read_frame_events, read_sidecar, read_trials
 
 from .revealed import staircase_positions
 
@@ -309,41 +309,6 @@ def quality_table(trials: pd.DataFrame, frames: pd.DataFrame | None = None, *, r
 
 
 # ----------------------------------------------------------------------------- files
-def read_frame_events(trial_file: str | os.PathLike, warn: Callable[[str], None] | None = None
-                      ) -> pd.DataFrame | None:
-    """A session's frame intervals (the ``*_events.tsv`` next to ``trial_file``); None when the
-    session wrote none (no screen, or written before frame intervals were saved).
-
-    A torn last line (a crash inside the append) is left out and passed to ``warn``; anything
-    else that is wrong is one :class:`~stimuli.InputError` naming the file and line.
-    """
-    path = events_path(trial_file)
-    if not path.is_file():
-        return None
-    lines, torn = split_lines(path.read_bytes(), path)
-    if torn and warn is not None:
-        warn(f"{path}, line {len(lines) + 1}: a torn last line (cut off by a crash) was left out")
-    if not lines:
-        raise InputError(f"{path}: empty frame-interval file (no header)")
-    header = lines[0].split("\t")
-    missing = [c for c in EVENTS_COLUMNS if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(EVENTS_COLUMNS)})")
-    rows = [line.split("\t") for line in lines[1:]]
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise InputError(f"{path}, line {number}: {len(row)} cells, the header has {len(header)}")
-    table = pd.DataFrame(rows, columns=header).replace("n/a", np.nan)
-    for column in ("onset", "duration", "trial", "dropped"):
-        values = pd.to_numeric(table[column], errors="coerce")
-        bad = values.isna() & table[column].notna()
-        if bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise InputError(f"{path}, line {line}: {column} '{table[column][bad].iloc[0]}' is not a number")
-        table[column] = values
-    return table
-
-
 @dataclass
 class QualityData:
     """A group's trials and frame intervals as long tables, with the chance level per participant."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ __all__ = [
     "sidecar_path",
     "EVENTS_COLUMNS",
     "events_path",
+    "read_frame_events",
     "read_trials",
     "TrialFile",
     "find_trial_files",
@@ -326,17 +327,48 @@ def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TR
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: trial file not found")
+    table, torn = _read_table(path, required, "trial file")
+    table = check_trials(table, path)
+    table.attrs["torn_line"] = torn.decode("utf-8", errors="replace") if torn else None
+    if torn and warn is not None:
+        warn(f"{path}, line {len(table) + 2}: a torn last line (no newline: cut off by a crash) was left out")
+    return table
+
+
+def _read_table(path: Path, required: Sequence[str], what: str) -> tuple[pd.DataFrame, bytes]:
+    """A tab-separated file as strings, each row checked, and its torn last line (if any)."""
     lines, torn = split_lines(path.read_bytes(), path)
     if not lines:
-        raise InputError(f"{path}: empty trial file (no header)")
+        raise InputError(f"{path}: empty {what} (no header)")
     header = lines[0].split("\t")
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    table = check_trials(pd.DataFrame(_check_rows(path, header, lines), columns=header, dtype=str), path)
-    table.attrs["torn_line"] = torn.decode("utf-8", errors="replace") if torn else None
+    return pd.DataFrame(_check_rows(path, header, lines), columns=header, dtype=str), torn
+
+
+def read_frame_events(trial_file: str | os.PathLike, warn: Callable[[str], None] | None = None
+                      ) -> pd.DataFrame | None:
+    """A session's frame intervals (the ``*_events.tsv`` next to ``trial_file``); None when the
+    session wrote none (no screen, or written before frame intervals were saved).
+
+    A torn last line (a crash inside the append) is left out and passed to ``warn``; anything
+    else that is wrong is one :class:`~stimuli.InputError` naming the file and line.
+    """
+    path = events_path(trial_file)
+    if not path.is_file():
+        return None
+    table, torn = _read_table(path, EVENTS_COLUMNS, "frame-interval file")
     if torn and warn is not None:
-        warn(f"{path}, line {len(lines) + 1}: a torn last line (no newline: cut off by a crash) was left out")
+        warn(f"{path}, line {len(table) + 2}: a torn last line (cut off by a crash) was left out")
+    table = table.replace("n/a", np.nan)
+    for column in ("onset", "duration", "trial", "dropped"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() & table[column].notna()
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise InputError(f"{path}, line {line}: {column} '{table[column][bad].iloc[0]}' is not a number")
+        table[column] = values
     return table
 
 
