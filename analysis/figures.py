@@ -55,6 +55,17 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def finish_figure(fig, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Title (if any), lay out, write ``fig`` as PNG to ``path`` and close it, even on error."""
+    try:
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        _pyplot().close(fig)
+
+
 def plot_ci(z: np.ndarray, background: np.ndarray | None, pixel_sig: np.ndarray | None,
             cluster_sig: np.ndarray | None, title: str, path: str | os.PathLike, *,
             region: np.ndarray | None = None) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import _pyplot, _save
+from .figures import _pyplot, _save, finish_figure
 
 __all__ = ["short_name", "plot_map_grid", "plot_matrix", "plot_curves", "plot_conditions", "plot_alignment"]
 
@@ -121,13 +121,7 @@ def plot_curves(table: pd.DataFrame, x: str, y: str, hue: str, path: str | os.Pa
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel or y, fontsize=8)
     axes[0][-1].legend(fontsize=7, loc="best", frameon=False)
-    if panel and title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return finish_figure(fig, path, title if panel else None)
 
 
 def plot_conditions(table: pd.DataFrame, dvs: Sequence[tuple[str, str]], path: str | os.PathLike, *,
@@ -152,13 +146,7 @@ def plot_conditions(table: pd.DataFrame, dvs: Sequence[tuple[str, str]], path: s
         ax.set_xlim(-0.4, len(conditions) - 0.6)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return finish_figure(fig, path, title)
 
 
 def plot_alignment(table: pd.DataFrame, path: str | os.PathLike, *, value: str = "spearman",
@@ -185,8 +173,4 @@ def plot_alignment(table: pd.DataFrame, path: str | os.PathLike, *, value: str =
     if handles:
         ax.legend(fontsize=7, loc="lower right", frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return finish_figure(fig, path)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import _pyplot, _save
+from .figures import _pyplot, finish_figure
 from .quality import GroupQuality, QCRules
 from .report_base import Absent, ReportContext, Section, plural
 
@@ -109,13 +109,7 @@ def plot_quality(table: pd.DataFrame, trace: pd.DataFrame, windows: pd.DataFrame
             ax.tick_params(labelsize=7)
     axes[-1][0].set_xlabel("trial of the staircase", fontsize=8)
     axes[-1][1].set_xlabel("answered main trial", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return finish_figure(fig, path, title)
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:

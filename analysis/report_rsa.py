@@ -31,7 +31,7 @@ from stimuli.provenance import atomic_save_npz
 from stimuli.rdms import load_rdms, rdm_command, rdm_path
 from stimuli.trials import sidecar_path
 
-from .figures import _pyplot, _save
+from .figures import _pyplot, _save, finish_figure
 from .rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability
 from .report_base import (
     Absent,
@@ -134,11 +134,7 @@ def plot_rsa_bars(table: pd.DataFrame, path: str | os.PathLike, *, title: str = 
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right", frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return finish_figure(fig, path)
 
 
 def _known_embedding(group: ObserverGroup, ids: list[str]) -> np.ndarray | None:
