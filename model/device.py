@@ -143,9 +143,11 @@ def autocast(device: torch.device | str, enabled: bool | None = None) -> context
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torch.amp.GradScaler:
-    """A gradient scaler, active only for fp16 autocast (bf16 and float32 need none)."""
-    return torch.amp.GradScaler("cuda", enabled=amp_dtype(device, enabled) == torch.float16)
+def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 autocast; None for bf16 and float32, which need none."""
+    if amp_dtype(device, enabled) != torch.float16:
+        return None
+    return torch.amp.GradScaler("cuda")
 
 
 @contextlib.contextmanager

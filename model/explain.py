@@ -55,6 +55,7 @@ from stimuli.relevance import (
     save_relevance,
 )
 
+from .device import full_precision
 from .lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
 
 __all__ = [
@@ -206,6 +207,7 @@ class Explainer:
             except Unsupported as why:
                 self.fallback_reason = str(why)
 
+    @full_precision  # LRP in float32 even inside an AMP context: conservation
     def __call__(self, x: torch.Tensor, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, K) and relevance (N, C, S, S) of ``target`` (default: predicted class)."""
         if self.fast is not None:

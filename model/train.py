@@ -240,17 +240,18 @@ def train_variant(
         "images": {k: int(len(v)) for k, v in data.index.items()},
         "final": final_scores, "epochs": state.history,
         "train_seconds": state.seconds, "feature_cache": trainer.cached,
-        "device": str(device), "world_size": dist.world_size,
+        "device": str(device), "world_size": dist.world_size, "precision": trainer.precision,
     }
     for path in (data.stimuli.folder / "manifest.csv", data.stimuli.folder / "set.json",
                  *weight_files, *([Path(grid_file)] if grid_file else [])):
         if Path(path).is_file():
             prov.add_input(path)
     prov.extra.update(pretrained=pretrained, device=str(device), world_size=dist.world_size,
+                      precision=trainer.precision,
                       feature_cache=trainer.cached, resumed_from_epoch=resumed_from or None,
                       wall_seconds=time.perf_counter() - started)
     with atomic_output_dir(final, replace=True, command=TRAIN_COMMAND, protect=[results]) as work:
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, work / "model.pt")
+        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, work / "model.pt")
         (work / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
         data.split.to_csv(work / "split.csv", index=False)
         atomic_write_json(work / "metrics.json", metrics)

@@ -38,7 +38,7 @@ from stimuli.provenance import atomic_write_bytes
 from .architecture import first_trainable, flat_layers, freeze_prefix
 from .config import TrainConfig, VariantConfig
 from .data import TrainData, augment_batch, class_weights, epoch_plan, torch_seed
-from .device import Distributed
+from .device import Distributed, autocast, grad_scaler, precision_name
 from .features import prefix_outputs
 from .preprocess import normalise_grey, resize_grey
 from .weights import safe_load
@@ -105,12 +105,20 @@ class Trainer:
         self.device, self.dist, self.name, self.task = torch.device(device), dist, name, task
         self.metric = selection_metric(task)
         self.num_classes = len(data.classes)
+        # CUDA: mixed precision (None: float32), channels_last convolutions, and the resized set
+        # waiting in pinned host memory, each batch copied asynchronously (GPU memory holds batches)
+        self.precision = precision_name(self.device)
+        self.scaler = grad_scaler(self.device)
+        self.on_gpu = self.device.type == "cuda"
         net.to(self.device)
+        if self.on_gpu:
+            net.to(memory_format=torch.channels_last)
         self.prefix, self.suffix = freeze_prefix(net, config.trainable)
         cut = [n for n, _ in flat_layers(net)].index(first_trainable(net, config.trainable))
         names = tuple(f"{n}." for n, _ in flat_layers(net)[cut:])
         self.trainable_keys = [k for k in net.state_dict() if k.startswith(names)]
-        self.grey = resize_grey(data.images, input_size, device=self.device)
+        grey = resize_grey(data.images, input_size, device="cpu" if self.on_gpu else self.device)
+        self.grey = grey.pin_memory() if self.on_gpu else grey
         self.labels = torch.as_tensor(data.labels, device=self.device)
         self.background = data.stimuli.background
         self.max_shift_px = int(round(config.augment.max_shift * input_size))
@@ -145,19 +153,28 @@ class Trainer:
         return (self.config.cache_features == "auto" and len(self.prefix) > 0
                 and self.max_shift_px == 0)
 
+    def _to_device(self, grey: torch.Tensor) -> torch.Tensor:
+        """Grey images onto the device (asynchronously from pinned memory on CUDA)."""
+        if not self.on_gpu:
+            return grey
+        return grey.pin_memory().to(self.device, non_blocking=True)
+
     def _cache_features(self, progress: bool) -> bool:
-        with torch.no_grad():
-            dim = self.prefix(normalise_grey(self.grey[:1])).numel()
+        with torch.no_grad(), autocast(self.device):
+            dim = self.prefix(normalise_grey(self._to_device(self.grey[:1]))).numel()
         n = len(self.grey) + (len(self.data.index["train"]) if self.config.augment.hflip else 0)
         if n * dim * 4 > CACHE_LIMIT_BYTES:
             return False
         desc = f"{self.name}: frozen features" if progress and self.dist.main else None
         bs = self.config.eval_batch_size
-        self.features = prefix_outputs(self.prefix, self.grey, batch_size=bs, desc=desc)
+        grey = self.grey.to(self.device)  # the whole set once, for the one prefix pass
+        with autocast(self.device):
+            self.features = prefix_outputs(self.prefix, grey, batch_size=bs, desc=desc)
         if self.config.augment.hflip:
             train = torch.as_tensor(self.data.index["train"], device=self.device)
-            flipped = prefix_outputs(self.prefix, torch.flip(self.grey[train], dims=(-1,)),
-                                     batch_size=bs, desc=desc)
+            with autocast(self.device):
+                flipped = prefix_outputs(self.prefix, torch.flip(grey[train], dims=(-1,)),
+                                         batch_size=bs, desc=desc)
             self.flipped = torch.zeros_like(self.features)
             self.flipped[train] = flipped
         return True
@@ -172,14 +189,15 @@ class Trainer:
                 which = torch.as_tensor(np.flatnonzero(flips), device=self.device)
                 x[which] = self.flipped[index[which]]
             return x
-        grey = self.grey[index]
+        grey = self._to_device(self.grey[torch.as_tensor(rows)]) if self.on_gpu else self.grey[index]
         if flips is not None or shifts is not None:
             n = len(rows)
             grey = augment_batch(grey, flips if flips is not None else np.zeros(n, bool),
                                  shifts if shifts is not None else np.zeros((n, 2), np.int64),
                                  self.background)
         with torch.no_grad():
-            return self.prefix(normalise_grey(grey))
+            x = normalise_grey(grey)
+            return self.prefix(x.contiguous(memory_format=torch.channels_last) if self.on_gpu else x)
 
     # -- state
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -215,18 +233,28 @@ class Trainer:
             batch_weight = weight.sum()
             # this process's share of the global batch (all of it when not distributed)
             share = np.array_split(np.arange(len(rows)), dist.world_size)[dist.rank]
-            x = self.suffix_input(rows[share], plan.flips[batch][share], plan.shifts[batch][share]
-                                  if self.max_shift_px else None)
+            with autocast(self.device):
+                x = self.suffix_input(rows[share], plan.flips[batch][share], plan.shifts[batch][share]
+                                      if self.max_shift_px else None)
             y = self.labels[torch.as_tensor(rows[share], device=self.device)]
-            logits = self.model(x)
+            with autocast(self.device):  # float32 on the CPU: a no-op
+                logits = self.model(x).float()
             losses = F.cross_entropy(logits, y, reduction="none") * weight[share]
             # DDP averages gradients over processes: scale so the sum is the global-batch loss
             loss = losses.sum() / batch_weight * dist.world_size
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
-            self.optimizer.step()
+            if self.scaler is None:  # float32 or bf16
+                loss.backward()
+                if cfg.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
+                self.optimizer.step()
+            else:  # fp16: scale the loss, unscale before clipping, skip steps with inf gradients
+                self.scaler.scale(loss).backward()
+                if cfg.clip_grad_norm is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             with torch.no_grad():
                 predicted = logits.argmax(1)
                 counts[:, 1] += torch.bincount(y, minlength=self.num_classes)
@@ -245,9 +273,9 @@ class Trainer:
         """Eval-mode logits of manifest rows (no augmentation)."""
         self.suffix.eval()
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device):
             for start in range(0, len(rows), self.config.eval_batch_size):
-                out.append(self.suffix(self.suffix_input(rows[start:start + self.config.eval_batch_size])))
+                out.append(self.suffix(self.suffix_input(rows[start:start + self.config.eval_batch_size])).float())
         return torch.cat(out) if out else torch.zeros(0, self.num_classes, device=self.device)
 
     def evaluate(self, split: str) -> dict[str, float]:
@@ -315,7 +343,8 @@ def checkpoint_payload(config: VariantConfig, trainer: Trainer, state: RunState)
         "trainable": trainer.trainable_state(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state()},  # informational: every epoch reseeds from (seed, epoch)
+        "rng": {"torch": torch.get_rng_state()},
+        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,  # informational: every epoch reseeds from (seed, epoch)
         "run": {"epoch": state.epoch, "history": state.history, "best_epoch": state.best_epoch,
                 "best_key": state.best_key, "best_state": state.best_state,
                 "bad_epochs": state.bad_epochs, "stopped": state.stopped, "seconds": state.seconds},
@@ -350,6 +379,8 @@ def restore(payload: dict[str, Any], trainer: Trainer) -> RunState:
     trainer.load_trainable_state(payload["trainable"])
     trainer.optimizer.load_state_dict(payload["optimizer"])
     trainer.scheduler.load_state_dict(payload["scheduler"])
+    if trainer.scaler is not None and payload.get("scaler"):
+        trainer.scaler.load_state_dict(payload["scaler"])
     run = payload["run"]
     return RunState(epoch=run["epoch"], history=list(run["history"]), best_epoch=run["best_epoch"],
                     best_key=run["best_key"], best_state=run["best_state"],
