@@ -41,7 +41,8 @@ from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json,
 from .architecture import build_vgg16
 from .config import VariantConfig, expand_grid, load_grid, select_variants
 from .data import TrainData, load_train_data
-from .device import Distributed, init_distributed, select_device
+from .device import Distributed, init_distributed, select_device, set_amp
+from .launch import add_execution_arguments, dispatch
 from .trainer import (  # re-exported: model.train.Trainer etc. stay importable
     CHECKPOINT_FORMAT,
     SINGLE,
@@ -299,6 +300,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="results root: reads <out>/stimuli, writes <out>/models (default results)")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument("--list", action="store_true", help="print the grid's variant names and exit")
+    parser.add_argument("--plan", action="store_true",
+                        help="print, without training, each variant's trainable parameters, images per "
+                             "epoch and the measured seconds per training step on --device, and exit")
+    parser.add_argument("--plan-steps", type=int, default=2, metavar="N",
+                        help="timed steps per architecture in --plan, after one warm-up step (default 2)")
+    add_execution_arguments(parser)
     return parser
 
 
@@ -310,6 +317,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for config in select_variants(expand_grid(load_grid(args.config), where), args.only, where):
             print(config.variant)
         return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if args.plan:
+        from .plan import print_plan
+
+        if args.no_amp:
+            set_amp(False)
+        print_plan(args.config, args.out, only=args.only, device=args.device, steps=args.plan_steps)
+        return 0
+    code = dispatch("train", args, argv)
+    if code is not None:
+        return code
     started = time.perf_counter()
     folders = train_grid(args.config, args.out, only=args.only, device=args.device)
     if int(os.environ.get("RANK", "0")) == 0:
