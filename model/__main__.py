@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("model.explain", "LRP relevance maps (zennit composites, gradient baselines) of a variant on a set"),
     "evaluate": ("model.evaluate", "relevance-based masking transfer, ground-truth and sanity checks (YAML)"),
     "groundtruth": ("model.groundtruth", "relevance mass/rank accuracy of a variant against its evidence region"),
+    "pipeline": ("model.pipeline", "train -> explain -> evaluate a grid as chained jobs (--launcher none|local|slurm)"),
 }
 
 

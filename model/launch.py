@@ -13,9 +13,10 @@ folder. Preempted or timed-out jobs are requeued by submitit (a :class:`CommandJ
 ``Checkpointable``); a requeued ``train`` job resumes from the trainer's own checkpoint
 (``<out>/models/.<variant>.resume/``), so it ends with the weights of an uninterrupted run.
 
-Job files live in ``<out>/jobs/<command>/``: submitit's pickles and logs (``<job id>_0_log.out``
-and ``.err``), and ``<name>.out`` / ``<name>.err``, links to each variant's logs, plus
-``jobs.tsv`` (name, job id, state, log paths), rewritten while the jobs run.
+Job files live in ``<out>/jobs/<stage>/`` (``train-face-sources``, ``train``, ``explain``,
+``evaluate``): submitit's pickles and logs (``<job id>_0_log.out`` and ``.err``), ``<variant>.out``
+and ``<variant>.err`` (links to each variant's logs) and ``jobs.tsv`` (variant, job id, state,
+log paths), rewritten while the jobs run.
 
 Examples
 --------
@@ -53,7 +54,10 @@ __all__ = [
     "dependency",
     "submit_stage",
     "watch",
+    "stage_folder",
     "run_stages",
+    "jobs_folder",
+    "train_stages",
     "dispatch",
 ]
 
@@ -213,8 +217,7 @@ def executor_parameters(options: LaunchOptions, *, name: str, after: str | None 
             additional["dependency"] = after
             additional.setdefault("kill_on_invalid_dep", "yes")  # a failed dependency cancels, never hangs
         params.update(slurm_partition=options.partition, gpus_per_node=options.gpus_per_job,
-                      cpus_per_task=options.cpus_per_job, slurm_max_num_timeout=options.max_requeue,
-                      slurm_array_parallelism=options.parallel or max(array_size, 1))
+                      cpus_per_task=options.cpus_per_job, slurm_array_parallelism=options.parallel or max(array_size, 1))
         if options.mem_gb:
             params["mem_gb"] = options.mem_gb
         if additional:
@@ -288,12 +291,11 @@ def _state(job: Any) -> str:
     return state.split()[0] if state else "UNKNOWN"
 
 
-def _write_table(folder: Path, names: Sequence[str], jobs: Sequence[Any], states: dict[str, str]) -> None:
+def _write_table(folder: Path, names: Sequence[str], jobs: Sequence[Any], states: Sequence[str]) -> None:
     from stimuli.provenance import atomic_write_text
 
     lines = ["name\tjob_id\tstate\tstdout\tstderr"]
-    lines += [f"{n}\t{j.job_id}\t{states.get(n, 'SUBMITTED')}\t{j.paths.stdout}\t{j.paths.stderr}"
-              for n, j in zip(names, jobs)]
+    lines += [f"{n}\t{j.job_id}\t{s}\t{j.paths.stdout}\t{j.paths.stderr}" for n, j, s in zip(names, jobs, states)]
     table = folder / "jobs.tsv"
     old = table.read_text().splitlines()[1:] if table.is_file() else []
     keep = [row for row in old if row.split("\t")[0] not in set(names)]
@@ -305,21 +307,21 @@ _DONE = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_F
 
 
 def watch(jobs: Sequence[Any], names: Sequence[str], folder: Path, *, poll_s: float = 1.0,
-          desc: str = "jobs", progress: bool = True) -> dict[str, str]:
-    """Show the jobs' states (one status line) until all are done; returns name -> final state."""
+          desc: str = "jobs", progress: bool = True) -> list[str]:
+    """Show the jobs' states (one status line) until all are done; returns their final states."""
     from tqdm.auto import tqdm
 
-    states: dict[str, str] = {}
+    states = ["SUBMITTED"] * len(jobs)
     bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=not progress, file=sys.stdout)
     try:
         while True:
-            for name, job in zip(names, jobs):
-                if states.get(name) not in _DONE:
-                    states[name] = _state(job) if job.done() else str(job.state).upper().split()[0]
-            finished = sum(s in _DONE for s in states.values())
+            for i, job in enumerate(jobs):
+                if states[i] not in _DONE:
+                    states[i] = _state(job) if job.done() else (str(job.state).upper().split() or ["UNKNOWN"])[0]
+            finished = sum(s in _DONE for s in states)
             bar.update(finished - bar.n)
             counts: dict[str, int] = {}
-            for s in states.values():
+            for s in states:
                 counts[s] = counts.get(s, 0) + 1
             bar.set_postfix_str(", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())))
             _write_table(folder, names, jobs, states)
@@ -330,20 +332,25 @@ def watch(jobs: Sequence[Any], names: Sequence[str], folder: Path, *, poll_s: fl
         bar.close()
 
 
-def _failure_lines(jobs: Sequence[Any], names: Sequence[str], states: dict[str, str], folder: Path) -> list[str]:
+def _failure_lines(jobs: Sequence[Any], names: Sequence[str], states: Sequence[str], folder: Path) -> list[str]:
     lines = []
-    for name, job in zip(names, jobs):
-        if states[name] == "COMPLETED":
+    for name, job, state in zip(names, jobs, states):
+        if state == "COMPLETED":
             continue
         error = job.exception() if job.done() else None
         last = str(error).strip().splitlines()[-1] if error else ""
-        lines.append(f"{name}: job {job.job_id} {states[name]}{': ' + last if last else ''} "
+        lines.append(f"{name}: job {job.job_id} {state}{': ' + last if last else ''} "
                      f"(log {folder / (name + '.err')})")
     return lines
 
 
-def run_stages(stages: Sequence[Stage], options: LaunchOptions, folder: Path, *, progress: bool = True) -> int:
-    """Submit and watch the stages in order; 0 when every job succeeded, else 1.
+def stage_folder(root: Path, stage: Stage) -> Path:
+    """``<root>/<stage label with dashes>``: one submitit folder per stage."""
+    return Path(root) / stage.label.replace(" ", "-")
+
+
+def run_stages(stages: Sequence[Stage], options: LaunchOptions, root: Path, *, progress: bool = True) -> int:
+    """Submit and watch the stages in order (files in ``<root>/<stage>/``); 0 when every job succeeded.
 
     slurm: every stage is submitted at once, each after the one before (``afterok``), then
     watched; a failed stage cancels the later ones. local: a stage is submitted when the one
@@ -355,24 +362,25 @@ def run_stages(stages: Sequence[Stage], options: LaunchOptions, folder: Path, *,
     if options.launcher == "slurm":
         previous: list[Any] = []
         for stage in stages:
-            jobs = submit_stage(stage, options, folder, after=dependency(previous))
+            jobs = submit_stage(stage, options, stage_folder(root, stage), after=dependency(previous))
             print(f"{stage.label}: submitted {len(jobs)} job(s) ({', '.join(str(j.job_id) for j in jobs[:3])}"
-                  f"{' ...' if len(jobs) > 3 else ''}); logs in {folder}")
+                  f"{' ...' if len(jobs) > 3 else ''}); logs in {stage_folder(root, stage)}")
             submitted.append((stage, jobs))
             previous = jobs
     for index, stage in enumerate(stages):
         names = [spec.name for spec in stage.jobs]
+        folder = stage_folder(root, stage)
         if options.launcher == "slurm":
             jobs = submitted[index][1]
             states = watch(jobs, names, folder, poll_s=poll, desc=stage.label, progress=progress)
         else:
-            jobs, states = [], {}
+            jobs, states = [], []
             wave = options.parallel or 1
             for start in range(0, len(stage.jobs), wave):
                 part = Stage(stage.label, stage.jobs[start:start + wave])
                 new = submit_stage(part, options, folder)
                 jobs += new
-                states.update(watch(new, [s.name for s in part.jobs], folder, poll_s=poll,
+                states.extend(watch(new, [s.name for s in part.jobs], folder, poll_s=poll,
                                     desc=f"{stage.label} {start + 1}-{start + len(part.jobs)}/{len(stage.jobs)}",
                                     progress=progress))
         failed = _failure_lines(jobs, names, states, folder)
@@ -409,7 +417,7 @@ def _job_argv(argv: Sequence[str], *extra: str) -> tuple[str, ...]:
 
 
 def jobs_folder(results: str | os.PathLike, command: str) -> Path:
-    """``<results>/jobs/<command>/``: where a command's jobs keep their files and logs."""
+    """``<results>/jobs/<command>/``: files a command writes for its jobs (the pipeline's evaluate config)."""
     return Path(results) / "jobs" / command
 
 
@@ -453,4 +461,4 @@ def dispatch(command: str, args: argparse.Namespace, argv: Sequence[str]) -> int
     if not any(stage.jobs for stage in stages):
         print("nothing to run")
         return 0
-    return run_stages(stages, options, jobs_folder(results, command))
+    return run_stages(stages, options, Path(results) / "jobs")
