@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -332,13 +333,23 @@ def watch(jobs: Sequence[Any], names: Sequence[str], folder: Path, *, poll_s: fl
         bar.close()
 
 
+def _error_line(error: BaseException | None) -> str:
+    """The message of the exception a job's traceback ends in (e.g. an InputError's one line)."""
+    if error is None:
+        return ""
+    found = re.findall(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): (.+)$", str(error), flags=re.M)
+    if found:
+        return f"{found[-1][0]}: {found[-1][1]}"
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
 def _failure_lines(jobs: Sequence[Any], names: Sequence[str], states: Sequence[str], folder: Path) -> list[str]:
     lines = []
     for name, job, state in zip(names, jobs, states):
         if state == "COMPLETED":
             continue
-        error = job.exception() if job.done() else None
-        last = str(error).strip().splitlines()[-1] if error else ""
+        last = _error_line(job.exception()) if job.done() else ""
         lines.append(f"{name}: job {job.job_id} {state}{': ' + last if last else ''} "
                      f"(log {folder / (name + '.err')})")
     return lines

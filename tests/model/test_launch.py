@@ -109,6 +109,30 @@ def _grid(write_grid, **train):
                       train={"epochs": 30, "checkpoint_every": 1, **train})
 
 
+def _preempt(job) -> int:
+    """Send submitit's preemption signal to a local job's task process, as SLURM signals a task.
+
+    (``LocalJob._interrupt`` signals the local controller, which does not forward USR2.)
+    Returns the number of processes signalled.
+    """
+    import os
+    import signal
+
+    controller = job._process.pid
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == controller:
+                children.append(int(entry.name))
+    for pid in children:
+        os.kill(pid, getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")))
+    return len(children)
+
+
 def _tensors_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -141,7 +165,7 @@ def test_local_launcher_interrupted_job_resumes_to_the_uninterrupted_weights(wri
     while not checkpoint.is_file() and time.time() < deadline and not jobs[0].done():
         time.sleep(0.02)
     assert checkpoint.is_file(), "the first checkpoint never appeared"
-    jobs[0]._interrupt()  # submitit's preemption signal: checkpoint() and requeue
+    assert _preempt(jobs[0]) == 1  # submitit's preemption signal: checkpoint() and requeue
     states = launch.watch(jobs, [s.name for s in stage.jobs], folder, poll_s=0.2, progress=False)
     assert states == ["COMPLETED", "COMPLETED"], states
     log = (folder / f"{stage.jobs[0].name}.out").read_text()
