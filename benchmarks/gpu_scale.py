@@ -12,8 +12,10 @@ sweep, resampling to the stimulus grid, conservation check, maps to host memory)
 same LRP sweep called bare on pre-made input tensors (ratio: target >= 0.9), and a plain input
 gradient (one forward, one backward: the floor of any relevance pass; printed for scale).
 
-Peak GPU memory is ``torch.cuda.max_memory_allocated`` per phase; on the CPU the process's peak
-resident set is printed instead.
+The loops of a phase alternate within each timed round (median over rounds, after a warm-up
+round), so load from other processes hits them alike. Peak GPU memory is
+``torch.cuda.max_memory_allocated`` of one more run of each loop; on the CPU the process's peak
+resident set so far is printed instead.
 
 Usage::
 
@@ -67,17 +69,32 @@ def reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def timed(run, device: torch.device, repeats: int) -> float:
-    """Median seconds of ``run()`` over ``repeats`` calls after one warm-up."""
+def seconds(run, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
     run()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def alternating(runs: dict, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds of each ``run()`` over ``repeats`` rounds after one warm-up round; the runs
+    alternate within every round, so load from other processes hits them alike."""
+    for run in runs.values():
         run()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(seconds(run, device))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_of(run, device: torch.device) -> str:
+    """Peak memory of one more ``run()`` (GPU: its own peak; CPU: the process's so far)."""
+    reset_peak(device)
+    run()
+    sync(device)
+    return peak(device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,16 +140,11 @@ def main(argv: list[str] | None = None) -> int:
           f"median of {args.repeats} after a warm-up")
 
     # ---- training
-    reset_peak(device)
     torch.manual_seed(0)
     trainer = Trainer(build_vgg16(classes, width=args.width), config, data, seed=0, input_size=args.size,
                       task="identity", device=device, name="bench", progress=False)
     epochs = iter(range(10_000))
-    ours = timed(lambda: trainer.train_epoch(next(epochs)), device, args.repeats)
     n_epoch = len(data.index["train"])
-    ours_peak = peak(device)
-    trainer.features = trainer.grey = None  # free the project loop's data before the bare loop
-    reset_peak(device)
     torch.manual_seed(0)
     net = build_vgg16(classes, width=args.width).to(device)
     if gpu:
@@ -165,8 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                 scaler.step(optimizer)
                 scaler.update()
 
-    bare = timed(bare_epoch, device, args.repeats)
-    bare_peak = peak(device)
+    def our_epoch() -> None:
+        trainer.train_epoch(next(epochs))
+
+    took = alternating({"bare": bare_epoch, "ours": our_epoch}, device, args.repeats)
+    bare, ours = took["bare"], took["ours"]
+    bare_peak, ours_peak = peak_of(bare_epoch, device), peak_of(our_epoch, device)
     print(f"  train  bare loop          : {n_epoch / bare:9.1f} images/s   peak {bare_peak}")
     print(f"  train  project loop       : {n_epoch / ours:9.1f} images/s   peak {ours_peak}")
     print(f"  train  ratio project/bare : {bare / ours:9.3f}   (target >= 0.9)")
@@ -182,20 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     x_all = to_input(images)
     t_all = torch.as_tensor(target, device=device)
     explainer = Explainer(net)
-    reset_peak(device)
 
     def bare_lrp() -> None:
         for start in range(0, len(x_all), args.batch):
             explainer(x_all[start:start + args.batch], t_all[start:start + args.batch])
 
-    lrp_bare = timed(bare_lrp, device, args.repeats)
-    lrp_bare_peak = peak(device)
-    reset_peak(device)
-    lrp_ours = timed(lambda: explain_images(net, images, to_input, target=target, batch_size=args.batch,
-                                            device=device), device, args.repeats)
-    lrp_ours_peak = peak(device)
-    for p in net.parameters():
-        p.requires_grad_(False)
+    def our_lrp() -> None:
+        explain_images(net, images, to_input, target=target, batch_size=args.batch, device=device)
 
     def gradient() -> None:
         for start in range(0, len(x_all), args.batch):
@@ -203,9 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             logits = net(x)
             torch.autograd.grad(logits.gather(1, t_all[start:start + args.batch, None]).sum(), x)
 
-    reset_peak(device)
-    grad_s = timed(gradient, device, args.repeats)
-    grad_peak = peak(device)
+    took = alternating({"bare": bare_lrp, "ours": our_lrp, "gradient": gradient}, device, args.repeats)
+    lrp_bare, lrp_ours, grad_s = took["bare"], took["ours"], took["gradient"]
+    lrp_bare_peak, lrp_ours_peak, grad_peak = (peak_of(bare_lrp, device), peak_of(our_lrp, device),
+                                               peak_of(gradient, device))
     m = len(images)
     print(f"  lrp    input gradient     : {m / grad_s:9.1f} images/s   peak {grad_peak}  (forward+backward floor)")
     print(f"  lrp    bare LRP sweep     : {m / lrp_bare:9.1f} images/s   peak {lrp_bare_peak}  "

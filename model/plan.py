@@ -217,9 +217,9 @@ def print_plan(config_file: str | Path, results: str | Path = "results", *, only
     """Print the plan of a grid (see the module docstring); returns its rows."""
     device = select_device(device)
     rows, notes = plan_rows(config_file, results, only=only, device=device, steps=steps)
-    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"plan of {config_file}: {len(rows)} variant(s); device {device} ({name}{threads}), "
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"{torch.get_num_threads()} threads" if device.type == "cpu" else device.type)
+    print(f"plan of {config_file}: {len(rows)} variant(s); device {device} ({name}), "
           f"precision {precision_name(device)}; seconds per step: mean of {steps} timed step(s) after a warm-up")
     for line in notes:
         print(f"note: {line}")
