@@ -106,7 +106,7 @@ def test_job_arguments_drop_the_launch_options():
 
 def _grid(write_grid, **train):
     return write_grid(grid={"task": ["identity"], "seed": [0, 1]},
-                      train={"epochs": 30, "checkpoint_every": 1, **train})
+                      train={"epochs": 15, "checkpoint_every": 1, **train})
 
 
 def _preempt(job) -> int:
