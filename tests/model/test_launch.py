@@ -214,3 +214,37 @@ def test_pipeline_through_the_local_launcher(write_grid, results, tmp_path, monk
     assert summary["variants"] == variants
     # evaluate reused the explain stage's maps: the relevance files were written once, by explain
     assert (results / "jobs" / "evaluate" / "tiny_evaluate.out").exists()
+
+
+def test_pipeline_stages_chain_train_explain_evaluate_and_write_the_evaluate_config(write_grid, results):
+    from model.pipeline import build_parser, pipeline_stages
+
+    grid = write_grid(grid={"task": ["gender", "identity"], "seed": [0]})
+    argv = [str(grid), "--stimuli", "synth", "--out", str(results), "--composite", "epsilon_gamma_box",
+            "--target", "pred", "--device", "cpu", "--no-amp"]
+    stages = pipeline_stages(build_parser().parse_args(argv), argv)
+    assert [s.label for s in stages] == ["train face sources", "train", "explain", "evaluate"]
+    names = ["vgg16-w0.0625-none-gender-s0", "vgg16-w0.0625-none-identity-s0"]
+    assert [j.name for j in stages[1].jobs] == names == [j.name for j in stages[2].jobs]
+    train = stages[1].jobs[0].argv
+    assert train[-4:] == ("--only", names[0], "--launcher", "none") and "--no-amp" in train
+    explain = stages[2].jobs[1].argv
+    assert explain[:4] == ("--variant", names[1], "--stimuli", "synth")
+    assert ("--composite", "epsilon_gamma_box") == explain[4:6] and ("--target", "pred") == explain[6:8]
+    config_file = Path(stages[3].jobs[0].argv[0])
+    assert config_file == results / "jobs" / "pipeline" / f"{grid.stem}-synth.yaml"
+    written = yaml.safe_load(config_file.read_text())
+    assert written == {"name": f"{grid.stem}-synth", "grid": str(grid.resolve()), "stimuli": "synth",
+                       "composite": "epsilon_gamma_box", "target": "pred"}
+
+
+def test_pipeline_refuses_a_missing_set_with_the_prepare_command(write_grid, results, capsys):
+    from model.pipeline import main
+
+    grid = write_grid()
+    with pytest.raises(SystemExit) as code:
+        main([str(grid), "--stimuli", "nope", "--out", str(results)])
+    assert code.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "python -m stimuli prepare" in err and "--name nope" in err
+    assert not (results / "models").exists()
