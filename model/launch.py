@@ -32,6 +32,7 @@ import argparse
 import importlib
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -243,6 +244,9 @@ def make_executor(options: LaunchOptions, folder: Path, **params: Any):
 
     if options.launcher not in ("local", "slurm"):
         raise ValueError(f"no executor for launcher '{options.launcher}'")
+    if options.launcher == "slurm" and shutil.which("sbatch") is None:  # before any folder is made
+        raise InputError("--launcher slurm: no 'sbatch' on this machine; submit from a SLURM login node "
+                         "(or use --launcher local)")
     folder.mkdir(parents=True, exist_ok=True)
     kwargs = {"slurm_max_num_timeout": options.max_requeue} if options.launcher == "slurm" else {}
     try:

@@ -49,6 +49,20 @@ class _FakeJob:
         self.state = "CANCELLED"
 
 
+def test_slurm_without_sbatch_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from model.train import main
+
+    if launch.shutil.which("sbatch"):
+        pytest.skip("this machine has sbatch")
+    out = tmp_path / "out"
+    grid = Path(__file__).resolve().parents[2] / "model" / "configs" / "demo.yaml"
+    with pytest.raises(SystemExit) as code:
+        main([str(grid), "--launcher", "slurm", "--partition", "gpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code.value.code == 2 and err.count("\n") == 1 and "sbatch" in err
+    assert not out.exists()
+
+
 def test_dependency_names_each_array_once():
     jobs = [_FakeJob("1234_0"), _FakeJob("1234_1"), _FakeJob("987")]
     assert dependency(jobs) == "afterok:987:1234"
@@ -59,6 +73,7 @@ def test_slurm_sbatch_script_holds_partition_gpus_time_and_dependency(tmp_path, 
     from submitit.slurm import slurm
 
     monkeypatch.setattr(slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # pretend srun exists
+    monkeypatch.setattr(launch.shutil, "which", lambda name: f"/usr/bin/{name}")  # and sbatch
     options = LaunchOptions(launcher="slurm", partition="gpu", gpus_per_job=1, cpus_per_job=6, mem_gb=48,
                             time_min=parse_time("4:00:00"), max_requeue=5, slurm={"account": "lab"})
     params = executor_parameters(options, name="model-explain", after="afterok:1234", array_size=20)
