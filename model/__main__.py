@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("model.evaluate", "relevance-based masking transfer, ground-truth and sanity checks (YAML)"),
     "groundtruth": ("model.groundtruth", "relevance mass/rank accuracy of a variant against its evidence region"),
     "convert-weights": ("model.convert_weights", "VGG-Face weights (vgg_face_dag.pth, keras-vggface .h5) to a torchvision state_dict"),
+    "pipeline": ("model.pipeline", "train -> explain -> evaluate a grid as chained jobs (--launcher none|local|slurm)"),
 }
 
 

@@ -1,21 +1,40 @@
-"""Which device runs, and the torch.distributed set-up under ``torchrun``.
+"""Which device runs, its numeric precision, and the torch.distributed set-up under ``torchrun``.
+
+Automatic mixed precision (AMP) runs on CUDA only: bf16 where the GPU supports it, else fp16
+with a gradient scaler. On the CPU (and MPS) every pass stays float32, exactly as without AMP.
+``--no-amp`` (or ``MODEL_AMP=0`` in the environment, which cluster jobs inherit) switches it
+off everywhere; LRP always runs in float32 (:func:`full_precision`), since conservation is a
+float32 property.
 
 Examples
 --------
 >>> select_device("cpu")
 device(type='cpu')
+>>> amp_dtype(torch.device("cpu")) is None  # float32 on the CPU
+True
+>>> with autocast(torch.device("cpu")):
+...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+torch.float32
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
 from stimuli.errors import InputError
 
-__all__ = ["select_device", "Distributed", "init_distributed"]
+__all__ = ["select_device", "Distributed", "init_distributed", "set_amp", "amp_enabled", "amp_dtype",
+           "autocast", "grad_scaler", "full_precision", "precision_name"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_AUTOCAST_KINDS = ("cuda", "cpu", "mps", "xpu")
 
 
 def select_device(name: str | torch.device | None = None) -> torch.device:
@@ -76,3 +95,89 @@ def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Distributed(rank, world), device
+
+
+# ---------------------------------------------------------------------------- precision
+
+_amp = os.environ.get("MODEL_AMP", "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def set_amp(enabled: bool) -> None:
+    """Switch automatic mixed precision on or off for this process (``--no-amp``).
+
+    Also exported as ``MODEL_AMP`` so that child processes (local jobs) follow.
+    """
+    global _amp
+    _amp = bool(enabled)
+    os.environ["MODEL_AMP"] = "1" if enabled else "0"
+
+
+def amp_enabled() -> bool:
+    """Whether AMP is switched on (it still only acts on CUDA)."""
+    return _amp
+
+
+def amp_dtype(device: torch.device | str, enabled: bool | None = None) -> torch.dtype | None:
+    """The autocast dtype on ``device``: bf16 or fp16 on CUDA, None (float32) elsewhere or when off."""
+    device = torch.device(device)
+    if not (amp_enabled() if enabled is None else enabled) or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def precision_name(device: torch.device | str, enabled: bool | None = None) -> str:
+    """``bfloat16``, ``float16`` or ``float32``: what the passes on ``device`` compute in."""
+    dtype = amp_dtype(device, enabled)
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
+
+
+def autocast(device: torch.device | str, enabled: bool | None = None) -> contextlib.AbstractContextManager:
+    """The autocast context of training and inference passes on ``device``.
+
+    A no-op (float32) on the CPU, MPS or with AMP off; ``torch.autocast`` in :func:`amp_dtype`
+    on CUDA.
+    """
+    dtype = amp_dtype(device, enabled)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 autocast; None for bf16 and float32, which need none."""
+    if amp_dtype(device, enabled) != torch.float16:
+        return None
+    return torch.amp.GradScaler("cuda")
+
+
+@contextlib.contextmanager
+def _no_autocast() -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for kind in _AUTOCAST_KINDS:
+            try:
+                active = torch.is_autocast_enabled(kind)
+            except (RuntimeError, TypeError):  # a device type this build does not know
+                continue
+            if active:
+                stack.enter_context(torch.autocast(device_type=kind, enabled=False))
+        yield
+
+
+def full_precision(fn: _F) -> _F:
+    """Decorator: ``fn`` runs with every enclosing autocast switched off (float32 LRP).
+
+    Examples
+    --------
+    >>> @full_precision
+    ... def product():
+    ...     return (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     product()
+    torch.float32
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _no_autocast():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

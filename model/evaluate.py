@@ -46,6 +46,7 @@ from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, atomic_write_text
 from stimuli.relevance import SET_HASH_KEY, load_relevance, relevance_path, set_mean_map
 
+from .launch import add_execution_arguments, dispatch
 from .masking import (
     RANDOM,
     SCORES,
@@ -468,12 +469,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                                                          "writes evaluate/ (default results)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     parser.add_argument("--force", action="store_true", help="redo a finished evaluation")
+    add_execution_arguments(parser)  # --no-amp, --launcher local|slurm: the evaluation as one job
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (code := dispatch("evaluate", args, sys.argv[1:] if argv is None else argv)) is not None:
+        return code
     config = load_config(EvaluateConfig, args.config)
     folder = evaluate(config, args.out, where=args.config, device=args.device, force=args.force,
                       command=["python", "-m", "model", "evaluate", *(argv if argv is not None else sys.argv[1:])])

@@ -55,6 +55,8 @@ from stimuli.relevance import (
     save_relevance,
 )
 
+from .device import full_precision
+from .launch import add_execution_arguments, dispatch
 from .lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
 
 __all__ = [
@@ -206,6 +208,7 @@ class Explainer:
             except Unsupported as why:
                 self.fallback_reason = str(why)
 
+    @full_precision  # LRP in float32 even inside an AMP context: conservation
     def __call__(self, x: torch.Tensor, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, K) and relevance (N, C, S, S) of ``target`` (default: predicted class)."""
         if self.fast is not None:
@@ -514,6 +517,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--images", type=int, default=None,
                         help="explain a seeded random subset of this many images (default: all)")
     parser.add_argument("--image-seed", type=int, default=0, help="seed of the --images subset (default 0)")
+    add_execution_arguments(parser)  # --no-amp, --launcher local|slurm: one job for the variant
     return parser
 
 
@@ -544,6 +548,8 @@ def _subset(stimuli, rows: np.ndarray):
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (code := dispatch("explain", args, sys.argv[1:] if argv is None else argv)) is not None:
+        return code
     from stimuli.prepared import load_prepared_set
 
     from . import load_variant

@@ -225,6 +225,8 @@ class SharedTrunk:
         """Logits (N, C) of grey stimuli (N, H, W), as ``variant.predict_logits`` gives them."""
         import torch
 
+        from .device import autocast
+
         keys = self.trunk_key(variant)
         if keys is None:
             return variant.predict_logits(images, batch_size=batch_size)
@@ -242,7 +244,7 @@ class SharedTrunk:
             conv = self._cached((keys[0], pixels), conv_features)
             return batches(conv, lambda f: net.classifier[:-1](torch.flatten(net.avgpool(f), 1)))
 
-        with torch.no_grad():
+        with torch.no_grad(), autocast(variant.device):  # AMP on CUDA only; float32 elsewhere
             penultimate = self._cached((keys[1], pixels), fc_features)
             return net.classifier[-1](penultimate).float().cpu().numpy()
 

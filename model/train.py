@@ -21,39 +21,39 @@ Examples
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_bytes,
-    atomic_write_json,
-    file_sha256,
-)
+from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, file_sha256
 
-from .architecture import build_vgg16, first_trainable, flat_layers, freeze_prefix
-from .config import TrainConfig, VariantConfig, expand_grid, load_grid, select_variants
-from .data import TrainData, augment_batch, class_weights, epoch_plan, load_train_data, torch_seed
-from .device import Distributed, init_distributed, select_device
-from .features import prefix_outputs
-from .preprocess import normalise_grey, resize_grey
+from .architecture import build_vgg16
+from .config import VariantConfig, expand_grid, load_grid, select_variants
+from .data import TrainData, load_train_data
+from .device import Distributed, init_distributed, select_device, set_amp
+from .launch import add_execution_arguments, dispatch
+from .trainer import (  # re-exported: model.train.Trainer etc. stay importable
+    CHECKPOINT_FORMAT,
+    SINGLE,
+    RunState,
+    Trainer,
+    checkpoint_payload,
+    read_checkpoint,
+    restore,
+    save_checkpoint,
+    selection_metric,
+)
 from .variants import (
     check_variant_files,
     is_trained,
@@ -63,29 +63,24 @@ from .variants import (
     variant_dir,
     variant_file_hashes,
 )
-from .weights import imagenet_state_dict, load_compatible, read_state_dict, safe_load
+from .weights import imagenet_state_dict, load_compatible, read_state_dict
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "initial_network",
     "Trainer",
     "RunState",
+    "selection_metric",
+    "read_checkpoint",
+    "save_checkpoint",
+    "restore",
     "train_variant",
     "train_grid",
     "main",
 ]
 
-CHECKPOINT_FORMAT = 1
 TRAIN_COMMAND = "model train"  # recorded in provenance.json: only this command replaces a variant folder
-SINGLE = Distributed()  # one process, not distributed
 _HEAD = ("classifier.6.",)
-# feature caches above this size fall back to the plain path (recomputing the prefix)
-CACHE_LIMIT_BYTES = 4 << 30
-
-
-def selection_metric(task: str) -> str:
-    """Validation score that selects epochs: balanced accuracy for (unbalanced) gender."""
-    return "balanced_accuracy" if task == "gender" else "accuracy"
 
 
 # ---------------------------------------------------------------------------- initial weights
@@ -146,297 +141,6 @@ def initial_network(config: VariantConfig, num_classes: int, results: str | Path
     else:  # pragma: no cover - load_grid refuses other values
         raise InputError(f"{config.variant}: unknown pretrain '{pretrain}'")
     return net, info, files
-
-
-# ---------------------------------------------------------------------------- the training loop
-
-@dataclass
-class RunState:
-    """Everything a checkpoint holds besides weights and optimizer: where the run stands."""
-
-    epoch: int = 0  # epochs completed
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_key: list[float] | None = None  # (validation score, -validation loss)
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs: int = 0
-    stopped: bool = False
-    seconds: float = 0.0
-
-
-def _scores(counts: torch.Tensor) -> dict[str, float]:
-    """Accuracy and balanced accuracy from per-class (correct, total) counts."""
-    correct, total = counts[:, 0].double(), counts[:, 1].double()
-    present = total > 0
-    return {"accuracy": float(correct.sum() / total.sum().clamp(min=1)),
-            "balanced_accuracy": float((correct[present] / total[present]).mean()) if present.any() else 0.0}
-
-
-class Trainer:
-    """One variant's network, data, optimizer and schedule; runs epochs and evaluations.
-
-    The network is split at its first trainable layer into a frozen prefix (eval mode, no
-    gradient) and the trainable suffix. On the fast path the prefix's outputs are computed once
-    (see :mod:`model.features`); on the plain path they are computed for every batch. Both feed
-    the same suffix the same values, so they train the same weights (up to float rounding).
-    """
-
-    def __init__(self, net: nn.Module, config: TrainConfig, data: TrainData, *, seed: int,
-                 input_size: int, task: str, device: torch.device | str = "cpu",
-                 dist: Distributed = SINGLE, name: str = "variant", progress: bool = True):
-        self.net, self.config, self.data, self.seed = net, config, data, seed
-        self.device, self.dist, self.name, self.task = torch.device(device), dist, name, task
-        self.metric = selection_metric(task)
-        self.num_classes = len(data.classes)
-        net.to(self.device)
-        self.prefix, self.suffix = freeze_prefix(net, config.trainable)
-        cut = [n for n, _ in flat_layers(net)].index(first_trainable(net, config.trainable))
-        names = tuple(f"{n}." for n, _ in flat_layers(net)[cut:])
-        self.trainable_keys = [k for k in net.state_dict() if k.startswith(names)]
-        self.grey = resize_grey(data.images, input_size, device=self.device)
-        self.labels = torch.as_tensor(data.labels, device=self.device)
-        self.background = data.stimuli.background
-        self.max_shift_px = int(round(config.augment.max_shift * input_size))
-        weights = (class_weights(data.labels[data.index["train"]], self.num_classes)
-                   if config.balance == "weights" else np.ones(self.num_classes))
-        self.class_weight = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
-        self.cached = self._cache_features(progress) if self._can_cache() else False
-        if dist.active and config.batch_size < dist.world_size:
-            raise InputError(f"{name}: batch_size {config.batch_size} is smaller than the "
-                             f"{dist.world_size} processes")
-        self.model: nn.Module = self.suffix
-        if dist.active:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.model = DistributedDataParallel(
-                self.suffix, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        params = [p for p in self.suffix.parameters() if p.requires_grad]
-        if config.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                             weight_decay=config.weight_decay)
-        else:
-            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-        if config.schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
-        elif config.schedule == "step":
-            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: 1.0)
-
-    # -- the exact fast path
-    def _can_cache(self) -> bool:
-        return (self.config.cache_features == "auto" and len(self.prefix) > 0
-                and self.max_shift_px == 0)
-
-    def _cache_features(self, progress: bool) -> bool:
-        with torch.no_grad():
-            dim = self.prefix(normalise_grey(self.grey[:1])).numel()
-        n = len(self.grey) + (len(self.data.index["train"]) if self.config.augment.hflip else 0)
-        if n * dim * 4 > CACHE_LIMIT_BYTES:
-            return False
-        desc = f"{self.name}: frozen features" if progress and self.dist.main else None
-        bs = self.config.eval_batch_size
-        self.features = prefix_outputs(self.prefix, self.grey, batch_size=bs, desc=desc)
-        if self.config.augment.hflip:
-            train = torch.as_tensor(self.data.index["train"], device=self.device)
-            flipped = prefix_outputs(self.prefix, torch.flip(self.grey[train], dims=(-1,)),
-                                     batch_size=bs, desc=desc)
-            self.flipped = torch.zeros_like(self.features)
-            self.flipped[train] = flipped
-        return True
-
-    def suffix_input(self, rows: np.ndarray, flips: np.ndarray | None = None,
-                     shifts: np.ndarray | None = None) -> torch.Tensor:
-        """What the trainable suffix sees for manifest rows ``rows`` (augmented when asked)."""
-        index = torch.as_tensor(rows, device=self.device)
-        if self.cached:
-            x = self.features[index]
-            if flips is not None and flips.any():
-                which = torch.as_tensor(np.flatnonzero(flips), device=self.device)
-                x[which] = self.flipped[index[which]]
-            return x
-        grey = self.grey[index]
-        if flips is not None or shifts is not None:
-            n = len(rows)
-            grey = augment_batch(grey, flips if flips is not None else np.zeros(n, bool),
-                                 shifts if shifts is not None else np.zeros((n, 2), np.int64),
-                                 self.background)
-        with torch.no_grad():
-            return self.prefix(normalise_grey(grey))
-
-    # -- state
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        own = self.net.state_dict()
-        return {k: own[k].detach().cpu().clone() for k in self.trainable_keys}
-
-    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        missing = [k for k in self.trainable_keys if k not in state]
-        if missing or len(state) != len(self.trainable_keys):
-            raise InputError(f"{self.name}: checkpoint does not match the trainable layers "
-                             f"({', '.join(missing[:2]) or 'extra keys'})")
-        own = self.net.state_dict()
-        with torch.no_grad():
-            for key, value in state.items():
-                own[key].copy_(value)
-
-    # -- epochs
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training split; returns loss, accuracies, images and seconds."""
-        cfg, dist = self.config, self.dist
-        started = time.perf_counter()
-        train_rows = self.data.index["train"]
-        plan = epoch_plan(self.data.labels[train_rows], seed=self.seed, epoch=epoch,
-                          balance=cfg.balance, hflip=cfg.augment.hflip, max_shift_px=self.max_shift_px)
-        torch.manual_seed(torch_seed(self.seed, epoch, dist.rank))  # dropout masks
-        self.suffix.train()
-        counts = torch.zeros(self.num_classes, 2, dtype=torch.float64, device=self.device)
-        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # weighted loss, weight
-        for start in range(0, len(plan.order), cfg.batch_size):
-            batch = slice(start, start + cfg.batch_size)
-            rows = train_rows[plan.order[batch]]
-            weight = self.class_weight[self.labels[torch.as_tensor(rows, device=self.device)]]
-            batch_weight = weight.sum()
-            # this process's share of the global batch (all of it when not distributed)
-            share = np.array_split(np.arange(len(rows)), dist.world_size)[dist.rank]
-            x = self.suffix_input(rows[share], plan.flips[batch][share], plan.shifts[batch][share]
-                                  if self.max_shift_px else None)
-            y = self.labels[torch.as_tensor(rows[share], device=self.device)]
-            logits = self.model(x)
-            losses = F.cross_entropy(logits, y, reduction="none") * weight[share]
-            # DDP averages gradients over processes: scale so the sum is the global-batch loss
-            loss = losses.sum() / batch_weight * dist.world_size
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
-            self.optimizer.step()
-            with torch.no_grad():
-                predicted = logits.argmax(1)
-                counts[:, 1] += torch.bincount(y, minlength=self.num_classes)
-                counts[:, 0] += torch.bincount(y[predicted == y], minlength=self.num_classes)
-                totals += torch.stack([losses.sum().double(), weight[share].sum().double()])
-        if dist.active:
-            import torch.distributed as tdist
-
-            tdist.all_reduce(counts)
-            tdist.all_reduce(totals)
-        scores = _scores(counts)
-        return {"loss": float(totals[0] / totals[1].clamp(min=1e-12)), **scores,
-                "images": len(plan.order), "seconds": time.perf_counter() - started}
-
-    def logits(self, rows: np.ndarray) -> torch.Tensor:
-        """Eval-mode logits of manifest rows (no augmentation)."""
-        self.suffix.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(rows), self.config.eval_batch_size):
-                out.append(self.suffix(self.suffix_input(rows[start:start + self.config.eval_batch_size])))
-        return torch.cat(out) if out else torch.zeros(0, self.num_classes, device=self.device)
-
-    def evaluate(self, split: str) -> dict[str, float]:
-        """Loss, accuracy and balanced accuracy on one split, in eval mode."""
-        rows = self.data.index[split]
-        logits = self.logits(rows)
-        y = self.labels[torch.as_tensor(rows, device=self.device)]
-        counts = torch.zeros(self.num_classes, 2, dtype=torch.float64, device=self.device)
-        counts[:, 1] += torch.bincount(y, minlength=self.num_classes)
-        counts[:, 0] += torch.bincount(y[logits.argmax(1) == y], minlength=self.num_classes)
-        loss = float(F.cross_entropy(logits, y)) if len(rows) else float("nan")
-        return {"loss": loss, **_scores(counts)}
-
-    def fit(self, state: RunState, *, checkpoint: Callable[[RunState], None] | None = None,
-            after_epoch: Callable[[int], None] | None = None, progress: bool = True) -> RunState:
-        """Train from ``state.epoch`` to the end (or early stop); returns the final state."""
-        cfg = self.config
-        bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=self.name, unit="epoch",
-                   disable=not (progress and self.dist.main), leave=False)
-        try:
-            while state.epoch < cfg.epochs and not state.stopped:
-                epoch = state.epoch
-                lr = self.optimizer.param_groups[0]["lr"]
-                train = self.train_epoch(epoch)
-                if not math.isfinite(train["loss"]):
-                    raise InputError(f"{self.name}: the training loss became {train['loss']} in epoch "
-                                     f"{epoch + 1}; lower train.lr (now {cfg.lr:g}) or set train.clip_grad_norm")
-                val, test = self.evaluate("val"), self.evaluate("test")
-                self.scheduler.step()
-                state.seconds += train["seconds"]
-                row = {"epoch": epoch + 1, "lr": lr, "seconds": train["seconds"]}
-                row.update({f"train_{k}": v for k, v in train.items() if k not in ("seconds", "images")})
-                row.update({f"val_{k}": v for k, v in val.items()})
-                row.update({f"test_{k}": v for k, v in test.items()})
-                state.history.append(row)
-                key = [val[self.metric], -val["loss"]]
-                if state.best_key is None or key > state.best_key:
-                    state.best_key, state.best_epoch, state.bad_epochs = key, epoch + 1, 0
-                    if cfg.select == "best":
-                        state.best_state = self.trainable_state()
-                else:
-                    state.bad_epochs += 1
-                    if cfg.patience is not None and state.bad_epochs >= cfg.patience:
-                        state.stopped = True
-                state.epoch = epoch + 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{train['loss']:.3f}", val=f"{val[self.metric]:.3f}")
-                last = state.stopped or state.epoch == cfg.epochs
-                if checkpoint is not None and (state.epoch % cfg.checkpoint_every == 0 or last):
-                    checkpoint(state)
-                if after_epoch is not None:
-                    after_epoch(epoch + 1)
-        finally:
-            bar.close()
-        return state
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-def _checkpoint_payload(config: VariantConfig, trainer: Trainer, state: RunState) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "variant": config.variant,
-        "config": config.as_dict(),
-        "trainable": trainer.trainable_state(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state()},  # informational: every epoch reseeds from (seed, epoch)
-        "run": {"epoch": state.epoch, "history": state.history, "best_epoch": state.best_epoch,
-                "best_key": state.best_key, "best_state": state.best_state,
-                "bad_epochs": state.bad_epochs, "stopped": state.stopped, "seconds": state.seconds},
-    }
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_checkpoint(path: Path, config: VariantConfig) -> dict[str, Any] | None:
-    """An interrupted run's checkpoint (None when there is none); one made with another
-    config is an InputError, raised before any expensive work."""
-    if not path.is_file():
-        return None
-    payload = safe_load(path)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a checkpoint of this version; delete {path.parent} to start over")
-    if payload.get("config") != config.as_dict():
-        old, new = payload.get("config") or {}, config.as_dict()
-        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        raise InputError(f"{path}: the interrupted run used another config (differs in "
-                         f"{', '.join(keys[:3]) or 'its format'}); restore that config or delete "
-                         f"{path.parent} to start over")
-    return payload
-
-
-def restore(payload: dict[str, Any], trainer: Trainer) -> RunState:
-    """Put a checkpoint's weights, optimizer and schedule into ``trainer``; return its run state."""
-    trainer.load_trainable_state(payload["trainable"])
-    trainer.optimizer.load_state_dict(payload["optimizer"])
-    trainer.scheduler.load_state_dict(payload["scheduler"])
-    run = payload["run"]
-    return RunState(epoch=run["epoch"], history=list(run["history"]), best_epoch=run["best_epoch"],
-                    best_key=run["best_key"], best_state=run["best_state"],
-                    bad_epochs=run["bad_epochs"], stopped=run["stopped"], seconds=run["seconds"])
 
 
 # ---------------------------------------------------------------------------- one variant
@@ -529,7 +233,7 @@ def train_variant(
 
     def checkpoint(run: RunState) -> None:
         if dist.main:
-            save_checkpoint(ckpt_file, _checkpoint_payload(config, trainer, run))
+            save_checkpoint(ckpt_file, checkpoint_payload(config, trainer, run))
 
     state = trainer.fit(state, checkpoint=checkpoint, after_epoch=after_epoch, progress=progress)
     if config.train.select == "best" and state.best_state is not None:
@@ -545,17 +249,18 @@ def train_variant(
         "images": {k: int(len(v)) for k, v in data.index.items()},
         "final": final_scores, "epochs": state.history,
         "train_seconds": state.seconds, "feature_cache": trainer.cached,
-        "device": str(device), "world_size": dist.world_size,
+        "device": str(device), "world_size": dist.world_size, "precision": trainer.precision,
     }
     for path in (data.stimuli.folder / "manifest.csv", data.stimuli.folder / "set.json",
                  *weight_files, *([Path(grid_file)] if grid_file else [])):
         if Path(path).is_file():
             prov.add_input(path)
     prov.extra.update(pretrained=pretrained, device=str(device), world_size=dist.world_size,
+                      precision=trainer.precision,
                       feature_cache=trainer.cached, resumed_from_epoch=resumed_from or None,
                       wall_seconds=time.perf_counter() - started)
     with atomic_output_dir(final, replace=True, command=TRAIN_COMMAND, protect=[results]) as work:
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, work / "model.pt")
+        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, work / "model.pt")
         (work / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
         data.split.to_csv(work / "split.csv", index=False)
         atomic_write_json(work / "metrics.json", metrics)
@@ -603,6 +308,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="results root: reads <out>/stimuli, writes <out>/models (default results)")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument("--list", action="store_true", help="print the grid's variant names and exit")
+    parser.add_argument("--plan", action="store_true",
+                        help="print, without training, each variant's trainable parameters, images per "
+                             "epoch and the measured seconds per training step on --device, and exit")
+    parser.add_argument("--plan-steps", type=int, default=2, metavar="N",
+                        help="timed steps per architecture in --plan, after one warm-up step (default 2)")
+    add_execution_arguments(parser)
     return parser
 
 
@@ -614,6 +325,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for config in select_variants(expand_grid(load_grid(args.config), where), args.only, where):
             print(config.variant)
         return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if args.plan:
+        from .plan import print_plan
+
+        if args.no_amp:
+            set_amp(False)
+        print_plan(args.config, args.out, only=args.only, device=args.device, steps=args.plan_steps)
+        return 0
+    code = dispatch("train", args, argv)
+    if code is not None:
+        return code
     started = time.perf_counter()
     folders = train_grid(args.config, args.out, only=args.only, device=args.device)
     if int(os.environ.get("RANK", "0")) == 0:

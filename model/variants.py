@@ -42,7 +42,7 @@ from stimuli.provenance import file_sha256
 
 from .architecture import build_vgg16
 from .config import VariantConfig, VariantSpec, expand_grid, load_grid, parse_variant
-from .device import select_device
+from .device import autocast, select_device
 from .preprocess import to_model_input
 from .weights import check_compatible, read_state_dict
 
@@ -192,7 +192,7 @@ class LoadedVariant:
         if images.ndim == 2:
             images = images[None]
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device):  # AMP on CUDA only; float32 elsewhere
             for start in range(0, len(images), batch_size):
                 out.append(self.net(self.to_input(images[start:start + batch_size])).float().cpu())
         if not out:
