@@ -327,7 +327,7 @@ def load_quality(files: Sequence[str | os.PathLike], warn: Callable[[str], None]
     A trial file or sidecar that cannot be read is left out, its reason kept in
     ``QualityData.skipped`` (the classification images read the same files and report them:
     one message per problem); a bad events file is reported through ``warn`` and that
-    session's frame intervals are not measured. A sidecar whose ``screen`` is null (a simulated
+    session's frame intervals are not measured. A sidecar whose ``ScreenCheck`` is null (a simulated
     observer) makes the session's dropped frames "not measured" (NaN) whatever the column holds;
     older sidecars without the key are read by the column. A participant's chance level comes
     from the sidecar's ``Responses`` (else the truth values).
@@ -348,7 +348,7 @@ def load_quality(files: Sequence[str | os.PathLike], warn: Callable[[str], None]
         except InputError as error:
             warn(f"{error}; this session's frame intervals are left out (not measured)")
             events = None
-        if "screen" in info and info["screen"] is None and "dropped_frames" in table.columns:
+        if "ScreenCheck" in info and info["ScreenCheck"] is None and "dropped_frames" in table.columns:
             table = table.assign(dropped_frames=np.nan)  # no screen (simulated observer): nothing was measured
         read.append(path)
         trials.append(table.assign(participant=participant, session=session))

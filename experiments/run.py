@@ -181,8 +181,9 @@ def _check_done(files: SessionFiles, done: pd.DataFrame, plan: list[dict[str, An
 
 
 def _screen_keys(described: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar's ``screen`` and ``keys_backend`` (CONTRACTS_14): null for observers without a screen."""
-    return {"screen": (described.get("screen") or {}).get("check"), "keys_backend": described.get("keys_backend")}
+    """The sidecar's ``ScreenCheck`` (the screen compared with the YAML) and ``KeysBackend``: null
+    for observers without a screen."""
+    return {"ScreenCheck": (described.get("screen") or {}).get("check"), "KeysBackend": described.get("keys_backend")}
 
 
 def _open_display(task: Task, **options: Any) -> Observer:

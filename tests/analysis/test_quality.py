@@ -132,7 +132,7 @@ def test_files_are_read_with_their_sidecars_and_events(tmp_path):
     rows = _trials("x", [1, 1, 1, 0] * 10, dropped=[0] * 40).drop(columns=["participant", "session"])
     rows = rows.assign(response=np.where(rows.correct == 1, "male", "female"), n_bubbles=3, sigma_px=2.0,
                        mask_seed=1, onset_s=1.0)
-    no_screen = _write_session(tmp_path, "01", rows, {"screen": None, "Responses": {"female": "f", "male": "m",
+    no_screen = _write_session(tmp_path, "01", rows, {"ScreenCheck": None, "Responses": {"female": "f", "male": "m",
                                                                                     "other": "o"}})
     screen = _write_session(tmp_path, "02", rows, {"screen": {"measured": {"refresh_hz": 60}},
                                                    "Staircase": {"target": 0.8}})

@@ -67,8 +67,8 @@ def test_session_on_screen_with_real_key_presses(screen_session, make_config, re
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
     assert sidecar["Observer"]["kind"] == "human" and sidecar["Session"]["status"] == "complete"
     shown_px = sidecar["Screen"]["stimulus_px"]
-    assert sidecar["Screen"]["keyboard"].startswith("psychopy.event.getKeys") and sidecar["keys_backend"] == "event"
-    assert sidecar["screen"]["measured"]["size_px"] == [640, 480] and sidecar["screen"]["mismatch"] is False
+    assert sidecar["Screen"]["keyboard"].startswith("psychopy.event.getKeys") and sidecar["KeysBackend"] == "event"
+    assert sidecar["ScreenCheck"]["measured"]["size_px"] == [640, 480] and sidecar["ScreenCheck"]["mismatch"] is False
 
     # the screenshot of each stimulus is the stimulus rebuilt from its row (row 0 at the top)
     stim = load_prepared_set("orl32", results)

@@ -120,7 +120,7 @@ def test_ptb_is_used_and_recorded_when_psychtoolbox_imports(screen_session, make
     code, err = person.finish()
     assert code == 0, err
     sidecar = json.loads(person.trial_file.with_suffix(".json").read_text())
-    assert sidecar["keys_backend"] == "ptb" and sidecar["Screen"]["keyboard"].startswith("psychopy.hardware")
+    assert sidecar["KeysBackend"] == "ptb" and sidecar["Screen"]["keyboard"].startswith("psychopy.hardware")
     # the answers are the keys pressed, timed from the onset flip (a press's HID time carried onto
     # the RT clock: a wrong time base gives RTs of about -1.8e9 s, and the display ignores them)
     trials = read_trials(person.trial_file)
@@ -142,7 +142,7 @@ def test_a_session_started_before_these_settings_existed_still_resumes(make_conf
     sidecar_path = done.path.with_suffix(".json")
     sidecar = json.loads(sidecar_path.read_text())
     # no screen, no keyboard: null in the sidecar, and no frame-interval file
-    assert sidecar["screen"] is None and sidecar["keys_backend"] is None
+    assert sidecar["ScreenCheck"] is None and sidecar["KeysBackend"] is None
     assert not list(done.path.parent.glob("*_events.*"))
     del sidecar["ExperimentConfig"]["keys"]["backend"], sidecar["ExperimentConfig"]["screen"]["refresh_tolerance"]
     sidecar_path.write_text(json.dumps(sidecar))

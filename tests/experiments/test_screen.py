@@ -148,9 +148,9 @@ def test_the_shipped_yaml_refuses_another_screen_and_runs_on_its_own(screen_of, 
     _escape_until_done(allowed, small)
     assert allowed.returncode == 3
     sidecar = json.loads((root / "sub-p2/ses-1/beh/sub-p2_ses-1_task-gender_beh.json").read_text())
-    assert sidecar["screen"]["mismatch_allowed"] is True
-    assert sidecar["screen"]["measured"]["size_px"] == [1280, 1024]
-    assert sidecar["screen"]["requested"]["size_px"] == [1920, 1080]
+    assert sidecar["ScreenCheck"]["mismatch_allowed"] is True
+    assert sidecar["ScreenCheck"]["measured"]["size_px"] == [1280, 1024]
+    assert sidecar["ScreenCheck"]["requested"]["size_px"] == [1920, 1080]
 
     # its own size on Xvfb: the size passes, and Xvfb's refresh (it flips as fast as it can) is refused
     large = screen_of("1920x1080")
@@ -167,7 +167,7 @@ def test_the_shipped_yaml_refuses_another_screen_and_runs_on_its_own(screen_of, 
     code, err = person.finish()
     assert code == 0, err
     assert list(read_trials(person.trial_file).response_key) == ["f", "j"]
-    check = json.loads(person.trial_file.with_suffix(".json").read_text())["screen"]
+    check = json.loads(person.trial_file.with_suffix(".json").read_text())["ScreenCheck"]
     assert check["requested"] == {"size_px": [1920, 1080], "refresh_hz": 60.0, "refresh_tolerance": None}
     assert check["measured"]["size_px"] == [1920, 1080] and check["mismatch"] is False
     assert check["mismatch_allowed"] is False
