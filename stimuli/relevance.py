@@ -53,7 +53,7 @@ _warned: set[str] = set()
 def map_chunks(relevance: RelevanceMaps | np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, chunk)`` over the maps of a :class:`RelevanceMaps` or an (N, H, W) array, a chunk at a time.
 
-    Maps of a file are read from it chunk by chunk (memory stays at one chunk, about 64 MB).
+    Maps of a file are read from it chunk by chunk (memory stays at one chunk, about 16 MB).
     """
     if isinstance(relevance, RelevanceMaps):
         return iter_chunks(relevance.relevance, relevance.source)

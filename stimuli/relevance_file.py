@@ -46,7 +46,7 @@ from .provenance import _fsync_dir, file_mode
 __all__ = ["MAP_KEY", "RelevanceWriter", "MapSource", "read_arrays", "CHUNK_BYTES"]
 
 MAP_KEY = "relevance"
-CHUNK_BYTES = 64 * 1024**2  # a whole-set pass holds about this much of the maps at once
+CHUNK_BYTES = 16 * 1024**2  # a whole-set pass holds about this much of the maps at once
 _ALIGN = 64  # numpy pads a .npy header so that its data start 64-byte aligned; keep that in the zip
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip local file header (30 bytes)
 _PAD_ID = 0xD935  # extra-field id of the alignment padding (the one Android's zipalign uses)
@@ -87,13 +87,14 @@ class MapSource:
         return self.rows(index, index + 1)[0]
 
 
-def chunk_rows(shape: Sequence[int], itemsize: int = 4, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """How many (H, W) maps make about ``chunk_bytes`` (at least one)."""
+def chunk_rows(shape: Sequence[int], itemsize: int = 4, chunk_bytes: int | None = None) -> int:
+    """How many (H, W) maps make about ``chunk_bytes`` (default :data:`CHUNK_BYTES`; at least one)."""
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     return max(1, chunk_bytes // max(1, int(np.prod(shape[1:])) * itemsize))
 
 
 def iter_chunks(relevance: np.ndarray, source: MapSource | None = None,
-                chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+                chunk_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, maps[start:start + k])`` over (N, H, W) maps, about ``chunk_bytes`` at a time.
 
     With a ``source`` the chunks are read from the file (not through the mapping).
@@ -157,7 +158,8 @@ class RelevanceWriter:
             raise ValueError(f"{self.path}: maps of shape {maps.shape}, expected (k, {self.shape[0]}, {self.shape[1]})")
         if self.written + len(maps) > self.n:
             raise ValueError(f"{self.path}: {self.written + len(maps)} maps written, {self.n} declared")
-        self._member.write(memoryview(maps).cast("B"))
+        if maps.size:
+            self._member.write(memoryview(maps).cast("B"))
         self.written += len(maps)
 
     def finish(self, arrays: Mapping[str, Any], meta: str) -> Path:
