@@ -16,7 +16,8 @@ Then, each in a fresh subprocess so that its peak resident set size is its own:
   ``relevance_sha256``).
 
 Printed per phase: peak RSS (``VmHWM`` of the subprocess; the launcher imports nothing heavy) and seconds per image (the
-phase's own work, not Python's start-up or the set's content hash). With ``--old DIR`` (a copy
+phase's own work, not Python's start-up or the set's content hash), as CPU time (one thread:
+what the work costs, steady on a machine shared with other jobs) and as wall time. With ``--old DIR`` (a copy
 of the code before issue #15, e.g. ``git archive main``) the same two phases run through the
 old code too: all images and maps in memory, a compressed npz.
 
@@ -104,7 +105,7 @@ def run_explain(results: Path, width: float, batch_size: int, old: bool) -> dict
     def to_input(images):
         return to_model_input(images, size)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if old:  # the code before issue #15: every image and map in memory, then one compressed write
         from model.explain import explain_images, write_maps
 
@@ -118,7 +119,8 @@ def run_explain(results: Path, width: float, batch_size: int, old: bool) -> dict
                         stimulus_id=ids, meta={"variant": VARIANT.format(width=width), "stimuli": SET,
                                                "target_rule": "pred", "set_hash": set_hash},
                         batch_size=batch_size)
-    return {"seconds": time.perf_counter() - started, "n": len(ids), "bytes": path.stat().st_size}
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "n": len(ids),
+            "bytes": path.stat().st_size}
 
 
 def run_read(results: Path, width: float, old: bool) -> dict:
@@ -126,7 +128,7 @@ def run_read(results: Path, width: float, old: bool) -> dict:
     from stimuli.relevance import load_relevance, relevance_path
 
     path = relevance_path(VARIANT.format(width=width), SET, results)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     maps = load_relevance(path)
     mean = maps.mean_map()
     finite = int(maps.finite().sum())
@@ -138,7 +140,8 @@ def run_read(results: Path, width: float, old: bool) -> dict:
         block = maps.take(rows) if hasattr(maps, "take") else maps.relevance[rows]
         total += float(block[:, 0, 0].sum())
     digest = file_sha256(path)
-    return {"seconds": time.perf_counter() - started, "n": len(maps), "finite": finite,
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "n": len(maps),
+            "finite": finite,
             "mean_sum": float(mean.sum()), "sha256": digest[:12]}
 
 
@@ -208,7 +211,8 @@ def main() -> None:
             r = in_subprocess(phase, args, code)
             extra = f", file {r['bytes'] / 1e6:.0f} MB" if phase == "explain" else f", sha256 {r['sha256']}"
             print(f"{label} {phase:7s} N={r['n']:6d}: peak RSS {r['peak_rss_mb']:7.0f} MB, "
-                  f"{1000 * r['seconds'] / r['n']:7.2f} ms/image ({r['seconds']:.0f} s){extra}", flush=True)
+                  f"{1000 * r['cpu'] / r['n']:7.2f} ms CPU/image, {1000 * r['seconds'] / r['n']:7.2f} ms wall/image "
+                  f"({r['seconds']:.0f} s){extra}", flush=True)
     if not args.keep:
         shutil.rmtree(work)
 
