@@ -242,29 +242,84 @@ def equalise(
     _check_targets(method, mean, contrast)
     region = np.asarray(region, dtype=bool)
     out = np.array(images, dtype=np.float32, copy=True)
-    pixels = out[:, region].astype(np.float64)  # (N, n) region values
-    if contrast is None:
-        contrast = float(pixels.std(axis=1).mean())
-    info: dict[str, Any] = {"method": method, "mean": float(mean), "contrast": float(contrast)}
-    if method == "none":
-        info.update(mean=None, contrast=None, clipped_fraction=0.0)
-        return out, info
-    if method == "meanstd":
-        clipped = []
-        for i in range(len(pixels)):
-            pixels[i], share = _standardise(pixels[i], mean, contrast)
-            clipped.append(share)
-        info["clipped_fraction"] = float(np.mean(clipped))
-    else:
-        # the set's average quantile function, standardised to the targets, assigned by rank
-        target, share = _standardise(np.sort(pixels, axis=1).mean(axis=0), mean, contrast)
-        target.sort()
-        for i in range(len(pixels)):
-            order = np.argsort(pixels[i], kind="stable")
-            pixels[i, order] = target
-        info["clipped_fraction"] = share
-    out[:, region] = pixels.astype(np.float32)
-    return out, info
+    targets = EqualiseTargets.of(out, region, method, mean=mean, contrast=contrast)
+    for i in range(len(out)):
+        out[i] = targets.apply(out[i])
+    return out, targets.record()
+
+
+class EqualiseTargets:
+    """What :func:`equalise` gives every image, from one pass over the set; then applied per image.
+
+    The set-level part (the average contrast when none is asked for, the average quantile
+    function for ``"histogram"``) is accumulated an image at a time (:meth:`add`), so a set of
+    any size is equalised without holding it: :meth:`apply` equalises one image.
+    """
+
+    def __init__(self, region: np.ndarray, method: Method = "meanstd", *, mean: float = 0.5,
+                 contrast: float | None = None) -> None:
+        _check_targets(method, mean, contrast)
+        self.region, self.method, self.mean, self.contrast = np.asarray(region, dtype=bool), method, mean, contrast
+        self._stds: list[float] = []
+        self._sorted_sum: np.ndarray | None = None
+        self._target: np.ndarray | None = None
+        self._clipped: list[float] = []
+
+    @classmethod
+    def of(cls, images, region: np.ndarray, method: Method = "meanstd", *, mean: float = 0.5,
+           contrast: float | None = None) -> EqualiseTargets:
+        """Targets accumulated over ``images`` (any iterable of (H, W) images)."""
+        targets = cls(region, method, mean=mean, contrast=contrast)
+        for image in images:
+            targets.add(image)
+        return targets
+
+    def add(self, image: np.ndarray) -> None:
+        """Count one image of the set (float32 (H, W) in [0, 1], as it will be equalised)."""
+        pixels = np.asarray(image, dtype=np.float32)[self.region].astype(np.float64)
+        self._stds.append(float(pixels.std()))
+        if self.method == "histogram":
+            ordered = np.sort(pixels)
+            self._sorted_sum = ordered if self._sorted_sum is None else self._sorted_sum + ordered
+
+    def _ready(self) -> None:
+        if self.contrast is None:
+            self.contrast = float(np.mean(self._stds)) if self._stds else float("nan")
+        if self.method == "histogram" and self._target is None and self._sorted_sum is not None:
+            # the set's average quantile function, standardised to the targets, assigned by rank
+            self._target, share = _standardise(self._sorted_sum / len(self._stds), self.mean, self.contrast)
+            self._target.sort()
+            self._clipped = [share]
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """One image equalised inside the region (float32; pixels outside left as they are)."""
+        self._ready()
+        out = np.array(image, dtype=np.float32, copy=True)
+        if self.method == "none":
+            return out
+        pixels = out[self.region].astype(np.float64)
+        if self.method == "meanstd":
+            pixels, share = _standardise(pixels, self.mean, self.contrast)
+            self._clipped.append(share)
+        else:
+            order = np.argsort(pixels, kind="stable")
+            pixels[order] = self._target
+        out[self.region] = pixels.astype(np.float32)
+        return out
+
+    def restart(self) -> None:
+        """Forget the clipped shares of images equalised so far (before equalising the set again)."""
+        if self.method == "meanstd":
+            self._clipped = []
+
+    def record(self) -> dict[str, Any]:
+        """What was done, for ``set.json`` (targets, the clipped share)."""
+        self._ready()
+        if self.method == "none":
+            return {"method": "none", "mean": None, "contrast": None, "clipped_fraction": 0.0}
+        clipped = float(np.mean(self._clipped)) if self._clipped else 0.0
+        return {"method": self.method, "mean": float(self.mean), "contrast": float(self.contrast),
+                "clipped_fraction": clipped}
 
 
 def stimulus_ids(paths: Sequence[str]) -> list[str]:
@@ -310,6 +365,7 @@ def prepare_faces(
     contrast: float | None = None,
     background: float | None = None,
     progress: bool = False,
+    lazy: bool = False,
 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
     """Frame, resize and equalise every face of ``faces``.
 
@@ -322,6 +378,10 @@ def prepare_faces(
         (centre row, centre col, radius rows, radius cols) in grid fractions.
     method, mean, contrast : see :func:`equalise`.
     background : grey outside the region; None uses ``mean`` (hidden pixels at the mean luminance).
+    lazy : return the images as a lazy stack (``shape``, ``len``, iteration yields one prepared
+        image at a time, decoded again), so a set of any size never sits in memory; ``info``'s
+        ``equalise`` record is complete once the stack has been iterated. The set-level
+        equalisation targets are found in a first pass, an image at a time, either way.
 
     Returns
     -------
@@ -336,12 +396,7 @@ def prepare_faces(
     if not 0 <= background <= 1:
         raise InputError(f"background grey {background!r} must lie in [0, 1]")
     ids = stimulus_ids(list(faces.table.image))  # a clash fails before any work
-    stack = np.empty((len(faces), size, size), dtype=np.float32)
-    shapes = set()
-    for i in tqdm(range(len(faces)), desc="prepare", unit="face", disable=not progress):
-        image = faces.load(i)
-        shapes.add(image.shape)
-        stack[i] = resize(frame_square(image, framing)[0], size)
+    shapes = {_header_shape(faces.path(i)) for i in range(len(faces))}
     # where every photograph covers the grid (pad strips excluded)
     covered = np.logical_and.reduce([_footprint(shape, size, framing) for shape in shapes])
     ellipse = DEFAULT_APERTURE if aperture is True else (tuple(aperture) if aperture else None)
@@ -349,9 +404,14 @@ def prepare_faces(
     region = covered if mask is None else (mask & covered)
     if not region.any():
         raise InputError("the face aperture and the photograph do not overlap; change --aperture")
-    stack, record = equalise(stack, region, method, mean=mean, contrast=contrast)
-    stack[:, ~region] = background
-    np.clip(stack, 0.0, 1.0, out=stack)
+    stack = _PreparedFaces(faces, size, framing, region, background, EqualiseTargets(region, method, mean=mean,
+                                                                                    contrast=contrast))
+    for image in tqdm(stack.framed(), desc="prepare", unit="face", total=len(faces), disable=not progress):
+        stack.targets.add(image)  # the set-level targets: one pass, an image at a time
+    record = stack.record
+    record["region"] = "aperture" if mask is not None else "photograph"
+    if not lazy:
+        stack = np.stack(list(stack)) if len(faces) else np.empty((0, size, size), np.float32)
     table = faces.table
     manifest = pd.DataFrame({
         "stimulus_id": ids,
@@ -368,10 +428,45 @@ def prepare_faces(
         "faces": faces.name,
         "framing": framing,
         "aperture_ellipse": list(ellipse) if ellipse is not None else None,
-        "equalise": {**record, "region": "aperture" if mask is not None else "photograph",
-                     "region_pixels": int(region.sum())},
+        "equalise": record,
     }
     return stack, manifest, info
+
+
+class _PreparedFaces:
+    """The prepared faces of a set, made one at a time (decoded, framed, resized, equalised) on iteration."""
+
+    def __init__(self, faces: FaceSet, size: int, framing: Framing, region: np.ndarray, background: float,
+                 targets: EqualiseTargets) -> None:
+        self.faces, self.size, self.framing = faces, size, framing
+        self.region, self.background, self.targets = region, background, targets
+        self.shape = (len(faces), size, size)
+        self.record: dict[str, Any] = {"region_pixels": int(region.sum())}
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def framed(self):
+        """Each face framed and resized, not yet equalised."""
+        for i in range(len(self.faces)):
+            yield resize(frame_square(self.faces.load(i), self.framing)[0], self.size)
+
+    def __iter__(self):
+        self.targets.restart()
+        for i, image in enumerate(self.framed()):
+            out = self.targets.apply(image)
+            out[~self.region] = self.background
+            if i == len(self) - 1:  # before the last yield: a consumer (zip) may stop right after it
+                self.record.update(self.targets.record())
+            yield np.clip(out, 0.0, 1.0, out=out)
+
+
+def _header_shape(path: Path) -> tuple[int, int]:
+    """(H, W) of an image from its header (nothing decoded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
 
 
 def _footprint(shape: tuple[int, int], size: int, framing: Framing) -> np.ndarray:
@@ -421,7 +516,7 @@ def prepare_set(
         raise InputError(f"prepared set {folder} exists already; add --force to replace it")
     check_replaceable(folder, command=PREPARE_COMMAND, protect=[results])
     face_set = load_face_set(faces, check_images=False)  # sizes first (headers), then decoding
-    images, manifest, info = prepare_faces(face_set, size, progress=progress, **options)
+    images, manifest, info = prepare_faces(face_set, size, progress=progress, lazy=True, **options)
     aperture = info.pop("aperture")
     provenance = Provenance(command=command, config={"faces": str(faces), "size": size, "name": name,
                                                      **options}, tool=PREPARE_COMMAND)
