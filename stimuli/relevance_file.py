@@ -33,11 +33,11 @@ import contextlib
 import os
 import struct
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -52,18 +52,20 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip local file header (30 byt
 _PAD_ID = 0xD935  # extra-field id of the alignment padding (the one Android's zipalign uses)
 
 
-@dataclass(frozen=True)
 class MapSource:
     """Where an uncompressed ``relevance`` member's pixels lie in its file.
 
-    ``rows(start, stop)`` reads maps ``start:stop`` with one positional read (a fresh array,
-    nothing left mapped); ``take(index)`` one map.
+    ``rows(start, stop)`` reads maps ``start:stop`` with positional reads (a fresh array,
+    nothing left mapped); ``take(index)`` one map. The file is held open from the moment it
+    was read, so a file replaced since (maps made again) is never mixed with this one: like
+    the memory map, the reads see the file as it was opened.
     """
 
-    path: Path
-    offset: int
-    shape: tuple[int, int, int]
-    dtype: np.dtype
+    def __init__(self, path: Path, offset: int, shape: tuple[int, int, int], dtype: np.dtype, *,
+                 fd: int | None = None) -> None:
+        self.path, self.offset, self.shape, self.dtype = Path(path), int(offset), shape, np.dtype(dtype)
+        self._fd = os.open(self.path, os.O_RDONLY) if fd is None else fd  # ours from now on: closed with us
+        weakref.finalize(self, os.close, self._fd)
 
     @property
     def row_bytes(self) -> int:
@@ -73,10 +75,12 @@ class MapSource:
         start, stop = max(0, int(start)), min(int(stop), self.shape[0])
         out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
         if out.size:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset + start * self.row_bytes)
-                if handle.readinto(memoryview(out).cast("B")) != out.nbytes:
+            view, done = memoryview(out).cast("B"), 0
+            while done < out.nbytes:
+                got = os.preadv(self._fd, [view[done:]], self.offset + start * self.row_bytes + done)
+                if got == 0:
                     raise OSError(f"{self.path}: file ends inside the relevance maps")
+                done += got
         return out
 
     def take(self, index: int) -> np.ndarray:
@@ -198,47 +202,50 @@ class RelevanceWriter:
             self.abort()
 
 
-def _stored_source(path: Path, info: zipfile.ZipInfo) -> MapSource | None:
+def _stored_source(handle: BinaryIO, path: Path, info: zipfile.ZipInfo) -> MapSource | None:
     """Where a stored (uncompressed, unencrypted, C-order) ``.npy`` member's data lie; None otherwise."""
     if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
         return None
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        fields = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
-        if fields[0] != b"PK\x03\x04":
-            raise ValueError(f"no zip entry at offset {info.header_offset}")
-        start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
-        handle.seek(start)
-        version = np.lib.format.read_magic(handle)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(handle)
-        offset = handle.tell()
+    handle.seek(info.header_offset)
+    fields = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+    if fields[0] != b"PK\x03\x04":
+        raise ValueError(f"no zip entry at offset {info.header_offset}")
+    start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
+    handle.seek(start)
+    version = np.lib.format.read_magic(handle)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(handle)
+    offset = handle.tell()
     if fortran or dtype.hasobject or len(shape) != 3:
         return None
     size = int(np.prod(shape)) * dtype.itemsize
     if info.file_size != offset - start + size:
         raise ValueError(f"the relevance member holds {info.file_size} bytes, its header says {offset - start + size}")
-    return MapSource(path, offset, tuple(int(s) for s in shape), dtype)
+    return MapSource(path, offset, tuple(int(s) for s in shape), dtype, fd=os.dup(handle.fileno()))
 
 
 def read_arrays(path: str | os.PathLike, keys: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray], MapSource | None]:
     """The maps (memory-mapped when stored uncompressed), the arrays ``keys`` and the maps' source.
 
-    Raises ``KeyError`` naming the first missing key, ``OSError``/``ValueError`` (a
+    Everything is read from one opening of the file (a file replaced meanwhile is never mixed
+    in). Raises ``KeyError`` naming the first missing key, ``OSError``/``ValueError`` (a
     ``zipfile.BadZipFile`` among them) for a file that is not a complete npz.
     """
     path = Path(path)
-    with zipfile.ZipFile(path) as archive:
-        names = {Path(n).stem: n for n in archive.namelist()}
-        for key in (MAP_KEY, *keys):
-            if key not in names:
-                raise KeyError(key)
-        info = archive.getinfo(names[MAP_KEY])
-    source = _stored_source(path, info)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in keys}
-        if source is None:
-            return data[MAP_KEY], arrays, None
-    if 0 in source.shape:
-        return np.zeros(source.shape, source.dtype), arrays, source
-    return np.memmap(path, dtype=source.dtype, mode="r", offset=source.offset, shape=source.shape), arrays, source
+    with open(path, "rb") as handle:
+        with zipfile.ZipFile(handle) as archive:
+            names = {Path(n).stem: n for n in archive.namelist()}
+            for key in (MAP_KEY, *keys):
+                if key not in names:
+                    raise KeyError(key)
+            info = archive.getinfo(names[MAP_KEY])
+        source = _stored_source(handle, path, info)
+        handle.seek(0)
+        with np.load(handle, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in keys}
+            if source is None:
+                return data[MAP_KEY], arrays, None
+        if 0 in source.shape:
+            return np.zeros(source.shape, source.dtype), arrays, source
+        maps = np.memmap(handle, dtype=source.dtype, mode="r", offset=source.offset, shape=source.shape)
+    return maps, arrays, source

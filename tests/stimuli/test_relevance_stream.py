@@ -164,3 +164,15 @@ def test_an_empty_set_round_trips(tmp_path):
     path = save_relevance(tmp_path / "empty.npz", np.zeros((0, 4, 3), np.float32), [], [], [], [], META)
     maps = load_relevance(path)
     assert maps.relevance.shape == (0, 4, 3) and len(maps) == 0 and maps.finite().shape == (0,)
+
+
+def test_maps_read_before_the_file_is_made_again_stay_the_maps_read(tmp_path):
+    """Per-image reads and the memory map see the same file: the one opened, not a newer one."""
+    relevance, ids, target, prediction, logit = contents()
+    path = save_relevance(tmp_path / "set.npz", relevance, ids, target, prediction, logit, META)
+    maps = load_relevance(path)
+    save_relevance(path, relevance[::-1] + 1, ids, target, prediction, logit, META)  # explained again
+    np.testing.assert_array_equal(maps.by_id("s02"), relevance[2])
+    np.testing.assert_array_equal(maps.relevance[2], relevance[2])
+    np.testing.assert_array_equal(maps.mean_map(), relevance.mean(axis=0, dtype=np.float64).astype(np.float32))
+    np.testing.assert_array_equal(load_relevance(path).by_id("s02"), relevance[4] + 1)
