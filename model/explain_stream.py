@@ -138,16 +138,20 @@ def explain_to_file(net: nn.Module, read: Callable[[int, int], np.ndarray], n: i
     stimulus_id = [str(s) for s in stimulus_id]
     if len(stimulus_id) != n:
         raise InputError(f"{len(stimulus_id)} stimulus ids for {n} images")
-    totals, logits, info = [], [], {}
+    # per-map sums and logits go into arrays made once: nothing long-lived is allocated between
+    # the batches' large transient buffers, which would pin the heap and let it creep with N
+    totals, logits, info = np.zeros(n), np.zeros((n, 0), np.float32), {}
     with relevance_writer(path, n, grid_shape) as out:
-        for _, maps, batch_logits in explain_batches(
+        for start, maps, batch_logits in explain_batches(
                 net, read, n, grid_shape, to_input, method=method, target=target, batch_size=batch_size,
                 device=device, fast=fast, ids=stimulus_id, progress=progress, info=info):
             out.write(maps)
-            totals.append(maps.sum(axis=(1, 2), dtype=np.float64))
-            logits.append(batch_logits)
-        stacked = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
-        explained = collect_maps(net, np.concatenate(totals) if totals else np.zeros(0), stacked, target, info,
+            if logits.shape[1] != batch_logits.shape[1]:
+                logits = np.zeros((n, batch_logits.shape[1]), np.float32)
+            totals[start:start + len(maps)] = maps.sum(axis=(1, 2), dtype=np.float64)
+            logits[start:start + len(maps)] = batch_logits
+            del maps, batch_logits
+        explained = collect_maps(net, totals, logits if n else np.zeros((0, 0), np.float32), target, info,
                                  method=method, tolerance=tolerance)
         out.finish(stimulus_id, explained.target, explained.prediction, explained.logit,
                    maps_meta(explained, path, stimulus_id=stimulus_id, **meta))
