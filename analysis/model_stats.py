@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import stats
 
 from stimuli.errors import InputError
-from stimuli.relevance import RelevanceMaps, load_relevance, relevance_path
+from stimuli.relevance import RelevanceMaps, load_relevance, map_chunks, relevance_path
 from stimuli.variants import parse_variant_name, variant_relation
 
 from .metrics import compare_maps
@@ -72,6 +72,9 @@ __all__ = [
 # the relations the seed study compares, in the order it reports them
 LEVELS = ("seed", "task", "pretrain")
 MAP_KINDS = ("mean", "positive", "absolute")
+
+
+SIMILARITY_CHUNK_BYTES = 2**27  # per_image_similarity holds about this much of the maps at once
 
 
 def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
@@ -137,7 +140,11 @@ def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
     if kind not in MAP_KINDS:
         raise InputError(f"unknown relevance summary '{kind}' (choose {', '.join(MAP_KINDS)})")
     if kind == "absolute":
-        return np.abs(maps.relevance[maps.finite()]).mean(axis=0) if maps.finite().any() else maps.mean_map()
+        total, count = np.zeros(maps.relevance.shape[1:]), 0
+        for _, chunk in map_chunks(maps):  # a chunk at a time: the maps may be a large file's
+            chunk = chunk[np.isfinite(chunk).all(axis=(1, 2))]
+            total, count = total + np.abs(chunk).sum(axis=0, dtype=np.float64), count + len(chunk)
+        return (total / count).astype(np.float32) if count else maps.mean_map()
     return maps.mean_map(positive=kind == "positive")
 
 
@@ -178,33 +185,40 @@ def per_image_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None,
     """
     names = list(maps)
     pairs = list(pairs) if pairs is not None else _pairs(names)
-    cache: dict[str, tuple[dict[str, int], np.ndarray, np.ndarray]] = {}
-
-    def prepared(name: str):
-        if name not in cache:
-            m = maps[name]
-            mask = np.ones(m.relevance.shape[1:], bool) if region is None else np.asarray(region, bool)
-            flat = m.relevance[:, mask].astype(np.float64)
-            index = {sid: i for i, sid in enumerate(m.stimulus_id)}
-            cache[name] = (index, _standardised(flat, True), _standardised(flat, False))
-        return cache[name]
-
     columns = ["variant_a", "variant_b", "relation", "stimulus_id", "spearman", "pearson"]
-    parts = []
-    for a, b in pairs:
-        index_a, ranks_a, raw_a = prepared(a)
-        index_b, ranks_b, raw_b = prepared(b)
-        common = [sid for sid in index_a if sid in index_b]
-        if not common:
-            continue
-        ia = np.array([index_a[s] for s in common])
-        ib = np.array([index_b[s] for s in common])
-        parts.append(pd.DataFrame({
-            "variant_a": a, "variant_b": b, "relation": pair_relation(a, b), "stimulus_id": common,
-            "spearman": np.clip(np.einsum("ij,ij->i", ranks_a[ia], ranks_b[ib]), -1, 1).astype(np.float64),
-            "pearson": np.clip(np.einsum("ij,ij->i", raw_a[ia], raw_b[ib]), -1, 1).astype(np.float64),
-        }))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    used = list(dict.fromkeys(name for pair in pairs for name in pair))
+    if not used:
+        return pd.DataFrame(columns=columns)
+    index = {name: maps[name].index for name in used}
+    mask = np.ones(maps[used[0]].relevance.shape[1:], bool) if region is None else np.asarray(region, bool)
+    order = list(dict.fromkeys(sid for name in used for sid in index[name]))
+    # images a chunk at a time (every variant's maps of those images standardised once), so memory
+    # holds a chunk of each variant's maps, about 128 MB in all, whatever the set's size
+    step = max(1, int(SIMILARITY_CHUNK_BYTES // (max(int(mask.sum()), 1) * 8 * len(used))))
+    parts: dict[tuple[str, str], list[pd.DataFrame]] = {pair: [] for pair in pairs}
+    for start in range(0, len(order), step):
+        chunk = order[start:start + step]
+        standard = {}
+        for name in used:
+            present = [sid for sid in chunk if sid in index[name]]
+            flat = maps[name].take([index[name][sid] for sid in present])[:, mask].astype(np.float64)
+            standard[name] = ({sid: i for i, sid in enumerate(present)}, _standardised(flat, True),
+                              _standardised(flat, False))
+        for a, b in pairs:
+            (in_a, ranks_a, raw_a), (in_b, ranks_b, raw_b) = standard[a], standard[b]
+            common = [sid for sid in in_a if sid in in_b]
+            if not common:
+                continue
+            ia = np.array([in_a[s] for s in common])
+            ib = np.array([in_b[s] for s in common])
+            parts[(a, b)].append(pd.DataFrame({
+                "variant_a": a, "variant_b": b, "relation": pair_relation(a, b), "stimulus_id": common,
+                "spearman": np.clip(np.einsum("ij,ij->i", ranks_a[ia], ranks_b[ib]), -1, 1).astype(np.float64),
+                "pearson": np.clip(np.einsum("ij,ij->i", raw_a[ia], raw_b[ib]), -1, 1).astype(np.float64),
+                "_row": [index[a][s] for s in common]}))
+    tables = [pd.concat(found).sort_values("_row", kind="stable").drop(columns="_row")
+              for found in parts.values() if found]  # each pair in the order of its first variant's maps
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
 
 
 def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = "mean",

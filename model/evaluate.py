@@ -44,7 +44,13 @@ from tqdm.auto import tqdm
 from stimuli.configfile import load_config, require, to_dict
 from stimuli.errors import InputError, cli_errors
 from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, atomic_write_text
-from stimuli.relevance import SET_HASH_KEY, load_relevance, relevance_path, set_mean_map
+from stimuli.relevance import (
+    SET_HASH_KEY,
+    RelevanceMaps,
+    load_relevance,
+    relevance_path,
+    set_mean_map,
+)
 
 from .launch import add_execution_arguments, dispatch
 from .masking import (
@@ -227,14 +233,15 @@ def held_out(variant, stimuli, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def source_maps(variant, stimuli, results: Path, *, composite: str, target: str, batch_size: int,
-                device, progress: bool = False) -> np.ndarray:
+                device, progress: bool = False) -> RelevanceMaps:
     """The variant's relevance maps of every stimulus (manifest order), explained if missing.
 
     Maps already in ``<results>/relevance/<variant>/<set>.npz`` with the same composite and
     target rule, made on this version of the set (its content hash), are reused; otherwise
-    they are made and written there (the contract file).
+    they are made and written there (the contract file), batch by batch. The maps come back
+    memory-mapped from that file: read them with ``take(rows)`` / :func:`set_mean_map`.
     """
-    from .explain import _record_provenance, explain_variant, summary_line, write_maps
+    from .explain_stream import explain_variant, record_provenance, summary_line
 
     path = relevance_path(variant.name, stimuli.name, results)
     ids = list(stimuli.manifest.stimulus_id)
@@ -243,17 +250,15 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
         if (maps.meta.get("composite") == composite and maps.meta.get("target_rule") == target
                 and maps.meta.get(SET_HASH_KEY) == stimuli.content_hash
                 and list(maps.stimulus_id) == ids and maps.relevance.shape[1:] == stimuli.shape):
-            return maps.relevance
-    explained = explain_variant(variant, stimuli, method=composite, target_rule=target, batch_size=batch_size,
-                                device=device, progress=progress)
+            return maps
     prov = Provenance(config={"variant": variant.name, "stimuli": stimuli.name, "composite": composite,
                               "target": target, "by": "model evaluate"})
     prov.add_input(stimuli.folder / "manifest.csv")
-    write_maps(explained, path, variant=variant.name, stimuli=stimuli.name, target_rule=target, stimulus_id=ids,
-               set_hash=stimuli.content_hash)
-    _record_provenance(path.parent, prov, stimuli.name, path)
+    explained = explain_variant(variant, stimuli, path, method=composite, target_rule=target, batch_size=batch_size,
+                                device=device, progress=progress, set_hash=stimuli.content_hash)
+    record_provenance(path.parent, prov, stimuli.name, path)
     tqdm.write(f"{variant.name}: {summary_line(explained)}")
-    return explained.relevance
+    return load_relevance(path)
 
 
 # --------------------------------------------------------------------------- the command
@@ -401,7 +406,7 @@ def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, 
         means = {} if masking.set_mean == "none" else (
             {n: set_means[n]} if masking.set_mean == "own" else set_means)
         curve, per_image = masking_curves(
-            target, stimuli.images[rows], labels, {s: m[rows] for s, m in maps.items()}, masking=masking,
+            target, stimuli.read_images(rows), labels, {s: m.take(rows) for s, m in maps.items()}, masking=masking,
             background=stimuli.background, seed=config.seed, within=within, aperture=aperture, set_means=means,
             stimulus_id=stimuli.manifest.stimulus_id.to_numpy()[rows], batch_size=config.batch_size,
             progress=progress, desc=n, trunks=trunks)

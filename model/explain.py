@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,16 +45,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import Provenance, file_sha256, read_provenance
+from stimuli.provenance import Provenance
 from stimuli.relevance import (
     BASELINE_KINDS,
-    SET_HASH_KEY,
     baseline_set,
     relevance_path,
-    save_relevance,
 )
 
 from .device import full_precision
+from .grid import ToInput, input_bounds, to_stimulus_grid
 from .launch import add_execution_arguments, dispatch
 from .lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
 
@@ -72,7 +70,8 @@ __all__ = [
     "conservation_check",
     "ExplainedMaps",
     "explain_images",
-    "explain_variant",
+    "explain_batches",
+    "collect_maps",
     "resolve_device",
     "image_subset",
     "build_parser",
@@ -86,7 +85,6 @@ CONSERVATION_TOLERANCE = 0.5
 BIAS_FREE_TOLERANCE = 1e-3
 # modified gradients, not relevance: no conservation to check (NaN/inf still flagged)
 NON_CONSERVATIVE = ("gradient", "deconvnet", "guided_backprop", "beta_smooth")
-ToInput = Callable[[torch.Tensor], torch.Tensor]
 
 
 def methods() -> list[str]:
@@ -138,21 +136,6 @@ def make_composite(name: str, net: nn.Module, *, low: torch.Tensor | None = None
     if _has_batch_norm(net) and "canonizers" in params:
         kwargs["canonizers"] = [VGGCanonizer()]
     return cls(**kwargs)
-
-
-def input_bounds(to_input: ToInput, grid_shape: Sequence[int], device: torch.device | str = "cpu"):
-    """Lowest and highest model-input values per channel, (1, C, 1, 1) each.
-
-    They are the images of an all-black and an all-white stimulus under the model's own
-    preprocessing, i.e. the range of the normalised pixel values (zennit's ZBox ``low``/``high``).
-    """
-    h, w = int(grid_shape[0]), int(grid_shape[1])
-    with torch.no_grad():
-        black = to_input(torch.zeros(1, h, w, device=device))
-        white = to_input(torch.ones(1, h, w, device=device))
-    low = black.amin(dim=(2, 3), keepdim=True)
-    high = white.amax(dim=(2, 3), keepdim=True)
-    return low, high
 
 
 def _output_relevance(logits: torch.Tensor, target: torch.Tensor, scale_by_logit: bool) -> torch.Tensor:
@@ -232,26 +215,6 @@ class Explainer:
         return logits.detach(), relevance.detach()
 
 
-def to_stimulus_grid(relevance: torch.Tensor, to_input: ToInput, grid_shape: Sequence[int],
-                     low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """Model-input relevance (N, C, S, S) -> stimulus-grid relevance (N, H, W).
-
-    Applies the adjoint (transpose) of the preprocessing's resize to the channel sum: the
-    vector-Jacobian product of ``to_input`` with the relevance scaled by the per-channel std
-    (``1 / (high - low)``), which cancels the normalisation and keeps the resize's transpose.
-    """
-    n = relevance.shape[0]
-    h, w = int(grid_shape[0]), int(grid_shape[1])
-    with torch.inference_mode(False), torch.enable_grad():  # callable from inside inference mode too
-        cotangent = relevance / (high - low)
-        grid = torch.zeros(n, h, w, device=relevance.device, requires_grad=True)
-        out = to_input(grid)
-        if out.shape != relevance.shape:
-            raise ValueError(f"preprocessing gives {tuple(out.shape)}, relevance is {tuple(relevance.shape)}")
-        (back,) = torch.autograd.grad(out, grid, cotangent)
-    return back.detach()
-
-
 def conservation_check(total: np.ndarray, logit: np.ndarray, *, applicable: bool,
                        tolerance: float) -> dict[str, Any]:
     """Per-map ratio sum(R) / logit and which maps are far off or not finite.
@@ -301,6 +264,78 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return select_device(device)
 
 
+def _refuse_nonfinite(images: np.ndarray, first: int, ids: Sequence[str] | None) -> None:
+    bad = np.flatnonzero(~np.isfinite(images).all(axis=(1, 2)))
+    if len(bad):
+        which = ids[first + bad[0]] if ids is not None else f"#{first + bad[0]}"
+        raise InputError(f"image {which} contains NaN or infinite pixels; refusing to explain it")
+
+
+def explain_batches(
+    net: nn.Module,
+    read: Callable[[int, int], np.ndarray],
+    n: int,
+    grid_shape: Sequence[int],
+    to_input: ToInput,
+    *,
+    method: str = DEFAULT_METHOD,
+    target: np.ndarray | None = None,
+    batch_size: int = 16,
+    device: torch.device | str = "cpu",
+    fast: bool = True,
+    ids: Sequence[str] | None = None,
+    progress: bool = False,
+    info: dict[str, Any] | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(start, maps, logits)`` batch by batch: ``read(start, stop)`` gives images ``start:stop``.
+
+    ``maps`` (k, H, W) float32 on the stimulus grid, ``logits`` (k, K); only one batch is held,
+    so a set of any size streams (:mod:`model.explain_stream` writes each batch to the
+    relevance file). ``info`` (when given) receives the backend, grid and input bounds before
+    the first batch. Arguments as :func:`explain_images`.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    if target is not None and len(target) != n:
+        raise InputError(f"{len(target)} targets for {n} images")
+    device = torch.device(device)
+    net.to(device)
+    grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
+    low, high = input_bounds(to_input, grid_shape, device)
+    explainer = Explainer(net, method, low=low, high=high, fast=fast)
+    if info is not None:
+        info.update(backend=explainer.backend, input_size=list(to_input(torch.zeros(1, *grid_shape, device=device)).shape[1:]),
+                    grid=list(grid_shape), fallback_reason=explainer.fallback_reason, canonizer=explainer.canonizer,
+                    low=low.flatten().tolist(), high=high.flatten().tolist())
+    starts = range(0, n, batch_size)
+    for start in tqdm(starts, desc=f"explain ({method})", unit="batch", disable=not progress, total=len(starts)):
+        images = np.asarray(read(start, min(start + batch_size, n)), dtype=np.float32)
+        _refuse_nonfinite(images, start, ids)
+        x = to_input(torch.from_numpy(images).to(device))
+        t = None if target is None else torch.from_numpy(target[start:start + len(images)]).to(device)
+        logits, relevance = explainer(x, t)
+        maps = to_stimulus_grid(relevance, to_input, grid_shape, low, high).cpu().numpy()
+        yield start, maps, logits.float().cpu().numpy()
+
+
+def collect_maps(net: nn.Module, totals: np.ndarray, logits: np.ndarray, target: np.ndarray | None,
+                 info: dict[str, Any], *, method: str, tolerance: float,
+                 relevance: np.ndarray | None = None) -> ExplainedMaps:
+    """The explained classes, logits and conservation check of a finished run (``totals``: sum of each map)."""
+    n = len(totals)
+    prediction = logits.argmax(1) if n else np.zeros(0, np.int64)
+    explained = target if target is not None else prediction
+    logit = logits[np.arange(n), explained] if n else np.zeros(0, np.float32)
+    bias_free = _bias_free(net)
+    check = conservation_check(totals, logit, applicable=method not in NON_CONSERVATIVE,
+                               tolerance=min(tolerance, BIAS_FREE_TOLERANCE) if bias_free else tolerance)
+    check.update(method=method, bias_free=bias_free)
+    info = dict(info)
+    backend = info.pop("backend")
+    return ExplainedMaps(relevance, np.asarray(explained, np.int64), prediction.astype(np.int64),
+                         logit.astype(np.float32), check, backend, info)
+
+
 def explain_images(
     net: nn.Module,
     images: np.ndarray,
@@ -315,7 +350,8 @@ def explain_images(
     ids: Sequence[str] | None = None,
     progress: bool = False,
 ) -> ExplainedMaps:
-    """Relevance maps of ``images`` (N, H, W) in [0, 1] on their own grid.
+    """Relevance maps of ``images`` (N, H, W) in [0, 1] on their own grid (held in memory;
+    :func:`model.explain_stream.explain_to_file` streams a set of any size into its file).
 
     Parameters
     ----------
@@ -336,158 +372,22 @@ def explain_images(
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3:
         raise InputError(f"images must be (N, H, W), got shape {images.shape}")
-    bad = np.flatnonzero(~np.isfinite(images).all(axis=(1, 2)))
-    if len(bad):
-        which = ids[bad[0]] if ids is not None else f"#{bad[0]}"
-        raise InputError(f"image {which} contains NaN or infinite pixels; refusing to explain it")
-    if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
-    n = len(images)
+    _refuse_nonfinite(images, 0, ids)  # all of them before any work
     if target is not None:
         target = np.asarray(target, dtype=np.int64).reshape(-1)
-        if len(target) != n:
-            raise InputError(f"{len(target)} targets for {n} images")
-    device = torch.device(device)
-    net.to(device)
-    grid_shape = images.shape[1:]
-    low, high = input_bounds(to_input, grid_shape, device)
-    explainer = Explainer(net, method, low=low, high=high, fast=fast)
-    out = np.empty((n, *grid_shape), dtype=np.float32)
-    logits_all = []
-    starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=f"explain ({method})", unit="batch", disable=not progress,
-                      total=len(starts)):
-        batch = torch.from_numpy(images[start:start + batch_size]).to(device)
-        x = to_input(batch)
-        t = None if target is None else torch.from_numpy(target[start:start + batch_size]).to(device)
-        logits, relevance = explainer(x, t)
-        out[start:start + len(batch)] = to_stimulus_grid(relevance, to_input, grid_shape, low, high).cpu().numpy()
-        logits_all.append(logits.float().cpu())
-    logits = torch.cat(logits_all).numpy() if logits_all else np.zeros((0, 0), np.float32)
-    prediction = logits.argmax(1) if n else np.zeros(0, np.int64)
-    explained = target if target is not None else prediction
-    logit = logits[np.arange(n), explained] if n else np.zeros(0, np.float32)
-    bias_free = _bias_free(net)
-    applicable = method not in NON_CONSERVATIVE
-    check = conservation_check(out.sum(axis=(1, 2), dtype=np.float64), logit, applicable=applicable,
-                               tolerance=min(tolerance, BIAS_FREE_TOLERANCE) if bias_free else tolerance)
-    check.update(method=method, bias_free=bias_free)
-    info = {"input_size": list(to_input(torch.zeros(1, *grid_shape, device=device)).shape[1:]),
-            "grid": list(grid_shape), "fallback_reason": explainer.fallback_reason,
-            "canonizer": explainer.canonizer, "low": low.flatten().tolist(), "high": high.flatten().tolist()}
-    return ExplainedMaps(out, np.asarray(explained, np.int64), prediction.astype(np.int64),
-                         logit.astype(np.float32), check, explainer.backend, info)
+    out = np.empty(images.shape, dtype=np.float32)
+    logits, info = [], {}
+    for start, maps, batch_logits in explain_batches(
+            net, lambda a, b: images[a:b], len(images), images.shape[1:], to_input, method=method, target=target,
+            batch_size=batch_size, device=device, fast=fast, ids=ids, progress=progress, info=info):
+        out[start:start + len(maps)] = maps
+        logits.append(batch_logits)
+    stacked = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
+    return collect_maps(net, out.sum(axis=(1, 2), dtype=np.float64), stacked, target, info, method=method,
+                        tolerance=tolerance, relevance=out)
 
 
 # --------------------------------------------------------------------------- variants and files
-
-
-def _true_targets(variant, manifest) -> np.ndarray:
-    task = variant.task
-    if task not in manifest.columns:
-        raise InputError(f"the stimulus manifest has no '{task}' column for the true class; use --target pred")
-    classes = [str(c) for c in variant.classes]
-    lookup = {c: i for i, c in enumerate(classes)}
-    labels = manifest[task].astype(str).tolist()
-    missing = [(sid, lab) for sid, lab in zip(manifest.stimulus_id, labels) if lab not in lookup]
-    if missing:
-        sid, lab = missing[0]
-        raise InputError(f"stimulus '{sid}': {task} '{lab}' is not a class of the variant "
-                         f"({len(missing)} such stimuli); use --target pred")
-    return np.array([lookup[lab] for lab in labels], dtype=np.int64)
-
-
-def explain_variant(variant, stimuli, *, method: str = DEFAULT_METHOD, target_rule: str = "true",
-                    batch_size: int = 16, device: torch.device | str = "cpu", fast: bool = True,
-                    tolerance: float = CONSERVATION_TOLERANCE, progress: bool = False) -> ExplainedMaps:
-    """Maps of a loaded variant (``model.load_variant``) on a prepared set (``load_prepared_set``)."""
-    if target_rule not in ("true", "pred"):
-        raise InputError(f"target must be 'true' or 'pred', got '{target_rule}'")
-    target = _true_targets(variant, stimuli.manifest) if target_rule == "true" else None
-    return explain_images(variant.net, stimuli.images, variant.to_input, method=method, target=target,
-                          batch_size=batch_size, device=device, fast=fast, tolerance=tolerance,
-                          ids=list(stimuli.manifest.stimulus_id), progress=progress)
-
-
-def _set_hash(path: Path, stimuli: str) -> str | None:
-    """Content hash of the set the maps are of: ``<results>/stimuli/<set>`` next to the contract path."""
-    from stimuli.prepared import load_prepared_set, prepared_set_dir
-
-    results = Path(path).parent.parent.parent
-    if not (prepared_set_dir(stimuli, results) / "manifest.csv").is_file():
-        return None
-    return load_prepared_set(stimuli, results).content_hash
-
-
-def write_maps(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, target_rule: str,
-               stimulus_id: Sequence[str], extra: dict[str, Any] | None = None,
-               set_hash: str | None = None) -> Path:
-    """Save maps through the contract's writer, the conservation check in ``meta``.
-
-    ``meta`` records the prepared set's content hash (``set_hash``, else that of
-    ``<results>/stimuli/<stimuli>`` for a contract ``path``), so maps of an older version
-    of the set are refused later.
-    """
-    import zennit
-
-    check = dict(maps.conservation)
-    check["far_off_ids"] = [str(stimulus_id[i]) for i in check["far_off"]]
-    check["nonfinite_ids"] = [str(stimulus_id[i]) for i in check["nonfinite"]]
-    meta = {
-        "variant": variant,
-        "stimuli": stimuli,
-        "composite": check["method"],
-        "canonizer": maps.info.get("canonizer"),
-        "target_rule": target_rule,
-        "backend": maps.backend,
-        "zennit": getattr(zennit, "__version__", None) or _version("zennit"),
-        "resampling": "adjoint of the preprocessing resize, colour channels summed (sum-preserving)",
-        "conservation": check,
-        "flagged": len(maps.flagged),
-        SET_HASH_KEY: set_hash or _set_hash(path, stimuli),
-        **maps.info,
-        **(extra or {}),
-    }
-    return save_relevance(path, maps.relevance, stimulus_id, maps.target, maps.prediction, maps.logit, meta)
-
-
-def _version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def summary_line(maps: ExplainedMaps) -> str:
-    """One printed line: how many maps, backend, conservation, flags."""
-    c = maps.conservation
-    head = f"{len(maps.relevance)} maps ({c['method']}, {maps.backend})"
-    if not c["applicable"]:
-        cons = "conservation: not applicable"
-    elif c["median_ratio"] is None:
-        cons = "conservation: no finite map"
-    else:
-        cons = (f"sum R / logit: median {c['median_ratio']:.4f}, max |ratio - 1| {c['max_abs_error']:.2e} "
-                f"(tolerance {c['tolerance']:g})")
-    flags = f"FLAGGED {len(maps.flagged)} map(s): {len(c['nonfinite'])} not finite, {len(c['far_off'])} far off" \
-        if maps.flagged else "none flagged"
-    return f"{head}; {cons}; {flags}"
-
-
-def _record_provenance(folder: Path, prov: Provenance, stimuli: str, output: Path) -> None:
-    """One provenance.json per relevance folder; each set's run is kept under ``runs``."""
-    runs: dict[str, Any] = {}
-    if (folder / "provenance.json").is_file():
-        try:
-            runs = dict(read_provenance(folder).get("runs", {}))
-        except (OSError, json.JSONDecodeError, AttributeError):
-            runs = {}
-    runs[stimuli] = {"command": prov.command, "config": prov.config, "started": prov.started,
-                     "output": output.name, "sha256": file_sha256(output)}
-    prov.extra["runs"] = runs
-    prov.write(folder)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -538,13 +438,6 @@ def image_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
-def _subset(stimuli, rows: np.ndarray):
-    """A prepared set restricted to ``rows`` (images and manifest) for explaining."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(images=stimuli.images[rows], manifest=stimuli.manifest.iloc[rows].reset_index(drop=True))
-
-
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -553,13 +446,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stimuli.prepared import load_prepared_set
 
     from . import load_variant
+    from .explain_stream import explain_variant, record_provenance, summary_line
 
     check_method(args.composite)
     device = resolve_device(args.device)
     stimuli = load_prepared_set(args.stimuli, args.out)
     variant = load_variant(args.variant, args.out, device)
     rows = image_subset(len(stimuli.manifest), args.images, args.image_seed)
-    chosen = _subset(stimuli, rows) if len(rows) < len(stimuli.manifest) else stimuli
     for kind in args.baseline or [None]:  # one run per baseline kind, the variant loaded once
         extra: dict[str, Any] = {}
         explained, set_name = variant, args.stimuli
@@ -577,13 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if model_file.is_file():
             prov.add_input(model_file)
         started = time.perf_counter()
-        maps = explain_variant(explained, chosen, method=args.composite, target_rule=args.target,
-                               batch_size=args.batch_size, device=device, fast=not args.reference,
-                               tolerance=args.tolerance, progress=True)
         path = relevance_path(args.variant, set_name, args.out)
-        write_maps(maps, path, variant=args.variant, stimuli=args.stimuli, target_rule=args.target,
-                   stimulus_id=list(chosen.manifest.stimulus_id), set_hash=stimuli.content_hash, extra=extra)
-        _record_provenance(path.parent, prov, set_name, path)
+        maps = explain_variant(explained, stimuli, path, rows=rows, method=args.composite, target_rule=args.target,
+                               batch_size=args.batch_size, device=device, fast=not args.reference,
+                               tolerance=args.tolerance, progress=True, extra=extra,
+                               set_hash=stimuli.content_hash, name=args.variant)
+        record_provenance(path.parent, prov, set_name, path)
         print(summary_line(maps))
         print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0

@@ -36,7 +36,7 @@ from stimuli.errors import InputError, cli_errors
 from stimuli.maps import relevance_mass_accuracy, relevance_rank_accuracy
 from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json
 from stimuli.regions import region_mask
-from stimuli.relevance import load_relevance, relevance_path
+from stimuli.relevance import relevance_path
 
 __all__ = ["region_for", "groundtruth_scores", "groundtruth_entry", "main"]
 
@@ -88,16 +88,15 @@ def groundtruth_entry(entry, results: str | Path, *, composite: str = DEFAULT_CO
     region = region_for(stimuli, entry.region)
     maps = source_maps(variant, stimuli, results, composite=composite, target="true", batch_size=batch_size,
                        device=device, progress=progress)
-    stored = load_relevance(relevance_path(variant.name, stimuli.name, results))
     if set_name == variant.config.get("stimuli"):
         rows, _ = held_out(variant, stimuli, "test")
         images = "test split"
     else:
         rows, images = np.arange(len(stimuli)), "all"
-    scores = groundtruth_scores(maps[rows], region)
+    scores = groundtruth_scores(maps.take(rows), region)
     scores.insert(0, "stimulus_id", stimuli.manifest.stimulus_id.to_numpy()[rows])
     scores.insert(0, "variant", variant.name)
-    scores["correct"] = stored.prediction[rows] == stored.target[rows]
+    scores["correct"] = maps.prediction[rows] == maps.target[rows]
     scores = scores.drop(columns="index")
     correct = scores[scores.correct]
     threshold = float(getattr(entry, "threshold", 0.8))

@@ -266,7 +266,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    from .explain import _record_provenance
+    from .explain_stream import record_provenance
 
     args = build_parser().parse_args(argv)
     for variant in args.variant:
@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if meta.get("relevance_file"):
             prov.add_input(meta["relevance_file"])
         path = save_rdms(rdm_path(variant, args.stimuli, args.out), rdms, ids, meta)
-        _record_provenance(path.parent, prov, args.stimuli, path)
+        record_provenance(path.parent, prov, args.stimuli, path)
         print(f"wrote {path}: {len(rdms)} RDM(s) over {len(ids)} stimuli ({', '.join(rdms)}) "
               f"in {time.perf_counter() - started:.1f} s")
     return 0

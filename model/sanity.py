@@ -237,7 +237,7 @@ def sanity_checks(variant, results: str | Path, *, composites: Sequence[str] = (
     stimuli = load_prepared_set(variant.config["stimuli"], results)
     rows, labels = held_out(variant, stimuli, split)
     pick = np.sort(np.random.default_rng(seed).permutation(len(rows))[:images])
-    grey, target = stimuli.images[rows[pick]], labels[pick]
+    grey, target = stimuli.read_images(rows[pick]), labels[pick]
     shuffled = random_label_network(variant, results, seed=seed, progress=progress) if random_labels else None
     tables = []
     for composite in composites:

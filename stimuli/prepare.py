@@ -47,6 +47,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from .equalise import EQUALISE_METHODS, EqualiseTargets, Method, _check_targets, equalise
 from .errors import InputError
 from .faces import FaceSet, load_face_set
 from .prepared import prepared_set_dir, write_prepared_set
@@ -71,9 +72,7 @@ __all__ = [
 ]
 
 FRAMINGS = ("pad", "crop")
-EQUALISE_METHODS = ("meanstd", "histogram", "none")
 Framing = Literal["pad", "crop"]
-Method = Literal["meanstd", "histogram", "none"]
 # (centre row, centre col, radius rows, radius cols) as fractions of the square grid, fitted by
 # eye to the mean prepared ORL face (pad framing): hair line to chin, ear to ear.
 DEFAULT_APERTURE = (0.52, 0.5, 0.47, 0.36)
@@ -182,91 +181,6 @@ def elliptical_aperture(
     return inside
 
 
-def _standardise(values: np.ndarray, mean: float, contrast: float, iterations: int = 20) -> tuple[np.ndarray, float]:
-    """Set mean and std of ``values``, keeping them in [0, 1]; returns them and the clipped share.
-
-    A plain rescale can push a few pixels past black or white, and clipping them moves the
-    mean and std again; re-standardising the clipped values converges in a few rounds.
-    """
-    x = values.astype(np.float64)
-    for _ in range(iterations):
-        std = x.std()
-        x = mean + (x - x.mean()) * (contrast / std) if std > 0 else np.full_like(x, mean)
-        clipped = (x < 0) | (x > 1)
-        np.clip(x, 0.0, 1.0, out=x)
-        if abs(x.mean() - mean) < 1e-5 and abs(x.std() - contrast) < 1e-5:
-            break
-    return x, float(clipped.mean())
-
-
-def _check_targets(method: str, mean: float, contrast: float | None) -> None:
-    if method not in EQUALISE_METHODS:
-        raise InputError(f"unknown equalisation '{method}' (choose {', '.join(EQUALISE_METHODS)})")
-    if not 0 < mean < 1:
-        raise InputError(f"target mean luminance {mean!r} must lie strictly between 0 and 1")
-    if contrast is not None and not 0 < contrast <= 0.5:
-        raise InputError(f"target RMS contrast {contrast!r} must lie in (0, 0.5] (std of [0, 1] values)")
-
-
-def equalise(
-    images: np.ndarray,
-    region: np.ndarray,
-    method: Method = "meanstd",
-    *,
-    mean: float = 0.5,
-    contrast: float | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Equalise luminance (mean) and RMS contrast (std) of (N, H, W) images inside ``region``.
-
-    Parameters
-    ----------
-    images : (N, H, W) float images in [0, 1].
-    region : (H, W) bool: the pixels that are measured and changed (others are left as they are).
-    method : ``"meanstd"`` (every image gets mean ``mean`` and std ``contrast``),
-        ``"histogram"`` (every image gets the set's average histogram, rescaled to ``mean`` and
-        ``contrast``; exact specification by rank) or ``"none"``.
-    mean : target mean on [0, 1].
-    contrast : target standard deviation; None takes the set's average (SHINE's default).
-
-    Returns
-    -------
-    The equalised images (float32) and a record of what was done (targets, clipped share).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> out, info = equalise(rng.random((3, 8, 8)), np.ones((8, 8), bool), mean=0.5, contrast=0.1)
-    >>> np.allclose(out.mean(axis=(1, 2)), 0.5, atol=1e-4), np.allclose(out.std(axis=(1, 2)), 0.1, atol=1e-4)
-    (True, True)
-    """
-    _check_targets(method, mean, contrast)
-    region = np.asarray(region, dtype=bool)
-    out = np.array(images, dtype=np.float32, copy=True)
-    pixels = out[:, region].astype(np.float64)  # (N, n) region values
-    if contrast is None:
-        contrast = float(pixels.std(axis=1).mean())
-    info: dict[str, Any] = {"method": method, "mean": float(mean), "contrast": float(contrast)}
-    if method == "none":
-        info.update(mean=None, contrast=None, clipped_fraction=0.0)
-        return out, info
-    if method == "meanstd":
-        clipped = []
-        for i in range(len(pixels)):
-            pixels[i], share = _standardise(pixels[i], mean, contrast)
-            clipped.append(share)
-        info["clipped_fraction"] = float(np.mean(clipped))
-    else:
-        # the set's average quantile function, standardised to the targets, assigned by rank
-        target, share = _standardise(np.sort(pixels, axis=1).mean(axis=0), mean, contrast)
-        target.sort()
-        for i in range(len(pixels)):
-            order = np.argsort(pixels[i], kind="stable")
-            pixels[i, order] = target
-        info["clipped_fraction"] = share
-    out[:, region] = pixels.astype(np.float32)
-    return out, info
-
-
 def stimulus_ids(paths: Sequence[str]) -> list[str]:
     """Filename-safe, unique stimulus ids from image paths relative to the face folder.
 
@@ -310,6 +224,7 @@ def prepare_faces(
     contrast: float | None = None,
     background: float | None = None,
     progress: bool = False,
+    lazy: bool = False,
 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
     """Frame, resize and equalise every face of ``faces``.
 
@@ -322,6 +237,10 @@ def prepare_faces(
         (centre row, centre col, radius rows, radius cols) in grid fractions.
     method, mean, contrast : see :func:`equalise`.
     background : grey outside the region; None uses ``mean`` (hidden pixels at the mean luminance).
+    lazy : return the images as a lazy stack (``shape``, ``len``, iteration yields one prepared
+        image at a time, decoded again), so a set of any size never sits in memory; ``info``'s
+        ``equalise`` record is complete once the stack has been iterated. The set-level
+        equalisation targets are found in a first pass, an image at a time, either way.
 
     Returns
     -------
@@ -336,12 +255,7 @@ def prepare_faces(
     if not 0 <= background <= 1:
         raise InputError(f"background grey {background!r} must lie in [0, 1]")
     ids = stimulus_ids(list(faces.table.image))  # a clash fails before any work
-    stack = np.empty((len(faces), size, size), dtype=np.float32)
-    shapes = set()
-    for i in tqdm(range(len(faces)), desc="prepare", unit="face", disable=not progress):
-        image = faces.load(i)
-        shapes.add(image.shape)
-        stack[i] = resize(frame_square(image, framing)[0], size)
+    shapes = {_header_shape(faces.path(i)) for i in range(len(faces))}
     # where every photograph covers the grid (pad strips excluded)
     covered = np.logical_and.reduce([_footprint(shape, size, framing) for shape in shapes])
     ellipse = DEFAULT_APERTURE if aperture is True else (tuple(aperture) if aperture else None)
@@ -349,9 +263,14 @@ def prepare_faces(
     region = covered if mask is None else (mask & covered)
     if not region.any():
         raise InputError("the face aperture and the photograph do not overlap; change --aperture")
-    stack, record = equalise(stack, region, method, mean=mean, contrast=contrast)
-    stack[:, ~region] = background
-    np.clip(stack, 0.0, 1.0, out=stack)
+    stack = _PreparedFaces(faces, size, framing, region, background, EqualiseTargets(region, method, mean=mean,
+                                                                                    contrast=contrast))
+    for image in tqdm(stack.framed(), desc="prepare", unit="face", total=len(faces), disable=not progress):
+        stack.targets.add(image)  # the set-level targets: one pass, an image at a time
+    record = stack.record
+    record["region"] = "aperture" if mask is not None else "photograph"
+    if not lazy:
+        stack = np.stack(list(stack)) if len(faces) else np.empty((0, size, size), np.float32)
     table = faces.table
     manifest = pd.DataFrame({
         "stimulus_id": ids,
@@ -368,10 +287,45 @@ def prepare_faces(
         "faces": faces.name,
         "framing": framing,
         "aperture_ellipse": list(ellipse) if ellipse is not None else None,
-        "equalise": {**record, "region": "aperture" if mask is not None else "photograph",
-                     "region_pixels": int(region.sum())},
+        "equalise": record,
     }
     return stack, manifest, info
+
+
+class _PreparedFaces:
+    """The prepared faces of a set, made one at a time (decoded, framed, resized, equalised) on iteration."""
+
+    def __init__(self, faces: FaceSet, size: int, framing: Framing, region: np.ndarray, background: float,
+                 targets: EqualiseTargets) -> None:
+        self.faces, self.size, self.framing = faces, size, framing
+        self.region, self.background, self.targets = region, background, targets
+        self.shape = (len(faces), size, size)
+        self.record: dict[str, Any] = {"region_pixels": int(region.sum())}
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def framed(self):
+        """Each face framed and resized, not yet equalised."""
+        for i in range(len(self.faces)):
+            yield resize(frame_square(self.faces.load(i), self.framing)[0], self.size)
+
+    def __iter__(self):
+        self.targets.restart()
+        for i, image in enumerate(self.framed()):
+            out = self.targets.apply(image)
+            out[~self.region] = self.background
+            if i == len(self) - 1:  # before the last yield: a consumer (zip) may stop right after it
+                self.record.update(self.targets.record())
+            yield np.clip(out, 0.0, 1.0, out=out)
+
+
+def _header_shape(path: Path) -> tuple[int, int]:
+    """(H, W) of an image from its header (nothing decoded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
 
 
 def _footprint(shape: tuple[int, int], size: int, framing: Framing) -> np.ndarray:
@@ -421,7 +375,7 @@ def prepare_set(
         raise InputError(f"prepared set {folder} exists already; add --force to replace it")
     check_replaceable(folder, command=PREPARE_COMMAND, protect=[results])
     face_set = load_face_set(faces, check_images=False)  # sizes first (headers), then decoding
-    images, manifest, info = prepare_faces(face_set, size, progress=progress, **options)
+    images, manifest, info = prepare_faces(face_set, size, progress=progress, lazy=True, **options)
     aperture = info.pop("aperture")
     provenance = Provenance(command=command, config={"faces": str(faces), "size": size, "name": name,
                                                      **options}, tool=PREPARE_COMMAND)

@@ -35,7 +35,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -215,9 +215,20 @@ class PreparedSet:
 
     @cached_property
     def images(self) -> np.ndarray:
-        """All stimuli as float32 (N, H, W) in [0, 1], in manifest order."""
-        stack = np.empty((len(self), *self.shape), dtype=np.float32)
-        for i, file in enumerate(self.manifest.file):
+        """All stimuli as float32 (N, H, W) in [0, 1], in manifest order (held in memory: for
+        large sets read batches with :meth:`read_images`)."""
+        return self.read_images(range(len(self)))
+
+    def read_images(self, rows: Sequence[int] | range | np.ndarray) -> np.ndarray:
+        """Stimuli ``rows`` (manifest positions) as float32 (k, H, W), decoded now (or sliced from
+        :attr:`images` once that is loaded): a batch of a large set without the rest."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if "images" in self.__dict__:
+            return self.__dict__["images"][rows]
+        stack = np.empty((len(rows), *self.shape), dtype=np.float32)
+        files = self.manifest.file.to_numpy()
+        for i, row in enumerate(rows):
+            file = files[row]
             image = read_image(self.folder / file)
             if image.shape != self.shape:
                 raise InputError(f"{self.folder / file}: size {image.shape} differs from the set's {self.shape}")
@@ -251,10 +262,16 @@ class PreparedSet:
             raise InputError(f"stimulus '{stimulus_id}' is not in prepared set '{self.name}'") from None
 
     def image(self, stimulus_id: str) -> np.ndarray:
-        return self.images[self.index_of(stimulus_id)]
+        return self.read_images([self.index_of(stimulus_id)])[0]
 
-    def mean_face(self) -> np.ndarray:
-        return self.images.mean(axis=0)
+    def mean_face(self, batch: int = 256) -> np.ndarray:
+        """The mean of all stimuli, read ``batch`` images at a time."""
+        if "images" in self.__dict__:
+            return self.__dict__["images"].mean(axis=0)
+        total = np.zeros(self.shape, dtype=np.float64)
+        for start in range(0, len(self), batch):
+            total += self.read_images(range(start, min(start + batch, len(self)))).sum(axis=0)
+        return (total / max(len(self), 1)).astype(np.float32)
 
     @cached_property
     def content_hash(self) -> str:
@@ -287,17 +304,18 @@ def write_prepared_set(
 ) -> Path:
     """Write a prepared set all-or-nothing (a crash leaves no folder behind).
 
-    ``images`` is (N, H, W) in [0, 1]; ``manifest`` has one row per image with at least
+    ``images`` is (N, H, W) in [0, 1]: an array, or any object with ``shape`` whose iteration
+    yields the (H, W) images one at a time (a large set then never sits in memory); ``manifest`` has one row per image with at least
     ``stimulus_id``, ``identity``, ``gender`` and ``source`` (``file`` is filled in here).
     ``masks`` are further boolean (H, W) maps saved as ``<name>.png`` and listed in set.json
     under ``masks`` (read back with :meth:`PreparedSet.mask`).
     """
     folder = Path(folder)
-    images = np.asarray(images)
-    if images.ndim != 3 or len(images) != len(manifest):
-        raise InputError(f"{folder}: need (N, H, W) images matching {len(manifest)} manifest rows, got {images.shape}")
-    if not np.isfinite(images).all():
-        raise InputError(f"{folder}: images contain NaN or infinite values")
+    if not hasattr(images, "shape"):
+        images = np.asarray(images)
+    shape = tuple(images.shape)
+    if len(shape) != 3 or len(images) != len(manifest):
+        raise InputError(f"{folder}: need (N, H, W) images matching {len(manifest)} manifest rows, got {shape}")
     manifest = manifest.copy().reset_index(drop=True)
     missing = [c for c in MANIFEST_COLUMNS if c != "file" and c not in manifest.columns]
     if missing:
@@ -312,7 +330,7 @@ def write_prepared_set(
     order = list(MANIFEST_COLUMNS) + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     meta = {
         "name": folder.name,
-        "size": [int(images.shape[1]), int(images.shape[2])],
+        "size": [int(shape[1]), int(shape[2])],
         "background": float(background),
         "aperture": "aperture.png" if aperture is not None else None,
         **dict(info or {}),
@@ -322,8 +340,8 @@ def write_prepared_set(
         if not re.fullmatch(r"[A-Za-z0-9_-]+", key) or key in ("aperture", "contact_sheet"):
             raise InputError(f"{folder}: mask name '{key}' must be letters, digits, '_' or '-' "
                              "(and not 'aperture')")
-        if np.shape(value) != tuple(images.shape[1:]):
-            raise InputError(f"{folder}: mask '{key}' has shape {np.shape(value)}, the images {images.shape[1:]}")
+        if np.shape(value) != shape[1:]:
+            raise InputError(f"{folder}: mask '{key}' has shape {np.shape(value)}, the images {shape[1:]}")
     if masks:
         meta["masks"] = {key: f"{key}.png" for key in masks}
     provenance = provenance or Provenance()
@@ -331,7 +349,10 @@ def write_prepared_set(
     with atomic_output_dir(folder, replace=replace, command=provenance.tool,
                            protect=[folder.parent.parent]) as work:
         (work / "images").mkdir()
-        for file, image in zip(manifest.file, images):
+        for file, image in zip(manifest.file, images):  # one image at a time: a lazy stack streams
+            image = np.asarray(image)
+            if image.shape != shape[1:] or not np.isfinite(image).all():
+                raise InputError(f"{folder}: image for {file} has shape {image.shape} or NaN or infinite values")
             Image.fromarray(to_uint8(image)).save(work / file)
         if aperture is not None:
             Image.fromarray(np.where(np.asarray(aperture, bool), 255, 0).astype(np.uint8)).save(

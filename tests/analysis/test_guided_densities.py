@@ -15,7 +15,7 @@ from analysis.ci_command import CIConfig, run_ci
 from analysis.guided_densities import GuidedDensities
 from stimuli.guided import guidance_density
 from stimuli.prepared import load_prepared_set, write_prepared_set
-from stimuli.provenance import file_sha256
+from stimuli.provenance import atomic_save_npz, file_sha256
 from stimuli.relevance import relevance_path, save_relevance
 from stimuli.trials import sidecar_path
 
@@ -36,8 +36,10 @@ def relevance_maps(seed=0):
     return np.stack(maps).astype(np.float32)
 
 
-def make_study(root, *, sidecar_sha=True):
-    """A prepared set, a relevance file and three sessions (random + per-image guided)."""
+def make_study(root, *, sidecar_sha=True, old_layout=False):
+    """A prepared set, a relevance file and three sessions (random + per-image guided).
+
+    ``old_layout``: the relevance file as written before issue #15 (one compressed npz)."""
     results = root / "results"
     rng = np.random.default_rng(1)
     aperture = np.zeros(SHAPE, bool)
@@ -47,8 +49,13 @@ def make_study(root, *, sidecar_sha=True):
     write_prepared_set(results / "stimuli" / "tiny", rng.random((4, *SHAPE)).astype(np.float32), manifest,
                        background=0.5, aperture=aperture)
     relevance = relevance_maps()
-    path = save_relevance(relevance_path(VARIANT, "tiny", results), relevance, IDS, np.zeros(4), np.zeros(4),
-                          np.zeros(4), {"variant": VARIANT})
+    path = relevance_path(VARIANT, "tiny", results)
+    if old_layout:
+        atomic_save_npz(path, relevance=relevance, stimulus_id=np.asarray(IDS), target=np.zeros(4, np.int64),
+                        prediction=np.zeros(4, np.int64), logit=np.zeros(4, np.float32),
+                        meta=np.asarray(json.dumps({"variant": VARIANT})))
+    else:
+        save_relevance(path, relevance, IDS, np.zeros(4), np.zeros(4), np.zeros(4), {"variant": VARIANT})
     densities = np.stack([guidance_density(m, SIGMA, strength=1.0, mode="guided", region=aperture, shape=SHAPE)
                           for m in relevance])
     record = {"mode": "guided", "variant": VARIANT, "maps": "per_image", "strength": 1.0,
@@ -74,8 +81,9 @@ def config(root, results):
                     search_region="all")
 
 
-def test_per_image_densities_are_rebuilt_exactly_and_used(tmp_path):
-    results, densities, _ = make_study(tmp_path)
+@pytest.mark.parametrize("old_layout", [False, True])
+def test_per_image_densities_are_rebuilt_exactly_and_used(tmp_path, old_layout):
+    results, densities, _ = make_study(tmp_path, old_layout=old_layout)
     outputs = run_ci(config(tmp_path, results), tmp_path / "out", progress=False)
     assert outputs.exclusions.empty
     summary = outputs.summary.set_index("condition")
@@ -102,13 +110,16 @@ def test_permutation_z_and_max_statistic_run_within_faces(tmp_path):
 
 @pytest.mark.parametrize("damage, reason", [
     ("changed", "changed since the session"),
+    ("relaid", "changed since the session"),
     ("missing", "relevance file not found"),
     ("no_sha", "lacks relevance_sha256"),
     ("no_record", "does not record how its centres were drawn"),
 ])
 def test_a_guided_condition_that_cannot_be_rebuilt_is_refused(tmp_path, damage, reason):
-    results, _, _ = make_study(tmp_path, sidecar_sha=damage != "no_sha")
+    results, _, _ = make_study(tmp_path, sidecar_sha=damage != "no_sha", old_layout=damage == "relaid")
     path = relevance_path(VARIANT, "tiny", results)
+    if damage == "relaid":  # the same maps re-written in the new layout: other bytes, so not what was recorded
+        save_relevance(path, relevance_maps(), IDS, np.zeros(4), np.zeros(4), np.zeros(4), {"variant": VARIANT})
     if damage == "changed":
         save_relevance(path, relevance_maps(seed=5), IDS, np.zeros(4), np.zeros(4), np.zeros(4), {})
     elif damage == "missing":

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["lrp_fast", "explain", "evaluate", "groundtruth", "sanity"]
+MODULES = ["lrp_fast", "explain", "explain_stream", "grid", "evaluate", "groundtruth", "sanity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

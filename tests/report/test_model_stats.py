@@ -79,6 +79,15 @@ def test_per_image_similarity_equals_scipy_and_matches_images_by_id():
     assert matrix.iloc[0, 1] == pytest.approx(fisher_mean(table.spearman))
 
 
+def test_per_image_similarity_a_few_images_at_a_time_equals_all_at_once(fake_maps, monkeypatch):
+    """Large sets are compared a chunk of images at a time (issue #15): the same table, row for row."""
+    from analysis import model_stats
+
+    whole = per_image_similarity(fake_maps)
+    monkeypatch.setattr(model_stats, "SIMILARITY_CHUNK_BYTES", 3 * 8 * 8 * 64 * len(fake_maps))  # ~3 images
+    pd.testing.assert_frame_equal(per_image_similarity(fake_maps), whole)
+
+
 @pytest.fixture(scope="module")
 def fake_maps(tmp_path_factory):
     results = tmp_path_factory.mktemp("relevance")

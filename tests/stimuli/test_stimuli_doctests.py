@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["bubbles", "faces", "guided", "prepare", "regions", "render", "synthetic", "trials"]
+MODULES = ["bubbles", "equalise", "faces", "guided", "prepare", "regions", "relevance", "relevance_file", "render",
+           "synthetic", "trials"]
 
 
 @pytest.mark.parametrize("name", MODULES)
