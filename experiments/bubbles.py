@@ -453,7 +453,7 @@ class BubblesTask(Task):
         centres = sampler.sample(n, np.random.default_rng(int(planned["mask_seed"])))
         mask = bubbles_mask(self.shape, centres, config.bubbles.sigma_px, merge=config.bubbles.merge)
         index = self.set.index_of(stimulus_id)
-        image = compose(self.set.images[index], mask, self.background)
+        image = compose(self.set.read_images([index])[0], mask, self.background)  # one face, not the set
         row = {**planned, "n_bubbles": n, "sigma_px": config.bubbles.sigma_px,
                "bubbles": format_centres(centres), "intensity": asked}
         return Trial(row=row, images=[image], choices={k: c for c, k in config.responses.items()},
@@ -487,7 +487,7 @@ class BubblesTask(Task):
     def classification_set(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Images, their answers and the answers' order: what observers may learn from."""
         ids = [s for ids in self.by_class.values() for s in ids]
-        images = self.set.images[[self.set.index_of(s) for s in ids]]
+        images = self.set.read_images([self.set.index_of(s) for s in ids])
         return images, [self.truth_of[s] for s in ids], list(self.classes)
 
     def inputs(self) -> list[str]:
