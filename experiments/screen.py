@@ -14,8 +14,9 @@ any error from PsychoPy. So the display compares, once the window is open:
   unless ``refresh_tolerance`` is null (a virtual display such as Xvfb has no refresh rate).
 
 A mismatch refuses the session in one line (:func:`mismatch_line`) unless
-``--allow-screen-mismatch`` is given; the sidecar's ``screen`` block (:func:`screen_record`)
-records what was asked, what was measured and whether a mismatch was let through.
+``--allow-screen-mismatch`` is given; the :func:`screen_record` block
+records what was asked, what was measured and whether a mismatch was let through
+(the session sidecar's ``ScreenCheck``).
 
 This module does not import psychopy: the display measures, this module compares.
 
@@ -120,7 +121,7 @@ def monitor_record(name: str, *, calibrated: bool, calibration_date: Any, gamma_
 def screen_record(*, requested_size: Sequence[int], requested_hz: float, tolerance: float | None,
                   measured_size: Sequence[int], measured_hz: float | None, mismatch: bool, allowed: bool,
                   pixels_per_degree: float, monitor: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar's ``screen`` block (CONTRACTS_14): requested, measured, calibration, px per degree."""
+    """The sidecar's ``ScreenCheck`` block: requested, measured, calibration, px per degree."""
     return {
         "requested": {"size_px": [int(v) for v in requested_size], "refresh_hz": float(requested_hz),
                       "refresh_tolerance": tolerance},
