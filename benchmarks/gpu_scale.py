@@ -35,26 +35,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.nn import functional as F
 
-
-def synthetic_set(root: Path, n: int, size: int) -> None:
-    from stimuli.prepared import write_prepared_set
-
-    rng = np.random.default_rng(0)
-    images = rng.random((n, size, size), dtype=np.float32)
-    people = [f"p{i % 16}" for i in range(n)]
-    manifest = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "identity": people,
-                             "gender": ["female" if int(p[1:]) % 4 == 0 else "male" for p in people],
-                             "source": "synthetic"})
-    write_prepared_set(root / "stimuli" / "bench", images, manifest, background=0.5)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+# the same synthetic set and device sync as the training-throughput benchmark (this folder is on the path)
+from train_throughput import sync, synthetic_set
 
 
 def peak(device: torch.device) -> str:
