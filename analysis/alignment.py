@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
-from stimuli.maps import check_map
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.maps import check_map
 
 from .metrics import compare_maps, pearson, spearman
 from .reliability import fisher_mean, split_half

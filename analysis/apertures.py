@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import sparse
 
 from stimuli.bubbles import aperture_profiles, parse_centres
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 __all__ = [
     "CI_COLUMNS",

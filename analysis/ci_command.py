@@ -49,12 +49,23 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from stimuli.configfile import require
-from stimuli.errors import InputError
-from stimuli.prepared import CONTENT_HASH_KEY, PreparedSet, load_prepared_set, set_record_mismatch
-from stimuli.provenance import atomic_save_npz, atomic_write_text
+from stimuli.contracts.config import require
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import (
+    CONTENT_HASH_KEY,
+    PreparedSet,
+    load_prepared_set,
+    set_record_mismatch,
+)
+from stimuli.contracts.provenance import atomic_save_npz, atomic_write_text
+from stimuli.contracts.trials import (
+    check_name,
+    find_trial_files,
+    read_sidecar,
+    read_trials,
+    sidecar_path,
+)
 from stimuli.regions import region_mask
-from stimuli.trials import check_name, find_trial_files, read_sidecar, read_trials, sidecar_path
 
 from .classification import (
     BubbleTrials,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 from .apertures import BubbleTrials, _check_shape, aperture_sum, centre_histogram, kernel_groups
 

@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 from .apertures import (
     CI_COLUMNS,

@@ -16,10 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from stimuli.configfile import from_dict, to_dict
-from stimuli.errors import InputError, cli_errors
-from stimuli.prepared import prepared_set_dir
-from stimuli.provenance import Provenance, atomic_output_dir, check_replaceable
+from stimuli.contracts.config import from_dict, to_dict
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.prepared import prepared_set_dir
+from stimuli.contracts.provenance import (
+    Provenance,
+    atomic_output_dir,
+    check_replaceable,
+    record_run,
+)
 
 from .ci_command import CIConfig, input_files, run_ci
 
@@ -137,7 +142,7 @@ def _run_ci(args: argparse.Namespace) -> int:
                 provenance.add_input(set_folder / name)
         provenance.extra["problems"] = problems
         provenance.extra["outputs"] = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
-        provenance.write(work)
+        record_run(work, provenance)
     groups = ", ".join(f"{r.condition}: {r.n_pixel_sig} px / {r.n_clusters_sig} cluster(s)"
                        for r in outputs.summary.itertuples())
     print(f"wrote {out} ({len(outputs.maps)} group CI(s); significant {groups}"

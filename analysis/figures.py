@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stimuli.provenance import atomic_write_bytes
+from stimuli.contracts.provenance import atomic_write_bytes
 
 __all__ = ["plot_ci", "plot_ci_grid"]
 

@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import PreparedSet
+from stimuli.contracts.provenance import file_sha256
+from stimuli.contracts.relevance import RelevanceMaps, load_relevance, relevance_path
+from stimuli.contracts.trials import read_sidecar, sidecar_path
 from stimuli.guided import GUIDED_MODES, guidance_density
-from stimuli.prepared import PreparedSet
-from stimuli.provenance import file_sha256
 from stimuli.regions import region_mask
-from stimuli.relevance import RelevanceMaps, load_relevance, relevance_path
-from stimuli.trials import read_sidecar, sidecar_path
 
 from .apertures import BubbleTrials, centre_histogram
 from .ci_null import CentreDensity

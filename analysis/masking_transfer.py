@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stimuli.errors import InputError
-from stimuli.variants import parse_variant_name
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.variants import parse_variant_name
 
 from .model_stats import pair_relation
 from .repeated import repeated_measures

@@ -2,7 +2,7 @@
 
 Every metric takes ``region=``: an optional boolean (H, W) mask (e.g. the face aperture)
 that restricts the comparison to its pixels. Maps with NaN or infinite values are refused
-with one clear message (:func:`stimuli.maps.check_map`).
+with one clear message (:func:`stimuli.contracts.maps.check_map`).
 
 * :func:`pearson`, :func:`spearman`: linear and rank correlation of pixel values;
 * :func:`top_k_overlap`: Dice or IoU of the two maps' top-k% pixels;
@@ -11,7 +11,7 @@ with one clear message (:func:`stimuli.maps.check_map`).
 * :func:`earth_movers_distance`: the work (pixels) to move one distribution onto the other;
 * :func:`region_auc`: how well a map's values separate a region from the rest (ROC AUC);
 * :func:`relevance_mass_accuracy`, :func:`relevance_rank_accuracy`: the ground-truth
-  metrics of Arras et al. (2022), shared with ``model`` through :mod:`stimuli.maps`.
+  metrics of Arras et al. (2022), shared with ``model`` through :mod:`stimuli.contracts.maps`.
 
 Examples
 --------
@@ -29,8 +29,13 @@ from typing import Any
 import numpy as np
 from scipy import optimize, sparse, stats
 
-from stimuli.errors import InputError
-from stimuli.maps import check_map, check_mask, relevance_mass_accuracy, relevance_rank_accuracy
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.maps import (
+    check_map,
+    check_mask,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+)
 
 __all__ = [
     "pearson",

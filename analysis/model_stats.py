@@ -4,7 +4,7 @@ Crawford et al. (arXiv 2006.16795) asked whether LRP maps of VGG-16 face classif
 stable across random seeds, generalise across finetuning tasks and across pretraining data.
 Here every pair of variants is compared image by image (:func:`per_image_similarity`) and
 through their mean maps (:func:`mean_map_similarity`); a pair's *relation* is the one factor
-its names differ in (:func:`stimuli.variants.variant_relation`: ``seed``, ``task``,
+its names differ in (:func:`stimuli.contracts.variants.variant_relation`: ``seed``, ``task``,
 ``pretrain``, or ``other``). :func:`relation_levels` averages the per-image similarity of
 the pairs of each relation (Fisher z) into one value per image and relation, and
 :func:`level_tests` tests the relations against each other with images as the repeated
@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stimuli.errors import InputError
-from stimuli.relevance import RelevanceMaps, load_relevance, map_chunks, relevance_path
-from stimuli.variants import parse_variant_name, variant_relation
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.relevance import RelevanceMaps, load_relevance, map_chunks, relevance_path
+from stimuli.contracts.variants import parse_variant_name, variant_relation
 
 from .metrics import compare_maps
 from .reliability import fisher_mean, fisher_z, map_icc, split_half
@@ -78,7 +78,7 @@ SIMILARITY_CHUNK_BYTES = 2**27  # per_image_similarity holds about this much of 
 
 
 def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
-    """A :class:`~stimuli.relevance.RelevanceMaps` from an array (tests, notebooks)."""
+    """A :class:`~stimuli.contracts.relevance.RelevanceMaps` from an array (tests, notebooks)."""
     relevance = np.asarray(relevance, dtype=np.float32)
     n = len(relevance)
     ids = np.asarray(stimulus_id if stimulus_id is not None else [f"img{i:03d}" for i in range(n)], dtype=str)
@@ -149,7 +149,7 @@ def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
 
 
 def pair_relation(a: str, b: str) -> str:
-    """:func:`stimuli.variants.variant_relation`, or ``other`` when a name is not a variant name."""
+    """:func:`stimuli.contracts.variants.variant_relation`, or ``other`` when a name is not a variant name."""
     try:
         return variant_relation(a, b)
     except InputError:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 from .classification import BubbleTrials, ClassificationImage, permutation_z
 from .stat4ci import search_region_mask

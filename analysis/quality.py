@@ -17,7 +17,7 @@ The statistics are pure functions of DataFrames that return tidy DataFrames (pin
 :func:`read_frame_events` reads a session's frame-interval file (``*_events.tsv`` next to the
 trial file, one row per screen flip: ``onset``, ``duration``, ``trial_type``, ``trial``,
 ``dropped``) and :func:`load_quality` reads a group's trial files (through
-:func:`stimuli.trials.read_trials` and :func:`~stimuli.trials.read_sidecar`) into the long
+:func:`stimuli.contracts.trials.read_trials` and :func:`~stimuli.contracts.trials.read_sidecar`) into the long
 tables the functions take. Observers without a screen (simulated, model) record no dropped
 frames (``n/a``) and write no events file: their timing is "not measured" (NaN), never 0.
 
@@ -49,9 +49,15 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from stimuli.configfile import require
-from stimuli.errors import InputError
-from stimuli.trials import EVENTS_COLUMNS, events_path, read_frame_events, read_sidecar, read_trials
+from stimuli.contracts.config import require
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import (
+    EVENTS_COLUMNS,
+    events_path,
+    read_frame_events,
+    read_sidecar,
+    read_trials,
+)
 
 from .revealed import staircase_positions
 

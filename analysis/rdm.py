@@ -1,6 +1,6 @@
 """Human RDMs from similarity judgements (the trial files of ``paradigm: similarity``).
 
-A trial file's main, answered rows (:data:`stimuli.trials.SIMILARITY_COLUMNS`) give:
+A trial file's main, answered rows (:data:`stimuli.contracts.trials.SIMILARITY_COLUMNS`) give:
 
 * from **triplets** (odd one out): the two faces not chosen were judged alike. The
   ``probability`` RDM is, for each pair, the proportion of the triplets holding both in which
@@ -41,8 +41,8 @@ from scipy import optimize, sparse
 from scipy.spatial.distance import pdist, squareform
 from threadpoolctl import threadpool_limits
 
-from stimuli.errors import InputError
-from stimuli.trials import read_trials, sidecar_path
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import read_trials, sidecar_path
 
 from .reliability import fisher_mean, spearman_brown
 from .rsa import correlate_vectors, upper

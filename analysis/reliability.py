@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 from .metrics import pearson, spearman
 

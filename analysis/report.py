@@ -38,17 +38,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stimuli.configfile import load_config, to_dict
-from stimuli.errors import InputError
-from stimuli.prepared import prepared_set_dir
-from stimuli.provenance import (
+from stimuli.contracts.config import load_config, to_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import prepared_set_dir
+from stimuli.contracts.provenance import (
     Provenance,
     atomic_output_dir,
     atomic_write_text,
     check_replaceable,
     git_commit,
+    record_run,
 )
-from stimuli.trials import sidecar_path
+from stimuli.contracts.trials import sidecar_path
 
 from .report_base import Absent, ReportConfig, ReportContext, Section
 from .report_page import data_kind, embed_page, order_sections
@@ -243,7 +244,7 @@ def run_report(config_path: str | Path, out: str | Path | None = None, *, overwr
         provenance.extra["problems"] = report.problems
         provenance.extra["sections"] = {s.key: s.status for s in report.sections}
         provenance.extra["outputs"] = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
-        provenance.write(work)
+        record_run(work, provenance)
     return out, report
 
 

@@ -10,7 +10,7 @@ inputs do not exist (the page says so) or :class:`~stimuli.InputError` when they
 
 Examples
 --------
->>> from stimuli.configfile import from_dict
+>>> from stimuli.contracts.config import from_dict
 >>> config = from_dict(ReportConfig, {"stimuli": "orl64", "tasks": ["gender"]}, "demo.yaml")
 >>> config.alignment.reference, config.exclusion.min_trials
 ('people', 100)
@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
-from stimuli.prepared import PreparedSet, load_prepared_set
-from stimuli.provenance import atomic_write_text
-from stimuli.relevance import RelevanceMaps, relevance_path
-from stimuli.trials import find_trial_files, read_sidecar, sidecar_path
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import PreparedSet, load_prepared_set
+from stimuli.contracts.provenance import atomic_write_text
+from stimuli.contracts.relevance import RelevanceMaps, relevance_path
+from stimuli.contracts.trials import find_trial_files, read_sidecar, sidecar_path
 
 from .ci_command import CIOutputs, _search_region, run_ci
 from .model_stats import discover_variants, load_variant_maps

@@ -4,7 +4,7 @@ per section: ``data``, ``ci``, ``exclusion``, ``qc``, ``models``, ``alignment``,
 
 Examples
 --------
->>> from stimuli.configfile import from_dict
+>>> from stimuli.contracts.config import from_dict
 >>> config = from_dict(ReportConfig, {"stimuli": "orl64", "qc": {"max_dropped_frame_share": 0.02}}, "a.yaml")
 >>> config.qc.max_dropped_frame_share, config.qc.accuracy_above_chance, config.embed
 (0.02, True, False)
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from stimuli.configfile import require
+from stimuli.contracts.config import require
 
 from .ci_command import CIConfig
 from .quality import QCRules

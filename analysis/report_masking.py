@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 from .masking_transfer import (
     asymmetry_tests,

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 __all__ = ["PEOPLE_FIRST", "MODELS_FIRST", "data_kind", "order_sections", "embed_page"]
 

@@ -6,7 +6,7 @@ of the similarity task (people; simulated observers; each model observer) it sho
 RDM, the split-half reliability, and every model RDM's RSA with the participants (bars with
 bootstrap CIs over stimuli and subjects, the noise ceiling as a band, permutation p-values),
 and compares variants that make the same kind of RDM (bootstrap CIs of the differences).
-Model RDMs are the files of ``python -m model rdm`` (:mod:`stimuli.rdms`). Simulated
+Model RDMs are the files of ``python -m model rdm`` (:mod:`stimuli.contracts.rdm`). Simulated
 observers built on a known embedding (recorded in their sidecars) add that embedding's RDM
 as a model: the check that the pipeline recovers what it was given.
 
@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stimuli.errors import InputError
-from stimuli.provenance import atomic_save_npz
-from stimuli.rdms import load_rdms, rdm_command, rdm_path
-from stimuli.trials import sidecar_path
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_save_npz
+from stimuli.contracts.rdm import load_rdms, rdm_command, rdm_path
+from stimuli.contracts.trials import sidecar_path
 
 from .figures import _pyplot, _save, finish_figure
 from .rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
-from stimuli.provenance import atomic_save_npz
-from stimuli.relevance import explain_command
-from stimuli.variants import parse_variant_name
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_save_npz
+from stimuli.contracts.relevance import explain_command
+from stimuli.contracts.variants import parse_variant_name
 
 from .alignment import (
     align_maps,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from stimuli.relevance import BASELINE_KINDS, baseline_command
+from stimuli.contracts.relevance import BASELINE_KINDS, baseline_command
 
 from .model_stats import per_image_similarity
 from .report_base import ReportContext, Section, fmt, p_text, plural

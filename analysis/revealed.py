@@ -63,8 +63,8 @@ import numpy as np
 import pandas as pd
 
 from stimuli.bubbles import MERGE_RULES, aperture_pixels, parse_centres, revealed_area
-from stimuli.errors import InputError
-from stimuli.trials import read_sidecar, read_trials, sidecar_path
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import read_sidecar, read_trials, sidecar_path
 
 __all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "Psychometric", "burn_in_flags", "staircase_positions",
            "staircase_trials",

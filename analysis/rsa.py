@@ -46,9 +46,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stimuli.errors import InputError
-from stimuli.rdms import check_rdm
-from stimuli.variants import parse_variant_name, variant_relation
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.rdm import check_rdm
+from stimuli.contracts.variants import parse_variant_name, variant_relation
 
 __all__ = [
     "METHODS",
@@ -359,7 +359,7 @@ def compare_models(table: pd.DataFrame, draws: Mapping[str, np.ndarray], *, stat
     """Differences between models' RSA with bootstrap CIs and two-sided bootstrap p-values.
 
     ``statistic`` is ``subjects`` (mean over participants) or ``group``. ``pairs`` defaults to
-    every pair of models; ``relation`` says how two variants differ (stimuli.variants).
+    every pair of models; ``relation`` says how two variants differ (stimuli.contracts.variants).
     """
     if statistic not in ("subjects", "group"):
         raise InputError(f"compare models on 'subjects' or 'group', not '{statistic}'")

@@ -4,7 +4,7 @@ Two variants' relevance maps can agree without any training signal: they share a
 pretrained trunk, LRP maps of any network follow the face's edges, and any two face-centred
 maps correlate. So each similarity across seeds, tasks or pretraining is set against the same
 statistic for *baselines* of the same variants (``python -m model explain --baseline KIND``,
-files ``<set>.baseline-<kind>.npz``, :func:`stimuli.relevance.baseline_set`):
+files ``<set>.baseline-<kind>.npz``, :func:`stimuli.contracts.relevance.baseline_set`):
 
 ``untrained``
     each variant with the layers it trained re-initialised (independent seeds) and left
@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.relevance import (
+from stimuli.contracts.relevance import (
     BASELINE_KINDS,
     RelevanceMaps,
     baseline_command,

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, optimize, special, stats
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 __all__ = [
     "FWHM_PER_SIGMA",

@@ -5,7 +5,7 @@ prepared at ``--size`` px with the face aperture (``stimuli.prepare.prepare_set`
 faces (one image of each of the first identities) get a relevance-like map each from their
 own structure (the Gaussian gradient magnitude of the image at ``--sigma`` px inside the
 aperture: edges of eyes, nose, mouth, face outline, different on every face), written with
-``stimuli.relevance.save_relevance``. A session sidecar is written as a Bubbles session would
+``stimuli.contracts.relevance.save_relevance``. A session sidecar is written as a Bubbles session would
 (``maps: per_image``, ``strength``, ``centre_region: aperture``, relevance SHA-256) and the
 densities are rebuilt through the analysis' own reader (:mod:`analysis.guided_densities`):
 ``stimuli.guided.guidance_density`` on the file the reader loaded.
@@ -57,11 +57,11 @@ from analysis.guided_densities import GuidedDensities  # noqa: E402
 from analysis.metrics import region_auc  # noqa: E402
 from analysis.permutation import max_statistic_test, permutation_quantile  # noqa: E402
 from analysis.stat4ci import cluster_test, fwhm_from_sigma, pixel_test  # noqa: E402
+from stimuli.contracts.prepared import load_prepared_set  # noqa: E402
+from stimuli.contracts.provenance import file_sha256  # noqa: E402
+from stimuli.contracts.relevance import relevance_path, save_relevance  # noqa: E402
 from stimuli.prepare import prepare_set  # noqa: E402
-from stimuli.prepared import load_prepared_set  # noqa: E402
-from stimuli.provenance import file_sha256  # noqa: E402
 from stimuli.regions import region_mask  # noqa: E402
-from stimuli.relevance import relevance_path, save_relevance  # noqa: E402
 
 VARIANT = "gradient-relevance"  # not a model: a relevance-like map from each face's own gradients
 _FOUR = ndimage.generate_binary_structure(2, 1)

@@ -24,7 +24,7 @@ import numpy as np
 
 from model.evaluate import EvaluateConfig
 from model.masking import masking_curves
-from stimuli.configfile import load_config
+from stimuli.contracts.config import load_config
 from stimuli.prepare import DEFAULT_APERTURE, elliptical_aperture
 
 OLD = SimpleNamespace(fractions=[0.05, 0.1, 0.2, 0.3, 0.5], modes=["remove"], fill="blur", blur_sigma=3.0,

@@ -3,7 +3,7 @@
 Design (issue #15, item 5): a prepared set of ``--images`` faces at ``--size`` px is made from
 the 400 ORL faces (prepared through :func:`stimuli.prepare.prepare_faces` with the face
 aperture), repeated with small seeded variations (a luminance shift and pixel noise, per
-copy), and written through :func:`stimuli.prepared.write_prepared_set` one image at a time.
+copy), and written through :func:`stimuli.contracts.prepared.write_prepared_set` one image at a time.
 Then, each in a fresh subprocess so that its peak resident set size is its own:
 
 * ``explain``: a randomly initialised width-reduced VGG-16 (``--width``, 2 classes, seed 0) on
@@ -69,9 +69,9 @@ class VariedFaces:
 def make_set(results: Path, n: int, size: int) -> None:
     import pandas as pd
 
+    from stimuli.contracts.prepared import write_prepared_set
     from stimuli.faces import load_face_set
     from stimuli.prepare import prepare_faces
-    from stimuli.prepared import write_prepared_set
 
     faces = load_face_set("orl")
     base, manifest, info = prepare_faces(faces, size, aperture=True)
@@ -90,8 +90,8 @@ def run_explain(results: Path, width: float, batch_size: int, old: bool) -> dict
 
     from model.architecture import build_vgg16
     from model.preprocess import to_model_input
-    from stimuli.prepared import load_prepared_set
-    from stimuli.relevance import relevance_path
+    from stimuli.contracts.prepared import load_prepared_set
+    from stimuli.contracts.relevance import relevance_path
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -124,8 +124,8 @@ def run_explain(results: Path, width: float, batch_size: int, old: bool) -> dict
 
 
 def run_read(results: Path, width: float, old: bool) -> dict:
-    from stimuli.provenance import file_sha256
-    from stimuli.relevance import load_relevance, relevance_path
+    from stimuli.contracts.provenance import file_sha256
+    from stimuli.contracts.relevance import load_relevance, relevance_path
 
     path = relevance_path(VARIANT.format(width=width), SET, results)
     started, cpu = time.perf_counter(), time.process_time()

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 
 def synthetic_set(root: Path, n: int, size: int) -> None:
-    from stimuli.prepared import write_prepared_set
+    from stimuli.contracts.prepared import write_prepared_set
 
     rng = np.random.default_rng(0)
     images = rng.random((n, size, size), dtype=np.float32)

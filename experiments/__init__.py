@@ -2,7 +2,7 @@
 
 One engine (:mod:`experiments.run`) runs any task plugin (:mod:`experiments.task`; the Bubbles
 task is :mod:`experiments.bubbles`) with any observer, into the one trial-file format of
-:mod:`stimuli.trials`. Only :mod:`experiments.display` imports psychopy; everything else runs
+:mod:`stimuli.contracts.trials`. Only :mod:`experiments.display` imports psychopy; everything else runs
 headless.
 
 Examples

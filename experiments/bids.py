@@ -16,7 +16,7 @@ simulated observers, any ``--data-root``) is a BIDS dataset that the official va
 - session provenance lives in each session's sidecar (key ``Provenance``), not in a
   ``provenance.json`` next to the trial file, which BIDS does not name. Sessions written before
   keep theirs; ``.bidsignore`` lists them (:data:`LEGACY_PROVENANCE`) so the validator skips them,
-  and :func:`stimuli.trials.read_session_provenance` reads both.
+  and :func:`stimuli.contracts.trials.read_session_provenance` reads both.
 
 Examples
 --------
@@ -39,7 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from stimuli.provenance import atomic_write_json, atomic_write_text, file_mode, git_commit
+from stimuli.contracts.provenance import atomic_write_json, atomic_write_text, file_mode, git_commit
 
 __all__ = [
     "BIDS_VERSION",

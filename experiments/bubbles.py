@@ -40,11 +40,11 @@ from stimuli.bubbles import (
     mask_area,
     max_sensible_bubbles,
 )
-from stimuli.configfile import require, to_dict
-from stimuli.errors import InputError
-from stimuli.prepared import PreparedSet, load_prepared_set, remake_command
+from stimuli.contracts.config import require, to_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import PreparedSet, load_prepared_set, remake_command
+from stimuli.contracts.trials import NAME_RULE, TRIAL_COLUMNS, is_name
 from stimuli.regions import region_mask
-from stimuli.trials import NAME_RULE, TRIAL_COLUMNS, is_name
 
 from .config import (
     MAX_BLOCKS,
@@ -323,7 +323,7 @@ class BubblesTask(Task):
             raise InputError(f"{where}: key 'bubbles.region': {error}") from None
 
     def _load_relevance(self, name: str, condition: Condition, where: str) -> None:
-        from stimuli.relevance import load_relevance, relevance_path
+        from stimuli.contracts.relevance import load_relevance, relevance_path
 
         try:
             maps = load_relevance(condition.variant, self.set.name, self.results, prepared=self.set)  # same set version
@@ -499,7 +499,7 @@ class BubblesTask(Task):
         path = self._relevance.get(name, (None, None))[1]
         record = {**to_dict(condition), "relevance_file": path}
         if path is not None:
-            from stimuli.provenance import file_sha256
+            from stimuli.contracts.provenance import file_sha256
 
             record["relevance_sha256"] = file_sha256(path)
             record["density"] = ("stimuli.guided.guidance_density(relevance, Masks.sigma_px, strength=strength, "

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from stimuli.configfile import from_dict, load_yaml, require
-from stimuli.errors import InputError
+from stimuli.contracts.config import from_dict, load_yaml, require
+from stimuli.contracts.errors import InputError
 
 __all__ = [
     "KEY_NAMES",
@@ -79,7 +79,7 @@ def check_seed(seed: object, what: str = "seed") -> None:
     --------
     >>> check_seed(-1, "--seed")
     Traceback (most recent call last):
-    stimuli.errors.InputError: --seed -1: must be an integer from 0 to 9223372036854775807
+    stimuli.contracts.errors.InputError: --seed -1: must be an integer from 0 to 9223372036854775807
     """
     if seed is None:
         return

@@ -47,7 +47,7 @@ import numpy as np
 from psychopy import core, event, monitors, visual
 from psychopy.tools import monitorunittools
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 from .frames import FrameTimes
 from .keys import EventKeys, PtbKeys, ptb_problem

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stimuli.errors import InputError
-from stimuli.provenance import atomic_write_json, file_mode
-from stimuli.trials import EVENTS_COLUMNS, events_path, split_lines
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_write_json, file_mode
+from stimuli.contracts.trials import EVENTS_COLUMNS, events_path, split_lines
 
 __all__ = ["COLUMNS", "FrameTimes", "FrameLog", "events_path", "frame_rows", "events_sidecar"]
 

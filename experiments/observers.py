@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 from stimuli.regions import region_mask
 
 from .sequence import derive_seed

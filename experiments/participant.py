@@ -15,8 +15,8 @@ import subprocess
 import sys
 from typing import Any
 
-from stimuli.errors import InputError
-from stimuli.trials import check_label
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import check_label
 
 from .task import NA
 
@@ -69,7 +69,7 @@ def check_participant_fields(values: dict[str, Any]) -> dict[str, str]:
     {'participant': '07', 'session': '1', 'age': '23.5', 'sex': 'female'}
     >>> check_participant_fields({"age": "abc"})
     Traceback (most recent call last):
-    stimuli.errors.InputError: age 'abc': must be a number of years from 1 to 120
+    stimuli.contracts.errors.InputError: age 'abc': must be a number of years from 1 to 120
     """
     checked = {}
     for key, raw in values.items():

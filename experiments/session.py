@@ -38,9 +38,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError
-from stimuli.provenance import atomic_write_json, atomic_write_text, file_mode
-from stimuli.trials import check_label, read_sidecar, sidecar_path, split_lines, trial_file_path
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_write_json, atomic_write_text, file_mode
+from stimuli.contracts.trials import (
+    check_label,
+    read_sidecar,
+    sidecar_path,
+    split_lines,
+    trial_file_path,
+)
 
 from .bids import describe_participants, participant_columns, participants_lock
 from .task import NA
@@ -237,7 +243,7 @@ def check_sidecar_shape(sidecar: Any, where: str | os.PathLike) -> None:
     --------
     >>> check_sidecar_shape([], "s.json")
     Traceback (most recent call last):
-    stimuli.errors.InputError: s.json: the sidecar must be a JSON object (it is a list); the file was edited
+    stimuli.contracts.errors.InputError: s.json: the sidecar must be a JSON object (it is a list); the file was edited
     """
     if not isinstance(sidecar, dict):
         raise InputError(f"{where}: the sidecar must be a JSON object (it is a {type(sidecar).__name__}); "

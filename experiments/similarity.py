@@ -15,7 +15,7 @@ The main trials are drawn up front from the session seed with a balanced design
 equally often as the number of trials allows, and every prefix of the sequence as balanced as
 it can be (a stopped session still covers its pairs evenly). Screen positions are shuffled per
 trial. Files, crash safety, resume and refusal to overwrite are the engine's
-(:mod:`experiments.run`); the trial-file columns are :data:`stimuli.trials.SIMILARITY_COLUMNS`.
+(:mod:`experiments.run`); the trial-file columns are :data:`stimuli.contracts.trials.SIMILARITY_COLUMNS`.
 
 Observers without a screen (``--observer``):
 
@@ -50,11 +50,11 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import pdist, squareform
 
-from stimuli.configfile import require, to_dict
-from stimuli.errors import InputError
-from stimuli.prepared import PreparedSet, load_prepared_set
-from stimuli.provenance import file_sha256
-from stimuli.trials import SIMILARITY_COLUMNS
+from stimuli.contracts.config import require, to_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import PreparedSet, load_prepared_set
+from stimuli.contracts.provenance import file_sha256
+from stimuli.contracts.trials import SIMILARITY_COLUMNS
 
 from .config import (
     MAX_PRACTICE_TRIALS,

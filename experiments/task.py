@@ -53,7 +53,7 @@ def one_blas_thread():
 
 def stimulus_set_record(prepared: Any) -> dict[str, Any]:
     """What a sidecar records about the prepared stimulus set a session showed."""
-    from stimuli.provenance import file_sha256
+    from stimuli.contracts.provenance import file_sha256
 
     folder = prepared.folder
     return {

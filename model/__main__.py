@@ -1,7 +1,8 @@
 """Command line of the model part: ``python -m model <command> ...``.
 
 Each command lives in its own module with a ``main(argv)`` (its own argparse, ``--help``);
-adding a command is one entry in :data:`COMMANDS`.
+adding a command is one entry in :data:`COMMANDS` (the pattern of every package:
+:func:`stimuli.contracts.cli.dispatch`).
 
 Examples
 --------
@@ -13,9 +14,10 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
+
+from stimuli.contracts.cli import dispatch
 
 __all__ = ["COMMANDS", "main"]
 
@@ -31,25 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _overview() -> str:
-    width = max(len(name) for name in COMMANDS)
-    lines = ["usage: python -m model <command> [options]   (python -m model <command> --help)", "",
-             "commands:"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_overview())
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command '{name}'\n{_overview()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return dispatch("model", COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from stimuli.configfile import from_dict, load_yaml, require, to_dict
-from stimuli.errors import InputError
-from stimuli.variants import VariantName, parse_variant_name
+from stimuli.contracts.config import from_dict, load_yaml, require, to_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.variants import VariantName, parse_variant_name
 
 from .architecture import TRAINABLE
 

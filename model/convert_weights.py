@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import (
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.provenance import (
     Provenance,
     atomic_write_bytes,
     atomic_write_json,

@@ -1,6 +1,6 @@
 """Training data from a prepared stimulus set: labels, the saved split, epoch order, augmentation.
 
-Models train on the prepared set itself (``stimuli.prepared``), so they see exactly the pixels
+Models train on the prepared set itself (``stimuli.contracts.prepared``), so they see exactly the pixels
 people and model observers see. The split comes from ``stimuli.faces.make_split`` with the
 grid's split seed; the variant seed drives the order of each epoch, class-balanced sampling
 and augmentation, all drawn per epoch from ``(seed, epoch)`` so a resumed run draws the same.
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stimuli.contracts.prepared import PreparedSet, load_prepared_set
 from stimuli.faces import make_split
-from stimuli.prepared import PreparedSet, load_prepared_set
 
 __all__ = ["TrainData", "load_train_data", "class_weights", "EpochPlan", "epoch_plan",
            "augment_batch", "torch_seed"]

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 __all__ = ["select_device", "Distributed", "init_distributed", "set_amp", "amp_enabled", "amp_dtype",
            "autocast", "grad_scaler", "full_precision", "precision_name"]

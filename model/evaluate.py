@@ -18,7 +18,7 @@ bootstrap over images are :mod:`model.masking_stats`. Tables (``tables/*.csv``):
   ``(aopc - random) / (own - random)`` with its CI; ``matrix_<mode>[_relative]`` the wide forms;
 * ``asymmetry_<mode>``: per pair, raw ``M[a, b] - M[b, a]`` and ``relative_ab - relative_ba``
   with its bootstrap CI and p over images; ``groups_<mode>``: transfer by relation of the pair
-  (:func:`stimuli.variants.variant_relation`: same, seed, task, pretrain, ...).
+  (:func:`stimuli.contracts.variants.variant_relation`: same, seed, task, pretrain, ...).
 
 The config may also list ground-truth checks (:mod:`model.groundtruth`) and sanity checks
 (:mod:`model.sanity`); see ``model/configs/demo_evaluate.yaml``.
@@ -41,10 +41,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from stimuli.configfile import load_config, require, to_dict
-from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, atomic_write_text
-from stimuli.relevance import (
+from stimuli.contracts.config import load_config, require, to_dict
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.provenance import (
+    Provenance,
+    atomic_output_dir,
+    atomic_write_json,
+    atomic_write_text,
+    record_run,
+)
+from stimuli.contracts.relevance import (
     SET_HASH_KEY,
     RelevanceMaps,
     load_relevance,
@@ -241,7 +247,7 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
     they are made and written there (the contract file), batch by batch. The maps come back
     memory-mapped from that file: read them with ``take(rows)`` / :func:`set_mean_map`.
     """
-    from .explain_stream import explain_variant, record_provenance, summary_line
+    from .explain_stream import explain_variant, summary_line
 
     path = relevance_path(variant.name, stimuli.name, results)
     ids = list(stimuli.manifest.stimulus_id)
@@ -256,7 +262,7 @@ def source_maps(variant, stimuli, results: Path, *, composite: str, target: str,
     prov.add_input(stimuli.folder / "manifest.csv")
     explained = explain_variant(variant, stimuli, path, method=composite, target_rule=target, batch_size=batch_size,
                                 device=device, progress=progress, set_hash=stimuli.content_hash)
-    record_provenance(path.parent, prov, stimuli.name, path)
+    record_run(path.parent, prov, run=stimuli.name, output=path)
     tqdm.write(f"{variant.name}: {summary_line(explained)}")
     return load_relevance(path)
 
@@ -352,7 +358,7 @@ def evaluate(config: EvaluateConfig, results: str | Path = "results", *, where: 
         for key, table in tables.items():
             table.to_csv(folder / "tables" / f"{key}.csv", index=key.startswith("matrix"))
         atomic_write_json(folder / "summary.json", summary)
-        prov.write(folder)
+        record_run(folder, prov)
     shutil.rmtree(work, ignore_errors=True)
     return final
 
@@ -366,7 +372,7 @@ def _read_hash(work: Path) -> str | None:
 
 def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, device, prov: Provenance,
              progress: bool, summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    from stimuli.prepared import load_prepared_set
+    from stimuli.contracts.prepared import load_prepared_set
 
     masking = config.masking
     assert masking is not None

@@ -44,9 +44,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import Provenance
-from stimuli.relevance import (
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.provenance import Provenance, record_run
+from stimuli.contracts.relevance import (
     BASELINE_KINDS,
     baseline_set,
     relevance_path,
@@ -443,10 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (code := dispatch("explain", args, sys.argv[1:] if argv is None else argv)) is not None:
         return code
-    from stimuli.prepared import load_prepared_set
+    from stimuli.contracts.prepared import load_prepared_set
 
     from . import load_variant
-    from .explain_stream import explain_variant, record_provenance, summary_line
+    from .explain_stream import explain_variant, summary_line
 
     check_method(args.composite)
     device = resolve_device(args.device)
@@ -475,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                batch_size=args.batch_size, device=device, fast=not args.reference,
                                tolerance=args.tolerance, progress=True, extra=extra,
                                set_hash=stimuli.content_hash, name=args.variant)
-        record_provenance(path.parent, prov, set_name, path)
+        record_run(path.parent, prov, run=set_name, output=path)
         print(summary_line(maps))
         print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0

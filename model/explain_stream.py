@@ -1,7 +1,7 @@
 """Explaining a prepared set into its relevance file, batch by batch (bounded memory, issue #15).
 
 :func:`explain_variant` reads a batch of stimuli, explains it (:func:`model.explain.explain_batches`)
-and appends its maps to the contract file (:func:`stimuli.relevance.relevance_writer`), so
+and appends its maps to the contract file (:func:`stimuli.contracts.relevance.relevance_writer`), so
 memory holds one batch of images and maps whatever the set's size; the file appears at its
 path only once every map is in it. The returned :class:`~model.explain.ExplainedMaps` holds
 the maps memory-mapped from that file. :func:`write_maps` writes maps already in memory
@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from stimuli.errors import InputError
-from stimuli.provenance import Provenance, file_sha256, read_provenance
-from stimuli.relevance import SET_HASH_KEY, load_relevance, relevance_writer, save_relevance
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.relevance import (
+    SET_HASH_KEY,
+    load_relevance,
+    relevance_writer,
+    save_relevance,
+)
 
 from .explain import (
     CONSERVATION_TOLERANCE,
@@ -45,8 +48,7 @@ from .explain import (
     explain_batches,
 )
 
-__all__ = ["explain_to_file", "explain_variant", "true_targets", "maps_meta", "write_maps", "summary_line",
-           "record_provenance"]
+__all__ = ["explain_to_file", "explain_variant", "true_targets", "maps_meta", "write_maps", "summary_line"]
 
 
 def true_targets(variant, manifest) -> np.ndarray:
@@ -76,7 +78,7 @@ def _version(name: str) -> str | None:
 
 def _set_hash(path: Path, stimuli: str) -> str | None:
     """Content hash of the set the maps are of: ``<results>/stimuli/<set>`` next to the contract path."""
-    from stimuli.prepared import load_prepared_set, prepared_set_dir
+    from stimuli.contracts.prepared import load_prepared_set, prepared_set_dir
 
     results = Path(path).parent.parent.parent
     if not (prepared_set_dir(stimuli, results) / "manifest.csv").is_file():
@@ -195,17 +197,3 @@ def summary_line(maps: ExplainedMaps) -> str:
     flags = f"FLAGGED {len(maps.flagged)} map(s): {len(c['nonfinite'])} not finite, {len(c['far_off'])} far off" \
         if maps.flagged else "none flagged"
     return f"{head}; {cons}; {flags}"
-
-
-def record_provenance(folder: Path, prov: Provenance, stimuli: str, output: Path) -> None:
-    """One provenance.json per relevance folder; each set's run is kept under ``runs``."""
-    runs: dict[str, Any] = {}
-    if (folder / "provenance.json").is_file():
-        try:
-            runs = dict(read_provenance(folder).get("runs", {}))
-        except (OSError, json.JSONDecodeError, AttributeError):
-            runs = {}
-    runs[stimuli] = {"command": prov.command, "config": prov.config, "started": prov.started,
-                     "output": output.name, "sha256": file_sha256(output)}
-    prov.extra["runs"] = runs
-    prov.write(folder)

@@ -3,8 +3,8 @@
 A variant trained on a synthetic set (``python -m stimuli synth --region R ...``: the class cue
 is drawn only inside region R) can only use that region, so its relevance must sit there. Per
 held-out image this module scores the relevance map against the region with
-:func:`stimuli.maps.relevance_mass_accuracy` (share of positive relevance inside the region)
-and :func:`stimuli.maps.relevance_rank_accuracy` (share of the top-|region| pixels inside it),
+:func:`stimuli.contracts.maps.relevance_mass_accuracy` (share of positive relevance inside the region)
+and :func:`stimuli.contracts.maps.relevance_rank_accuracy` (share of the top-|region| pixels inside it),
 Arras, Osman & Samek (2022) as implemented in Quantus. The region is a parameter: the set's own
 ``region`` mask by default, or any :mod:`stimuli.regions` spec. For reference the summary gives
 the region's share of the grid: what a map spread evenly over the grid would score.
@@ -32,11 +32,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import InputError, cli_errors
-from stimuli.maps import relevance_mass_accuracy, relevance_rank_accuracy
-from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.maps import relevance_mass_accuracy, relevance_rank_accuracy
+from stimuli.contracts.provenance import (
+    Provenance,
+    atomic_output_dir,
+    atomic_write_json,
+    record_run,
+)
+from stimuli.contracts.relevance import relevance_path
 from stimuli.regions import region_mask
-from stimuli.relevance import relevance_path
 
 __all__ = ["region_for", "groundtruth_scores", "groundtruth_entry", "main"]
 
@@ -74,7 +79,7 @@ def groundtruth_entry(entry, results: str | Path, *, composite: str = DEFAULT_CO
     The variant's held-out images are scored when ``stimuli`` is the set it was trained on,
     every image otherwise. Maps come from (or are written to) the relevance contract file.
     """
-    from stimuli.prepared import load_prepared_set
+    from stimuli.contracts.prepared import load_prepared_set
 
     from . import load_variant
     from .evaluate import held_out, source_maps
@@ -163,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with atomic_output_dir(final, replace=True) as folder:
         scores.to_csv(folder / "scores.csv", index=False)
         atomic_write_json(folder / "summary.json", summary)
-        prov.write(folder)
+        record_run(folder, prov)
     verdict = "PASS" if summary["passed"] else "FAIL"
     print(f"{args.variant} on {summary['stimuli']} ({summary['region']}, {summary['n']} {summary['images']} images, "
           f"accuracy {summary['accuracy']:.3f}): relevance mass accuracy {summary['mass_accuracy']:.3f} "

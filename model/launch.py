@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 __all__ = [
     "LAUNCHERS",
@@ -297,7 +297,7 @@ def _state(job: Any) -> str:
 
 
 def _write_table(folder: Path, names: Sequence[str], jobs: Sequence[Any], states: Sequence[str]) -> None:
-    from stimuli.provenance import atomic_write_text
+    from stimuli.contracts.provenance import atomic_write_text
 
     lines = ["name\tjob_id\tstate\tstdout\tstderr"]
     lines += [f"{n}\t{j.job_id}\t{s}\t{j.paths.stdout}\t{j.paths.stderr}" for n, j, s in zip(names, jobs, states)]

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 if TYPE_CHECKING:
     import torch

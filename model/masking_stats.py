@@ -275,7 +275,7 @@ def asymmetry_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true"
 
 def group_table(transfer: pd.DataFrame) -> pd.DataFrame:
     """Transfer summarised by how source and target relate (same, seed, task, pretrain, ...)."""
-    from stimuli.variants import variant_relation
+    from stimuli.contracts.variants import variant_relation
 
     columns = ["mode", "relation", "pairs", "aopc_mean", "aopc_sd", "relative_mean", "relative_sd",
                "relative_setmean_mean", "vs_setmean_mean"]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from stimuli.errors import InputError, cli_errors
+from stimuli.contracts.errors import InputError, cli_errors
 
 from .launch import (
     JobSpec,
@@ -94,7 +94,7 @@ def _evaluate_config(args: argparse.Namespace, variants: list[str], grid_stimuli
 
 def pipeline_stages(args: argparse.Namespace, argv: Sequence[str]) -> list[Stage]:
     """The stages of a pipeline run: train (sources, variants), explain, evaluate."""
-    from stimuli.prepared import prepared_set_dir
+    from stimuli.contracts.prepared import prepared_set_dir
 
     from .config import expand_grid, load_grid, select_variants
 

@@ -33,8 +33,8 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-from stimuli.configfile import load_yaml
-from stimuli.errors import InputError
+from stimuli.contracts.config import load_yaml
+from stimuli.contracts.errors import InputError
 
 from .architecture import build_vgg16, freeze_prefix
 from .config import VariantConfig, expand_grid, load_grid, pretrain_token, select_variants
@@ -146,7 +146,7 @@ def _count_trainable(config: VariantConfig, num_classes: int) -> int:
 
 def _data(config: VariantConfig, results: Path) -> tuple[int, int | None, int | None, np.ndarray | None]:
     """(classes, train images, set size, the first images) of a variant; counts None when the set is missing."""
-    from stimuli.prepared import prepared_set_dir
+    from stimuli.contracts.prepared import prepared_set_dir
 
     from .data import load_train_data
 

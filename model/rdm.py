@@ -18,7 +18,7 @@ of a prepared set:
   ``model explain`` output for the set).
 
 ``python -m model rdm --variant V --stimuli SET`` writes ``<out>/rdm/<V>/<SET>.npz`` through
-:func:`stimuli.rdms.save_rdms` (the file contract) and a ``provenance.json`` beside it.
+:func:`stimuli.contracts.rdm.save_rdms` (the file contract) and a ``provenance.json`` beside it.
 
 Examples
 --------
@@ -50,9 +50,9 @@ from scipy.spatial.distance import pdist, squareform
 from torch import nn
 from tqdm.auto import tqdm
 
-from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import Provenance
-from stimuli.rdms import rdm_path, save_rdms
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.provenance import Provenance, record_run
+from stimuli.contracts.rdm import rdm_path, save_rdms
 
 from .architecture import flat_layers
 
@@ -188,8 +188,8 @@ def variant_rdms(variant: str, stimuli: str, results: str | Path = "results", *,
     variant's relevance maps of the set exist. A kind asked for explicitly that cannot be
     made (confusion of a gender variant, relevance without maps) is an InputError.
     """
-    from stimuli.prepared import load_prepared_set
-    from stimuli.relevance import load_relevance, relevance_path
+    from stimuli.contracts.prepared import load_prepared_set
+    from stimuli.contracts.relevance import load_relevance, relevance_path
 
     from .explain import resolve_device
     from .variants import load_variant
@@ -266,7 +266,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    from .explain_stream import record_provenance
 
     args = build_parser().parse_args(argv)
     for variant in args.variant:
@@ -281,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if meta.get("relevance_file"):
             prov.add_input(meta["relevance_file"])
         path = save_rdms(rdm_path(variant, args.stimuli, args.out), rdms, ids, meta)
-        record_provenance(path.parent, prov, args.stimuli, path)
+        record_run(path.parent, prov, run=args.stimuli, output=path)
         print(f"wrote {path}: {len(rdms)} RDM(s) over {len(ids)} stimuli ({', '.join(rdms)}) "
               f"in {time.perf_counter() - started:.1f} s")
     return 0

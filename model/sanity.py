@@ -13,7 +13,7 @@ The same re-initialisation makes the *baselines* of the map-similarity findings
 (its trainable part, e.g. conv block 5 and the FC layers) and leaves them untrained, so two
 variants' baselines share everything but training; ``random`` re-initialises every layer (the
 cascade's last step). ``python -m model explain --baseline KIND`` writes their maps next to the
-variant's own (``<set>.baseline-<kind>.npz``, :func:`stimuli.relevance.baseline_set`).
+variant's own (``<set>.baseline-<kind>.npz``, :func:`stimuli.contracts.relevance.baseline_set`).
 Similarity per step is reported as Spearman rank correlation (of the maps and of their absolute
 values) and SSIM of the absolute maps scaled to [0, 1], each averaged over images, in a tidy
 table. Re-initialisation uses torchvision's own VGG init (:func:`model.architecture.
@@ -147,7 +147,7 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     >>> bool(torch.equal(base.classifier[0].weight, net.classifier[0].weight))
     False
     """
-    from stimuli.relevance import BASELINE_KINDS
+    from stimuli.contracts.relevance import BASELINE_KINDS
 
     if kind not in BASELINE_KINDS:
         raise ValueError(f"unknown baseline '{kind}' (choose {', '.join(BASELINE_KINDS)})")
@@ -229,7 +229,7 @@ def sanity_checks(variant, results: str | Path, *, composites: Sequence[str] = (
                   images: int = 16, random_labels: bool = True, seed: int = 0, split: str = "test",
                   progress: bool = False) -> pd.DataFrame:
     """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table."""
-    from stimuli.prepared import load_prepared_set
+    from stimuli.contracts.prepared import load_prepared_set
 
     from .evaluate import held_out
     from .explain import explain_images

@@ -35,8 +35,14 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from stimuli.errors import InputError, cli_errors
-from stimuli.provenance import Provenance, atomic_output_dir, atomic_write_json, file_sha256
+from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.provenance import (
+    Provenance,
+    atomic_output_dir,
+    atomic_write_json,
+    file_sha256,
+    record_run,
+)
 
 from .architecture import build_vgg16
 from .config import VariantConfig, expand_grid, load_grid, select_variants
@@ -265,7 +271,7 @@ def train_variant(
         data.split.to_csv(work / "split.csv", index=False)
         atomic_write_json(work / "metrics.json", metrics)
         prov.extra["variant_files"] = variant_file_hashes(work)  # load_variant refuses a changed config or model
-        prov.write(work)
+        record_run(work, prov)
     shutil.rmtree(partial, ignore_errors=True)
     if progress:
         test = final_scores["test"][trainer.metric]

@@ -32,8 +32,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from stimuli.errors import InputError
-from stimuli.provenance import atomic_write_bytes
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_write_bytes
 
 from .architecture import first_trainable, flat_layers, freeze_prefix
 from .config import TrainConfig, VariantConfig

@@ -36,9 +36,9 @@ import torch
 import yaml
 from torch import nn
 
-from stimuli.configfile import from_dict
-from stimuli.errors import InputError
-from stimuli.provenance import file_sha256
+from stimuli.contracts.config import from_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import file_sha256
 
 from .architecture import build_vgg16
 from .config import VariantConfig, VariantSpec, expand_grid, load_grid, parse_variant

@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from stimuli.errors import InputError
-from stimuli.provenance import file_sha256
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import file_sha256
 
 from .weights import VGG16_CONV_INDICES, fold_preprocessing, read_state_dict
 

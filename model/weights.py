@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from stimuli.errors import InputError
-from stimuli.provenance import file_sha256
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import file_sha256
 
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
 

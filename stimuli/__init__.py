@@ -15,7 +15,7 @@ from .bubbles import (
     parse_centres,
     sample_centres,
 )
-from .errors import InputError
+from .contracts.errors import InputError
 from .faces import FaceSet, load_face_set, make_split, read_image
 
 __all__ = [

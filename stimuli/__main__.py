@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import cli_errors
+from .contracts.errors import cli_errors
 
 __all__ = ["main", "build_parser"]
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import InputError
+from .contracts.errors import InputError
 
 __all__ = [
     "MERGE_RULES",

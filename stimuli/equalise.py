@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import InputError
+from .contracts.errors import InputError
 
 __all__ = ["EQUALISE_METHODS", "Method", "equalise", "EqualiseTargets"]
 

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .errors import InputError
+from .contracts.errors import InputError
 
 __all__ = ["GUIDED_MODES", "check_relevance_map", "guidance_density", "topk_reveal_mask"]
 

@@ -21,7 +21,7 @@ Limits, checked before any image is decoded or anything is written: at most
 (PIL's own decompression-bomb guard stays on behind it), and a stimulus side of at most
 :data:`MAX_SIZE` (1024) pixels.
 
-:func:`prepare_set` writes the result with :func:`stimuli.prepared.write_prepared_set`.
+:func:`prepare_set` writes the result with :func:`stimuli.contracts.prepared.write_prepared_set`.
 
 Examples
 --------
@@ -47,11 +47,11 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from .contracts.errors import InputError
+from .contracts.prepared import prepared_set_dir, write_prepared_set
+from .contracts.provenance import Provenance, check_replaceable
 from .equalise import EQUALISE_METHODS, EqualiseTargets, Method, _check_targets, equalise
-from .errors import InputError
 from .faces import FaceSet, load_face_set
-from .prepared import prepared_set_dir, write_prepared_set
-from .provenance import Provenance, check_replaceable
 
 __all__ = [
     "FRAMINGS",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .contracts.errors import InputError
 
 __all__ = ["NAMED_REGIONS", "region_mask", "region_box"]
 

@@ -42,11 +42,17 @@ from .bubbles import (
     max_sensible_bubbles,
     parse_centres,
 )
-from .errors import InputError
+from .contracts.errors import InputError
+from .contracts.prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
+from .contracts.provenance import (
+    Provenance,
+    atomic_output_dir,
+    atomic_write_text,
+    check_replaceable,
+    record_run,
+)
+from .contracts.relevance import RelevanceMaps, load_relevance, relevance_path
 from .guided import guidance_density, topk_reveal_mask
-from .prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
-from .provenance import Provenance, atomic_output_dir, atomic_write_text, check_replaceable
-from .relevance import RelevanceMaps, load_relevance, relevance_path
 
 __all__ = ["RENDER_MODES", "mask_seed", "render_stimuli", "rebuild_mask", "contact_sheet", "render_set"]
 
@@ -290,5 +296,5 @@ def render_set(
         atomic_write_text(work / "manifest.csv", table.to_csv(index=False))
         sheet = contact_sheet(images[:sheet_max], background=1.0)
         Image.fromarray(to_uint8(sheet)).save(work / "contact_sheet.png")
-        provenance.write(work)
+        record_run(work, provenance)
     return out

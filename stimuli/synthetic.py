@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .contracts.errors import InputError
+from .contracts.prepared import prepared_set_dir, write_prepared_set
+from .contracts.provenance import Provenance
 from .faces import FaceSet, load_face_set
 from .prepare import prepare_faces, record_face_inputs
-from .prepared import prepared_set_dir, write_prepared_set
-from .provenance import Provenance
 from .regions import region_box, region_mask
 
 __all__ = ["CLASSES", "grating_cue", "synthesize", "synth_set"]

@@ -10,19 +10,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stimuli.configfile import from_dict, load_config, require, to_dict
-from stimuli.errors import InputError
-from stimuli.prepared import load_prepared_set, write_prepared_set
-from stimuli.provenance import Provenance, atomic_output_dir, file_sha256, read_provenance
-from stimuli.regions import region_mask
-from stimuli.relevance import load_relevance, relevance_path, save_relevance
-from stimuli.trials import (
+from stimuli.contracts.config import from_dict, load_config, require, to_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
+from stimuli.contracts.provenance import (
+    Provenance,
+    atomic_output_dir,
+    file_sha256,
+    read_provenance,
+    record_run,
+)
+from stimuli.contracts.relevance import load_relevance, relevance_path, save_relevance
+from stimuli.contracts.trials import (
     TRIAL_COLUMNS,
     check_label,
     find_trial_files,
     read_trials,
     trial_file_path,
 )
+from stimuli.regions import region_mask
 
 
 @dataclass
@@ -93,7 +99,7 @@ def test_atomic_output_dir_leaves_nothing_on_error(tmp_path):
 def test_provenance_records_inputs_seeds_and_versions(tmp_path):
     source = tmp_path / "input.csv"
     source.write_text("a,b\n1,2\n")
-    Provenance(command=["prog", "--x"], config={"k": 1}, seeds={"split": 7}, inputs=[source]).write(tmp_path)
+    record_run(tmp_path, Provenance(command=["prog", "--x"], config={"k": 1}, seeds={"split": 7}, inputs=[source]))
     record = read_provenance(tmp_path)
     assert record["command"] == ["prog", "--x"] and record["seeds"] == {"split": 7}
     assert record["inputs"] == {str(source): file_sha256(source)}

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from stimuli.bubbles import bubbles_mask, format_centres, sample_centres
+from stimuli.contracts.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
 from stimuli.regions import region_mask
-from stimuli.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
 
 CLASSES = ("female", "male")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stimuli.prepared import write_prepared_set
+from stimuli.contracts.prepared import write_prepared_set
 
 # the simulated observer lives next to the tests (ci_simulation.py)
 sys.path.insert(0, str(Path(__file__).parent))

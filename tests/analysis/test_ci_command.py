@@ -14,9 +14,9 @@ from ci_simulation import simulate_trials, write_trial_file
 
 from analysis.ci_command import CIConfig, run_ci
 from analysis.cli import main
-from stimuli.configfile import from_dict
-from stimuli.errors import InputError
-from stimuli.provenance import read_provenance
+from stimuli.contracts.config import from_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import read_provenance
 
 SHAPE = (40, 40)
 

@@ -25,7 +25,7 @@ from analysis.classification import (
 )
 from analysis.metrics import region_auc
 from stimuli.bubbles import aperture_profiles, bubbles_mask, format_centres
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 from stimuli.regions import region_mask
 
 

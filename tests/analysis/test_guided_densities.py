@@ -13,11 +13,11 @@ from ci_simulation import simulate_guided_observer, simulate_trials, trial_rows,
 
 from analysis.ci_command import CIConfig, run_ci
 from analysis.guided_densities import GuidedDensities
+from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
+from stimuli.contracts.provenance import atomic_save_npz, file_sha256
+from stimuli.contracts.relevance import relevance_path, save_relevance
+from stimuli.contracts.trials import sidecar_path
 from stimuli.guided import guidance_density
-from stimuli.prepared import load_prepared_set, write_prepared_set
-from stimuli.provenance import atomic_save_npz, file_sha256
-from stimuli.relevance import relevance_path, save_relevance
-from stimuli.trials import sidecar_path
 
 SHAPE, SIGMA, VARIANT = (40, 40), 2.5, "toy-identity-s0"
 IDS = [f"face{i:02d}" for i in range(4)]

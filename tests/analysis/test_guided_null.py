@@ -20,7 +20,7 @@ from analysis.error_rates import clopper_pearson
 from analysis.metrics import region_auc
 from analysis.permutation import max_statistic_test
 from analysis.stat4ci import cluster_test, fwhm_from_sigma, pixel_test
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 SHAPE, SIGMA, FACES = (32, 32), 2.0, 4
 REGION = np.zeros(SHAPE, bool)

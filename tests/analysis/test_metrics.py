@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import stimuli.maps
+import stimuli.contracts.maps
 from analysis import metrics
 from analysis.metrics import (
     compare_maps,
@@ -21,7 +21,7 @@ from analysis.metrics import (
     top_k_mask,
     top_k_overlap,
 )
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 def test_correlations_on_known_maps():
@@ -86,8 +86,8 @@ def test_mass_inside_and_ground_truth_metrics():
     assert np.isnan(relevance_rank_accuracy(relevance, np.zeros((4, 4), bool)))
     assert np.isnan(relevance_mass_accuracy(-np.abs(relevance), truth))  # no positive relevance
     # analysis re-exports the one implementation in stimuli (model uses it too)
-    assert metrics.relevance_mass_accuracy is stimuli.maps.relevance_mass_accuracy
-    assert metrics.relevance_rank_accuracy is stimuli.maps.relevance_rank_accuracy
+    assert metrics.relevance_mass_accuracy is stimuli.contracts.maps.relevance_mass_accuracy
+    assert metrics.relevance_rank_accuracy is stimuli.contracts.maps.relevance_rank_accuracy
 
 
 def test_histogram_intersection_and_emd():

@@ -21,9 +21,9 @@ from ci_simulation import simulate_trials, write_trial_file
 from cli_checks import one_line_error, snapshot
 
 from analysis.cli import main
-from stimuli.prepared import load_prepared_set, write_prepared_set
-from stimuli.provenance import read_provenance
-from stimuli.trials import sidecar_path
+from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
+from stimuli.contracts.provenance import read_provenance
+from stimuli.contracts.trials import sidecar_path
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (40, 40)

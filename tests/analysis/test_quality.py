@@ -31,8 +31,8 @@ from analysis.quality import (
     staircase_trace,
 )
 from analysis.report_base import ReportConfig
-from stimuli.configfile import from_dict, load_config
-from stimuli.errors import InputError
+from stimuli.contracts.config import from_dict, load_config
+from stimuli.contracts.errors import InputError
 
 
 def _trials(participant: str, correct, *, session: str = "1", dropped=None, rt=None, condition="random",
@@ -119,7 +119,7 @@ def test_events_file_reader(tmp_path):
 
 
 def _write_session(root, participant: str, rows: pd.DataFrame, sidecar: dict):
-    from stimuli.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
+    from stimuli.contracts.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
 
     path = trial_file_path(root, participant, 1, "gender")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from ci_simulation import simulate_trials, write_trial_file
 
 from analysis.ci_command import CIConfig, run_ci
 from analysis.rdm import load_human_rdms
-from stimuli.errors import InputError
-from stimuli.trials import SIMILARITY_COLUMNS, read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import SIMILARITY_COLUMNS, read_trials
 
 SHAPE = (40, 40)
 
@@ -123,7 +123,7 @@ def test_an_out_of_order_or_n_a_trial_number_is_refused(tmp_path):
 
 def _similarity_file(folder: Path, participant: str, seed: int) -> Path:
     """A triplet session over four faces: every triplet four times, answers from a fixed embedding."""
-    from stimuli.trials import trial_file_path
+    from stimuli.contracts.trials import trial_file_path
 
     rng = np.random.default_rng(seed)
     faces = ["f0", "f1", "f2", "f3"]

@@ -24,7 +24,7 @@ from analysis.stat4ci import (
     pixel_test_threshold,
     rft_threshold,
 )
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 FOUR_LN2 = 4 * math.log(2)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from experiments.run import main, run_session
-from stimuli.trials import read_trials
+from stimuli.contracts.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -158,8 +158,8 @@ def test_non_utf8_yaml_is_one_line(make_config, results, tmp_path, capsys):
 
 
 def test_every_yaml_loader_says_one_line_for_non_utf8(make_config, tmp_path):
-    from stimuli.configfile import load_yaml
-    from stimuli.errors import InputError
+    from stimuli.contracts.config import load_yaml
+    from stimuli.contracts.errors import InputError
 
     config = make_config()
     _latin1_yaml(config)
@@ -380,7 +380,7 @@ def test_similarity_design_bounds_are_refused_not_clamped(key, value, expected, 
     import yaml
 
     from experiments.config import load_experiment
-    from stimuli.errors import InputError
+    from stimuli.contracts.errors import InputError
 
     config = yaml.safe_load((REPO / "experiments" / "similarity.yaml").read_text())
     config["design"][key] = value

@@ -19,8 +19,8 @@ from experiments.bids import LEGACY_PROVENANCE, create_once, participant_columns
 from experiments.observers import Observer
 from experiments.run import main, run_session
 from experiments.task import QuitRequested
-from stimuli.errors import InputError
-from stimuli.trials import SESSION_PROVENANCE_KEY, read_session_provenance, read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import SESSION_PROVENANCE_KEY, read_session_provenance, read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 BIDS_FILES = {"dataset_description.json", "participants.tsv", "participants.json", "README.md"}

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from experiments.run import load_task
-from stimuli.errors import InputError
-from stimuli.trials import read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSIC = REPO / "experiments" / "bubbles_classic.yaml"

@@ -11,7 +11,7 @@ import pytest
 
 from experiments.config import load_experiment
 from experiments.run import main
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import pytest
 
 from experiments.run import run_session
 from stimuli.bubbles import mask_from_trial
+from stimuli.contracts.trials import read_trials
 from stimuli.regions import region_mask
-from stimuli.trials import read_trials
 
 
 @pytest.mark.slow

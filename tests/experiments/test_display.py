@@ -24,8 +24,8 @@ from PIL import Image
 from experiments.run import load_task
 from experiments.staircase import Quest, bubbles_for_intensity, intensity_for_bubbles
 from stimuli.bubbles import compose, mask_from_trial
-from stimuli.prepared import load_prepared_set
-from stimuli.trials import read_trials
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 

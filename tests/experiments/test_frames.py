@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from experiments.frames import COLUMNS, FrameLog, FrameTimes, events_path, frame_rows
-from stimuli.errors import InputError
-from stimuli.trials import read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import read_trials
 
 # the official validator (the bids-validator-deno wheel, a dev dependency) next to this interpreter
 VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"

@@ -13,8 +13,8 @@ import pytest
 
 from experiments.config import load_experiment
 from experiments.keys import EventKeys, PtbKeys, ptb_problem
-from stimuli.errors import InputError
-from stimuli.trials import read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -132,7 +132,7 @@ def test_ptb_is_used_and_recorded_when_psychtoolbox_imports(screen_session, make
 def test_a_session_started_before_these_settings_existed_still_resumes(make_config, results, tmp_path):
     """Sidecars written before keys.backend and screen.refresh_tolerance: the config compares at their defaults."""
     from experiments.run import run_session
-    from stimuli.trials import read_trials
+    from stimuli.contracts.trials import read_trials
 
     config = make_config({"design": {"trials_per_block": 4, "practice_trials": 0}, "screen": {"refresh_tolerance": 0.02}})
     done = run_session(config, "old1", 1, observer="template", data_root=tmp_path / "sim", results=results, seed=4,

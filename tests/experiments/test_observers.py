@@ -12,10 +12,10 @@ from experiments.observers import ModelObserver, TemplateObserver, make_observer
 from experiments.run import load_task, run_session
 from experiments.task import Trial
 from stimuli.bubbles import bubbles_mask, compose, sample_centres
-from stimuli.errors import InputError
-from stimuli.prepared import load_prepared_set
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.trials import read_trials
 from stimuli.regions import region_mask
-from stimuli.trials import read_trials
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.participant import AGE_RANGE, check_participant_fields
 from experiments.run import main
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 @pytest.mark.parametrize(("field", "value", "needle"), [

@@ -9,8 +9,8 @@ import pytest
 
 from experiments.run import main
 from stimuli.bubbles import REVEALED_COLUMNS, aperture_pixels, mask_area, revealed_area
-from stimuli.prepared import load_prepared_set
-from stimuli.trials import find_trial_files, read_trials
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.trials import find_trial_files, read_trials
 
 
 @pytest.mark.parametrize("merge", ["sum", "prob"])
@@ -46,7 +46,7 @@ def test_mask_area_counts_partial_pixels_and_refuses_a_wrong_aperture():
     aperture = np.zeros((4, 4), bool)
     aperture[:2, :2] = True
     assert mask_area(mask) == 1.75 and mask_area(mask, aperture) == 1.25
-    from stimuli.errors import InputError
+    from stimuli.contracts.errors import InputError
 
     with pytest.raises(InputError, match=r"face aperture has shape \(3, 4\)"):
         mask_area(mask, aperture[:3])

@@ -25,7 +25,7 @@ from experiments.screen import (
     screen_record,
     suggested_refresh,
 )
-from stimuli.trials import read_trials
+from stimuli.contracts.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "experiments" / "bubbles_gender.yaml"
@@ -52,7 +52,7 @@ def test_refresh_beyond_the_tolerance_or_unmeasured_is_a_mismatch_unless_uncheck
 
 def test_the_tolerance_is_validated_on_load(make_config):
     from experiments.config import load_experiment
-    from stimuli.errors import InputError
+    from stimuli.contracts.errors import InputError
 
     assert load_experiment(make_config({"screen": {"refresh_tolerance": 0.05}})).screen.refresh_tolerance == 0.05
     with pytest.raises(InputError, match="key 'screen.refresh_tolerance' must be a fraction of refresh_hz"):

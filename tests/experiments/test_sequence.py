@@ -13,8 +13,8 @@ from experiments.run import load_task, run_session
 from experiments.sequence import balanced_labels, block_order, derive_seed
 from experiments.task import Response
 from stimuli.bubbles import compose, mask_from_trial
-from stimuli.prepared import load_prepared_set
-from stimuli.trials import read_trials
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.trials import read_trials
 
 
 def test_sequence_is_a_function_of_the_seed(make_config, results):
@@ -109,7 +109,7 @@ def test_centres_stay_in_the_sampling_region(make_config, results, tmp_path):
 
 @pytest.mark.parametrize("maps", ["mean", "per_image"])
 def test_guided_and_antiguided_centres_follow_the_relevance_maps(make_config, results, tmp_path, maps):
-    from stimuli.relevance import relevance_path, save_relevance
+    from stimuli.contracts.relevance import relevance_path, save_relevance
 
     stim = load_prepared_set("orl32", results)
     n = len(stim)

@@ -15,9 +15,14 @@ import pytest
 
 from experiments.run import main, run_session
 from experiments.session import SessionFiles, read_session_rows, update_participants
-from stimuli.errors import InputError
-from stimuli.provenance import file_sha256
-from stimuli.trials import TRIAL_COLUMNS, find_trial_files, read_session_provenance, read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import file_sha256
+from stimuli.contracts.trials import (
+    TRIAL_COLUMNS,
+    find_trial_files,
+    read_session_provenance,
+    read_trials,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import torch
 from model.explain import explain_images, image_subset
 from model.preprocess import to_model_input
 from model.sanity import baseline_network, baseline_seed, trained_layers
-from stimuli.errors import InputError
-from stimuli.relevance import baseline_set
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.relevance import baseline_set
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module, layer: str) -> bool:
@@ -82,7 +82,7 @@ def test_image_subset_is_seeded_sorted_and_checked():
 @pytest.mark.slow
 def test_explain_command_writes_baseline_maps_next_to_the_variants(trained, capsys):
     from model.explain import main as explain_main
-    from stimuli.relevance import load_relevance, relevance_path
+    from stimuli.contracts.relevance import load_relevance, relevance_path
 
     variant = "vgg16-bn-w0.0625-none-gender-s0"
     common = ["--variant", variant, "--stimuli", "synth-eyes", "--out", str(trained), "--device", "cpu"]

@@ -22,8 +22,8 @@ from model.evaluate import (
 from model.evaluate import main as evaluate_main
 from model.explain import main as explain_main
 from model.groundtruth import main as groundtruth_main
-from stimuli.prepared import load_prepared_set
-from stimuli.relevance import load_relevance, relevance_path
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.relevance import load_relevance, relevance_path
 
 pytestmark = pytest.mark.slow
 V0, V1 = "vgg16-bn-w0.0625-none-gender-s0", "vgg16-bn-w0.0625-none-gender-s1"
@@ -177,7 +177,7 @@ def test_evaluate_resumes_from_finished_targets(trained, tmp_path):
     config_path = write_config(tmp_path, name="resumed", masking={"fractions": [0.5], "random_repeats": 1,
                                                                   "modes": ["remove"], "set_mean": "none",
                                                                   "bootstrap": 100})
-    from stimuli.configfile import load_config
+    from stimuli.contracts.config import load_config
 
     config = load_config(EvaluateConfig, config_path)
     from model.evaluate import _config_hash
@@ -301,7 +301,7 @@ def test_evaluate_reexplains_maps_made_on_another_version_of_the_set(trained, tm
     import shutil
 
     from model.evaluate import source_maps
-    from stimuli.relevance import SET_HASH_KEY, save_relevance
+    from stimuli.contracts.relevance import SET_HASH_KEY, save_relevance
 
     root = tmp_path / "results"
     shutil.copytree(trained, root)

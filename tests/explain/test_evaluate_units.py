@@ -19,8 +19,8 @@ from model.evaluate import (
     top_fraction_masks,
     transfer_table,
 )
-from stimuli.configfile import load_config
-from stimuli.errors import InputError
+from stimuli.contracts.config import load_config
+from stimuli.contracts.errors import InputError
 
 
 def test_top_fraction_masks_pick_the_most_relevant_pixels():

@@ -18,7 +18,7 @@ from model.explain import (
 )
 from model.lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
 from model.preprocess import to_model_input
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 def to_input32(images):

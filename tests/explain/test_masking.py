@@ -25,7 +25,7 @@ from model.masking_stats import (
     image_aopc,
     transfer_table,
 )
-from stimuli.configfile import ConfigValueError
+from stimuli.contracts.config import ConfigValueError
 from stimuli.prepare import DEFAULT_APERTURE, elliptical_aperture
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "masking_asymmetry_null.py"
@@ -65,7 +65,7 @@ def test_random_blobs_lie_inside_the_aperture_and_match_the_relevance_area():
 
 
 def test_more_pixels_than_the_aperture_holds_is_refused():
-    from stimuli.errors import InputError
+    from stimuli.contracts.errors import InputError
 
     aperture = np.zeros((10, 10), bool)
     aperture[:5] = True

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stimuli.prepared import write_prepared_set
+from stimuli.contracts.prepared import write_prepared_set
 
 SIZE = 32
 

@@ -14,8 +14,8 @@ from model.train import main as train_main
 from model.train import train_variant
 from model.variants import load_variant
 from model.weights import read_state_dict
-from stimuli.errors import InputError
-from stimuli.provenance import file_sha256, read_provenance
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import file_sha256, read_provenance
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import torch
 from model import select_device
 from model.__main__ import COMMANDS
 from model.__main__ import main as model_main
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 def test_overview_lists_the_commands(capsys):

@@ -8,7 +8,7 @@ import yaml
 from model import parse_variant
 from model.config import VariantSpec, expand_grid, load_grid, pretrain_token, select_variants
 from model.train import main as train_main
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 @pytest.mark.parametrize("name", [

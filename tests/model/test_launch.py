@@ -11,7 +11,7 @@ import yaml
 
 from model import launch
 from model.launch import LaunchOptions, Stage, dependency, executor_parameters, parse_time
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 submitit = pytest.importorskip("submitit")
 

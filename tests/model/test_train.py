@@ -13,7 +13,7 @@ import yaml
 from model import load_variant
 from model.train import train_variant
 from model.variants import resume_dir, variant_dir
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 AUGMENTED = {"trainable": "all", "epochs": 3, "dropout": 0.5,
              "augment": {"hflip": True, "max_shift": 0.1}, "balance": "sampler"}
@@ -148,7 +148,7 @@ def test_variant_folder_contract_and_load_variant(write_grid, results, variant_c
     variant = load_variant(config.variant, results, device="cpu")
     assert variant.classes == ["female", "male"] and variant.task == "gender" and variant.input_size == 32
     assert not variant.net.training and variant.spec.batch_norm
-    from stimuli.prepared import load_prepared_set
+    from stimuli.contracts.prepared import load_prepared_set
 
     images = load_prepared_set("synth", results).images
     logits = variant.predict_logits(images, batch_size=7)

@@ -32,7 +32,7 @@ from model.vggface import (
     read_keras_vggface,
     vggface_state_dict,
 )
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 h5py = pytest.importorskip("h5py")
 

@@ -11,7 +11,7 @@ import torch
 from model import build_vgg16, load_variant
 from model.train import train_variant
 from model.weights import read_state_dict
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 class Payload:

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from stimuli.bubbles import bubbles_mask, format_centres, sample_centres
-from stimuli.prepared import write_prepared_set
+from stimuli.contracts.prepared import write_prepared_set
+from stimuli.contracts.relevance import relevance_path, save_relevance
+from stimuli.contracts.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
 from stimuli.regions import region_mask
-from stimuli.relevance import relevance_path, save_relevance
-from stimuli.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
 
 SHAPE = (40, 40)
 N_FACES = 8
@@ -146,7 +146,7 @@ def make_relevance(results: Path, set_name: str = "tiny", variants=tuple(VARIANT
 
 def _baseline_files(results: Path, set_name: str, variant: str, n_images: int, face: np.ndarray,
                     meta: dict) -> list[Path]:
-    from stimuli.relevance import baseline_set
+    from stimuli.contracts.relevance import baseline_set
 
     paths = []
     for kind, shared in (("untrained", 1.0), ("random", 0.2)):
@@ -204,7 +204,7 @@ def make_evaluate(folder: Path, variants=tuple(VARIANTS), fractions=(0.0, 0.1, 0
     """Masking tables in the layout of ``python -m model evaluate`` (``<folder>/tables/*.csv``):
     own maps hurt most, then other seeds, tasks, pretraining; imagenet maps serve faces targets
     better than the reverse (an asymmetry); random masks hurt least."""
-    from stimuli.variants import variant_relation
+    from stimuli.contracts.variants import variant_relation
 
     strength = {"same": 1.0, "seed": 0.9, "task": 0.7, "pretrain": 0.35}
     rng = np.random.default_rng(11)

@@ -13,7 +13,7 @@ from analysis.alignment import (
     noise_ceiling,
     shift_null,
 )
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 def smooth_field(rng, shape=(32, 32), size=3.0):

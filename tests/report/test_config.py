@@ -6,8 +6,8 @@ import pytest
 
 import analysis
 from analysis.report_base import ReportConfig
-from stimuli.configfile import from_dict, load_config
-from stimuli.errors import InputError
+from stimuli.contracts.config import from_dict, load_config
+from stimuli.contracts.errors import InputError
 
 
 def test_the_demo_config_is_valid():

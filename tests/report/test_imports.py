@@ -12,7 +12,7 @@ HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
 CHECK = f"""
 import runpy, sys
 import numpy as np, pandas as pd, pingouin
-import analysis.report, analysis.report_sections, analysis.alignment, analysis.model_stats, stimuli.variants
+import analysis.report, analysis.report_sections, analysis.alignment, analysis.model_stats, stimuli.contracts.variants
 from analysis.report_figures import plot_matrix
 plot_matrix(pd.DataFrame(np.eye(2)), sys.argv[1])
 sys.argv = ['analysis', 'run', '--help']

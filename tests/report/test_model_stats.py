@@ -22,7 +22,7 @@ from analysis.model_stats import (
     variant_reliability,
 )
 from analysis.reliability import fisher_mean, map_icc, spearman_brown, split_half
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 def test_spearman_brown_known_values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fake_study import TEMPLATE, model_observer, simulate_session, write_session
 
 from analysis.report_base import DataRoots, ReportConfig, ReportContext, find_observer_groups
-from stimuli.trials import sidecar_path
+from stimuli.contracts.trials import sidecar_path
 
 
 def test_groups_follow_the_sidecar_observer(tmp_path):

@@ -24,8 +24,8 @@ from fake_study import (
 from analysis.cli import main
 from analysis.report import SECTIONS, default_out, register_section, run_report
 from analysis.report_base import ReportConfig
-from stimuli.configfile import load_config
-from stimuli.provenance import read_provenance
+from stimuli.contracts.config import load_config
+from stimuli.contracts.provenance import read_provenance
 
 pytestmark = pytest.mark.slow
 
@@ -262,7 +262,7 @@ def test_command_line_exit_codes_and_config_errors(report, tmp_path, capsys):
 
 
 def test_a_registered_section_is_built_and_its_errors_are_contained(report, tmp_path):
-    from stimuli.errors import InputError
+    from stimuli.contracts.errors import InputError
 
     def build_extra(ctx, section):
         section.text(f"{len(ctx.groups('gender'))} observer groups")

@@ -26,7 +26,7 @@ from fake_study import (
 from analysis.cli import main
 from analysis.report import SECTIONS, run_report
 from analysis.report_page import MODELS_FIRST, PEOPLE_FIRST
-from stimuli.trials import sidecar_path
+from stimuli.contracts.trials import sidecar_path
 
 pytestmark = pytest.mark.slow
 

@@ -153,7 +153,7 @@ def test_report_reads_the_baselines_and_shows_the_difference(report):
 def test_orienting_by_the_logits_sign_keeps_an_arbitrary_head_sign_from_passing_as_a_difference():
     from analysis.model_stats import per_image_similarity, relevance_maps
     from analysis.similarity_null import oriented
-    from stimuli.relevance import RelevanceMaps
+    from stimuli.contracts.relevance import RelevanceMaps
 
     rng = np.random.default_rng(9)
     variants = [f"vgg16-imagenet-gender-s{s}" for s in range(4)]

@@ -1,9 +1,9 @@
-"""Variant names and the relation of two variants (stimuli/variants.py)."""
+"""Variant names and the relation of two variants (stimuli/contracts/variants.py)."""
 
 import pytest
 
-from stimuli.errors import InputError
-from stimuli.variants import parse_variant_name, variant_relation
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.variants import parse_variant_name, variant_relation
 
 
 @pytest.mark.slow  # imports torch (through model) once

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.run import load_task
 from experiments.similarity import balanced_pairs, balanced_triplets, pair_coverage, select_faces
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 
 
 def _counts(design: np.ndarray, n: int) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_rating_plan(make_config, results):
 
 def test_face_selection(results):
     from experiments.similarity import FaceSelection
-    from stimuli.prepared import load_prepared_set
+    from stimuli.contracts.prepared import load_prepared_set
 
     manifest = load_prepared_set("orl32", results).manifest
     first = select_faces(manifest, FaceSelection(n_identities=3, images_per_identity=2))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stimuli.prepared import load_prepared_set
-from stimuli.trials import SIMILARITY_COLUMNS, read_trials
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.trials import SIMILARITY_COLUMNS, read_trials
 
 REPO = Path(__file__).resolve().parents[2]
 

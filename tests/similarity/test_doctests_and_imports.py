@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import subprocess
 import sys
 
 import pytest
 
-MODULES = ["experiments.similarity", "analysis.rdm", "analysis.rsa", "stimuli.rdms",
-           pytest.param("model.rdm", marks=pytest.mark.slow)]
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
-
-
 HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
 CHECK = f"""
 import runpy, sys
 import numpy as np
-import analysis.rdm, analysis.rsa, analysis.report_rsa, analysis.report, stimuli.rdms
+import analysis.rdm, analysis.rsa, analysis.report_rsa, analysis.report, stimuli.contracts.rdm
 analysis.report_rsa.plot_rsa_bars  # figures too
 print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY})))
 """

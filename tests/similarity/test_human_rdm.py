@@ -18,8 +18,8 @@ from analysis.rdm import (
     triplet_rdm,
 )
 from analysis.rsa import rdm_correlation
-from stimuli.errors import InputError
-from stimuli.trials import SIMILARITY_COLUMNS
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import SIMILARITY_COLUMNS
 
 
 def triplets(rows):

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from experiments.run import load_task, run_session
-from stimuli.prepared import load_prepared_set, write_prepared_set
-from stimuli.provenance import read_provenance
-from stimuli.rdms import check_rdm, load_rdms, rdm_path
-from stimuli.trials import SIMILARITY_COLUMNS, read_trials
+from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
+from stimuli.contracts.provenance import read_provenance
+from stimuli.contracts.rdm import check_rdm, load_rdms, rdm_path
+from stimuli.contracts.trials import SIMILARITY_COLUMNS, read_trials
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
@@ -85,7 +85,7 @@ def test_activation_and_confusion_rdms_match_an_independent_computation(trained)
 
 def test_relevance_rdm_and_errors(trained, capsys):
     from model.rdm import main
-    from stimuli.relevance import SET_HASH_KEY, save_relevance
+    from stimuli.contracts.relevance import SET_HASH_KEY, save_relevance
 
     with pytest.raises(SystemExit) as stop:
         main(["--variant", GENDER, "--stimuli", "orl10", "--out", str(trained), "--kinds", "relevance"])

@@ -13,11 +13,11 @@ from scipy.spatial.distance import pdist, squareform
 from analysis.report import run_report, sections_for
 from analysis.report_base import ReportConfig
 from experiments.run import run_session
-from stimuli.configfile import from_dict
-from stimuli.errors import InputError
-from stimuli.prepared import load_prepared_set
-from stimuli.provenance import read_provenance
-from stimuli.rdms import rdm_path, save_rdms
+from stimuli.contracts.config import from_dict
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.provenance import read_provenance
+from stimuli.contracts.rdm import rdm_path, save_rdms
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from analysis.rsa import (
     subject_correlations,
     upper,
 )
-from stimuli.errors import InputError
-from stimuli.rdms import check_rdm
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.rdm import check_rdm
 
 
 def rdm_of(points: np.ndarray) -> np.ndarray:

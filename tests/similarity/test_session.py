@@ -12,9 +12,9 @@ from scipy.spatial.distance import pdist, squareform
 from analysis.rdm import read_similarity_trials
 from experiments.run import load_task, main, run_session
 from experiments.session import SessionFiles
-from stimuli.errors import InputError
-from stimuli.provenance import file_sha256
-from stimuli.trials import SIMILARITY_COLUMNS, read_session_provenance, read_trials
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import file_sha256
+from stimuli.contracts.trials import SIMILARITY_COLUMNS, read_session_provenance, read_trials
 
 
 def snapshot(root):

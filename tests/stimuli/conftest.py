@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stimuli.contracts.prepared import load_prepared_set
 from stimuli.prepare import prepare_set
-from stimuli.prepared import load_prepared_set
 
 
 @pytest.fixture(scope="session")

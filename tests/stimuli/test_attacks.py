@@ -22,12 +22,12 @@ import pytest
 from cli_checks import one_line_error, snapshot
 
 from stimuli.__main__ import main
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
+from stimuli.contracts.provenance import atomic_output_dir, atomic_write_text, read_provenance
+from stimuli.contracts.relevance import load_relevance, relevance_path, save_relevance
 from stimuli.faces import load_face_set, read_image
 from stimuli.prepare import MAX_IMAGE_PIXELS, prepare_set
-from stimuli.prepared import load_prepared_set, write_prepared_set
-from stimuli.provenance import atomic_output_dir, atomic_write_text, read_provenance
-from stimuli.relevance import load_relevance, relevance_path, save_relevance
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from stimuli.bubbles import (
     revealed_area,
     sample_centres,
 )
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 from stimuli.guided import guidance_density
 
 

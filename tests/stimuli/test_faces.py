@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 from stimuli.faces import load_face_set, make_split, read_split
 from stimuli.prepare import prepare_set
 

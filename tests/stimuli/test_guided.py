@@ -7,7 +7,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from stimuli.bubbles import CentreSampler, bubbles_mask, sample_centres
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
 from stimuli.guided import check_relevance_map, guidance_density, topk_reveal_mask
 
 SHAPE = (64, 64)

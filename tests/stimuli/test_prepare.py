@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set
 from stimuli.faces import load_face_set
 from stimuli.prepare import (
     elliptical_aperture,
@@ -17,7 +18,6 @@ from stimuli.prepare import (
     prepare_set,
     stimulus_ids,
 )
-from stimuli.prepared import load_prepared_set
 
 
 def _region_stats(prepared):

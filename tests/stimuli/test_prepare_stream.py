@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
 from stimuli.faces import load_face_set
 from stimuli.prepare import prepare_faces, prepare_set
-from stimuli.prepared import load_prepared_set, write_prepared_set
 
 
 def face_folder(folder, n=40, shape=(24, 20)):

@@ -9,10 +9,15 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from stimuli import relevance_file
-from stimuli.errors import InputError
-from stimuli.provenance import atomic_save_npz, file_sha256
-from stimuli.relevance import load_relevance, relevance_writer, save_relevance, set_mean_map
+from stimuli.contracts import relevance_file
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_save_npz, file_sha256
+from stimuli.contracts.relevance import (
+    load_relevance,
+    relevance_writer,
+    save_relevance,
+    set_mean_map,
+)
 
 META = {"variant": "v", "composite": "epsilon_plus_flat", "target_rule": "true"}
 

@@ -11,10 +11,10 @@ from PIL import Image
 
 from stimuli.__main__ import main
 from stimuli.bubbles import mask_from_trial
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.relevance import load_relevance, save_relevance
 from stimuli.faces import read_image
 from stimuli.regions import region_mask
-from stimuli.relevance import load_relevance, save_relevance
 from stimuli.render import rebuild_mask, render_set, render_stimuli
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stimuli.__main__ import main
-from stimuli.errors import InputError
+from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set
 from stimuli.faces import load_face_set, make_split
-from stimuli.prepared import load_prepared_set
 from stimuli.regions import region_mask
 from stimuli.synthetic import grating_cue, synth_set, synthesize
 

@@ -4,12 +4,12 @@
 prepared set's grid (summed over colour channels), ``stimulus_id``, ``target``,
 ``prediction``, ``logit`` and ``meta`` (a JSON string: variant, composite, canonizer,
 target rule, conservation check, ``stimulus_set_sha256``: the content hash of the prepared
-set the maps were made on, see :mod:`stimuli.prepared`). :func:`save_relevance` (all maps at
+set the maps were made on, see :mod:`stimuli.contracts.prepared`). :func:`save_relevance` (all maps at
 once) and :func:`relevance_writer` (batch by batch) are the writers, :func:`load_relevance` the
 only reader.
 
 Large sets (issue #15): ``relevance`` is stored uncompressed and 64-byte aligned, so maps are
-written as they are made and read memory-mapped (:mod:`stimuli.relevance_file`); files written
+written as they are made and read memory-mapped (:mod:`stimuli.contracts.relevance_file`); files written
 before, with a compressed ``relevance``, are read by the same reader (into memory). A session's
 ``relevance_sha256`` is the SHA-256 of the whole file's bytes, for either layout.
 Whole-set passes (:func:`set_mean_map`, :meth:`RelevanceMaps.finite`, per-image access with
@@ -190,7 +190,7 @@ def _per_map_arrays(path: str | os.PathLike, n: int, stimulus_id: Any, target: A
 
 
 class _ContractWriter:
-    """:class:`stimuli.relevance_file.RelevanceWriter` finishing with the contract's arrays and meta."""
+    """:class:`stimuli.contracts.relevance_file.RelevanceWriter` finishing with the contract's arrays and meta."""
 
     def __init__(self, path: str | os.PathLike, n: int, shape: Sequence[int]) -> None:
         self._writer = RelevanceWriter(path, n, shape)

@@ -50,6 +50,7 @@ __all__ = [
     "file_mode",
     "dir_mode",
     "Provenance",
+    "record_run",
     "read_provenance",
 ]
 
@@ -57,7 +58,7 @@ _PACKAGES = (
     "face-relevance", "numpy", "scipy", "pandas", "torch", "torchvision", "zennit",
     "pingouin", "matplotlib", "pillow", "psychopy", "onnx",
 )
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -390,7 +391,7 @@ class Provenance:
     --------
     >>> prov = Provenance(config={"size": 128}, seeds={"split": 0})  # doctest: +SKIP
     >>> prov.add_input("faces.csv")                                   # doctest: +SKIP
-    >>> prov.write(out_dir)                                           # doctest: +SKIP
+    >>> record_run(out_dir, prov)                                     # doctest: +SKIP
 
     ``tool`` names the command (e.g. ``"analysis ci"``; default: read from ``command``);
     it is what :func:`check_replaceable` compares before replacing the folder.
@@ -436,9 +437,42 @@ class Provenance:
             **self.extra,
         }
 
-    def write(self, folder: str | os.PathLike) -> Path:
-        """Write ``provenance.json`` into ``folder`` (atomically)."""
-        return atomic_write_json(Path(folder) / "provenance.json", self.as_dict())
+
+
+def record_run(folder: str | os.PathLike, provenance: Provenance, *, run: str | None = None,
+               output: str | os.PathLike | None = None) -> Path:
+    """Write ``folder/provenance.json``: the one way every command records what made its output.
+
+    Parameters
+    ----------
+    folder : path
+        The output folder (or its temporary twin inside :func:`atomic_output_dir`).
+    provenance : Provenance
+        What the run collected (command, config, seeds, inputs, start time).
+    run, output : str and path, optional
+        For folders that several runs add files to (a variant's relevance folder holds one file
+        per stimulus set): the run's name and its output file. Earlier runs are kept under
+        ``runs`` with each output's SHA-256, so the folder's record covers every file in it.
+
+    Returns
+    -------
+    Path
+        The ``provenance.json`` written (atomically).
+    """
+    folder = Path(folder)
+    if run is not None:
+        runs: dict[str, Any] = {}
+        if (folder / "provenance.json").is_file():
+            try:
+                runs = dict(read_provenance(folder).get("runs", {}))
+            except (OSError, json.JSONDecodeError, AttributeError):
+                runs = {}
+        runs[run] = {"command": provenance.command, "config": provenance.config,
+                     "started": provenance.started}
+        if output is not None:
+            runs[run] |= {"output": Path(output).name, "sha256": file_sha256(output)}
+        provenance.extra["runs"] = runs
+    return atomic_write_json(folder / "provenance.json", provenance.as_dict())
 
 
 def read_provenance(folder: str | os.PathLike) -> dict[str, Any]:

@@ -45,9 +45,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..faces import read_image
 from .errors import InputError
-from .faces import read_image
-from .provenance import Provenance, atomic_output_dir, atomic_write_json
+from .provenance import Provenance, atomic_output_dir, atomic_write_json, record_run
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -362,7 +362,7 @@ def write_prepared_set(
         manifest[order].to_csv(work / "manifest.csv", index=False)
         meta[CONTENT_HASH_KEY] = set_content_hash(work, meta, manifest)
         atomic_write_json(work / "set.json", meta)
-        provenance.write(work)
+        record_run(work, provenance)
     return folder
 
 
