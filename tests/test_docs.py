@@ -1,0 +1,76 @@
+"""README and DESIGN name what the code has: commands, their flags, and files (issue 16).
+
+The command tables are read from each package's ``__main__`` (parsed, not imported); the flags
+from each command's own ``--help``. DESIGN.md lives beside the checkout (``../shared``) and is
+checked when it is there.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("stimuli", "model", "analysis", "experiments")
+DOCS = [path for path in (ROOT / "README.md", ROOT.parent / "shared" / "DESIGN.md") if path.is_file()]
+COMMAND = re.compile(r"python -m (stimuli|model|analysis|experiments) ([a-z][a-z-]*)((?:[^`\n|]|\|(?=[a-z]))*)")
+FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
+PATH = re.compile(r"(?<![\w./-])((?:stimuli|model|analysis|experiments|benchmarks|tests)/[\w/.-]*\w\.(?:py|yaml))\b")
+
+
+def command_table(package: str) -> dict[str, str]:
+    """verb -> module, read from the package's ``COMMANDS`` table."""
+    tree = ast.parse((ROOT / package / "__main__.py").read_text())
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0] if isinstance(node, ast.Assign) else None
+        if target is not None and ast.unparse(target) == "COMMANDS":
+            return {verb: module for verb, (module, _) in ast.literal_eval(node.value).items()}
+    raise AssertionError(f"{package}/__main__.py has no COMMANDS table")
+
+
+def documented_commands() -> dict[tuple[str, str], set[str]]:
+    """(package, verb) -> the flags the docs show with it."""
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for doc in DOCS:
+        for match in COMMAND.finditer(doc.read_text()):
+            found[(match.group(1), match.group(2))] |= set(FLAG.findall(match.group(3)))
+    return found
+
+
+def test_the_docs_are_read():
+    commands = documented_commands()
+    assert ("model", "train") in commands and "--plan" in commands[("model", "train")]
+    assert len(commands) >= 10
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_documented_commands_exist(doc):
+    missing = sorted({f"python -m {m.group(1)} {m.group(2)}" for m in COMMAND.finditer(doc.read_text())
+                      if m.group(2) not in command_table(m.group(1))})
+    assert not missing, f"{doc.name} names commands the code lacks: {missing}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_documented_files_exist(doc):
+    missing = sorted({path for path in PATH.findall(doc.read_text()) if not (ROOT / path).exists()})
+    assert not missing, f"{doc.name} names files the tree lacks: {missing}"
+
+
+@pytest.mark.slow
+def test_documented_flags_are_accepted():
+    """Each flag the docs show with a command is in that command's --help."""
+    wrong = []
+    for (package, verb), flags in sorted(documented_commands().items()):
+        if not flags or verb not in command_table(package):
+            continue
+        result = subprocess.run([sys.executable, "-m", package, verb, "--help"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"python -m {package} {verb} --help: {result.stderr[-500:]}"
+        wrong += [f"python -m {package} {verb} {flag}" for flag in sorted(flags) if flag not in result.stdout]
+    assert not wrong, f"the docs show flags these commands do not take: {wrong}"
