@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from .contracts.errors import InputError
 
@@ -151,13 +152,8 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
     """
     global _BLAS
     if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS = ThreadpoolController()
-        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-            _BLAS = False
-    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def bubbles_mask(

@@ -34,8 +34,10 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import sys
 import warnings
 from collections.abc import Sequence
 from importlib import resources
@@ -47,8 +49,9 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .contracts.errors import InputError
-from .contracts.prepared import prepared_set_dir, write_prepared_set
+from .contracts.cli import add_force, add_out
+from .contracts.errors import InputError, cli_errors
+from .contracts.prepared import new_set_dir, write_prepared_set
 from .contracts.provenance import Provenance, check_replaceable
 from .equalise import EQUALISE_METHODS, EqualiseTargets, Method, _check_targets, equalise
 from .faces import FaceSet, load_face_set
@@ -69,6 +72,8 @@ __all__ = [
     "prepare_faces",
     "prepare_set",
     "record_face_inputs",
+    "build_parser",
+    "main",
 ]
 
 FRAMINGS = ("pad", "crop")
@@ -367,12 +372,8 @@ def prepare_set(
     >>> prepare_set("orl", 64, "orl64", results="results")   # doctest: +SKIP
     PosixPath('results/stimuli/orl64')
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
-        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = new_set_dir(name, results, force=force)
     size = check_size(size)
-    folder = prepared_set_dir(name, results)
-    if folder.exists() and not force:
-        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
     check_replaceable(folder, command=PREPARE_COMMAND, protect=[results])
     face_set = load_face_set(faces, check_images=False)  # sizes first (headers), then decoding
     images, manifest, info = prepare_faces(face_set, size, progress=progress, lazy=True, **options)
@@ -382,3 +383,73 @@ def prepare_set(
     record_face_inputs(provenance, face_set)
     return write_prepared_set(folder, images, manifest, background=info.pop("background"),
                               aperture=aperture, info=info, provenance=provenance, replace=force)
+
+
+# ---------------------------------------------------------------------------- command line
+
+def _ellipse(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError("expected four numbers: centre_row,centre_col,radius_rows,radius_cols")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m stimuli prepare``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its options; ``--out`` and ``--force`` come from :mod:`stimuli.contracts.cli`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m stimuli prepare",
+        description="Frame, resize and equalise a face set into <out>/stimuli/<name>/ "
+                    "(square grey PNGs, manifest.csv, set.json, provenance.json).")
+    parser.add_argument("--faces", required=True, help="'orl' (built-in) or a folder with faces.csv")
+    parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
+    parser.add_argument("--name", required=True, help="name of the prepared set")
+    add_out(parser, default="results", what="the results root; the set goes to <out>/stimuli/<name>/")
+    parser.add_argument("--framing", choices=FRAMINGS, default="pad",
+                        help="pad: whole photograph on a square; crop: centred square (default: pad)")
+    parser.add_argument("--aperture", nargs="?", const=DEFAULT_APERTURE, default=None, type=_ellipse,
+                        metavar="ROW,COL,RROW,RCOL",
+                        help="elliptical face aperture; optional ellipse in grid fractions "
+                             f"(default ellipse {','.join(f'{v:g}' for v in DEFAULT_APERTURE)})")
+    parser.add_argument("--equalise", choices=EQUALISE_METHODS, default="meanstd",
+                        help="meanstd (SHINE lumMatch), histogram (SHINE histMatch) or none (default: meanstd)")
+    parser.add_argument("--mean", type=float, default=0.5, help="target mean luminance in [0, 1] (default 0.5)")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="target RMS contrast (std of [0, 1] values); default: the set's average")
+    parser.add_argument("--background", type=float, default=None,
+                        help="grey outside the face (default: the target mean)")
+    add_force(parser)
+    return parser
+
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli prepare``: write the set and print its folder.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``prepare`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0; bad input exits 2 with one line on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    folder = prepare_set(
+        args.faces, args.size, args.name, results=args.out, force=args.force,
+        command=["python", "-m", "stimuli", "prepare", *argv],
+        framing=args.framing, aperture=args.aperture or False, method=args.equalise,
+        mean=args.mean, contrast=args.contrast, background=args.background)
+    print(folder)
+    return 0

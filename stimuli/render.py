@@ -23,8 +23,10 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +44,8 @@ from .bubbles import (
     max_sensible_bubbles,
     parse_centres,
 )
-from .contracts.errors import InputError
+from .contracts.cli import add_force, add_out, add_results
+from .contracts.errors import InputError, cli_errors
 from .contracts.prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
 from .contracts.provenance import (
     Provenance,
@@ -54,7 +57,8 @@ from .contracts.provenance import (
 from .contracts.relevance import RelevanceMaps, load_relevance, relevance_path
 from .guided import guidance_density, topk_reveal_mask
 
-__all__ = ["RENDER_MODES", "mask_seed", "render_stimuli", "rebuild_mask", "contact_sheet", "render_set"]
+__all__ = ["RENDER_MODES", "mask_seed", "render_stimuli", "rebuild_mask", "contact_sheet", "render_set",
+           "build_parser", "main"]
 
 RENDER_MODES = ("random", "guided", "antiguided", "topk")
 RENDER_COMMAND = "stimuli render"  # recorded in provenance.json: only this command replaces its folders
@@ -298,3 +302,64 @@ def render_set(
         Image.fromarray(to_uint8(sheet)).save(work / "contact_sheet.png")
         record_run(work, provenance)
     return out
+
+
+# ---------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m stimuli render``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its options; ``--out``, ``--results`` and ``--force`` come from :mod:`stimuli.contracts.cli`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m stimuli render",
+        description="Mask the faces of a prepared set and write images/, manifest.csv, "
+                    "contact_sheet.png and provenance.json into --out.")
+    parser.add_argument("--stimuli", required=True, help="prepared set name (in <results>/stimuli/)")
+    parser.add_argument("--mode", choices=RENDER_MODES, required=True,
+                        help="random centres, guided/antiguided by relevance, or topk area-matched reveal")
+    parser.add_argument("--n-bubbles", type=int, required=True, help="apertures per stimulus")
+    parser.add_argument("--sigma", type=float, required=True, help="aperture standard deviation in pixels")
+    parser.add_argument("--variant", help="model variant whose relevance guides (guided, antiguided, topk)")
+    parser.add_argument("--count", type=int, default=None, help="stimuli to render (default: one per face)")
+    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="guidance strength in [0, 1]: share of centres placed by relevance (default 1)")
+    parser.add_argument("--relevance", choices=("image", "mean"), default="image",
+                        help="each face's own relevance map or the set-average map (default image)")
+    parser.add_argument("--within", choices=("image", "aperture"), default="image",
+                        help="place centres anywhere or inside the set's face aperture (default image)")
+    parser.add_argument("--merge", choices=("sum", "prob"), default="sum",
+                        help="overlapping apertures: sum and clip (classic) or 1 - prod(1 - g)")
+    add_out(parser, required=True, what="the output folder of the rendered stimuli")
+    add_results(parser)
+    add_force(parser)
+    return parser
+
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli render``: write the rendered stimuli and print their folder.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``render`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0; bad input exits 2 with one line on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    folder = render_set(
+        args.stimuli, args.mode, args.n_bubbles, args.sigma, args.out, variant=args.variant,
+        results=args.results, force=args.force, command=["python", "-m", "stimuli", "render", *argv],
+        count=args.count, seed=args.seed, strength=args.strength, source=args.relevance,
+        within=args.within, merge=args.merge)
+    print(folder)
+    return 0

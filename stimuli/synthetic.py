@@ -26,9 +26,10 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
-import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contracts.errors import InputError
-from .contracts.prepared import prepared_set_dir, write_prepared_set
+from .contracts.cli import add_force, add_out
+from .contracts.errors import InputError, cli_errors
+from .contracts.prepared import new_set_dir, write_prepared_set
 from .contracts.provenance import Provenance
 from .faces import FaceSet, load_face_set
 from .prepare import prepare_faces, record_face_inputs
 from .regions import region_box, region_mask
 
-__all__ = ["CLASSES", "grating_cue", "synthesize", "synth_set"]
+__all__ = ["CLASSES", "grating_cue", "synthesize", "synth_set", "build_parser", "main"]
 
 CLASSES = ("a", "b")  # a: horizontal stripes, b: vertical stripes
 
@@ -171,12 +173,8 @@ def synth_set(
     >>> synth_set("mouth", 64, "synth-mouth", results="results")   # doctest: +SKIP
     PosixPath('results/stimuli/synth-mouth')
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
-        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = new_set_dir(name, results, force=force)
     region_box(region)  # a bad spec fails before any work
-    folder = prepared_set_dir(name, results)
-    if folder.exists() and not force:
-        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
     face_set = load_face_set(faces)
     images, table, mask = synthesize(face_set, region, size, **options)
     info = table.attrs.pop("info")
@@ -187,3 +185,68 @@ def synth_set(
     record_face_inputs(provenance, face_set)
     return write_prepared_set(folder, images, table, background=info.pop("background"), aperture=aperture,
                               masks={"region": mask}, info=info, provenance=provenance, replace=force)
+
+
+# ---------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m stimuli synth``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its options; ``--out`` and ``--force`` come from :mod:`stimuli.contracts.cli`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m stimuli synth",
+        description="Real faces with a class cue (a: horizontal, b: vertical stripes) drawn only "
+                    "inside --region; written as a prepared set with region.png (class in the "
+                    "'gender' and 'class' columns, so task gender trains on it).")
+    parser.add_argument("--region", required=True,
+                        help="eyes, left_eye, right_eye, nose, mouth, forehead, upper, lower or "
+                             "box:top,bottom,left,right (fractions)")
+    parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
+    parser.add_argument("--name", required=True, help="name of the prepared set")
+    parser.add_argument("--faces", default="orl", help="face set the cue is drawn on (default: orl)")
+    parser.add_argument("--n-per-class", type=int, default=None,
+                        help="faces used; each appears once per class (default: all)")
+    parser.add_argument("--amplitude", type=float, default=0.3, help="stripe amplitude on [0, 1] (default 0.3)")
+    parser.add_argument("--period", type=float, default=None,
+                        help="stripe period in pixels (default: size/16, at least 3)")
+    parser.add_argument("--phase", choices=("fixed", "random"), default="fixed",
+                        help="stripes at the same phase on every image (linearly separable) or a random "
+                             "phase per image (orientation only) (default fixed)")
+    parser.add_argument("--seed", type=int, default=0, help="picks faces and stripe phases (default 0)")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="RMS contrast of the faces under the cue (default: the set's average, about "
+                             "0.17); lower it (e.g. 0.06) so face structure outside the region drives the "
+                             "network less")
+    parser.add_argument("--aperture", action="store_true", help="elliptical face aperture, as prepare")
+    add_out(parser, default="results", what="the results root; the set goes to <out>/stimuli/<name>/")
+    add_force(parser)
+    return parser
+
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli synth``: write the synthetic set and print its folder.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``synth`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0; bad input exits 2 with one line on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    folder = synth_set(
+        args.region, args.size, args.name, faces=args.faces, results=args.out, force=args.force,
+        command=["python", "-m", "stimuli", "synth", *argv], n_per_class=args.n_per_class,
+        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture,
+        contrast=args.contrast)
+    print(folder)
+    return 0

@@ -53,6 +53,7 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "PreparedSet",
     "prepared_set_dir",
+    "new_set_dir",
     "prepare_command",
     "remake_command",
     "write_prepared_set",
@@ -68,7 +69,63 @@ CONTENT_HASH_KEY = "content_sha256"  # in set.json and in a sidecar's StimulusSe
 
 
 def prepared_set_dir(name: str, results: str | os.PathLike = "results") -> Path:
+    """The folder of prepared set ``name``: ``<results>/stimuli/<name>``.
+
+    Parameters
+    ----------
+    name : str
+        The set's name.
+    results : str or path-like
+        The results root.
+
+    Returns
+    -------
+    Path
+        The folder (it need not exist).
+
+    Examples
+    --------
+    >>> prepared_set_dir("orl64").as_posix()
+    'results/stimuli/orl64'
+    """
     return Path(results) / "stimuli" / name
+
+
+def new_set_dir(name: str, results: str | os.PathLike = "results", *, force: bool = False) -> Path:
+    """The folder a command that makes set ``name`` writes, after checking the name and that it is free.
+
+    Parameters
+    ----------
+    name : str
+        The set's name: letters, digits, ``_``, ``-``, ``.`` (not starting with ``_-.``).
+    results : str or path-like
+        The results root.
+    force : bool
+        Whether an existing set may be replaced (the writer moves it aside).
+
+    Returns
+    -------
+    Path
+        ``<results>/stimuli/<name>``.
+
+    Raises
+    ------
+    InputError
+        A bad name, or an existing set without ``force``.
+
+    Examples
+    --------
+    >>> new_set_dir("bad/name")
+    Traceback (most recent call last):
+    ...
+    stimuli.contracts.errors.InputError: --name 'bad/name': a set name is letters, digits, '_', '-', '.'
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = prepared_set_dir(name, results)
+    if folder.exists() and not force:
+        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
+    return folder
 
 
 def prepare_command(name: str, results: str | os.PathLike = "results", faces: str = "orl",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import platform
@@ -31,6 +32,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import InputError
 
@@ -179,10 +182,6 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
     """Atomic ``numpy.savez_compressed``."""
-    import io
-
-    import numpy as np
-
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return atomic_write_bytes(path, buffer.getvalue())

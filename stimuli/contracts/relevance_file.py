@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import struct
 import tempfile
@@ -147,8 +148,6 @@ class RelevanceWriter:
         self._member.write(header)
 
     def _npy_header(self) -> bytes:
-        import io
-
         buffer = io.BytesIO()
         np.lib.format.write_array_header_1_0(buffer, {
             "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
