@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import warnings
 from collections.abc import Sequence
 from importlib import resources
@@ -49,7 +48,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .contracts.cli import add_force, add_out
+from .contracts.cli import add_force, add_out, command_parser, parse_command
 from .contracts.errors import InputError, cli_errors
 from .contracts.prepared import new_set_dir, write_prepared_set
 from .contracts.provenance import Provenance, check_replaceable
@@ -72,8 +71,6 @@ __all__ = [
     "prepare_faces",
     "prepare_set",
     "record_face_inputs",
-    "build_parser",
-    "main",
 ]
 
 FRAMINGS = ("pad", "crop")
@@ -398,17 +395,9 @@ def _ellipse(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m stimuli prepare``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        Its options; ``--out`` and ``--force`` come from :mod:`stimuli.contracts.cli`.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m stimuli prepare",
-        description="Frame, resize and equalise a face set into <out>/stimuli/<name>/ "
-                    "(square grey PNGs, manifest.csv, set.json, provenance.json).")
+    """The options of ``python -m stimuli prepare`` (shared ones from :mod:`stimuli.contracts.cli`)."""
+    parser = command_parser("stimuli", "prepare", "Frame, resize and equalise a face set into <out>/stimuli/<name>/ "
+                            "(square grey PNGs, manifest.csv, set.json, provenance.json).")
     parser.add_argument("--faces", required=True, help="'orl' (built-in) or a folder with faces.csv")
     parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
     parser.add_argument("--name", required=True, help="name of the prepared set")
@@ -432,24 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m stimuli prepare``: write the set and print its folder.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``prepare`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0; bad input exits 2 with one line on stderr.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    folder = prepare_set(
+    """Run ``python -m stimuli prepare``: write the set and print its folder (bad input: exit 2)."""
+    args, command = parse_command(build_parser(), argv)
+    print(prepare_set(
         args.faces, args.size, args.name, results=args.out, force=args.force,
-        command=["python", "-m", "stimuli", "prepare", *argv],
+        command=command,
         framing=args.framing, aperture=args.aperture or False, method=args.equalise,
-        mean=args.mean, contrast=args.contrast, background=args.background)
-    print(folder)
+        mean=args.mean, contrast=args.contrast, background=args.background))
     return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +43,7 @@ from .bubbles import (
     max_sensible_bubbles,
     parse_centres,
 )
-from .contracts.cli import add_force, add_out, add_results
+from .contracts.cli import add_force, add_out, add_results, command_parser, parse_command
 from .contracts.errors import InputError, cli_errors
 from .contracts.prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
 from .contracts.provenance import (
@@ -57,8 +56,7 @@ from .contracts.provenance import (
 from .contracts.relevance import RelevanceMaps, load_relevance, relevance_path
 from .guided import guidance_density, topk_reveal_mask
 
-__all__ = ["RENDER_MODES", "mask_seed", "render_stimuli", "rebuild_mask", "contact_sheet", "render_set",
-           "build_parser", "main"]
+__all__ = ["RENDER_MODES", "mask_seed", "render_stimuli", "rebuild_mask", "contact_sheet", "render_set"]
 
 RENDER_MODES = ("random", "guided", "antiguided", "topk")
 RENDER_COMMAND = "stimuli render"  # recorded in provenance.json: only this command replaces its folders
@@ -306,18 +304,25 @@ def render_set(
 
 # ---------------------------------------------------------------------------- command line
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m stimuli render``.
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli render``: render into ``--out`` and print that folder.
 
-    Returns
-    -------
-    argparse.ArgumentParser
-        Its options; ``--out``, ``--results`` and ``--force`` come from :mod:`stimuli.contracts.cli`.
+    Bad input ends in one line on stderr and exit status 2 (:func:`~stimuli.contracts.errors.cli_errors`).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m stimuli render",
-        description="Mask the faces of a prepared set and write images/, manifest.csv, "
-                    "contact_sheet.png and provenance.json into --out.")
+    args, command = parse_command(build_parser(), argv)
+    print(render_set(
+        args.stimuli, args.mode, args.n_bubbles, args.sigma, args.out, variant=args.variant,
+        results=args.results, force=args.force, command=command,
+        count=args.count, seed=args.seed, strength=args.strength, source=args.relevance,
+        within=args.within, merge=args.merge))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m stimuli render`` (shared ones from :mod:`stimuli.contracts.cli`)."""
+    parser = command_parser("stimuli", "render", "Mask the faces of a prepared set and write images/, manifest.csv, "
+                            "contact_sheet.png and provenance.json into --out.")
     parser.add_argument("--stimuli", required=True, help="prepared set name (in <results>/stimuli/)")
     parser.add_argument("--mode", choices=RENDER_MODES, required=True,
                         help="random centres, guided/antiguided by relevance, or topk area-matched reveal")
@@ -338,28 +343,3 @@ def build_parser() -> argparse.ArgumentParser:
     add_results(parser)
     add_force(parser)
     return parser
-
-
-@cli_errors
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m stimuli render``: write the rendered stimuli and print their folder.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``render`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0; bad input exits 2 with one line on stderr.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    folder = render_set(
-        args.stimuli, args.mode, args.n_bubbles, args.sigma, args.out, variant=args.variant,
-        results=args.results, force=args.force, command=["python", "-m", "stimuli", "render", *argv],
-        count=args.count, seed=args.seed, strength=args.strength, source=args.relevance,
-        within=args.within, merge=args.merge)
-    print(folder)
-    return 0

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contracts.cli import add_force, add_out
+from .contracts.cli import add_force, add_out, command_parser, parse_command
 from .contracts.errors import InputError, cli_errors
 from .contracts.prepared import new_set_dir, write_prepared_set
 from .contracts.provenance import Provenance
@@ -45,7 +44,7 @@ from .faces import FaceSet, load_face_set
 from .prepare import prepare_faces, record_face_inputs
 from .regions import region_box, region_mask
 
-__all__ = ["CLASSES", "grating_cue", "synthesize", "synth_set", "build_parser", "main"]
+__all__ = ["CLASSES", "grating_cue", "synthesize", "synth_set"]
 
 CLASSES = ("a", "b")  # a: horizontal stripes, b: vertical stripes
 
@@ -189,19 +188,23 @@ def synth_set(
 
 # ---------------------------------------------------------------------------- command line
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m stimuli synth``.
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli synth``: write the set and print its folder (bad input: exit 2)."""
+    args, command = parse_command(build_parser(), argv)
+    print(synth_set(
+        args.region, args.size, args.name, faces=args.faces, results=args.out, force=args.force,
+        command=command, n_per_class=args.n_per_class,
+        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture,
+        contrast=args.contrast))
+    return 0
 
-    Returns
-    -------
-    argparse.ArgumentParser
-        Its options; ``--out`` and ``--force`` come from :mod:`stimuli.contracts.cli`.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m stimuli synth",
-        description="Real faces with a class cue (a: horizontal, b: vertical stripes) drawn only "
-                    "inside --region; written as a prepared set with region.png (class in the "
-                    "'gender' and 'class' columns, so task gender trains on it).")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m stimuli synth`` (shared ones from :mod:`stimuli.contracts.cli`)."""
+    parser = command_parser("stimuli", "synth", "Real faces with a class cue (a: horizontal, b: vertical stripes) drawn only "
+                            "inside --region; written as a prepared set with region.png (class in the "
+                            "'gender' and 'class' columns, so task gender trains on it).")
     parser.add_argument("--region", required=True,
                         help="eyes, left_eye, right_eye, nose, mouth, forehead, upper, lower or "
                              "box:top,bottom,left,right (fractions)")
@@ -225,28 +228,3 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(parser, default="results", what="the results root; the set goes to <out>/stimuli/<name>/")
     add_force(parser)
     return parser
-
-
-@cli_errors
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m stimuli synth``: write the synthetic set and print its folder.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``synth`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0; bad input exits 2 with one line on stderr.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    folder = synth_set(
-        args.region, args.size, args.name, faces=args.faces, results=args.out, force=args.force,
-        command=["python", "-m", "stimuli", "synth", *argv], n_per_class=args.n_per_class,
-        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture,
-        contrast=args.contrast)
-    print(folder)
-    return 0

@@ -167,6 +167,19 @@ def events_path(trial_file: str | os.PathLike) -> Path:
     return path.with_name(path.name[: -len("_beh.tsv")] + "_events.tsv")
 
 
+_NO_FILE = object()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON value in ``path``; ``_NO_FILE`` when there is no file; unreadable: one InputError."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return _NO_FILE
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path}: unreadable {what} ({error})") from None
+
+
 def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
     """A trial file's JSON sidecar as a dict; None when there is none.
 
@@ -174,12 +187,9 @@ def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
     naming it: a damaged record is never read as "nothing recorded".
     """
     path = sidecar_path(trial_file)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    data = _read_json(path, "sidecar")
+    if data is _NO_FILE:
         return None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{path}: unreadable sidecar ({error})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: the sidecar must be a JSON object (it is a {type(data).__name__}); "
                          "the file was edited")
@@ -204,13 +214,7 @@ def read_session_provenance(trial_file: str | os.PathLike) -> dict[str, Any] | N
     record = (read_sidecar(trial_file) or {}).get(SESSION_PROVENANCE_KEY)
     if isinstance(record, dict):
         return record
-    legacy = Path(trial_file).parent / "provenance.json"
-    try:
-        data = json.loads(legacy.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{legacy}: unreadable provenance record ({error})") from None
+    data = _read_json(Path(trial_file).parent / "provenance.json", "provenance record")
     return data if isinstance(data, dict) else None
 
 
