@@ -50,8 +50,9 @@ from tqdm.auto import tqdm
 
 from .contracts.cli import add_force, add_out, command_parser, parse_command
 from .contracts.errors import InputError, cli_errors
+from .contracts.outputs import check_replaceable
 from .contracts.prepared import new_set_dir, write_prepared_set
-from .contracts.provenance import Provenance, check_replaceable
+from .contracts.provenance import Provenance
 from .equalise import EQUALISE_METHODS, EqualiseTargets, Method, _check_targets, equalise
 from .faces import FaceSet, load_face_set
 

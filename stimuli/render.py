@@ -45,14 +45,9 @@ from .bubbles import (
 )
 from .contracts.cli import add_force, add_out, add_results, command_parser, parse_command
 from .contracts.errors import InputError, cli_errors
+from .contracts.outputs import atomic_output_dir, check_replaceable
 from .contracts.prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
-from .contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_text,
-    check_replaceable,
-    record_run,
-)
+from .contracts.provenance import Provenance, atomic_write_text, record_run
 from .contracts.relevance import RelevanceMaps, load_relevance, relevance_path
 from .guided import guidance_density, topk_reveal_mask
 

@@ -47,7 +47,8 @@ from PIL import Image
 
 from ..faces import read_image
 from .errors import InputError
-from .provenance import Provenance, atomic_output_dir, atomic_write_json, record_run
+from .outputs import atomic_output_dir
+from .provenance import Provenance, atomic_write_json, record_run
 
 __all__ = [
     "MANIFEST_COLUMNS",

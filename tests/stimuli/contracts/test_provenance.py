@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    file_sha256,
-    read_provenance,
-    record_run,
-)
+from stimuli.contracts.outputs import atomic_output_dir
+from stimuli.contracts.provenance import Provenance, file_sha256, read_provenance, record_run
 
 
 def test_atomic_output_dir_leaves_nothing_on_error(tmp_path):

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from experiments.run import run_session
+from stimuli.contracts.outputs import atomic_output_dir
 from stimuli.contracts.prepared import write_prepared_set
-from stimuli.contracts.provenance import atomic_output_dir, atomic_write_text
+from stimuli.contracts.provenance import atomic_write_text
 
 
 @pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o002, 0o664, 0o775), (0o077, 0o600, 0o700),
