@@ -127,7 +127,7 @@ def _check_resume(files: SessionFiles, sidecar: dict[str, Any], task: Task, spec
     if seed is not None and seed != recorded_seed:
         raise InputError(f"--seed {seed}: this session's seed is {recorded_seed}; leave --seed out to resume")
     # the rest of the session must show the very stimuli its start showed (same pixels, same grid)
-    from stimuli.contracts.prepared import CONTENT_HASH_KEY, set_record_mismatch
+    from stimuli.contracts.set_hash import CONTENT_HASH_KEY, set_record_mismatch
 
     prepared, record = getattr(task, "set", None), sidecar.get("StimulusSet")
     mismatch = set_record_mismatch(record, prepared) if prepared is not None else None

@@ -6,9 +6,12 @@ are named, written and read in one place each:
 
 - :mod:`.errors`: one ``InputError`` (one line, exit 2) and the ``cli_errors`` decorator;
 - :mod:`.config`: the validating YAML loader ("did you mean" hints);
-- :mod:`.provenance`: ``record_run`` (the one writer of ``provenance.json``), atomic writes,
-  output folders that replace only their own command's earlier output;
-- :mod:`.prepared`: prepared stimulus sets (the one writer and reader, the content hash);
+- :mod:`.provenance`: ``record_run`` (the one writer of ``provenance.json``) and atomic
+  file writes;
+- :mod:`.outputs`: output folders made all or nothing, replacing only their own command's
+  earlier output (moved aside, never deleted);
+- :mod:`.prepared`: prepared stimulus sets (the one writer and reader) and :mod:`.set_hash`,
+  their content hash;
 - :mod:`.trials`: trial files (paths, columns, names, the reader; sessions write the rows);
 - :mod:`.relevance` and :mod:`.relevance_file`: relevance maps (one writer,
   ``relevance_writer``, and one reader) and their byte layout;

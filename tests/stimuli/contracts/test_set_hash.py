@@ -1,4 +1,4 @@
-"""The content hash of a prepared set (stimuli/contracts/prepared.py) and what it guards: sessions
+"""The content hash of a prepared set (stimuli/contracts/set_hash.py) and what it guards: sessions
 resumed and relevance maps used on another version of their set are refused in one line, and
 nothing outside the command's own output changes."""
 
