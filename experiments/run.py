@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 
 from stimuli.contracts.config import from_dict, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.names import NAME_RULE, is_name
 from stimuli.contracts.provenance import Provenance, file_sha256, git_commit, package_versions
-from stimuli.contracts.trials import NAME_RULE, SESSION_PROVENANCE_KEY, check_trials, is_name
+from stimuli.contracts.trials import SESSION_PROVENANCE_KEY, check_trials
 
 from .bids import ensure_dataset, task_keys
 from .config import check_seed, load_experiment, paradigms

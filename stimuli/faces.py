@@ -31,8 +31,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from .contracts.errors import InputError
+from .contracts.names import MAX_LABEL_LENGTH, NAME_RULE, is_name
 from .contracts.provenance import file_sha256
-from .contracts.trials import MAX_LABEL_LENGTH, NAME_RULE, is_name
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("image", "identity", "gender")
-LABEL_COLUMNS = ("identity", "gender")  # class labels: letters, digits, '_' and '-' (stimuli.contracts.trials.is_name)
+LABEL_COLUMNS = ("identity", "gender")  # class labels: letters, digits, '_' and '-' (stimuli.contracts.names.is_name)
 TASKS = ("gender", "identity")
 Task = Literal["gender", "identity"]
 SplitKind = Literal["image", "identity"]

@@ -32,18 +32,15 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .names import NAME_RULE, check_label, is_name
 
 __all__ = [
     "TRIAL_COLUMNS",
     "SIMILARITY_COLUMNS",
-    "MAX_LABEL_LENGTH",
-    "check_label",
-    "check_name",
     "check_trials",
     "read_sidecar",
     "read_session_provenance",
     "SESSION_PROVENANCE_KEY",
-    "is_name",
     "split_lines",
     "trial_file_path",
     "sidecar_path",
@@ -91,51 +88,6 @@ SIMILARITY_COLUMNS: dict[str, str] = {
     "onset_s": TRIAL_COLUMNS["onset_s"],
     "dropped_frames": TRIAL_COLUMNS["dropped_frames"],
 }
-
-_LABEL = re.compile(r"[A-Za-z0-9]+")
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
-# a label names folders and files: long ones break file systems (255 bytes a name) and reports
-MAX_LABEL_LENGTH = 64
-NAME_RULE = "letters, digits, '_' and '-' only"
-
-
-def check_label(value: object, what: str) -> str:
-    """A BIDS label (participant, session or task): letters and digits only, at most 64 of them.
-
-    Examples
-    --------
-    >>> check_label("01", "participant")
-    '01'
-    """
-    text = str(value).strip()
-    if len(text) > MAX_LABEL_LENGTH:
-        raise InputError(f"{what} '{text[:20]}...' is {len(text)} characters long; at most "
-                         f"{MAX_LABEL_LENGTH} (letters and digits, BIDS label)")
-    if not _LABEL.fullmatch(text):
-        raise InputError(f"{what} {text[:40]!r} must be letters and digits only (BIDS label), e.g. 01")
-    return text
-
-
-def is_name(value: object) -> bool:
-    """Whether ``value`` is a valid name (a condition or a class label): letters, digits, ``_``, ``-``.
-
-    Such names key files and tables (``ci_group_<task>_<condition>.npz``), so two different
-    names can never land in one file, and a trial file's cells never hold a tab or newline.
-
-    Examples
-    --------
-    >>> is_name("random-A"), is_name("random A")
-    (True, False)
-    """
-    return isinstance(value, str) and len(value) <= MAX_LABEL_LENGTH and bool(_NAME.fullmatch(value))
-
-
-def check_name(value: object, what: str) -> str:
-    """``value`` if :func:`is_name`, else one :class:`InputError` line naming ``what``."""
-    if not is_name(value):
-        raise InputError(f"{what} {str(value)[:40]!r} must be {NAME_RULE} (at most {MAX_LABEL_LENGTH})")
-    return str(value)
-
 
 def trial_file_path(data_root: str | os.PathLike, participant: str, session: int | str, task: str) -> Path:
     """Where one session's trial file lives."""

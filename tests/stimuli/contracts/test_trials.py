@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.trials import (
-    TRIAL_COLUMNS,
-    check_label,
-    find_trial_files,
-    read_trials,
-    trial_file_path,
-)
+from stimuli.contracts.names import check_label
+from stimuli.contracts.trials import TRIAL_COLUMNS, find_trial_files, read_trials, trial_file_path
 
 
 def _write_trials(path, rows):
