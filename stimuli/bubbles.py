@@ -187,7 +187,7 @@ def bubbles_mask(
     Returns
     -------
     numpy.ndarray
-        The (H, W) float32 mask.
+        Float32 values in [0, 1], shape (H, W).
 
     Examples
     --------
@@ -318,7 +318,7 @@ def compose(face: np.ndarray, mask: np.ndarray, background: float) -> np.ndarray
     Returns
     -------
     numpy.ndarray
-        The (H, W) float32 stimulus.
+        ``mask * face + (1 - mask) * background``, as float32.
 
     Examples
     --------

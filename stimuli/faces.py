@@ -128,7 +128,7 @@ def _read_table(csv_path: Path) -> pd.DataFrame:
 class FaceSet:
     """A validated face set: ``root`` folder and ``table`` (one row per image, in file order).
 
-    Made by :func:`load_face_set`.
+    Use :func:`load_face_set` to make one.
 
     Parameters
     ----------

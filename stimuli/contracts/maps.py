@@ -74,15 +74,13 @@ def check_mask(values: Any, name: str = "mask", shape: tuple[int, ...] | None = 
     ----------
     values : array-like
         The mask: booleans or 0/1 values.
-    name : str
-        What the mask is, for the error message.
-    shape : tuple of int, optional
-        The shape it must have (any 2D shape when None).
+    name, shape
+        As for :func:`check_map`.
 
     Returns
     -------
     numpy.ndarray
-        ``values`` as a bool (H, W) array.
+        A boolean (H, W) array.
 
     Examples
     --------
@@ -135,10 +133,8 @@ def relevance_rank_accuracy(relevance: Any, ground_truth: Any) -> float:
 
     Parameters
     ----------
-    relevance : array-like
-        The (H, W) relevance map.
-    ground_truth : array-like
-        The (H, W) ground-truth mask, same shape.
+    relevance, ground_truth : array-like
+        As for :func:`relevance_mass_accuracy`.
 
     Returns
     -------

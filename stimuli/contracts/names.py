@@ -88,7 +88,7 @@ def check_name(value: object, what: str) -> str:
     Returns
     -------
     str
-        The name.
+        ``value`` as a string, unchanged.
 
     Examples
     --------

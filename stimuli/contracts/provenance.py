@@ -212,9 +212,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     Parameters
     ----------
     path : str or path-like
-        The file to write (its folder is made when missing).
+        The text file (its folder is made when missing).
     text : str
-        The contents.
+        The contents, written as UTF-8.
 
     Returns
     -------
@@ -260,7 +260,7 @@ def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
     Parameters
     ----------
     path : str or path-like
-        The file to write (its folder is made when missing).
+        The ``.npz`` file; its folder is made when missing.
     **arrays : array-like
         The arrays by name.
 
@@ -425,7 +425,7 @@ def read_provenance(folder: str | os.PathLike) -> dict[str, Any]:
     Parameters
     ----------
     folder : str or path-like
-        The output folder.
+        The output folder holding ``provenance.json``.
 
     Returns
     -------

@@ -38,17 +38,15 @@ def rdm_path(variant: str, stimuli: str, results: str | os.PathLike = "results")
 
     Parameters
     ----------
-    variant : str
-        The variant's name.
-    stimuli : str
-        The prepared set's name.
+    variant, stimuli : str
+        The variant and the prepared set's names.
     results : str or path-like
         The results root.
 
     Returns
     -------
     Path
-        The file (it need not exist).
+        The RDM file (it need not exist yet).
 
     Examples
     --------
@@ -64,11 +62,11 @@ def rdm_command(variant: str, stimuli: str, results: str | os.PathLike = "result
     Parameters
     ----------
     variant : str
-        The variant's name.
+        The variant the RDMs are of.
     stimuli : str
-        The prepared set's name.
+        The set they are over.
     results : str or path-like
-        The results root.
+        Where they are looked for.
 
     Returns
     -------
@@ -168,12 +166,12 @@ def save_rdms(path: str | os.PathLike, rdms: Mapping[str, Any], stimulus_id: Any
     stimulus_id : array-like
         The (N,) stimulus ids.
     meta : mapping
-        Stored as a JSON string.
+        Variant, set, metric, layers; stored as a JSON string.
 
     Returns
     -------
     Path
-        The written file.
+        ``path``, written.
     """
     ids = np.asarray(stimulus_id, dtype=str)
     if ids.ndim != 1 or len(set(ids)) != len(ids):

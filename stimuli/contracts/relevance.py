@@ -119,23 +119,23 @@ def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "res
     Parameters
     ----------
     variant : str
-        The variant's name.
+        The explained variant.
     stimuli : str
-        The prepared set's name.
+        The prepared set it was explained on.
     results : str or path-like
-        The results root.
+        The results root holding ``relevance/``.
 
     Returns
     -------
     Path
-        The file (it need not exist).
+        The maps' file, whether or not it exists.
 
     Examples
     --------
     >>> relevance_path("vgg16-imagenet-gender-s0", "orl64").as_posix()
     'results/relevance/vgg16-imagenet-gender-s0/orl64.npz'
     """
-    return Path(results) / "relevance" / variant / f"{stimuli}.npz"
+    return Path(results, "relevance", variant, f"{stimuli}.npz")
 
 
 def explain_command(variant: str, stimuli: str, results: str | os.PathLike = "results") -> str:
@@ -143,17 +143,13 @@ def explain_command(variant: str, stimuli: str, results: str | os.PathLike = "re
 
     Parameters
     ----------
-    variant : str
-        The variant's name.
-    stimuli : str
-        The prepared set's name.
-    results : str or path-like
-        The results root.
+    variant, stimuli, results
+        As for :func:`relevance_path`.
 
     Returns
     -------
     str
-        A ``python -m model explain ...`` command line.
+        ``python -m model explain --variant V --stimuli S`` (``--out`` for another root).
 
     Examples
     --------
@@ -198,14 +194,10 @@ def baseline_command(variant: str, stimuli: str, kind: str, results: str | os.Pa
 
     Parameters
     ----------
-    variant : str
-        The variant's name.
-    stimuli : str
-        The prepared set's name.
     kind : str
         The baseline kind(s), space-separated.
-    results : str or path-like
-        The results root.
+    variant, stimuli, results
+        As for :func:`relevance_path`.
 
     Returns
     -------

@@ -120,12 +120,12 @@ def sidecar_path(trial_file: str | os.PathLike) -> Path:
     Parameters
     ----------
     trial_file : str or path-like
-        The trial file (``..._beh.tsv``).
+        The trial file.
 
     Returns
     -------
     Path
-        The sidecar's path.
+        Its sidecar, ``..._beh.json`` (it need not exist).
 
     Examples
     --------
@@ -186,7 +186,7 @@ def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
     Parameters
     ----------
     trial_file : str or path-like
-        The trial file (``..._beh.tsv``).
+        The trial file whose sidecar is read.
 
     Returns
     -------
@@ -216,12 +216,12 @@ def read_session_provenance(trial_file: str | os.PathLike) -> dict[str, Any] | N
     Parameters
     ----------
     trial_file : str or path-like
-        The trial file (``..._beh.tsv``).
+        The session's trial file.
 
     Returns
     -------
     dict or None
-        The record.
+        The record, as written by the session.
 
     Examples
     --------
