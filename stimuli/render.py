@@ -62,6 +62,18 @@ RelevanceSource = Literal["image", "mean"]
 def mask_seed(seed: int, k: int) -> int:
     """The seed of stimulus ``k`` of a render with master ``seed`` (stable on every machine).
 
+    Parameters
+    ----------
+    seed : int
+        The render's master seed.
+    k : int
+        The stimulus' index.
+
+    Returns
+    -------
+    int
+        The seed its centres are drawn with.
+
     Examples
     --------
     >>> mask_seed(0, 0) == mask_seed(0, 0) != mask_seed(0, 1)
@@ -134,16 +146,35 @@ def render_stimuli(
 
     Parameters
     ----------
-    prepared : the prepared set whose faces are masked.
-    mode : ``random``, ``guided``, ``antiguided`` or ``topk``.
-    n_bubbles, sigma_px : number and standard deviation (px) of the apertures.
-    relevance : the variant's maps on this set (guided, antiguided, topk).
-    source : ``"image"`` (each face's own map) or ``"mean"`` (the set-average map).
-    strength : guidance strength in [0, 1] (see :func:`stimuli.guided.guidance_density`).
-    within : place centres over the whole ``"image"`` or inside the set's face ``"aperture"``.
-    count : how many stimuli (default: one per face).
-    seed : master seed; stimulus ``k`` uses :func:`mask_seed` ``(seed, k)``.
-    merge : how overlapping apertures combine (``sum`` or ``prob``).
+    prepared : PreparedSet
+        The prepared set whose faces are masked.
+    mode : {"random", "guided", "antiguided", "topk"}
+        How the apertures are placed.
+    n_bubbles, sigma_px : int, float
+        Number and standard deviation (px) of the apertures.
+    relevance : RelevanceMaps, optional
+        The variant's maps on this set (guided, antiguided, topk).
+    source : {"image", "mean"}
+        Each face's own map or the set-average map.
+    strength : float
+        Guidance strength in [0, 1] (see :func:`stimuli.guided.guidance_density`).
+    within : {"image", "aperture"}
+        Place centres over the whole image or inside the set's face aperture.
+    count : int, optional
+        How many stimuli (default: one per face).
+    seed : int
+        Master seed; stimulus ``k`` uses :func:`mask_seed` ``(seed, k)``.
+    merge : {"sum", "prob"}
+        How overlapping apertures combine.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        (count, H, W) float32 stimuli.
+    table : pandas.DataFrame
+        One row per stimulus: file, stimulus_id, mode, centres, mask_seed, area_px, ...
     """
     if mode not in RENDER_MODES:
         raise InputError(f"unknown mode '{mode}' (choose {', '.join(RENDER_MODES)})")
@@ -208,6 +239,20 @@ def rebuild_mask(
 
     Bubble modes rebuild from the stored centres; ``topk`` recomputes the reveal mask from the
     relevance and the stored ``area_px``.
+
+    Parameters
+    ----------
+    row : mapping
+        One row of a render's ``manifest.csv``.
+    prepared : PreparedSet
+        The set that was rendered.
+    relevance : RelevanceMaps, optional
+        The maps the render used (``topk`` needs them).
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) mask the stimulus was made with.
     """
     shape = prepared.shape
     if row["mode"] != "topk":
@@ -223,6 +268,22 @@ def rebuild_mask(
 def contact_sheet(images: np.ndarray, columns: int | None = None, gap: int = 2, background: float = 1.0
                   ) -> np.ndarray:
     """Tile (N, H, W) images into one (rows*H, columns*W) image, ``gap`` px apart.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        (N, H, W) images.
+    columns : int, optional
+        Images per row (default: about the square root of N).
+    gap : int
+        Pixels between images.
+    background : float
+        Value of the gaps.
+
+    Returns
+    -------
+    numpy.ndarray
+        The sheet.
 
     Examples
     --------
@@ -258,8 +319,40 @@ def render_set(
 ) -> Path:
     """Render stimuli of prepared set ``stimuli`` into folder ``out`` (all or nothing).
 
-    ``options`` go to :func:`render_stimuli` (``count``, ``seed``, ``strength``, ``source``,
-    ``within``, ``merge``). Guided modes read ``<results>/relevance/<variant>/<stimuli>.npz``.
+    Guided modes read ``<results>/relevance/<variant>/<stimuli>.npz``.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set's name.
+    mode : {"random", "guided", "antiguided", "topk"}
+        How apertures are placed.
+    n_bubbles : int
+        Apertures per stimulus.
+    sigma_px : float
+        Aperture standard deviation in pixels.
+    out : str or path-like
+        The output folder.
+    variant : str, optional
+        Whose relevance guides (all modes but ``random``).
+    results : str or path-like
+        The results root read from.
+    force : bool
+        Replace an earlier render's own ``out`` (moved aside).
+    command : sequence of str, optional
+        The command line recorded in ``provenance.json``.
+    sheet_max : int
+        Stimuli on the contact sheet.
+    progress : bool
+        Show a progress bar.
+    **options
+        For :func:`render_stimuli` (``count``, ``seed``, ``strength``, ``source``, ``within``,
+        ``merge``).
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     out = Path(out)
     if out.exists() and not force:

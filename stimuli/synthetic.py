@@ -56,6 +56,24 @@ def grating_cue(
 
     Class ``a`` varies along rows (horizontal stripes), class ``b`` along columns (vertical).
 
+    Parameters
+    ----------
+    shape : sequence of int
+        (height, width) of the grid.
+    region : numpy.ndarray
+        Boolean (H, W) region the cue is drawn in.
+    cls : {"a", "b"}
+        The class.
+    period_px : float
+        Stripe period in pixels.
+    phase : float
+        Phase in radians at the region's centre.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) cue in [-1, 1], 0 outside the region.
+
     Examples
     --------
     >>> region = np.ones((4, 4), bool)
@@ -98,17 +116,35 @@ def synthesize(
 
     Parameters
     ----------
-    faces : the real faces the cue is drawn on.
-    region : a :mod:`stimuli.regions` spec: ``eyes``, ``mouth``, ... or ``box:top,bottom,left,right``.
-    size : side of the square grid.
-    n_per_class : faces used (each appears once per class); default all.
-    amplitude : grating amplitude on the [0, 1] scale (the faces' RMS contrast is about 0.17).
-    period_px : stripe period in pixels (default :func:`default_period`).
-    phase : ``"fixed"`` (every image has the same stripes: the classes are linearly separable,
+    faces : FaceSet
+        The real faces the cue is drawn on.
+    region : str
+        A :mod:`stimuli.regions` spec: ``eyes``, ``mouth``, ... or ``box:top,bottom,left,right``.
+    size : int
+        Side of the square grid.
+    n_per_class : int, optional
+        Faces used (each appears once per class); default all.
+    amplitude : float
+        Grating amplitude on the [0, 1] scale (the faces' RMS contrast is about 0.17).
+    period_px : float, optional
+        Stripe period in pixels (default :func:`default_period`).
+    phase : {"fixed", "random"}
+        ``"fixed"`` (every image has the same stripes: the classes are linearly separable,
         a template suffices) or ``"random"`` (a random phase per image: only the orientation
         tells the classes apart, which needs orientation-selective features).
-    seed : picks the faces (and, with random phase, each image's phase).
-    prepare_options : framing, aperture, method, mean, contrast (see ``prepare_faces``).
+    seed : int
+        Picks the faces (and, with random phase, each image's phase).
+    **prepare_options
+        framing, aperture, method, mean, contrast (see ``prepare_faces``).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        (2n, size, size) float32, class ``a`` first.
+    table : pandas.DataFrame
+        One row per image (class in ``gender`` and ``class``); ``attrs["info"]`` holds set.json's entries.
+    region : numpy.ndarray
+        The boolean (size, size) region mask.
     """
     box = region_box(region)
     n_faces = len(faces)
@@ -165,7 +201,29 @@ def synth_set(
 ) -> Path:
     """Write a synthetic ground-truth set as ``<results>/stimuli/<name>/`` (all or nothing).
 
-    ``options`` go to :func:`synthesize` (n_per_class, amplitude, period_px, seed, aperture, ...).
+    Parameters
+    ----------
+    region : str
+        The evidence region (see :func:`synthesize`).
+    size : int
+        Side of the square grid.
+    name : str
+        The set's name.
+    faces : str or path-like
+        The face set the cue is drawn on.
+    results : str or path-like
+        The results root written under.
+    force : bool
+        Replace an existing set of that name (moved aside).
+    command : list of str, optional
+        The command line recorded in ``provenance.json``.
+    **options
+        For :func:`synthesize` (n_per_class, amplitude, period_px, seed, aperture, ...).
+
+    Returns
+    -------
+    Path
+        ``<results>/stimuli/<name>``, holding ``region.png`` besides the prepared set's files.
 
     Examples
     --------
