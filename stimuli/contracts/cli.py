@@ -175,21 +175,25 @@ def dispatch(package: str, commands: Mapping[str, tuple[str, str]], argv: Sequen
     Returns
     -------
     int
-        The exit status: the command's, 0 for ``--help``, 2 for no or an unknown command.
+        The exit status: the command's, 0 for ``--help``, 2 for no or an unknown command (then
+        the overview goes to stderr).
 
     Examples
     --------
-    >>> dispatch("demo", {"hello": ("json", "say hello")}, [])
+    >>> dispatch("demo", {"hello": ("json", "say hello")}, ["--help"])
     usage: python -m demo <command> [options]   (python -m demo <command> --help)
     <BLANKLINE>
     commands:
       hello  say hello
-    2
+    0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(_overview(package, commands))
-        return 0 if argv else 2
+        return 0
+    if not argv:  # a usage error: the overview goes where errors go
+        print(_overview(package, commands), file=sys.stderr)
+        return 2
     name, rest = argv[0], argv[1:]
     if name not in commands:
         print(f"error: unknown command '{name}'\n{_overview(package, commands)}", file=sys.stderr)

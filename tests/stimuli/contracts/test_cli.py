@@ -48,7 +48,8 @@ def test_dispatch_help_exits_0_and_no_verb_exits_2(commands, capsys):
         assert dispatch("demo", COMMANDS, argv) == 0
         assert "commands:\n  hello  say hello" in capsys.readouterr().out
     assert dispatch("demo", COMMANDS, []) == 2
-    assert "usage: python -m demo" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == "" and "usage: python -m demo" in err and "  hello  say hello" in err
     assert commands == []
 
 
