@@ -12,11 +12,12 @@ are named, written and read in one place each:
   earlier output (moved aside, never deleted);
 - :mod:`.prepared`: prepared stimulus sets (the one writer and reader) and :mod:`.set_hash`,
   their content hash;
-- :mod:`.trials`: trial files (paths, columns, names, the reader; sessions write the rows);
+- :mod:`.trials`: trial files (paths, columns, the reader and its checks; sessions write the rows);
 - :mod:`.relevance` and :mod:`.relevance_file`: relevance maps (one writer,
   ``relevance_writer``, and one reader) and their byte layout;
 - :mod:`.rdm`: RDM files; :mod:`.variants`: variant names; :mod:`.maps`: checking and scoring
-  maps on the stimulus grid; :mod:`.names`: free text as a file name;
+  maps on the stimulus grid; :mod:`.names`: the rules of names that key files (labels,
+  conditions) and the one cleaner of free text for a file name;
 - :mod:`.cli`: the command pattern (``dispatch``) and the shared options
   (``--results``, ``--out``, ``--device``, ``--force``).
 """
