@@ -51,20 +51,11 @@ import pandas as pd
 
 from stimuli.contracts.config import require
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.prepared import (
-    CONTENT_HASH_KEY,
-    PreparedSet,
-    load_prepared_set,
-    set_record_mismatch,
-)
+from stimuli.contracts.names import check_name
+from stimuli.contracts.prepared import PreparedSet, load_prepared_set
 from stimuli.contracts.provenance import atomic_save_npz, atomic_write_text
-from stimuli.contracts.trials import (
-    check_name,
-    find_trial_files,
-    read_sidecar,
-    read_trials,
-    sidecar_path,
-)
+from stimuli.contracts.set_hash import CONTENT_HASH_KEY, set_record_mismatch
+from stimuli.contracts.trials import find_trial_files, read_sidecar, read_trials, sidecar_path
 from stimuli.regions import region_mask
 
 from .classification import (

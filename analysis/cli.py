@@ -18,13 +18,9 @@ from pathlib import Path
 
 from stimuli.contracts.config import from_dict, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.outputs import atomic_output_dir, check_replaceable
 from stimuli.contracts.prepared import prepared_set_dir
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    check_replaceable,
-    record_run,
-)
+from stimuli.contracts.provenance import Provenance, record_run
 
 from .ci_command import CIConfig, input_files, run_ci
 

@@ -40,15 +40,9 @@ from pathlib import Path
 
 from stimuli.contracts.config import load_config, to_dict
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.outputs import atomic_output_dir, check_replaceable
 from stimuli.contracts.prepared import prepared_set_dir
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_text,
-    check_replaceable,
-    git_commit,
-    record_run,
-)
+from stimuli.contracts.provenance import Provenance, atomic_write_text, git_commit, record_run
 from stimuli.contracts.trials import sidecar_path
 
 from .report_base import Absent, ReportConfig, ReportContext, Section

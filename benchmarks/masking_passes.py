@@ -25,7 +25,7 @@ import numpy as np
 from model.evaluate import EvaluateConfig
 from model.masking import masking_curves
 from stimuli.contracts.config import load_config
-from stimuli.prepare import DEFAULT_APERTURE, elliptical_aperture
+from stimuli.framing import DEFAULT_APERTURE, elliptical_aperture
 
 OLD = SimpleNamespace(fractions=[0.05, 0.1, 0.2, 0.3, 0.5], modes=["remove"], fill="blur", blur_sigma=3.0,
                       random_repeats=3, random_smoothing=4.0)

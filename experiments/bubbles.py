@@ -42,8 +42,9 @@ from stimuli.bubbles import (
 )
 from stimuli.contracts.config import require, to_dict
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.names import NAME_RULE, is_name
 from stimuli.contracts.prepared import PreparedSet, load_prepared_set, remake_command
-from stimuli.contracts.trials import NAME_RULE, TRIAL_COLUMNS, is_name
+from stimuli.contracts.trials import TRIAL_COLUMNS
 from stimuli.regions import region_mask
 
 from .config import (

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.trials import check_label
+from stimuli.contracts.names import check_label
 
 from .task import NA
 

@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 
 from stimuli.contracts.config import from_dict, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.names import NAME_RULE, is_name
 from stimuli.contracts.provenance import Provenance, file_sha256, git_commit, package_versions
-from stimuli.contracts.trials import NAME_RULE, SESSION_PROVENANCE_KEY, check_trials, is_name
+from stimuli.contracts.trials import SESSION_PROVENANCE_KEY, check_trials
 
 from .bids import ensure_dataset, task_keys
 from .config import check_seed, load_experiment, paradigms
@@ -127,7 +128,7 @@ def _check_resume(files: SessionFiles, sidecar: dict[str, Any], task: Task, spec
     if seed is not None and seed != recorded_seed:
         raise InputError(f"--seed {seed}: this session's seed is {recorded_seed}; leave --seed out to resume")
     # the rest of the session must show the very stimuli its start showed (same pixels, same grid)
-    from stimuli.contracts.prepared import CONTENT_HASH_KEY, set_record_mismatch
+    from stimuli.contracts.set_hash import CONTENT_HASH_KEY, set_record_mismatch
 
     prepared, record = getattr(task, "set", None), sidecar.get("StimulusSet")
     mismatch = set_record_mismatch(record, prepared) if prepared is not None else None

@@ -39,14 +39,9 @@ import numpy as np
 import pandas as pd
 
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.names import check_label
 from stimuli.contracts.provenance import atomic_write_json, atomic_write_text, file_mode
-from stimuli.contracts.trials import (
-    check_label,
-    read_sidecar,
-    sidecar_path,
-    split_lines,
-    trial_file_path,
-)
+from stimuli.contracts.trials import read_sidecar, sidecar_path, split_lines, trial_file_path
 
 from .bids import describe_participants, participant_columns, participants_lock
 from .task import NA

@@ -3,7 +3,6 @@
 Public API (see DESIGN.md):
 
 - :func:`build_vgg16` -- torchvision's VGG-16 (``vgg16``/``vgg16_bn``) with a width multiplier.
-- :func:`parse_variant` / :class:`VariantSpec` -- ``vgg16[-bn][-w<width>]-<pretrain>-<task>-s<seed>``.
 - :func:`load_variant` / :class:`LoadedVariant` -- a trained variant for inference.
 - :func:`to_model_input` -- grey stimuli in [0, 1] -> the normalised model input.
 - :func:`select_device` -- cuda, else mps, else cpu.
@@ -12,21 +11,18 @@ Commands: ``python -m model train CONFIG.yaml [--only VARIANT] [--out DIR] [--de
 
 Examples
 --------
->>> from model import parse_variant
->>> parse_variant("vgg16-imagenet-gender-s0").pretrain
-'imagenet'
+>>> from model import select_device
+>>> select_device("cpu")
+device(type='cpu')
 """
 
 from .architecture import build_vgg16
-from .config import VariantSpec, parse_variant
 from .device import select_device
 from .preprocess import to_model_input
 from .variants import LoadedVariant, load_variant
 
 __all__ = [
     "build_vgg16",
-    "parse_variant",
-    "VariantSpec",
     "load_variant",
     "LoadedVariant",
     "select_device",

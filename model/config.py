@@ -14,7 +14,7 @@ resolved config is saved as ``config.yaml`` in the variant folder and is all
 
 Examples
 --------
->>> spec = parse_variant("vgg16-bn-w0.25-imagenet-gender-s3")
+>>> spec = parse_variant_name("vgg16-bn-w0.25-imagenet-gender-s3")
 >>> spec.batch_norm, spec.width, spec.pretrain, spec.task, spec.seed
 (True, 0.25, 'imagenet', 'gender', 3)
 >>> spec.name
@@ -40,8 +40,6 @@ __all__ = [
     "TASKS",
     "RESERVED_PRETRAIN",
     "VGGFACE_TOKEN",
-    "VariantSpec",
-    "parse_variant",
     "Augment",
     "TrainConfig",
     "SplitConfig",
@@ -58,9 +56,8 @@ __all__ = [
 TASKS = ("gender", "identity")
 RESERVED_PRETRAIN = ("none", "imagenet", "faces")
 VGGFACE_TOKEN = "vggface"  # the name token of every ``vggface:PATH`` entry
-# the name grammar lives in stimuli (torch-free, so analysis reads names too); one definition
-VariantSpec = VariantName
-parse_variant = parse_variant_name
+# the name grammar (VariantName, parse_variant_name) lives in stimuli.contracts.variants: torch-free,
+# so analysis reads names too; one definition
 
 
 def pretrain_token(pretrain: str, where: str = "pretrain") -> str:
@@ -219,8 +216,8 @@ class VariantConfig:
     classes: list[str] | None = None  # filled in when training starts
 
     @property
-    def spec(self) -> VariantSpec:
-        return parse_variant(self.variant)
+    def spec(self) -> VariantName:
+        return parse_variant_name(self.variant)
 
     def as_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -290,7 +287,7 @@ def expand_grid(grid: GridConfig, where: str = "config") -> list[VariantConfig]:
                 if pretrain == "faces":
                     fs = grid.face_source
                     assert fs is not None
-                    spec = VariantSpec(arch == "vgg16-bn", width, pretrain_token(fs.pretrain), "faces", fs.seed)
+                    spec = VariantName(arch == "vgg16-bn", width, pretrain_token(fs.pretrain), "faces", fs.seed)
                     source_name = spec.name
                     if source_name not in sources:
                         if fs.pretrain == "imagenet" and width != 1.0:
@@ -302,7 +299,7 @@ def expand_grid(grid: GridConfig, where: str = "config") -> list[VariantConfig]:
                             split=replace(grid.split), train=_source_train(grid, where))
                 for task in axes.task:
                     for seed in axes.seed:
-                        spec = VariantSpec(arch == "vgg16-bn", width, token, task, seed)
+                        spec = VariantName(arch == "vgg16-bn", width, token, task, seed)
                         variants.append(VariantConfig(
                             variant=spec.name, stimuli=grid.stimuli, input_size=grid.input_size,
                             pretrain=pretrain, imagenet_source=grid.imagenet_source,

@@ -30,13 +30,8 @@ from pathlib import Path
 import torch
 
 from stimuli.contracts.errors import InputError, cli_errors
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_write_bytes,
-    atomic_write_json,
-    check_outside_data_root,
-    move_aside,
-)
+from stimuli.contracts.outputs import check_outside_data_root, move_aside
+from stimuli.contracts.provenance import Provenance, atomic_write_bytes, atomic_write_json
 
 from .vggface import FORMATS, vggface_state_dict
 

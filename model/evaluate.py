@@ -43,9 +43,9 @@ from tqdm.auto import tqdm
 
 from stimuli.contracts.config import load_config, require, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.outputs import atomic_output_dir
 from stimuli.contracts.provenance import (
     Provenance,
-    atomic_output_dir,
     atomic_write_json,
     atomic_write_text,
     record_run,

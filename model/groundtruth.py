@@ -34,12 +34,8 @@ import pandas as pd
 
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.maps import relevance_mass_accuracy, relevance_rank_accuracy
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_json,
-    record_run,
-)
+from stimuli.contracts.outputs import atomic_output_dir
+from stimuli.contracts.provenance import Provenance, atomic_write_json, record_run
 from stimuli.contracts.relevance import relevance_path
 from stimuli.regions import region_mask
 

@@ -36,13 +36,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError, cli_errors
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_json,
-    file_sha256,
-    record_run,
-)
+from stimuli.contracts.outputs import atomic_output_dir
+from stimuli.contracts.provenance import Provenance, atomic_write_json, file_sha256, record_run
 
 from .architecture import build_vgg16
 from .config import VariantConfig, expand_grid, load_grid, select_variants

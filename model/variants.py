@@ -39,9 +39,10 @@ from torch import nn
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import file_sha256
+from stimuli.contracts.variants import VariantName, parse_variant_name
 
 from .architecture import build_vgg16
-from .config import VariantConfig, VariantSpec, expand_grid, load_grid, parse_variant
+from .config import VariantConfig, expand_grid, load_grid
 from .device import autocast, select_device
 from .preprocess import to_model_input
 from .weights import check_compatible, read_state_dict
@@ -170,7 +171,7 @@ class LoadedVariant:
     """A trained variant ready for inference: ``net`` in eval mode on ``device``."""
 
     net: nn.Module
-    spec: VariantSpec
+    spec: VariantName
     config: dict[str, Any]
     classes: list[str]
     task: str  # what the output layer classifies: gender or identity
@@ -207,7 +208,7 @@ def load_variant(name: str, results: str | os.PathLike = "results",
     A variant that does not exist (or is unfinished) is an InputError holding the exact
     ``python -m model train ... --only <name>`` command that makes it.
     """
-    spec = parse_variant(name)
+    spec = parse_variant_name(name)
     folder = variant_dir(name, results)
     if not is_trained(name, results):
         state = "is unfinished (its checkpoint is in " + str(resume_dir(name, results)) + ")" \

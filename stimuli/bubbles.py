@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from .contracts.errors import InputError
 
@@ -78,6 +79,18 @@ def max_sensible_bubbles(shape: Sequence[int], sigma_px: float) -> int:
 
     Past this count the apertures' summed area (2 pi sigma^2 each) covers the image five
     times over, so the mask is fully open and a trial carries no information.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        (height, width) of the stimulus grid.
+    sigma_px : float
+        Aperture standard deviation in pixels.
+
+    Returns
+    -------
+    int
+        The largest sensible number of bubbles.
     """
     height, width = _check_shape(shape)
     sigma = _check_sigma(sigma_px)
@@ -151,13 +164,8 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
     """
     global _BLAS
     if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS = ThreadpoolController()
-        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-            _BLAS = False
-    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def bubbles_mask(
@@ -167,10 +175,19 @@ def bubbles_mask(
 
     Parameters
     ----------
-    shape : (height, width) of the stimulus grid.
-    centres : sequence of [row, col] (pixels, may be fractional), e.g. a trial's ``bubbles``.
-    sigma_px : standard deviation of each aperture in pixels.
-    merge : ``"sum"`` (sum and clip to 1, the classic rule) or ``"prob"`` (1 - prod(1 - g)).
+    shape : sequence of int
+        (height, width) of the stimulus grid.
+    centres : array-like
+        [row, col] centres (pixels, may be fractional), e.g. a trial's ``bubbles``.
+    sigma_px : float
+        Standard deviation of each aperture in pixels.
+    merge : {"sum", "prob"}
+        ``"sum"`` (sum and clip to 1, the classic rule) or ``"prob"`` (1 - prod(1 - g)).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float32 values in [0, 1], shape (H, W).
 
     Examples
     --------
@@ -205,9 +222,15 @@ def bubbles_mask(
 class CentreSampler:
     """Draws bubble centres (whole pixels) from a weight map, fast for many masks.
 
-    ``weights`` is an (H, W) non-negative map: ``None`` for uniform over the image, a
-    boolean region (uniform inside it, e.g. the face aperture) or a density (guided
-    sampling). The cumulative distribution is built once; each draw is a binary search.
+    The cumulative distribution is built once; each draw is a binary search.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        (height, width) of the stimulus grid.
+    weights : numpy.ndarray, optional
+        An (H, W) non-negative map: ``None`` for uniform over the image, a boolean region
+        (uniform inside it, e.g. the face aperture) or a density (guided sampling).
     """
 
     def __init__(self, shape: Sequence[int], weights: np.ndarray | None = None) -> None:
@@ -252,6 +275,24 @@ def sample_centres(
     """Draw ``n`` bubble centres; the same ``seed`` gives the same centres on any machine.
 
     With ``sigma_px`` given, ``n`` is checked against :func:`max_sensible_bubbles`.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        (height, width) of the stimulus grid.
+    n : int
+        How many centres.
+    seed : int or numpy.random.Generator
+        The seed (or generator) they are drawn with.
+    weights : numpy.ndarray, optional
+        Where to draw them (see :class:`CentreSampler`).
+    sigma_px : float, optional
+        The aperture size, to check ``n``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 2) [row, col] centres.
     """
     if sigma_px is not None and n > max_sensible_bubbles(shape, sigma_px):
         raise InputError(
@@ -263,7 +304,27 @@ def sample_centres(
 
 
 def compose(face: np.ndarray, mask: np.ndarray, background: float) -> np.ndarray:
-    """The stimulus ``mask * face + (1 - mask) * background`` (float32)."""
+    """The stimulus ``mask * face + (1 - mask) * background`` (float32).
+
+    Parameters
+    ----------
+    face : numpy.ndarray
+        The (H, W) face in [0, 1].
+    mask : numpy.ndarray
+        The (H, W) mask in [0, 1].
+    background : float
+        The grey shown where the mask is closed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``mask * face + (1 - mask) * background``, as float32.
+
+    Examples
+    --------
+    >>> compose(np.ones((1, 2)), np.array([[1.0, 0.0]]), 0.5).tolist()
+    [[1.0, 0.5]]
+    """
     if face.shape != mask.shape:
         raise InputError(f"face {face.shape} and mask {mask.shape} differ in shape")
     face = face.astype(np.float32, copy=False)
@@ -271,14 +332,38 @@ def compose(face: np.ndarray, mask: np.ndarray, background: float) -> np.ndarray
 
 
 def format_centres(centres: Any) -> str:
-    """Centres as the JSON text stored in a trial file's ``bubbles`` column."""
+    """Centres as the JSON text stored in a trial file's ``bubbles`` column.
+
+    Parameters
+    ----------
+    centres : array-like
+        (n, 2) [row, col] centres.
+
+    Returns
+    -------
+    str
+        A JSON list of [row, col] pairs.
+    """
     array = np.asarray(centres).reshape(-1, 2)
     values = [[int(v) if float(v).is_integer() else float(v) for v in pair] for pair in array.tolist()]
     return json.dumps(values, separators=(",", ":"))
 
 
 def parse_centres(text: Any, where: str = "bubbles") -> np.ndarray:
-    """Parse a trial file's ``bubbles`` cell into an (n, 2) float64 array."""
+    """Parse a trial file's ``bubbles`` cell into an (n, 2) float64 array.
+
+    Parameters
+    ----------
+    text : object
+        The cell (JSON text, or an already parsed list).
+    where : str
+        The cell's place, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 2) [row, col] centres.
+    """
     if isinstance(text, (list, tuple, np.ndarray)):
         value = text
     else:
@@ -301,7 +386,24 @@ def parse_centres(text: Any, where: str = "bubbles") -> np.ndarray:
 def mask_from_trial(
     trial: Mapping[str, Any], shape: Sequence[int], *, merge: Merge = "sum", where: str = "trial"
 ) -> np.ndarray:
-    """Rebuild the mask shown on a trial from its row (``bubbles`` and ``sigma_px``)."""
+    """Rebuild the mask shown on a trial from its row (``bubbles`` and ``sigma_px``).
+
+    Parameters
+    ----------
+    trial : mapping
+        One row of a trial file.
+    shape : sequence of int
+        (height, width) of the stimulus grid.
+    merge : {"sum", "prob"}
+        How overlapping apertures combine (see :func:`bubbles_mask`).
+    where : str
+        The row's place, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) float32 mask.
+    """
     for key in ("bubbles", "sigma_px"):
         if key not in trial:
             raise InputError(f"{where}: column '{key}' is missing")

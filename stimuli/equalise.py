@@ -97,6 +97,17 @@ class EqualiseTargets:
     The set-level part (the average contrast when none is asked for, the average quantile
     function for ``"histogram"``) is accumulated an image at a time (:meth:`add`), so a set of
     any size is equalised without holding it: :meth:`apply` equalises one image.
+
+    Parameters
+    ----------
+    region : numpy.ndarray
+        Boolean (H, W) equalisation region.
+    method : {"meanstd", "histogram", "none"}
+        How images are equalised.
+    mean : float
+        Target mean luminance in [0, 1].
+    contrast : float, optional
+        Target RMS contrast (default: the set's average).
     """
 
     def __init__(self, region: np.ndarray, method: Method = "meanstd", *, mean: float = 0.5,

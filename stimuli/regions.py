@@ -38,7 +38,18 @@ NAMED_REGIONS: dict[str, tuple[float, float, float, float]] = {
 
 
 def region_box(spec: str) -> tuple[float, float, float, float]:
-    """A region's (top, bottom, left, right) fractions from its name or ``box:...`` spec."""
+    """A region's (top, bottom, left, right) fractions from its name or ``box:...`` spec.
+
+    Parameters
+    ----------
+    spec : str
+        A region name (``eyes``, ``mouth``, ...) or ``box:top,bottom,left,right`` in [0, 1].
+
+    Returns
+    -------
+    tuple of float
+        (top, bottom, left, right) as fractions of the grid.
+    """
     spec = str(spec).strip()
     if spec in NAMED_REGIONS:
         return NAMED_REGIONS[spec]
@@ -55,7 +66,25 @@ def region_box(spec: str) -> tuple[float, float, float, float]:
 
 
 def region_mask(spec: str, shape: Sequence[int]) -> np.ndarray:
-    """Boolean (H, W) mask of a region on a grid of ``shape``."""
+    """Boolean (H, W) mask of a region on a grid of ``shape``.
+
+    Parameters
+    ----------
+    spec : str
+        As for :func:`region_box`.
+    shape : sequence of int
+        (height, width) of the grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        True inside the region.
+
+    Examples
+    --------
+    >>> int(region_mask("box:0,0.5,0,0.5", (10, 10)).sum())
+    25
+    """
     height, width = int(shape[0]), int(shape[1])
     top, bottom, left, right = region_box(spec)
     mask = np.zeros((height, width), dtype=bool)

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -42,15 +43,11 @@ from .bubbles import (
     max_sensible_bubbles,
     parse_centres,
 )
-from .contracts.errors import InputError
+from .contracts.cli import add_force, add_out, add_results, command_parser, parse_command
+from .contracts.errors import InputError, cli_errors
+from .contracts.outputs import atomic_output_dir, check_replaceable
 from .contracts.prepared import PreparedSet, load_prepared_set, remake_command, to_uint8
-from .contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_text,
-    check_replaceable,
-    record_run,
-)
+from .contracts.provenance import Provenance, atomic_write_text, record_run
 from .contracts.relevance import RelevanceMaps, load_relevance, relevance_path
 from .guided import guidance_density, topk_reveal_mask
 
@@ -64,6 +61,18 @@ RelevanceSource = Literal["image", "mean"]
 
 def mask_seed(seed: int, k: int) -> int:
     """The seed of stimulus ``k`` of a render with master ``seed`` (stable on every machine).
+
+    Parameters
+    ----------
+    seed : int
+        The render's master seed.
+    k : int
+        The stimulus' index.
+
+    Returns
+    -------
+    int
+        The seed its centres are drawn with.
 
     Examples
     --------
@@ -137,16 +146,35 @@ def render_stimuli(
 
     Parameters
     ----------
-    prepared : the prepared set whose faces are masked.
-    mode : ``random``, ``guided``, ``antiguided`` or ``topk``.
-    n_bubbles, sigma_px : number and standard deviation (px) of the apertures.
-    relevance : the variant's maps on this set (guided, antiguided, topk).
-    source : ``"image"`` (each face's own map) or ``"mean"`` (the set-average map).
-    strength : guidance strength in [0, 1] (see :func:`stimuli.guided.guidance_density`).
-    within : place centres over the whole ``"image"`` or inside the set's face ``"aperture"``.
-    count : how many stimuli (default: one per face).
-    seed : master seed; stimulus ``k`` uses :func:`mask_seed` ``(seed, k)``.
-    merge : how overlapping apertures combine (``sum`` or ``prob``).
+    prepared : PreparedSet
+        The prepared set whose faces are masked.
+    mode : {"random", "guided", "antiguided", "topk"}
+        How the apertures are placed.
+    n_bubbles, sigma_px : int, float
+        Number and standard deviation (px) of the apertures.
+    relevance : RelevanceMaps, optional
+        The variant's maps on this set (guided, antiguided, topk).
+    source : {"image", "mean"}
+        Each face's own map or the set-average map.
+    strength : float
+        Guidance strength in [0, 1] (see :func:`stimuli.guided.guidance_density`).
+    within : {"image", "aperture"}
+        Place centres over the whole image or inside the set's face aperture.
+    count : int, optional
+        How many stimuli (default: one per face).
+    seed : int
+        Master seed; stimulus ``k`` uses :func:`mask_seed` ``(seed, k)``.
+    merge : {"sum", "prob"}
+        How overlapping apertures combine.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        (count, H, W) float32 stimuli.
+    table : pandas.DataFrame
+        One row per stimulus: file, stimulus_id, mode, centres, mask_seed, area_px, ...
     """
     if mode not in RENDER_MODES:
         raise InputError(f"unknown mode '{mode}' (choose {', '.join(RENDER_MODES)})")
@@ -211,6 +239,20 @@ def rebuild_mask(
 
     Bubble modes rebuild from the stored centres; ``topk`` recomputes the reveal mask from the
     relevance and the stored ``area_px``.
+
+    Parameters
+    ----------
+    row : mapping
+        One row of a render's ``manifest.csv``.
+    prepared : PreparedSet
+        The set that was rendered.
+    relevance : RelevanceMaps, optional
+        The maps the render used (``topk`` needs them).
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) mask the stimulus was made with.
     """
     shape = prepared.shape
     if row["mode"] != "topk":
@@ -226,6 +268,22 @@ def rebuild_mask(
 def contact_sheet(images: np.ndarray, columns: int | None = None, gap: int = 2, background: float = 1.0
                   ) -> np.ndarray:
     """Tile (N, H, W) images into one (rows*H, columns*W) image, ``gap`` px apart.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        (N, H, W) images.
+    columns : int, optional
+        Images per row (default: about the square root of N).
+    gap : int
+        Pixels between images.
+    background : float
+        Value of the gaps.
+
+    Returns
+    -------
+    numpy.ndarray
+        The sheet.
 
     Examples
     --------
@@ -261,8 +319,40 @@ def render_set(
 ) -> Path:
     """Render stimuli of prepared set ``stimuli`` into folder ``out`` (all or nothing).
 
-    ``options`` go to :func:`render_stimuli` (``count``, ``seed``, ``strength``, ``source``,
-    ``within``, ``merge``). Guided modes read ``<results>/relevance/<variant>/<stimuli>.npz``.
+    Guided modes read ``<results>/relevance/<variant>/<stimuli>.npz``.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set's name.
+    mode : {"random", "guided", "antiguided", "topk"}
+        How apertures are placed.
+    n_bubbles : int
+        Apertures per stimulus.
+    sigma_px : float
+        Aperture standard deviation in pixels.
+    out : str or path-like
+        The output folder.
+    variant : str, optional
+        Whose relevance guides (all modes but ``random``).
+    results : str or path-like
+        The results root read from.
+    force : bool
+        Replace an earlier render's own ``out`` (moved aside).
+    command : sequence of str, optional
+        The command line recorded in ``provenance.json``.
+    sheet_max : int
+        Stimuli on the contact sheet.
+    progress : bool
+        Show a progress bar.
+    **options
+        For :func:`render_stimuli` (``count``, ``seed``, ``strength``, ``source``, ``within``,
+        ``merge``).
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     out = Path(out)
     if out.exists() and not force:
@@ -298,3 +388,46 @@ def render_set(
         Image.fromarray(to_uint8(sheet)).save(work / "contact_sheet.png")
         record_run(work, provenance)
     return out
+
+
+# ---------------------------------------------------------------------------- command line
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli render``: render into ``--out`` and print that folder.
+
+    Bad input ends in one line on stderr and exit status 2 (:func:`~stimuli.contracts.errors.cli_errors`).
+    """
+    args, command = parse_command(build_parser(), argv)
+    print(render_set(
+        args.stimuli, args.mode, args.n_bubbles, args.sigma, args.out, variant=args.variant,
+        results=args.results, force=args.force, command=command,
+        count=args.count, seed=args.seed, strength=args.strength, source=args.relevance,
+        within=args.within, merge=args.merge))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m stimuli render`` (shared ones from :mod:`stimuli.contracts.cli`)."""
+    parser = command_parser("stimuli", "render", "Mask the faces of a prepared set and write images/, manifest.csv, "
+                            "contact_sheet.png and provenance.json into --out.")
+    parser.add_argument("--stimuli", required=True, help="prepared set name (in <results>/stimuli/)")
+    parser.add_argument("--mode", choices=RENDER_MODES, required=True,
+                        help="random centres, guided/antiguided by relevance, or topk area-matched reveal")
+    parser.add_argument("--n-bubbles", type=int, required=True, help="apertures per stimulus")
+    parser.add_argument("--sigma", type=float, required=True, help="aperture standard deviation in pixels")
+    parser.add_argument("--variant", help="model variant whose relevance guides (guided, antiguided, topk)")
+    parser.add_argument("--count", type=int, default=None, help="stimuli to render (default: one per face)")
+    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="guidance strength in [0, 1]: share of centres placed by relevance (default 1)")
+    parser.add_argument("--relevance", choices=("image", "mean"), default="image",
+                        help="each face's own relevance map or the set-average map (default image)")
+    parser.add_argument("--within", choices=("image", "aperture"), default="image",
+                        help="place centres anywhere or inside the set's face aperture (default image)")
+    parser.add_argument("--merge", choices=("sum", "prob"), default="sum",
+                        help="overlapping apertures: sum and clip (classic) or 1 - prod(1 - g)")
+    add_out(parser, required=True, what="the output folder of the rendered stimuli")
+    add_results(parser)
+    add_force(parser)
+    return parser

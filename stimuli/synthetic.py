@@ -26,9 +26,9 @@ Examples
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contracts.errors import InputError
-from .contracts.prepared import prepared_set_dir, write_prepared_set
+from .contracts.cli import add_force, add_out, command_parser, parse_command
+from .contracts.errors import InputError, cli_errors
+from .contracts.prepared import new_set_dir, write_prepared_set
 from .contracts.provenance import Provenance
 from .faces import FaceSet, load_face_set
 from .prepare import prepare_faces, record_face_inputs
@@ -54,6 +55,24 @@ def grating_cue(
     """Cosine grating of amplitude 1 inside ``region`` (0 outside): the cue of class ``cls``.
 
     Class ``a`` varies along rows (horizontal stripes), class ``b`` along columns (vertical).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        (height, width) of the grid.
+    region : numpy.ndarray
+        Boolean (H, W) region the cue is drawn in.
+    cls : {"a", "b"}
+        The class.
+    period_px : float
+        Stripe period in pixels.
+    phase : float
+        Phase in radians at the region's centre.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) cue in [-1, 1], 0 outside the region.
 
     Examples
     --------
@@ -97,17 +116,35 @@ def synthesize(
 
     Parameters
     ----------
-    faces : the real faces the cue is drawn on.
-    region : a :mod:`stimuli.regions` spec: ``eyes``, ``mouth``, ... or ``box:top,bottom,left,right``.
-    size : side of the square grid.
-    n_per_class : faces used (each appears once per class); default all.
-    amplitude : grating amplitude on the [0, 1] scale (the faces' RMS contrast is about 0.17).
-    period_px : stripe period in pixels (default :func:`default_period`).
-    phase : ``"fixed"`` (every image has the same stripes: the classes are linearly separable,
+    faces : FaceSet
+        The real faces the cue is drawn on.
+    region : str
+        A :mod:`stimuli.regions` spec: ``eyes``, ``mouth``, ... or ``box:top,bottom,left,right``.
+    size : int
+        Side of the square grid.
+    n_per_class : int, optional
+        Faces used (each appears once per class); default all.
+    amplitude : float
+        Grating amplitude on the [0, 1] scale (the faces' RMS contrast is about 0.17).
+    period_px : float, optional
+        Stripe period in pixels (default :func:`default_period`).
+    phase : {"fixed", "random"}
+        ``"fixed"`` (every image has the same stripes: the classes are linearly separable,
         a template suffices) or ``"random"`` (a random phase per image: only the orientation
         tells the classes apart, which needs orientation-selective features).
-    seed : picks the faces (and, with random phase, each image's phase).
-    prepare_options : framing, aperture, method, mean, contrast (see ``prepare_faces``).
+    seed : int
+        Picks the faces (and, with random phase, each image's phase).
+    **prepare_options
+        framing, aperture, method, mean, contrast (see ``prepare_faces``).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        (2n, size, size) float32, class ``a`` first.
+    table : pandas.DataFrame
+        One row per image (class in ``gender`` and ``class``); ``attrs["info"]`` holds set.json's entries.
+    region : numpy.ndarray
+        The boolean (size, size) region mask.
     """
     box = region_box(region)
     n_faces = len(faces)
@@ -164,19 +201,37 @@ def synth_set(
 ) -> Path:
     """Write a synthetic ground-truth set as ``<results>/stimuli/<name>/`` (all or nothing).
 
-    ``options`` go to :func:`synthesize` (n_per_class, amplitude, period_px, seed, aperture, ...).
+    Parameters
+    ----------
+    region : str
+        The evidence region (see :func:`synthesize`).
+    size : int
+        Side of the square grid.
+    name : str
+        The set's name.
+    faces : str or path-like
+        The face set the cue is drawn on.
+    results : str or path-like
+        The results root written under.
+    force : bool
+        Replace an existing set of that name (moved aside).
+    command : list of str, optional
+        The command line recorded in ``provenance.json``.
+    **options
+        For :func:`synthesize` (n_per_class, amplitude, period_px, seed, aperture, ...).
+
+    Returns
+    -------
+    Path
+        ``<results>/stimuli/<name>``, holding ``region.png`` besides the prepared set's files.
 
     Examples
     --------
     >>> synth_set("mouth", 64, "synth-mouth", results="results")   # doctest: +SKIP
     PosixPath('results/stimuli/synth-mouth')
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
-        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = new_set_dir(name, results, force=force)
     region_box(region)  # a bad spec fails before any work
-    folder = prepared_set_dir(name, results)
-    if folder.exists() and not force:
-        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
     face_set = load_face_set(faces)
     images, table, mask = synthesize(face_set, region, size, **options)
     info = table.attrs.pop("info")
@@ -187,3 +242,47 @@ def synth_set(
     record_face_inputs(provenance, face_set)
     return write_prepared_set(folder, images, table, background=info.pop("background"), aperture=aperture,
                               masks={"region": mask}, info=info, provenance=provenance, replace=force)
+
+
+# ---------------------------------------------------------------------------- command line
+
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m stimuli synth``: write the set and print its folder (bad input: exit 2)."""
+    args, command = parse_command(build_parser(), argv)
+    print(synth_set(
+        args.region, args.size, args.name, faces=args.faces, results=args.out, force=args.force,
+        command=command, n_per_class=args.n_per_class,
+        amplitude=args.amplitude, period_px=args.period, phase=args.phase, seed=args.seed, aperture=args.aperture,
+        contrast=args.contrast))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m stimuli synth`` (shared ones from :mod:`stimuli.contracts.cli`)."""
+    parser = command_parser("stimuli", "synth", "Real faces with a class cue (a: horizontal, b: vertical stripes) drawn only "
+                            "inside --region; written as a prepared set with region.png (class in the "
+                            "'gender' and 'class' columns, so task gender trains on it).")
+    parser.add_argument("--region", required=True,
+                        help="eyes, left_eye, right_eye, nose, mouth, forehead, upper, lower or "
+                             "box:top,bottom,left,right (fractions)")
+    parser.add_argument("--size", type=int, required=True, help="side of the square stimuli in pixels")
+    parser.add_argument("--name", required=True, help="name of the prepared set")
+    parser.add_argument("--faces", default="orl", help="face set the cue is drawn on (default: orl)")
+    parser.add_argument("--n-per-class", type=int, default=None,
+                        help="faces used; each appears once per class (default: all)")
+    parser.add_argument("--amplitude", type=float, default=0.3, help="stripe amplitude on [0, 1] (default 0.3)")
+    parser.add_argument("--period", type=float, default=None,
+                        help="stripe period in pixels (default: size/16, at least 3)")
+    parser.add_argument("--phase", choices=("fixed", "random"), default="fixed",
+                        help="stripes at the same phase on every image (linearly separable) or a random "
+                             "phase per image (orientation only) (default fixed)")
+    parser.add_argument("--seed", type=int, default=0, help="picks faces and stripe phases (default 0)")
+    parser.add_argument("--contrast", type=float, default=None,
+                        help="RMS contrast of the faces under the cue (default: the set's average, about "
+                             "0.17); lower it (e.g. 0.06) so face structure outside the region drives the "
+                             "network less")
+    parser.add_argument("--aperture", action="store_true", help="elliptical face aperture, as prepare")
+    add_out(parser, default="results", what="the results root; the set goes to <out>/stimuli/<name>/")
+    add_force(parser)
+    return parser

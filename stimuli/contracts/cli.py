@@ -32,7 +32,8 @@ import importlib
 import sys
 from collections.abc import Mapping, Sequence
 
-__all__ = ["DEVICE_CHOICES_HELP", "add_device", "add_force", "add_out", "add_results", "dispatch"]
+__all__ = ["DEVICE_CHOICES_HELP", "add_device", "add_force", "add_out", "add_results", "command_parser", "dispatch",
+           "parse_command"]
 
 DEVICE_CHOICES_HELP = "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps (default: auto)"
 
@@ -96,6 +97,60 @@ def add_force(parser: argparse.ArgumentParser) -> None:
                              "participant data is never replaced)")
 
 
+def command_parser(package: str, verb: str, description: str) -> argparse.ArgumentParser:
+    """The parser of one command, named as it is typed: ``python -m <package> <verb>``.
+
+    Parameters
+    ----------
+    package : str
+        The package, e.g. ``"stimuli"``.
+    verb : str
+        The command's verb, e.g. ``"render"``.
+    description : str
+        What the command does (its ``--help`` text).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parser without options yet.
+
+    Examples
+    --------
+    >>> command_parser("demo", "hello", "Say hello.").prog
+    'python -m demo hello'
+    """
+    return argparse.ArgumentParser(prog=f"python -m {package} {verb}", description=description)
+
+
+def parse_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+                  ) -> tuple[argparse.Namespace, list[str]]:
+    """Parse a command's arguments and give the command line it records in ``provenance.json``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser; its ``prog`` is how the command is typed (``python -m stimuli render``).
+    argv : sequence of str, optional
+        The arguments after the verb (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    args : argparse.Namespace
+        The parsed options.
+    command : list of str
+        ``prog`` split into words, then ``argv``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="python -m demo hello")
+    >>> add_force(parser)
+    >>> parse_command(parser, ["--force"])
+    (Namespace(force=True), ['python', '-m', 'demo', 'hello', '--force'])
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return parser.parse_args(argv), [*parser.prog.split(), *argv]
+
+
 def _overview(package: str, commands: Mapping[str, tuple[str, str]]) -> str:
     width = max(len(name) for name in commands)
     lines = [f"usage: python -m {package} <command> [options]   (python -m {package} <command> --help)", "",
@@ -120,21 +175,25 @@ def dispatch(package: str, commands: Mapping[str, tuple[str, str]], argv: Sequen
     Returns
     -------
     int
-        The exit status: the command's, 0 for ``--help``, 2 for no or an unknown command.
+        The exit status: the command's, 0 for ``--help``, 2 for no or an unknown command (then
+        the overview goes to stderr).
 
     Examples
     --------
-    >>> dispatch("demo", {"hello": ("json", "say hello")}, [])
+    >>> dispatch("demo", {"hello": ("json", "say hello")}, ["--help"])
     usage: python -m demo <command> [options]   (python -m demo <command> --help)
     <BLANKLINE>
     commands:
       hello  say hello
-    2
+    0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(_overview(package, commands))
-        return 0 if argv else 2
+        return 0
+    if not argv:  # a usage error: the overview goes where errors go
+        print(_overview(package, commands), file=sys.stderr)
+        return 2
     name, rest = argv[0], argv[1:]
     if name not in commands:
         print(f"error: unknown command '{name}'\n{_overview(package, commands)}", file=sys.stderr)

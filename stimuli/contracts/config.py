@@ -36,7 +36,17 @@ T = TypeVar("T")
 
 
 class ConfigValueError(ValueError):
-    """Raised by a dataclass's ``__post_init__`` for an impossible value of one key."""
+    """Raised by a dataclass's ``__post_init__`` for an impossible value of one key.
+
+    :func:`from_dict` turns it into an :class:`InputError` naming the file and the key path.
+
+    Parameters
+    ----------
+    key : str
+        The field whose value is refused.
+    message : str
+        Why, e.g. ``"must be positive"``.
+    """
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
@@ -45,13 +55,39 @@ class ConfigValueError(ValueError):
 
 
 def require(condition: bool, key: str, message: str) -> None:
-    """In ``__post_init__``: refuse a value unless ``condition`` holds."""
+    """In ``__post_init__``: refuse a value unless ``condition`` holds.
+
+    Parameters
+    ----------
+    condition : bool
+        What must hold.
+    key : str
+        The field it is about.
+    message : str
+        What is wrong otherwise (``"must be positive"``).
+
+    Raises
+    ------
+    ConfigValueError
+        When ``condition`` is false.
+    """
     if not condition:
         raise ConfigValueError(key, message)
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file, bad syntax or a non-mapping is an InputError."""
+    """Read a YAML mapping; a missing file, bad syntax or a non-mapping is an InputError.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        Its mapping (an empty file gives ``{}``).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
@@ -65,6 +101,16 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 def read_utf8(path: str | os.PathLike) -> str:
     """A text file's contents; bytes that are not UTF-8 are one :class:`InputError` naming the line.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    str
+        Its text.
 
     Examples
     --------
@@ -81,7 +127,25 @@ def read_utf8(path: str | os.PathLike) -> str:
 
 
 def parse_yaml(text: str, path: str | os.PathLike) -> Any:
-    """YAML text parsed safely; bad syntax is one :class:`InputError` naming ``path`` and the line."""
+    """YAML text parsed safely; bad syntax is one :class:`InputError` naming ``path`` and the line.
+
+    Parameters
+    ----------
+    text : str
+        The YAML text.
+    path : str or path-like
+        Where it came from, for the error message.
+
+    Returns
+    -------
+    object
+        The parsed value (``yaml.safe_load``).
+
+    Examples
+    --------
+    >>> parse_yaml("a: 1", "x.yaml")
+    {'a': 1}
+    """
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -92,7 +156,20 @@ def parse_yaml(text: str, path: str | os.PathLike) -> Any:
 
 
 def load_config(cls: type[T], path: str | os.PathLike) -> T:
-    """Load ``path`` and validate it into dataclass ``cls``."""
+    """Load ``path`` and validate it into dataclass ``cls``.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass whose fields are the config's keys.
+    path : str or path-like
+        The YAML file.
+
+    Returns
+    -------
+    cls
+        The validated config.
+    """
     return from_dict(cls, load_yaml(path), str(path))
 
 
@@ -190,7 +267,28 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str, *, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, naming ``where`` (file) and the key path in errors."""
+    """Build dataclass ``cls`` from ``data``, naming ``where`` (file) and the key path in errors.
+
+    Unknown keys get a "did you mean" hint, values are converted to the field types, nested
+    dataclasses are built recursively and ``__post_init__`` checks (:func:`require`) become
+    one :class:`InputError`.
+
+    Parameters
+    ----------
+    cls : type
+        The dataclass.
+    data : dict
+        The config's mapping.
+    where : str
+        The file (or other source) named in errors.
+    prefix : str
+        The key path of ``data`` inside the whole config (``"inner."``), for errors.
+
+    Returns
+    -------
+    cls
+        The validated config.
+    """
     if not isinstance(data, dict):
         raise InputError(f"{where}: '{prefix.rstrip('.') or 'config'}' should be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -216,7 +314,18 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str, *, prefix: str = "
 
 
 def to_dict(obj: Any) -> Any:
-    """A dataclass config as plain YAML/JSON-ready data."""
+    """A dataclass config as plain YAML/JSON-ready data.
+
+    Parameters
+    ----------
+    obj : object
+        A dataclass instance, list, tuple, dict or plain value.
+
+    Returns
+    -------
+    object
+        Dicts, lists and plain values (tuples become lists).
+    """
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

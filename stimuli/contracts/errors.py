@@ -23,7 +23,19 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 
 def cli_errors(main: F) -> F:
-    """Decorate a command's ``main``: an :class:`InputError` becomes one line on stderr and exit 2."""
+    """Decorate a command's ``main``: an :class:`InputError` becomes one line on stderr and exit 2.
+
+    Parameters
+    ----------
+    main : callable
+        The command's ``main(argv) -> int``.
+
+    Returns
+    -------
+    callable
+        ``main`` wrapped: :class:`InputError` -> ``error: <message>`` on stderr and
+        ``SystemExit(2)``; Ctrl-C -> ``interrupted`` and ``SystemExit(130)``.
+    """
 
     @wraps(main)
     def wrapper(*args, **kwargs):

@@ -33,7 +33,27 @@ __all__ = ["check_map", "check_mask", "relevance_mass_accuracy", "relevance_rank
 
 
 def check_map(values: Any, name: str = "map", shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """A finite 2D float64 map, or an InputError naming ``name`` and the problem."""
+    """A finite 2D float64 map, or an InputError naming ``name`` and the problem.
+
+    Parameters
+    ----------
+    values : array-like
+        The map.
+    name : str
+        What the map is, for the error message.
+    shape : tuple of int, optional
+        The shape it must have (any 2D shape when None).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``values`` as a float64 (H, W) array.
+
+    Examples
+    --------
+    >>> check_map([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    """
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 2:
         raise InputError(f"{name} must be a 2D (H, W) map, got shape {array.shape}")
@@ -48,7 +68,25 @@ def check_map(values: Any, name: str = "map", shape: tuple[int, ...] | None = No
 
 
 def check_mask(values: Any, name: str = "mask", shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """A 2D boolean mask (0/1 or bool), or an InputError."""
+    """A 2D boolean mask (0/1 or bool), or an InputError.
+
+    Parameters
+    ----------
+    values : array-like
+        The mask: booleans or 0/1 values.
+    name, shape
+        As for :func:`check_map`.
+
+    Returns
+    -------
+    numpy.ndarray
+        A boolean (H, W) array.
+
+    Examples
+    --------
+    >>> check_mask([[0, 1], [1, 0]]).sum()
+    np.int64(2)
+    """
     array = np.asarray(values)
     if array.ndim != 2:
         raise InputError(f"{name} must be a 2D (H, W) mask, got shape {array.shape}")
@@ -65,6 +103,18 @@ def relevance_mass_accuracy(relevance: Any, ground_truth: Any) -> float:
     """Share of the positive relevance that lies inside the ground-truth mask, in [0, 1].
 
     NaN when the mask is empty or there is no positive relevance at all.
+
+    Parameters
+    ----------
+    relevance : array-like
+        The (H, W) relevance map.
+    ground_truth : array-like
+        The (H, W) ground-truth mask, same shape.
+
+    Returns
+    -------
+    float
+        Positive relevance inside the mask over positive relevance everywhere.
     """
     values = check_map(relevance, "relevance")
     truth = check_mask(ground_truth, "ground-truth mask", values.shape)
@@ -80,6 +130,16 @@ def relevance_rank_accuracy(relevance: Any, ground_truth: Any) -> float:
 
     Ties are broken by pixel order (row-major), so the result is deterministic. NaN when
     the mask is empty.
+
+    Parameters
+    ----------
+    relevance, ground_truth : array-like
+        As for :func:`relevance_mass_accuracy`.
+
+    Returns
+    -------
+    float
+        |top-K pixels by relevance intersect mask| / K.
     """
     values = check_map(relevance, "relevance")
     truth = check_mask(ground_truth, "ground-truth mask", values.shape)

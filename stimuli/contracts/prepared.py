@@ -12,7 +12,7 @@ A prepared set lives in ``<results>/stimuli/<set>/``::
 
 :func:`write_prepared_set` is the only writer and :func:`load_prepared_set` the only reader.
 
-The **content hash** (:func:`set_content_hash`, :attr:`PreparedSet.content_hash`) is a SHA-256
+The **content hash** (:mod:`stimuli.contracts.set_hash`, :attr:`PreparedSet.content_hash`) is a SHA-256
 over the set's parameters (``set.json`` but its name and the hash itself), ``manifest.csv``
 and the decoded pixels of every image and mask. Sessions record it in their sidecar
 (``StimulusSet.content_sha256``) and relevance files in their meta (``stimulus_set_sha256``),
@@ -30,7 +30,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -47,28 +46,83 @@ from PIL import Image
 
 from ..faces import read_image
 from .errors import InputError
-from .provenance import Provenance, atomic_output_dir, atomic_write_json, record_run
+from .outputs import atomic_output_dir
+from .provenance import Provenance, atomic_write_json, record_run
+from .set_hash import CONTENT_HASH_KEY, set_content_hash
 
 __all__ = [
     "MANIFEST_COLUMNS",
     "PreparedSet",
     "prepared_set_dir",
+    "new_set_dir",
     "prepare_command",
     "remake_command",
     "write_prepared_set",
     "load_prepared_set",
     "to_uint8",
-    "CONTENT_HASH_KEY",
-    "set_content_hash",
-    "set_record_mismatch",
 ]
 
 MANIFEST_COLUMNS = ("stimulus_id", "file", "identity", "gender", "source")
-CONTENT_HASH_KEY = "content_sha256"  # in set.json and in a sidecar's StimulusSet
 
 
 def prepared_set_dir(name: str, results: str | os.PathLike = "results") -> Path:
+    """The folder of prepared set ``name``: ``<results>/stimuli/<name>``.
+
+    Parameters
+    ----------
+    name : str
+        The set's name.
+    results : str or path-like
+        The results root.
+
+    Returns
+    -------
+    Path
+        The folder (it need not exist).
+
+    Examples
+    --------
+    >>> prepared_set_dir("orl64").as_posix()
+    'results/stimuli/orl64'
+    """
     return Path(results) / "stimuli" / name
+
+
+def new_set_dir(name: str, results: str | os.PathLike = "results", *, force: bool = False) -> Path:
+    """The folder a command that makes set ``name`` writes, after checking the name and that it is free.
+
+    Parameters
+    ----------
+    name : str
+        The set's name: letters, digits, ``_``, ``-``, ``.`` (not starting with ``_-.``).
+    results : str or path-like
+        The results root.
+    force : bool
+        Whether an existing set may be replaced (the writer moves it aside).
+
+    Returns
+    -------
+    Path
+        ``<results>/stimuli/<name>``.
+
+    Raises
+    ------
+    InputError
+        A bad name, or an existing set without ``force``.
+
+    Examples
+    --------
+    >>> new_set_dir("bad/name")
+    Traceback (most recent call last):
+    ...
+    stimuli.contracts.errors.InputError: --name 'bad/name': a set name is letters, digits, '_', '-', '.'
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+        raise InputError(f"--name '{name}': a set name is letters, digits, '_', '-', '.'")
+    folder = prepared_set_dir(name, results)
+    if folder.exists() and not force:
+        raise InputError(f"prepared set {folder} exists already; add --force to replace it")
+    return folder
 
 
 def prepare_command(name: str, results: str | os.PathLike = "results", faces: str = "orl",
@@ -77,6 +131,24 @@ def prepare_command(name: str, results: str | os.PathLike = "results", faces: st
 
     The size defaults to the number a set's name ends with (``orl64`` -> 64), else 128;
     ``aperture`` adds ``--aperture`` (the set a task that samples inside the face needs).
+
+    Parameters
+    ----------
+    name : str
+        The set's name.
+    results : str or path-like
+        The results root (``--out`` when it is not ``results``).
+    faces : str
+        The face set to prepare.
+    size : int, optional
+        The stimulus side.
+    aperture : bool
+        Whether to add ``--aperture``.
+
+    Returns
+    -------
+    str
+        A ``python -m stimuli prepare ...`` command line.
 
     Examples
     --------
@@ -97,6 +169,18 @@ def remake_command(prepared: PreparedSet, *, aperture: bool = False) -> str:
     Its own ``provenance.json`` command when ``stimuli prepare`` made it (same faces, framing,
     equalisation), else one built from ``set.json``; with ``--aperture`` added when ``aperture``
     is asked and the set has none, and ``--force`` (the old set is moved aside, never deleted).
+
+    Parameters
+    ----------
+    prepared : PreparedSet
+        The set.
+    aperture : bool
+        Whether the re-made set must have a face aperture.
+
+    Returns
+    -------
+    str
+        A ``python -m stimuli prepare ... --force`` command line.
     """
     command: list[str] | None = None
     with contextlib.suppress(OSError, ValueError):
@@ -119,82 +203,43 @@ def remake_command(prepared: PreparedSet, *, aperture: bool = False) -> str:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] float image to 8-bit, rounding to nearest."""
-    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    """[0, 1] float image to 8-bit, rounding to nearest.
 
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Values in [0, 1] (clipped).
 
-def _pixels(path: Path) -> tuple[str, np.ndarray]:
-    """An image's mode and decoded pixels, as stored (no conversion)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.mode, np.asarray(image)
-    except FileNotFoundError:
-        raise InputError(f"{path}: image file of the prepared set is missing") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise InputError(f"{path}: cannot read image ({error})") from None
-
-
-def set_content_hash(folder: str | os.PathLike, info: Mapping[str, Any], manifest: pd.DataFrame) -> str:
-    """SHA-256 of a prepared set's content: its parameters, manifest and pixels.
-
-    The parameters are ``info`` (set.json) without its ``name`` and the hash itself, as
-    canonical JSON; then ``manifest.csv``'s bytes; then, in manifest order, each image's
-    path, mode, shape and decoded pixels, and the aperture and mask images likewise.
-    Pixels, not file bytes: the same pixels saved by another PNG encoder hash the same.
-    """
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    params = {k: v for k, v in info.items() if k not in ("name", CONTENT_HASH_KEY)}
-    digest.update(b"set.json\0" + json.dumps(params, sort_keys=True, separators=(",", ":")).encode())
-    try:
-        digest.update(b"manifest.csv\0" + (folder / "manifest.csv").read_bytes())
-    except OSError as error:
-        raise InputError(f"{folder / 'manifest.csv'}: unreadable ({error})") from None
-    files = [str(f) for f in manifest["file"]]
-    files += [f for f in (info.get("aperture"), *dict(info.get("masks") or {}).values()) if f]
-    for file in files:
-        mode, pixels = _pixels(folder / file)
-        digest.update(f"\0{file}\0{mode}\0{pixels.dtype}\0{pixels.shape}\0".encode())
-        digest.update(np.ascontiguousarray(pixels).tobytes())
-    return digest.hexdigest()
-
-
-def set_record_mismatch(record: Mapping[str, Any] | None, prepared: PreparedSet) -> str | None:
-    """Why the stimulus set a file recorded is not ``prepared``; None when it is the same.
-
-    ``record`` is a session sidecar's ``StimulusSet`` entry (``name``, ``shape``,
-    ``content_sha256``; older sidecars have only ``manifest_sha256``, which is then compared).
-    The caller decides what a missing record or hash means (see :func:`load_relevance`,
-    the session engine's resume and ``analysis ci``).
+    Returns
+    -------
+    numpy.ndarray
+        uint8 values.
 
     Examples
     --------
-    >>> set_record_mismatch({"name": "orl32", "shape": [32, 32]}, load_prepared_set("orl48"))  # doctest: +SKIP
-    "it was made with stimulus set 'orl32' (32x32), not 'orl48' (48x48)"
+    >>> to_uint8(np.array([0.0, 0.5, 1.0]))
+    array([  0, 128, 255], dtype=uint8)
     """
-    if not isinstance(record, Mapping):
-        return "it records no stimulus set"
-    name, shape = record.get("name"), record.get("shape")
-    grid = "x".join(str(v) for v in shape) if isinstance(shape, list) else "?"
-    here = f"'{prepared.name}' ({prepared.shape[0]}x{prepared.shape[1]})"
-    if name != prepared.name or (shape is not None and list(shape) != list(prepared.shape)):
-        return f"it was made with stimulus set '{name}' ({grid}), not {here}"
-    recorded = record.get(CONTENT_HASH_KEY)
-    if recorded:
-        if recorded != prepared.content_hash:
-            return (f"stimulus set {here} changed since (content hash {str(recorded)[:12]} then, "
-                    f"{prepared.content_hash[:12]} now)")
-        return None
-    manifest = record.get("manifest_sha256")
-    if manifest and manifest != hashlib.sha256((prepared.folder / "manifest.csv").read_bytes()).hexdigest():
-        return f"the manifest of stimulus set {here} changed since"
-    return None
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
 class PreparedSet:
-    """A prepared stimulus set, read from its folder; images load on first use."""
+    """A prepared stimulus set, read from its folder; images load on first use.
+
+    Made by :func:`load_prepared_set`.
+
+    Parameters
+    ----------
+    name : str
+        The set's name.
+    folder : Path
+        Its folder.
+    manifest : pandas.DataFrame
+        ``manifest.csv``, one row per stimulus.
+    info : dict
+        ``set.json``.
+    """
 
     name: str
     folder: Path
@@ -304,11 +349,34 @@ def write_prepared_set(
 ) -> Path:
     """Write a prepared set all-or-nothing (a crash leaves no folder behind).
 
-    ``images`` is (N, H, W) in [0, 1]: an array, or any object with ``shape`` whose iteration
-    yields the (H, W) images one at a time (a large set then never sits in memory); ``manifest`` has one row per image with at least
-    ``stimulus_id``, ``identity``, ``gender`` and ``source`` (``file`` is filled in here).
-    ``masks`` are further boolean (H, W) maps saved as ``<name>.png`` and listed in set.json
-    under ``masks`` (read back with :meth:`PreparedSet.mask`).
+    Parameters
+    ----------
+    folder : str or path-like
+        The set's folder (:func:`new_set_dir`).
+    images : numpy.ndarray or iterable
+        (N, H, W) in [0, 1]: an array, or any object with ``shape`` whose iteration yields the
+        (H, W) images one at a time (a large set then never sits in memory).
+    manifest : pandas.DataFrame
+        One row per image with at least ``stimulus_id``, ``identity``, ``gender`` and
+        ``source`` (``file`` is filled in here).
+    background : float
+        The grey outside the face, in [0, 1].
+    aperture : numpy.ndarray, optional
+        The boolean (H, W) face aperture, saved as ``aperture.png``.
+    masks : mapping of str to numpy.ndarray, optional
+        Further boolean (H, W) maps saved as ``<name>.png`` and listed in set.json under
+        ``masks`` (read back with :meth:`PreparedSet.mask`).
+    info : mapping, optional
+        More entries of ``set.json``.
+    provenance : Provenance, optional
+        The run's record (default: one of the running command).
+    replace : bool
+        Whether an existing set made by the same command is replaced (moved aside).
+
+    Returns
+    -------
+    Path
+        ``folder``.
     """
     folder = Path(folder)
     if not hasattr(images, "shape"):
@@ -372,6 +440,21 @@ def load_prepared_set(name: str | os.PathLike, results: str | os.PathLike = "res
 
     A set that does not exist is an InputError holding the command that makes it (with
     ``--aperture`` when the caller needs the face aperture: ``aperture=True``).
+
+    Parameters
+    ----------
+    name : str or path-like
+        The set's name, or its folder.
+    results : str or path-like
+        The results root.
+    aperture : bool
+        Whether the caller needs the face aperture (then the command in the not-found
+        error adds ``--aperture``).
+
+    Returns
+    -------
+    PreparedSet
+        The set (images load on first use).
     """
     folder = Path(name)
     if not (folder / "manifest.csv").is_file():

@@ -1,17 +1,15 @@
-"""Provenance records and all-or-nothing writes for every output folder.
+"""Provenance records and all-or-nothing file writes for every output.
 
-Every folder a command makes holds ``provenance.json``: the command line (and the
-command's name, e.g. ``analysis ci``), the config, the seeds, the git commit, package
-versions, hashes of the input files and the start and end time. Files are written
-atomically (temporary file, then rename) so a crash never leaves a half-written output
-that looks finished. Written files and folders get the modes the process umask gives
+Every folder a command makes holds ``provenance.json`` (:func:`record_run`, the one writer):
+the command line (and the command's name, e.g. ``analysis ci``), the config, the seeds, the
+git commit, package versions, hashes of the input files and the start and end time. Files
+are written atomically (temporary file, then rename) so a crash never leaves a half-written
+output that looks finished. Written files and folders get the modes the process umask gives
 (``0666 & ~umask``, ``0777 & ~umask``), as ``open`` and ``mkdir`` would, so a lab's group
 setting applies to every output.
 
-An output folder is replaced only through :func:`check_replaceable` (called by
-:func:`atomic_output_dir`): only a folder holding the same command's own
-``provenance.json`` is replaced, never a data root, a folder with trial files, a results
-root, the current directory, home or ``/``; the old folder is moved aside, never deleted.
+Whole output folders, and the rule of which folder a command may replace, are
+:mod:`stimuli.contracts.outputs`.
 """
 
 from __future__ import annotations
@@ -19,20 +17,19 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+import numpy as np
 
 __all__ = [
     "file_sha256",
@@ -42,10 +39,6 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_save_npz",
-    "atomic_output_dir",
-    "check_replaceable",
-    "check_outside_data_root",
-    "move_aside",
     "command_name",
     "file_mode",
     "dir_mode",
@@ -62,7 +55,20 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes."""
+    """SHA-256 hex digest of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    chunk : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -71,7 +77,18 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def git_commit(root: str | os.PathLike = _REPO_ROOT) -> str | None:
-    """The commit of the code that runs, with ``+dirty`` when the tree has changes; None outside git."""
+    """The commit of the code that runs, with ``+dirty`` when the tree has changes; None outside git.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The checkout (default: this repository).
+
+    Returns
+    -------
+    str or None
+        The commit hash (``+dirty`` added), or None.
+    """
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
@@ -88,7 +105,18 @@ def git_commit(root: str | os.PathLike = _REPO_ROOT) -> str | None:
 
 
 def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str | None]:
-    """Installed versions of the packages that shape results (None where absent)."""
+    """Installed versions of the packages that shape results (None where absent).
+
+    Parameters
+    ----------
+    names : iterable of str
+        Distribution names (default: the platform's dependencies).
+
+    Returns
+    -------
+    dict of str to str or None
+        name -> version.
+    """
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:
@@ -123,12 +151,23 @@ def file_mode() -> int:
 
     ``tempfile.mkstemp`` makes 0600 files whatever the umask; atomic writes reset the mode
     to this so a lab's group-readable (umask 0002) or private (umask 0077) setting holds.
+
+    Returns
+    -------
+    int
+        The permission bits.
     """
     return 0o666 & ~_umask()
 
 
 def dir_mode() -> int:
-    """Mode of a new folder under the current umask (``0o777 & ~umask``), as ``mkdir`` gives."""
+    """Mode of a new folder under the current umask (``0o777 & ~umask``), as ``mkdir`` gives.
+
+    Returns
+    -------
+    int
+        The permission bits.
+    """
     return 0o777 & ~_umask()
 
 
@@ -136,6 +175,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename (never half-written).
 
     The file gets the mode the umask gives a new file (see :func:`file_mode`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (its folder is made when missing).
+    data : bytes
+        The contents.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +207,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Atomic text write (UTF-8)."""
+    """Atomic text write (UTF-8).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The text file (its folder is made when missing).
+    text : str
+        The contents, written as UTF-8.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -173,16 +237,38 @@ def _json_default(value: Any) -> Any:
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Atomic JSON write, indented, with numpy values converted."""
+    """Atomic JSON write, indented, with numpy values converted.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (its folder is made when missing).
+    data : object
+        JSON-ready data (numpy scalars and arrays allowed).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     return atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
-    """Atomic ``numpy.savez_compressed``."""
-    import io
+    """Atomic ``numpy.savez_compressed``.
 
-    import numpy as np
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npz`` file; its folder is made when missing.
+    **arrays : array-like
+        The arrays by name.
 
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return atomic_write_bytes(path, buffer.getvalue())
@@ -193,6 +279,16 @@ def command_name(argv: Sequence[str] | None = None) -> str:
 
     Reads both forms a command line is recorded in: ``python -m analysis ci ...`` and
     ``.../analysis/__main__.py ci ...`` (``sys.argv`` of ``python -m``).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command line (default: ``sys.argv``).
+
+    Returns
+    -------
+    str
+        ``"<package> <subcommand>"`` (``""`` for an empty command line).
 
     Examples
     --------
@@ -214,172 +310,6 @@ def command_name(argv: Sequence[str] | None = None) -> str:
     return f"{package} {sub}".strip()
 
 
-# folders that mark a results root (what `--out`/`--results` commands make inside it)
-RESULTS_ROOT_MARKERS = ("stimuli", "models", "relevance", "simulated", "analysis", "evaluate",
-                        "groundtruth", "rdm")
-# files that mark a BIDS data root
-DATA_ROOT_MARKERS = ("dataset_description.json", "participants.tsv")
-
-
-def _holds_data(folder: Path) -> Path | None:
-    """The first data-root marker or trial file (``sub-*/ses-*/beh/*_beh.tsv``) at any depth."""
-    for root, dirs, files in os.walk(folder):
-        here = Path(root)
-        for name in files:
-            if name in DATA_ROOT_MARKERS:
-                return here / name
-            if (name.endswith("_beh.tsv") and here.name == "beh" and here.parent.name.startswith("ses-")
-                    and here.parent.parent.name.startswith("sub-")):
-                return here / name
-        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
-    return None
-
-
-def _recorded_command(folder: Path) -> str | None:
-    """The command named in a folder's ``provenance.json`` (None when there is none)."""
-    try:
-        record = json.loads((folder / "provenance.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    if isinstance(record.get("tool"), str):
-        return record["tool"]
-    command = record.get("command")
-    return command_name(command) if isinstance(command, list) and command else None
-
-
-def check_replaceable(
-    folder: str | os.PathLike,
-    *,
-    command: str | None = None,
-    protect: Iterable[str | os.PathLike] = (),
-) -> None:
-    """Refuse (InputError, one line) to replace ``folder`` unless it is ``command``'s own output.
-
-    This is the one rule every command that replaces an output folder goes through
-    (``--overwrite``, ``--force``, re-runs). A folder is replaced only when it holds a
-    ``provenance.json`` written by the same command, ``command`` (e.g. ``"analysis ci"``;
-    None checks everything else and leaves the match to the final check of
-    :func:`atomic_output_dir`, which reads the new output's own record).
-
-    Never replaced, whatever its provenance: ``/``, the home folder, the current directory or a folder holding any of them or a ``protect`` path
-    (the ``--results`` root, the ``--data-root``); a data root (``dataset_description.json``
-    or ``participants.tsv``, at any depth) or any folder holding a trial file
-    ``sub-*/ses-*/beh/*_beh.tsv`` at any depth; a results root (a folder holding
-    ``stimuli/``, ``models/``, ``relevance/``, ...). A folder that does not exist passes.
-
-    Examples
-    --------
-    >>> check_replaceable("participants", command="analysis ci")   # doctest: +SKIP
-    Traceback (most recent call last):
-    InputError: participants: refusing to replace it: it is a data root (participants.tsv) ...
-    """
-    path = Path(folder)
-    if not path.exists() and not path.is_symlink():
-        return
-    real = path.resolve()
-
-    def refuse(why: str) -> None:
-        raise InputError(f"{folder}: refusing to replace it: {why}; nothing was changed "
-                         "(choose another --out)")
-
-    if not real.is_dir():
-        refuse("it is not a folder")
-    guarded = {Path("/"): "the file-system root", Path.cwd().resolve(): "the current directory"}
-    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known: nothing to guard
-        guarded[Path.home().resolve()] = "your home folder"
-    guarded.update({Path(p).resolve(): "a results or data root this command reads" for p in protect})
-    for place, what in guarded.items():
-        if real == place or real in place.parents:
-            refuse(f"it is {what}" if real == place else f"it holds {what} ({place})")
-    roots = [m for m in DATA_ROOT_MARKERS if (real / m).exists()]
-    if roots:
-        refuse(f"it is a data root ({roots[0]})")
-    markers = [m for m in RESULTS_ROOT_MARKERS if (real / m).is_dir()]
-    if markers:
-        refuse(f"it is a results root (it holds {', '.join(m + '/' for m in markers)})")
-    data = _holds_data(real)
-    if data is not None:
-        refuse(f"it holds participant or simulated data ({data.relative_to(real)})")
-    made_by = _recorded_command(real)
-    if made_by is None:
-        refuse(f"it holds no provenance.json, so it is not an output of `{command or 'this command'}`")
-    if command is not None and made_by != command:
-        refuse(f"it was made by `{made_by}`, not by `{command}`")
-
-
-def check_outside_data_root(folder: str | os.PathLike) -> None:
-    """Refuse (InputError, one line) an output folder inside a data root.
-
-    A data root (``dataset_description.json`` or ``participants.tsv``) holds sessions and
-    nothing a command makes: an output written into it would be a file BIDS does not name,
-    and a later ``--overwrite`` of it would act next to participant data.
-    """
-    real = Path(folder).resolve()
-    for place in real.parents:
-        marker = next((m for m in DATA_ROOT_MARKERS if (place / m).is_file()), None)
-        if marker is not None:
-            raise InputError(f"{folder}: refusing to write an output inside the data root {place} "
-                             f"({marker}); nothing was changed (choose an --out outside it)")
-
-
-def move_aside(folder: str | os.PathLike) -> Path:
-    """Rename ``folder`` to ``<name>.old-<UTC time>`` next to it (never deleted); returns the new path."""
-    folder = Path(folder)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = folder.with_name(f"{folder.name}.old-{stamp}")
-    n = 1
-    while aside.exists() or aside.is_symlink():
-        n += 1
-        aside = folder.with_name(f"{folder.name}.old-{stamp}-{n}")
-    os.rename(folder, aside)
-    return aside
-
-
-@contextlib.contextmanager
-def atomic_output_dir(
-    final: str | os.PathLike,
-    *,
-    replace: bool = False,
-    command: str | None = None,
-    protect: Iterable[str | os.PathLike] = (),
-) -> Iterator[Path]:
-    """Build an output folder in a temporary sibling and move it into place only on success.
-
-    A crash or an error leaves no folder at ``final`` (and removes the temporary one),
-    so a finished-looking output is always complete. Without ``replace`` an existing
-    folder is an error. With ``replace=True`` an existing folder must pass
-    :func:`check_replaceable` (checked before anything is made) and is moved aside to
-    ``<name>.old-<time>`` at the end, never deleted. ``command`` names the command that
-    writes; without it, the command recorded in the new folder's ``provenance.json`` (or
-    the running one) must be the one recorded in the old folder's.
-    """
-    final = Path(final)
-    check_outside_data_root(final)
-    if final.exists() and not replace:
-        raise FileExistsError(f"{final} exists already")
-    if replace:
-        check_replaceable(final, command=command, protect=protect)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    try:
-        os.chmod(work, dir_mode())
-        yield work
-        if final.exists() or final.is_symlink():
-            if not replace:
-                raise FileExistsError(f"{final} appeared while it was being made")
-            writer = command or _recorded_command(work) or command_name()
-            check_replaceable(final, command=writer, protect=protect)  # it may have changed meanwhile
-            aside = move_aside(final)
-            print(f"note: the earlier {final} was moved aside to {aside}", file=sys.stderr)
-        os.replace(work, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -387,14 +317,28 @@ def _now() -> str:
 class Provenance:
     """Collects what made an output folder and writes it as ``provenance.json``.
 
+    ``tool`` names the command (e.g. ``"analysis ci"``; default: read from ``command``);
+    it is what :func:`stimuli.contracts.outputs.check_replaceable` compares before replacing
+    the folder.
+
+    Parameters
+    ----------
+    command : list of str, optional
+        The command line (default: ``sys.argv``).
+    config : mapping, optional
+        The resolved configuration.
+    seeds : mapping, optional
+        Every seed the run used, by name.
+    inputs : iterable of path
+        Input files, recorded with their SHA-256 (:meth:`add_input` adds more).
+    tool : str, optional
+        The command's name.
+
     Examples
     --------
     >>> prov = Provenance(config={"size": 128}, seeds={"split": 0})  # doctest: +SKIP
     >>> prov.add_input("faces.csv")                                   # doctest: +SKIP
     >>> record_run(out_dir, prov)                                     # doctest: +SKIP
-
-    ``tool`` names the command (e.g. ``"analysis ci"``; default: read from ``command``);
-    it is what :func:`check_replaceable` compares before replacing the folder.
     """
 
     def __init__(
@@ -476,5 +420,16 @@ def record_run(folder: str | os.PathLike, provenance: Provenance, *, run: str | 
 
 
 def read_provenance(folder: str | os.PathLike) -> dict[str, Any]:
-    """Read a folder's ``provenance.json``."""
+    """Read a folder's ``provenance.json``.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The output folder holding ``provenance.json``.
+
+    Returns
+    -------
+    dict
+        The record.
+    """
     return json.loads((Path(folder) / "provenance.json").read_text())

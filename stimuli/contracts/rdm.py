@@ -34,11 +34,45 @@ __all__ = ["ModelRDMs", "rdm_path", "rdm_command", "check_rdm", "save_rdms", "lo
 
 
 def rdm_path(variant: str, stimuli: str, results: str | os.PathLike = "results") -> Path:
+    """Where the RDMs of ``variant`` over set ``stimuli`` live: ``<results>/rdm/<variant>/<set>.npz``.
+
+    Parameters
+    ----------
+    variant, stimuli : str
+        The variant and the prepared set's names.
+    results : str or path-like
+        The results root.
+
+    Returns
+    -------
+    Path
+        The RDM file (it need not exist yet).
+
+    Examples
+    --------
+    >>> rdm_path("vgg16-imagenet-gender-s0", "orl64").as_posix()
+    'results/rdm/vgg16-imagenet-gender-s0/orl64.npz'
+    """
     return Path(results) / "rdm" / variant / f"{stimuli}.npz"
 
 
 def rdm_command(variant: str, stimuli: str, results: str | os.PathLike = "results") -> str:
-    """The exact command that makes a missing RDM file (for error messages)."""
+    """The exact command that makes a missing RDM file (for error messages).
+
+    Parameters
+    ----------
+    variant : str
+        The variant the RDMs are of.
+    stimuli : str
+        The set they are over.
+    results : str or path-like
+        Where they are looked for.
+
+    Returns
+    -------
+    str
+        A ``python -m model rdm ...`` command line.
+    """
     out = "" if str(results) == "results" else f" --out {results}"
     return f"python -m model rdm --variant {variant} --stimuli {stimuli}{out}"
 
@@ -47,6 +81,22 @@ def check_rdm(rdm: Any, name: str = "RDM", *, allow_nan: bool = False, atol: flo
     """A square, symmetric float64 matrix with a zero diagonal, or one InputError naming ``name``.
 
     ``allow_nan`` lets off-diagonal cells be NaN (pairs a human RDM has no data for).
+
+    Parameters
+    ----------
+    rdm : array-like
+        The (N, N) matrix.
+    name : str
+        What it is, for the error message.
+    allow_nan : bool
+        Whether off-diagonal NaN cells are allowed.
+    atol : float
+        Tolerance of the symmetry and zero-diagonal checks.
+
+    Returns
+    -------
+    numpy.ndarray
+        The matrix as float64.
     """
     array = np.asarray(rdm, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != array.shape[1] or len(array) < 2:
@@ -68,7 +118,17 @@ def check_rdm(rdm: Any, name: str = "RDM", *, allow_nan: bool = False, atol: flo
 
 @dataclass(frozen=True)
 class ModelRDMs:
-    """The RDMs of one variant over one set: ``rdms`` name -> (N, N), in file order."""
+    """The RDMs of one variant over one set: ``rdms`` name -> (N, N), in file order.
+
+    Parameters
+    ----------
+    rdms : dict of str to numpy.ndarray
+        Each RDM by name (``penultimate``, ``pool5``, ...).
+    stimulus_id : numpy.ndarray
+        The (N,) stimulus ids the rows and columns stand for.
+    meta : dict
+        The file's meta (variant, set, metric, ...).
+    """
 
     rdms: dict[str, np.ndarray]
     stimulus_id: np.ndarray  # (N,) str
@@ -95,7 +155,24 @@ class ModelRDMs:
 
 def save_rdms(path: str | os.PathLike, rdms: Mapping[str, Any], stimulus_id: Any,
               meta: Mapping[str, Any]) -> Path:
-    """Write the RDM npz of the contract (atomically); every RDM is checked first."""
+    """Write the RDM npz of the contract (atomically); every RDM is checked first.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (:func:`rdm_path`).
+    rdms : mapping of str to array-like
+        Each (N, N) RDM by name.
+    stimulus_id : array-like
+        The (N,) stimulus ids.
+    meta : mapping
+        Variant, set, metric, layers; stored as a JSON string.
+
+    Returns
+    -------
+    Path
+        ``path``, written.
+    """
     ids = np.asarray(stimulus_id, dtype=str)
     if ids.ndim != 1 or len(set(ids)) != len(ids):
         raise InputError(f"{path}: stimulus_id must be a list of unique ids")
@@ -113,7 +190,22 @@ def save_rdms(path: str | os.PathLike, rdms: Mapping[str, Any], stimulus_id: Any
 
 def load_rdms(variant: str | os.PathLike, stimuli: str | None = None,
               results: str | os.PathLike = "results") -> ModelRDMs:
-    """Read a variant's RDMs by variant and set name (or one npz path as ``variant``)."""
+    """Read a variant's RDMs by variant and set name (or one npz path as ``variant``).
+
+    Parameters
+    ----------
+    variant : str or path-like
+        The variant's name, or the path of an RDM file (then ``stimuli`` is None).
+    stimuli : str, optional
+        The prepared set's name.
+    results : str or path-like
+        The results root.
+
+    Returns
+    -------
+    ModelRDMs
+        The checked RDMs; a missing file is an InputError holding the command that makes it.
+    """
     path = Path(variant) if stimuli is None else rdm_path(str(variant), stimuli, results)
     if not path.is_file():
         hint = f"; make them with: {rdm_command(str(variant), stimuli, results)}" if stimuli else ""

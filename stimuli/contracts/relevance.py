@@ -54,6 +54,18 @@ def map_chunks(relevance: RelevanceMaps | np.ndarray) -> Iterator[tuple[int, np.
     """``(start, chunk)`` over the maps of a :class:`RelevanceMaps` or an (N, H, W) array, a chunk at a time.
 
     Maps of a file are read from it chunk by chunk (memory stays at one chunk, about 16 MB).
+
+    Parameters
+    ----------
+    relevance : RelevanceMaps or numpy.ndarray
+        The maps.
+
+    Yields
+    ------
+    start : int
+        The index of the chunk's first map.
+    chunk : numpy.ndarray
+        (k, H, W) maps.
     """
     if isinstance(relevance, RelevanceMaps):
         return iter_chunks(relevance.relevance, relevance.source)
@@ -67,6 +79,20 @@ def set_mean_map(relevance: RelevanceMaps | np.ndarray, *, positive: bool = Fals
     The one definition of "a variant's set-mean map", used by guided ``maps: mean``
     conditions, ``stimuli render --relevance mean`` and the masking baseline. Summed in
     float64 a chunk at a time (never the whole set in memory); returned as float32.
+
+    Parameters
+    ----------
+    relevance : RelevanceMaps or numpy.ndarray
+        The maps.
+    positive : bool
+        Average only the positive part of each map.
+    name : str
+        What the maps are, for the error when no map is finite.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) float32 mean.
 
     Examples
     --------
@@ -88,10 +114,48 @@ def set_mean_map(relevance: RelevanceMaps | np.ndarray, *, positive: bool = Fals
 
 
 def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "results") -> Path:
-    return Path(results) / "relevance" / variant / f"{stimuli}.npz"
+    """Where a variant's relevance maps of set ``stimuli`` live: ``<results>/relevance/<variant>/<set>.npz``.
+
+    Parameters
+    ----------
+    variant : str
+        The explained variant.
+    stimuli : str
+        The prepared set it was explained on.
+    results : str or path-like
+        The results root holding ``relevance/``.
+
+    Returns
+    -------
+    Path
+        The maps' file, whether or not it exists.
+
+    Examples
+    --------
+    >>> relevance_path("vgg16-imagenet-gender-s0", "orl64").as_posix()
+    'results/relevance/vgg16-imagenet-gender-s0/orl64.npz'
+    """
+    return Path(results, "relevance", variant, f"{stimuli}.npz")
 
 
 def explain_command(variant: str, stimuli: str, results: str | os.PathLike = "results") -> str:
+    """The exact command that makes a variant's missing relevance maps (for error messages).
+
+    Parameters
+    ----------
+    variant, stimuli, results
+        As for :func:`relevance_path`.
+
+    Returns
+    -------
+    str
+        ``python -m model explain --variant V --stimuli S`` (``--out`` for another root).
+
+    Examples
+    --------
+    >>> explain_command("v", "orl64")
+    'python -m model explain --variant v --stimuli orl64'
+    """
     out = "" if str(results) == "results" else f" --out {results}"
     return f"python -m model explain --variant {variant} --stimuli {stimuli}{out}"
 
@@ -102,6 +166,18 @@ def baseline_set(stimuli: str, kind: str) -> str:
     ``relevance_path(variant, baseline_set(set, kind))`` is
     ``<results>/relevance/<variant>/<set>.baseline-<kind>.npz``: next to the variant's own maps,
     never mistaken for them (readers look for ``<set>.npz``).
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set's name.
+    kind : str
+        The baseline (``untrained``, ``gradient``, ...).
+
+    Returns
+    -------
+    str
+        ``<set>.baseline-<kind>``.
 
     Examples
     --------
@@ -114,18 +190,48 @@ def baseline_set(stimuli: str, kind: str) -> str:
 
 
 def baseline_command(variant: str, stimuli: str, kind: str, results: str | os.PathLike = "results") -> str:
-    """The command that makes a variant's baseline maps (for messages); ``kind`` may list several."""
+    """The command that makes a variant's baseline maps (for messages); ``kind`` may list several.
+
+    Parameters
+    ----------
+    kind : str
+        The baseline kind(s), space-separated.
+    variant, stimuli, results
+        As for :func:`relevance_path`.
+
+    Returns
+    -------
+    str
+        A ``python -m model explain ... --baseline <kind>`` command line.
+    """
     return f"{explain_command(variant, stimuli, results)} --baseline {kind}"
 
 
 @dataclass(frozen=True)
 class RelevanceMaps:
-    """One relevance file's maps and per-map arrays.
+    """One relevance file's maps and per-map arrays (:func:`load_relevance` makes it).
 
     ``relevance`` is an (N, H, W) float32 array, memory-mapped for files of the current
     layout (indexing it reads only what is indexed). ``source`` locates those maps in the
     file: :meth:`finite`, :meth:`mean_map`, :meth:`by_id` and :meth:`take` read through it a
     chunk or a map at a time, so a pass over 20,000 maps holds one chunk.
+
+    Parameters
+    ----------
+    relevance : numpy.ndarray
+        (N, H, W) float32 maps on the stimulus grid.
+    stimulus_id : numpy.ndarray
+        (N,) str.
+    target : numpy.ndarray
+        (N,) int: the explained class index.
+    prediction : numpy.ndarray
+        (N,) int: the predicted class index.
+    logit : numpy.ndarray
+        (N,) float: the explained output.
+    meta : dict
+        Variant, composite, canonizer, target rule, stimulus-set hash, ...
+    source : MapSource, optional
+        Where the maps lie in their file.
     """
 
     relevance: np.ndarray  # (N, H, W) float32 (np.memmap when read from a file of the current layout)
@@ -215,11 +321,25 @@ class _ContractWriter:
 
 
 def relevance_writer(path: str | os.PathLike, n: int, shape: Sequence[int]) -> _ContractWriter:
-    """Write a relevance file of ``n`` maps of ``shape`` (H, W) batch by batch.
+    """Write a relevance file of ``n`` maps of ``shape`` (H, W) batch by batch: THE writer of relevance files.
 
     ``write(maps)`` appends (k, H, W) maps; ``finish(stimulus_id, target, prediction, logit,
     meta)`` writes the rest and moves the file into place. Used as a context manager, an
-    unfinished write leaves nothing at ``path``.
+    unfinished write leaves nothing at ``path``. :func:`save_relevance` writes through it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (:func:`relevance_path`).
+    n : int
+        How many maps the file will hold.
+    shape : sequence of int
+        (H, W) of one map.
+
+    Returns
+    -------
+    writer
+        An object with ``write(maps)``, ``written`` and ``finish(...) -> Path``.
 
     Examples
     --------
@@ -246,7 +366,24 @@ def save_relevance(
     logit: Any,
     meta: Mapping[str, Any],
 ) -> Path:
-    """Write the relevance npz of the contract (atomically), all maps at once."""
+    """Write the relevance npz of the contract (atomically), all maps at once, through :func:`relevance_writer`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (:func:`relevance_path`).
+    relevance : numpy.ndarray
+        (N, H, W) maps.
+    stimulus_id, target, prediction, logit : array-like
+        (N,) each (see :class:`RelevanceMaps`).
+    meta : mapping
+        Stored as a JSON string.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
     relevance = np.asarray(relevance, dtype=np.float32)
     if relevance.ndim != 3:
         raise InputError(f"{path}: relevance must be (N, H, W), got shape {relevance.shape}")
@@ -262,6 +399,22 @@ def check_relevance_set(maps: RelevanceMaps, prepared: PreparedSet, path: str | 
 
     Maps without a recorded hash (written before it was recorded) pass with a warning
     line on stderr (once per file) holding the command that re-makes them.
+
+    Parameters
+    ----------
+    maps : RelevanceMaps
+        The maps read.
+    prepared : PreparedSet
+        The set they are used with.
+    path : str or path-like
+        Their file, for messages.
+    results : str or path-like
+        The results root, for the command in messages.
+
+    Raises
+    ------
+    InputError
+        When the maps were made on another version of the set.
     """
     recorded = maps.meta.get(SET_HASH_KEY)
     variant = str(maps.meta.get("variant") or Path(path).parent.name)
@@ -287,6 +440,22 @@ def load_relevance(
 
     Read by set name, the maps are checked against that prepared set (``prepared``, else
     ``<results>/stimuli/<stimuli>`` when it exists) with :func:`check_relevance_set`.
+
+    Parameters
+    ----------
+    variant : str or path-like
+        The variant's name, or a relevance file's path (then ``stimuli`` is None).
+    stimuli : str, optional
+        The prepared set's name.
+    results : str or path-like
+        The results root.
+    prepared : PreparedSet, optional
+        The set the maps are used with (default: read from ``results`` when it exists).
+
+    Returns
+    -------
+    RelevanceMaps
+        The maps; a missing file is an InputError holding the command that makes it.
     """
     path = Path(variant)
     if stimuli is not None:

@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import struct
 import tempfile
@@ -59,6 +60,19 @@ class MapSource:
     nothing left mapped); ``take(index)`` one map. The file is held open from the moment it
     was read, so a file replaced since (maps made again) is never mixed with this one: like
     the memory map, the reads see the file as it was opened.
+
+    Parameters
+    ----------
+    path : Path
+        The relevance file.
+    offset : int
+        Byte offset of the first map's first pixel.
+    shape : tuple of int
+        (N, H, W) of the maps.
+    dtype : numpy.dtype
+        Their type (little-endian float32).
+    fd : int, optional
+        An open descriptor of the file to read through (closed with this object).
     """
 
     def __init__(self, path: Path, offset: int, shape: tuple[int, int, int], dtype: np.dtype, *,
@@ -147,8 +161,6 @@ class RelevanceWriter:
         self._member.write(header)
 
     def _npy_header(self) -> bytes:
-        import io
-
         buffer = io.BytesIO()
         np.lib.format.write_array_header_1_0(buffer, {
             "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
@@ -230,6 +242,22 @@ def read_arrays(path: str | os.PathLike, keys: Sequence[str]) -> tuple[np.ndarra
     Everything is read from one opening of the file (a file replaced meanwhile is never mixed
     in). Raises ``KeyError`` naming the first missing key, ``OSError``/``ValueError`` (a
     ``zipfile.BadZipFile`` among them) for a file that is not a complete npz.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The relevance file.
+    keys : sequence of str
+        The per-map arrays to read besides ``relevance``.
+
+    Returns
+    -------
+    relevance : numpy.ndarray
+        (N, H, W) maps (a ``numpy.memmap`` for files of the current layout).
+    arrays : dict of str to numpy.ndarray
+        The arrays ``keys``.
+    source : MapSource or None
+        Where the maps lie (None for a compressed file of the old layout).
     """
     path = Path(path)
     with open(path, "rb") as handle:

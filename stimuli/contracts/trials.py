@@ -32,18 +32,15 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .names import NAME_RULE, check_label, is_name
 
 __all__ = [
     "TRIAL_COLUMNS",
     "SIMILARITY_COLUMNS",
-    "MAX_LABEL_LENGTH",
-    "check_label",
-    "check_name",
     "check_trials",
     "read_sidecar",
     "read_session_provenance",
     "SESSION_PROVENANCE_KEY",
-    "is_name",
     "split_lines",
     "trial_file_path",
     "sidecar_path",
@@ -92,59 +89,49 @@ SIMILARITY_COLUMNS: dict[str, str] = {
     "dropped_frames": TRIAL_COLUMNS["dropped_frames"],
 }
 
-_LABEL = re.compile(r"[A-Za-z0-9]+")
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
-# a label names folders and files: long ones break file systems (255 bytes a name) and reports
-MAX_LABEL_LENGTH = 64
-NAME_RULE = "letters, digits, '_' and '-' only"
-
-
-def check_label(value: object, what: str) -> str:
-    """A BIDS label (participant, session or task): letters and digits only, at most 64 of them.
-
-    Examples
-    --------
-    >>> check_label("01", "participant")
-    '01'
-    """
-    text = str(value).strip()
-    if len(text) > MAX_LABEL_LENGTH:
-        raise InputError(f"{what} '{text[:20]}...' is {len(text)} characters long; at most "
-                         f"{MAX_LABEL_LENGTH} (letters and digits, BIDS label)")
-    if not _LABEL.fullmatch(text):
-        raise InputError(f"{what} {text[:40]!r} must be letters and digits only (BIDS label), e.g. 01")
-    return text
-
-
-def is_name(value: object) -> bool:
-    """Whether ``value`` is a valid name (a condition or a class label): letters, digits, ``_``, ``-``.
-
-    Such names key files and tables (``ci_group_<task>_<condition>.npz``), so two different
-    names can never land in one file, and a trial file's cells never hold a tab or newline.
-
-    Examples
-    --------
-    >>> is_name("random-A"), is_name("random A")
-    (True, False)
-    """
-    return isinstance(value, str) and len(value) <= MAX_LABEL_LENGTH and bool(_NAME.fullmatch(value))
-
-
-def check_name(value: object, what: str) -> str:
-    """``value`` if :func:`is_name`, else one :class:`InputError` line naming ``what``."""
-    if not is_name(value):
-        raise InputError(f"{what} {str(value)[:40]!r} must be {NAME_RULE} (at most {MAX_LABEL_LENGTH})")
-    return str(value)
-
-
 def trial_file_path(data_root: str | os.PathLike, participant: str, session: int | str, task: str) -> Path:
-    """Where one session's trial file lives."""
+    """Where one session's trial file lives.
+
+    Parameters
+    ----------
+    data_root : str or path-like
+        The BIDS data root.
+    participant, session, task : str
+        BIDS labels (checked).
+
+    Returns
+    -------
+    Path
+        ``<data_root>/sub-<p>/ses-<s>/beh/sub-<p>_ses-<s>_task-<t>_beh.tsv``.
+
+    Examples
+    --------
+    >>> trial_file_path("participants", "01", 1, "gender").as_posix()
+    'participants/sub-01/ses-1/beh/sub-01_ses-1_task-gender_beh.tsv'
+    """
     sub, ses = check_label(participant, "participant"), check_label(session, "session")
     task = check_label(task, "task")
     return Path(data_root) / f"sub-{sub}" / f"ses-{ses}" / "beh" / f"sub-{sub}_ses-{ses}_task-{task}_beh.tsv"
 
 
 def sidecar_path(trial_file: str | os.PathLike) -> Path:
+    """The JSON sidecar next to a trial file (``..._beh.tsv`` -> ``..._beh.json``).
+
+    Parameters
+    ----------
+    trial_file : str or path-like
+        The trial file.
+
+    Returns
+    -------
+    Path
+        Its sidecar, ``..._beh.json`` (it need not exist).
+
+    Examples
+    --------
+    >>> sidecar_path("d/sub-01_ses-1_task-gender_beh.tsv").name
+    'sub-01_ses-1_task-gender_beh.json'
+    """
     return Path(trial_file).with_suffix(".json")
 
 
@@ -155,6 +142,16 @@ EVENTS_COLUMNS = ("onset", "duration", "trial_type", "trial", "dropped")
 
 def events_path(trial_file: str | os.PathLike) -> Path:
     """The frame-interval file next to a trial file (``..._beh.tsv`` -> ``..._events.tsv``).
+
+    Parameters
+    ----------
+    trial_file : str or path-like
+        The trial file (``..._beh.tsv``).
+
+    Returns
+    -------
+    Path
+        The events file's path.
 
     Examples
     --------
@@ -167,19 +164,39 @@ def events_path(trial_file: str | os.PathLike) -> Path:
     return path.with_name(path.name[: -len("_beh.tsv")] + "_events.tsv")
 
 
+_NO_FILE = object()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON value in ``path``; ``_NO_FILE`` when there is no file; unreadable: one InputError."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return _NO_FILE
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path}: unreadable {what} ({error})") from None
+
+
 def read_sidecar(trial_file: str | os.PathLike) -> dict[str, Any] | None:
     """A trial file's JSON sidecar as a dict; None when there is none.
 
     A sidecar that is not UTF-8, not JSON or not a JSON object is one :class:`InputError`
     naming it: a damaged record is never read as "nothing recorded".
+
+    Parameters
+    ----------
+    trial_file : str or path-like
+        The trial file whose sidecar is read.
+
+    Returns
+    -------
+    dict or None
+        The sidecar.
     """
     path = sidecar_path(trial_file)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    data = _read_json(path, "sidecar")
+    if data is _NO_FILE:
         return None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{path}: unreadable sidecar ({error})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: the sidecar must be a JSON object (it is a {type(data).__name__}); "
                          "the file was edited")
@@ -196,6 +213,16 @@ def read_session_provenance(trial_file: str | os.PathLike) -> dict[str, Any] | N
     ``beh/``); sessions written before that keep a ``provenance.json`` next to the trial file,
     which is read when the sidecar has none. None when neither exists.
 
+    Parameters
+    ----------
+    trial_file : str or path-like
+        The session's trial file.
+
+    Returns
+    -------
+    dict or None
+        The record, as written by the session.
+
     Examples
     --------
     >>> read_session_provenance("participants/sub-01/ses-1/beh/sub-01_ses-1_task-gender_beh.tsv")  # doctest: +SKIP
@@ -204,13 +231,7 @@ def read_session_provenance(trial_file: str | os.PathLike) -> dict[str, Any] | N
     record = (read_sidecar(trial_file) or {}).get(SESSION_PROVENANCE_KEY)
     if isinstance(record, dict):
         return record
-    legacy = Path(trial_file).parent / "provenance.json"
-    try:
-        data = json.loads(legacy.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{legacy}: unreadable provenance record ({error})") from None
+    data = _read_json(Path(trial_file).parent / "provenance.json", "provenance record")
     return data if isinstance(data, dict) else None
 
 
@@ -224,6 +245,25 @@ def split_lines(data: bytes, where: str | os.PathLike) -> tuple[list[str], bytes
     A complete line ends with a newline; bytes after the last newline are a row cut off by a
     crash (the writer writes each row, newline included, in one write). A byte that is not
     UTF-8 is an :class:`InputError` naming its line.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes.
+    where : str or path-like
+        The file, for error messages.
+
+    Returns
+    -------
+    lines : list of str
+        The complete lines, without their newlines.
+    tail : bytes
+        What follows the last newline (empty for an intact file).
+
+    Examples
+    --------
+    >>> split_lines(bytes([97, 10, 98, 10, 99]), "t.tsv")
+    (['a', 'b'], b'c')
     """
     end = data.rfind(b"\n") + 1
     complete, torn = data[:end], data[end:]
@@ -302,6 +342,18 @@ def check_trials(rows: pd.DataFrame, where: str | os.PathLike) -> pd.DataFrame:
     Numbers must parse, trial numbers run 1..n in order, conditions are valid names and
     ``correct`` agrees with ``response`` and ``truth``. Row ``i`` is reported as line
     ``i + 2`` (the header is line 1). The reader and ``--resume`` share these checks.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The rows as text.
+    where : str or path-like
+        The file, for error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows with numeric columns typed and ``n/a`` as missing.
     """
     table = rows.reset_index(drop=True).replace("n/a", np.nan)
     _check_numbers(Path(where), table)
@@ -319,6 +371,20 @@ def read_trials(path: str | os.PathLike, *, required: tuple[str, ...] = tuple(TR
     refused: bytes that are not UTF-8, a malformed row, trial numbers that are not 1..n in
     order (duplicated or reordered rows), an invalid condition name, and ``correct`` that
     contradicts ``response`` and ``truth``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The trial file.
+    required : tuple of str
+        Columns that must be there (default: :data:`TRIAL_COLUMNS`).
+    warn : callable, optional
+        Receives the note about a torn last line.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per complete trial.
 
     Examples
     --------
@@ -349,11 +415,23 @@ def _read_table(path: Path, required: Sequence[str], what: str) -> tuple[pd.Data
 
 def read_frame_events(trial_file: str | os.PathLike, warn: Callable[[str], None] | None = None
                       ) -> pd.DataFrame | None:
-    """A session's frame intervals (the ``*_events.tsv`` next to ``trial_file``); None when the
-    session wrote none (no screen, or written before frame intervals were saved).
+    """A session's frame intervals (the ``*_events.tsv`` next to ``trial_file``).
 
     A torn last line (a crash inside the append) is left out and passed to ``warn``; anything
     else that is wrong is one :class:`~stimuli.InputError` naming the file and line.
+
+    Parameters
+    ----------
+    trial_file : str or path-like
+        The trial file (``..._beh.tsv``).
+    warn : callable, optional
+        Receives the note about a torn last line.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The intervals; None when the session wrote none (no screen, or written before frame
+        intervals were saved).
     """
     path = events_path(trial_file)
     if not path.is_file():
@@ -374,6 +452,15 @@ def read_frame_events(trial_file: str | os.PathLike, warn: Callable[[str], None]
 
 @dataclass(frozen=True)
 class TrialFile:
+    """One trial file found under a data root (:func:`find_trial_files`).
+
+    Parameters
+    ----------
+    participant, session, task : str
+        The BIDS labels in its name.
+    path : Path
+        The file.
+    """
     participant: str
     session: str
     task: str
@@ -381,7 +468,20 @@ class TrialFile:
 
 
 def find_trial_files(data_root: str | os.PathLike, task: str | None = None) -> list[TrialFile]:
-    """All trial files under ``data_root`` (optionally of one task), sorted by participant and session."""
+    """All trial files under ``data_root`` (optionally of one task), sorted by participant and session.
+
+    Parameters
+    ----------
+    data_root : str or path-like
+        The BIDS data root.
+    task : str, optional
+        Only this task's files.
+
+    Returns
+    -------
+    list of TrialFile
+        The files found.
+    """
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(f"{root}: data root not found")

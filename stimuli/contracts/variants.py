@@ -36,7 +36,26 @@ RELATIONS = ("same", "seed", "task", "pretrain", "arch", "width", "other")
 
 @dataclass(frozen=True)
 class VariantName:
-    """What a variant name says: architecture, width, pretraining, task and seed."""
+    """What a variant name says: architecture, width, pretraining, task and seed.
+
+    Parameters
+    ----------
+    batch_norm : bool
+        ``vgg16-bn`` (True) or ``vgg16``.
+    width : float
+        Width multiplier in (0, 1] (1 is written as nothing, else ``-w<width>``).
+    pretrain : str
+        Pretraining token: ``none``, ``imagenet``, ``faces``, ``vggface`` or a file's label.
+    task : str
+        ``gender``, ``identity`` or ``faces`` (a face-pretraining source).
+    seed : int
+        The training seed.
+
+    Examples
+    --------
+    >>> VariantName(False, 1.0, "imagenet", "gender", 0).name
+    'vgg16-imagenet-gender-s0'
+    """
 
     batch_norm: bool
     width: float
@@ -68,7 +87,23 @@ class VariantName:
 
 
 def parse_variant_name(name: str) -> VariantName:
-    """Read a variant name; a malformed or non-canonical name is an InputError."""
+    """Read a variant name; a malformed or non-canonical name is an InputError.
+
+    Parameters
+    ----------
+    name : str
+        ``vgg16[-bn][-w<width>]-<pretrain>-<task>-s<seed>``, written the canonical way.
+
+    Returns
+    -------
+    VariantName
+        The name's parts.
+
+    Examples
+    --------
+    >>> parse_variant_name("vgg16-w0.5-none-identity-s2").width
+    0.5
+    """
     match = _NAME.fullmatch(str(name))
     if not match:
         raise InputError(f"'{name}' is not a variant name (expected "
@@ -92,6 +127,21 @@ def variant_relation(a: str | VariantName, b: str | VariantName) -> str:
     One of :data:`RELATIONS`: ``seed`` (same model trained from another random seed),
     ``task`` (another finetuning task), ``pretrain`` (other pretraining data), ``arch`` or
     ``width``; ``other`` when they differ in more than one factor.
+
+    Parameters
+    ----------
+    a, b : str or VariantName
+        The two variants (names are parsed with :func:`parse_variant_name`).
+
+    Returns
+    -------
+    str
+        One of :data:`RELATIONS`.
+
+    Examples
+    --------
+    >>> variant_relation("vgg16-imagenet-gender-s0", "vgg16-imagenet-gender-s1")
+    'seed'
     """
     a = a if isinstance(a, VariantName) else parse_variant_name(a)
     b = b if isinstance(b, VariantName) else parse_variant_name(b)

@@ -143,12 +143,12 @@ def test_shared_trunk_gives_each_heads_own_logits_with_one_trunk_pass(make_vgg, 
 
     import torch
 
-    from model.config import parse_variant
     from model.evaluate import SharedTrunk
     from model.variants import LoadedVariant
+    from stimuli.contracts.variants import parse_variant_name
 
     def variant(net, name):
-        return LoadedVariant(net=net.eval(), spec=parse_variant(name), config={}, classes=["a", "b"], task="gender",
+        return LoadedVariant(net=net.eval(), spec=parse_variant_name(name), config={}, classes=["a", "b"], task="gender",
                              input_size=32, device=torch.device("cpu"), folder=Path("."))
 
     base = make_vgg(2, seed=0)

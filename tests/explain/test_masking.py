@@ -26,7 +26,7 @@ from model.masking_stats import (
     transfer_table,
 )
 from stimuli.contracts.config import ConfigValueError
-from stimuli.prepare import DEFAULT_APERTURE, elliptical_aperture
+from stimuli.framing import DEFAULT_APERTURE, elliptical_aperture
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "masking_asymmetry_null.py"
 

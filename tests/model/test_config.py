@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from model import parse_variant
-from model.config import VariantSpec, expand_grid, load_grid, pretrain_token, select_variants
+from model.config import expand_grid, load_grid, pretrain_token, select_variants
 from model.train import main as train_main
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.variants import VariantName, parse_variant_name
 
 
 @pytest.mark.parametrize("name", [
@@ -16,17 +16,17 @@ from stimuli.contracts.errors import InputError
     "vgg16-bn-w0.0625-faces-identity-s0", "vgg16-imagenet-faces-s0", "vgg16-vggface-gender-s2",
 ])
 def test_variant_names_round_trip(name):
-    spec = parse_variant(name)
+    spec = parse_variant_name(name)
     assert spec.name == name and str(spec) == name
-    assert parse_variant(spec.name) == spec
+    assert parse_variant_name(spec.name) == spec
 
 
 def test_variant_spec_fields():
-    spec = parse_variant("vgg16-bn-w0.25-imagenet-faces-s3")
+    spec = parse_variant_name("vgg16-bn-w0.25-imagenet-faces-s3")
     assert (spec.arch, spec.batch_norm, spec.width, spec.pretrain, spec.task, spec.seed) == \
         ("vgg16-bn", True, 0.25, "imagenet", "faces", 3)
     assert spec.is_face_source and spec.label_task == "identity"
-    assert VariantSpec(False, 1.0, "none", "gender", 0).name == "vgg16-none-gender-s0"
+    assert VariantName(False, 1.0, "none", "gender", 0).name == "vgg16-none-gender-s0"
 
 
 @pytest.mark.parametrize(("name", "needle"), [
@@ -40,7 +40,7 @@ def test_variant_spec_fields():
 ])
 def test_bad_variant_names(name, needle):
     with pytest.raises(InputError, match=None) as error:
-        parse_variant(name)
+        parse_variant_name(name)
     assert needle in str(error.value) and "\n" not in str(error.value)
 
 
@@ -142,9 +142,9 @@ def test_packaged_demo_config_is_valid():
     variants = expand_grid(load_grid(configs["demo.yaml"]), "demo.yaml")
     names = [v.variant for v in variants]
     assert names[0].endswith("-faces-s0")  # the face-pretraining source trains first
-    assert {parse_variant(n).pretrain for n in names[1:]} == {"imagenet", "faces"}
-    assert {parse_variant(n).task for n in names[1:]} == {"gender", "identity"}
-    assert {parse_variant(n).seed for n in names[1:]} == {0, 1} and len(names) == 9
+    assert {parse_variant_name(n).pretrain for n in names[1:]} == {"imagenet", "faces"}
+    assert {parse_variant_name(n).task for n in names[1:]} == {"gender", "identity"}
+    assert {parse_variant_name(n).seed for n in names[1:]} == {0, 1} and len(names) == 9
     assert yaml.safe_load(configs["demo.yaml"].read_text())["imagenet_source"] == "onnx"
     # more than a linear readout: every variant trains conv block 5 and every FC layer, so the
     # onnx-sourced FC layers (no ImageNet FC weights offline) are trained, never frozen random

@@ -1,5 +1,7 @@
 """Variant names and the relation of two variants (stimuli/contracts/variants.py)."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from stimuli.contracts.errors import InputError
@@ -12,10 +14,10 @@ from stimuli.contracts.variants import parse_variant_name, variant_relation
 def test_names_round_trip_and_agree_with_model(name):
     spec = parse_variant_name(name)
     assert spec.name == name == str(spec)
-    # the model part's own parser must read names the same way
-    from model.config import parse_variant
+    # the model part's configs must read names the same way
+    from model.config import VariantConfig
 
-    theirs = parse_variant(name)
+    theirs = VariantConfig.spec.fget(SimpleNamespace(variant=name))
     assert (spec.batch_norm, spec.width, spec.pretrain, spec.task, spec.seed) == (
         theirs.batch_norm, theirs.width, theirs.pretrain, theirs.task, theirs.seed)
     assert spec.label_task == theirs.label_task

@@ -1,4 +1,5 @@
-"""Shared fixtures of the stimuli tests: one small prepared ORL set and a tiny face folder."""
+"""Shared fixtures of the stimuli tests: one small prepared ORL set, a tiny face folder, a study
+(results and data root) and a small experiment YAML."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from stimuli.contracts.prepared import load_prepared_set
@@ -43,3 +45,43 @@ def write_face_folder(folder: Path, n_ids: int = 3, per_id: int = 4, size=(20, 1
 @pytest.fixture
 def face_folder(tmp_path) -> Path:
     return write_face_folder(tmp_path / "faces")
+
+
+@pytest.fixture
+def study(tmp_path, face_folder):
+    """A results root with prepared set 'small' (24 px) and a BIDS-like data root with one session."""
+    results = tmp_path / "results"
+    prepare_set(face_folder, 24, "small", results=results, aperture=True, progress=False,
+                command=["python", "-m", "stimuli", "prepare"])
+    data = tmp_path / "participants"
+    beh = data / "sub-01" / "ses-1" / "beh"
+    beh.mkdir(parents=True)
+    (data / "dataset_description.json").write_text('{"Name": "lab", "BIDSVersion": "1.9.0"}\n')
+    (data / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\n")
+    (beh / "sub-01_ses-1_task-gender_beh.tsv").write_text("trial\tcorrect\n1\t1\n")
+    (beh / "sub-01_ses-1_task-gender_beh.json").write_text('{"trial": {"Description": "n"}}\n')
+    return results, data
+
+
+EXPERIMENT = {
+    "paradigm": "bubbles", "task": "gender", "stimuli": "small",
+    "responses": {"female": "f", "male": "j"}, "stimulus_deg": 4.0,
+    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0},
+    "timing": {"fixation_frames": 1, "stimulus_frames": 1, "iti_frames": 1, "feedback_frames": 1},
+    "bubbles": {"sigma_px": 2.0},
+    "conditions": {"random": {}},
+    "design": {"blocks": ["random"], "repeats": 1, "trials_per_block": 8, "practice_trials": 0},
+    "staircase": {"start_bubbles": 6},
+    "template_observer": {"region": "eyes", "full_view_accuracy": 0.95},
+}
+
+
+@pytest.fixture
+def experiment():
+    """Write a bubbles experiment YAML on set 'small' (keys of ``changes`` replace the defaults)."""
+    def write(tmp_path: Path, **changes) -> Path:
+        path = tmp_path / f"exp{len(list(tmp_path.glob('exp*.yaml')))}.yaml"
+        path.write_text(yaml.safe_dump({**EXPERIMENT, **changes}))
+        return path
+
+    return write

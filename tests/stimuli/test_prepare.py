@@ -10,14 +10,7 @@ import pytest
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.prepared import load_prepared_set
 from stimuli.faces import load_face_set
-from stimuli.prepare import (
-    elliptical_aperture,
-    equalise,
-    frame_square,
-    prepare_faces,
-    prepare_set,
-    stimulus_ids,
-)
+from stimuli.prepare import equalise, prepare_faces, prepare_set, stimulus_ids
 
 
 def _region_stats(prepared):
@@ -71,23 +64,6 @@ def test_histogram_matching_gives_every_image_the_same_histogram():
     assert np.allclose(values, values[0], atol=1e-6)
     assert np.allclose(out[:, ~region], images[:, ~region].astype(np.float32))  # outside untouched
     assert abs(values[0].mean() - 0.5) < 1e-4 and abs(values[0].std() - 0.1) < 1e-4
-
-
-def test_framing_pad_keeps_the_whole_photo_and_crop_cuts_a_centred_square():
-    image = np.arange(112 * 92, dtype=np.float32).reshape(112, 92)
-    square, (rows, cols) = frame_square(image, "pad")
-    assert square.shape == (112, 112) and np.array_equal(square[rows, cols], image)
-    assert np.allclose(square[:, :10], image.mean())
-    square, _ = frame_square(image, "crop")
-    assert square.shape == (92, 92) and np.array_equal(square, image[10:102])
-    with pytest.raises(InputError, match="unknown framing 'stretch'"):
-        frame_square(image, "stretch")
-
-
-def test_elliptical_aperture_is_a_centred_ellipse():
-    mask = elliptical_aperture((64, 64), (0.5, 0.5, 0.25, 0.5))
-    assert mask[32, 1] and mask[32, 62] and not mask[5, 32] and mask[20, 32]
-    assert abs(mask.sum() - np.pi * 16 * 32) / (np.pi * 16 * 32) < 0.03
 
 
 def test_stimulus_ids_are_filename_safe_unique_and_sorted():

@@ -1,5 +1,6 @@
-"""Relevance files of large sets (issue #15): written batch by batch, read memory-mapped or a chunk
-at a time, the files of the old layout (a compressed npz) read by the same reader."""
+"""Relevance files of large sets (stimuli/contracts/relevance_file.py, issue #15): written batch by
+batch, read memory-mapped or a chunk at a time, the files of the old layout (a compressed npz)
+read by the same reader."""
 
 from __future__ import annotations
 
