@@ -19,11 +19,11 @@ from typing import Literal
 
 from stimuli.contracts.config import require
 
-from .ci_command import CIConfig
-from .quality import QCRules
+from ..ci_command import CIConfig
+from ..quality import QCRules
 
 __all__ = ["DataRoots", "CISettings", "Exclusion", "ModelSettings", "AlignmentSettings", "FindingSettings",
-           "RSASettings", "ReportConfig", "QCRules"]
+           "RSASettings", "ReportConfig"]
 
 
 # ----------------------------------------------------------------------------- config
