@@ -114,9 +114,11 @@ def plot_conditions(table: pd.DataFrame, dvs: Sequence[tuple[str, str]], path: s
     return finish_figure(fig, path, title)
 
 
-def _bar_axes(rows: int, width: float, per_row: float, base: float, least: float):
-    fig, (ax,) = small_multiples(1, columns=1, panel=(width, max(least, per_row * rows + base)))
-    return fig, ax, np.arange(rows)[::-1]
+def _bar_axes(table: pd.DataFrame, width: float, per_row: float, base: float, least: float):
+    """One panel for horizontal bars, one per row of ``table`` (top to bottom in table order)."""
+    table = table.reset_index(drop=True)
+    fig, (ax,) = small_multiples(1, columns=1, panel=(width, max(least, per_row * len(table) + base)))
+    return fig, ax, np.arange(len(table))[::-1], table
 
 
 def plot_alignment(table: pd.DataFrame, path: str | os.PathLike, *, value: str = "spearman",
@@ -143,10 +145,9 @@ def plot_alignment(table: pd.DataFrame, path: str | os.PathLike, *, value: str =
     Returns
     -------
     Path
-        ``path``.
+        The bar chart's PNG.
     """
-    table = table.reset_index(drop=True)
-    fig, ax, positions = _bar_axes(len(table), 6.4, 0.32, 1.2, 2.2)
+    fig, ax, positions, table = _bar_axes(table, 6.4, 0.32, 1.2, 2.2)
     colours = ["#4c72b0" if kind == "relevance" else "#dd8452" for kind in table.get("kind", ["relevance"] * len(table))]
     ax.barh(positions, table[value], color=colours, height=0.65)
     if null and null in table.columns:
@@ -187,10 +188,9 @@ def plot_rsa_bars(table: pd.DataFrame, path: str | os.PathLike, *, title: str = 
     Returns
     -------
     Path
-        ``path``.
+        The PNG of the bars.
     """
-    table = table.reset_index(drop=True)
-    fig, ax, positions = _bar_axes(len(table), 6.8, 0.34, 1.3, 2.4)
+    fig, ax, positions, table = _bar_axes(table, 6.8, 0.34, 1.3, 2.4)
     lower, upper_bound = float(table["ceiling_lower"].iloc[0]), float(table["ceiling_upper"].iloc[0])
     if np.isfinite(lower) and np.isfinite(upper_bound):
         ax.axvspan(lower, upper_bound, color="0.82", zorder=0,

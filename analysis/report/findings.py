@@ -22,7 +22,7 @@ from .page import Section, fmt, p_text, plural
 from .registry import register_section
 
 __all__ = ["SEED_STUDY", "DESIGN", "GUIDED_DVS", "similarity_findings", "masking_findings", "guided_findings",
-           "alignment_findings", "build_findings"]
+           "alignment_findings"]  # the section's builder is reached through the registry
 
 
 SEED_STUDY = {
@@ -101,12 +101,12 @@ def similarity_findings(ctx: ReportContext) -> list[dict[str, str]]:
     Parameters
     ----------
     ctx : ReportContext
-        The report's inputs and the facts the other sections found.
+        Reads ``facts["level_summary"]`` and ``facts["similarity_null"]`` (the similarity section).
 
     Returns
     -------
     list of dict
-        Rows of the findings table (``topic``, ``seed_study``, ``measured``, ``verdict``, ...).
+        Three rows (seed, task, pretrain) with ``design``, ``effect``, ``baseline``, ``difference``.
     """
     topics = {"seed": "Stability across seeds", "task": "Generalisation across finetuning tasks",
               "pretrain": "Dependence on pretraining data"}
@@ -161,12 +161,12 @@ def masking_findings(ctx: ReportContext) -> list[dict[str, str]]:
     Parameters
     ----------
     ctx : ReportContext
-        The report's inputs and the facts the other sections found.
+        Reads ``facts["masking"]`` (the masking section; absent: two rows 'not measured').
 
     Returns
     -------
     list of dict
-        Rows of the findings table (``topic``, ``seed_study``, ``measured``, ``verdict``, ...).
+        The transfer row and the asymmetry row.
     """
     facts = ctx.facts.get("masking")
     alpha = ctx.config.alpha
@@ -237,12 +237,12 @@ def guided_findings(ctx: ReportContext) -> list[dict[str, str]]:
     Parameters
     ----------
     ctx : ReportContext
-        The report's inputs and the facts the other sections found.
+        Reads ``facts["conditions"]`` (the conditions section; model observers are skipped).
 
     Returns
     -------
     list of dict
-        Rows of the findings table (``topic``, ``seed_study``, ``measured``, ``verdict``, ...).
+        One row per observer group, or one 'not measured' row.
     """
     alpha = ctx.config.alpha
     rows = []
@@ -285,12 +285,12 @@ def alignment_findings(ctx: ReportContext) -> list[dict[str, str]]:
     Parameters
     ----------
     ctx : ReportContext
-        The report's inputs and the facts the other sections found.
+        Reads ``facts["alignment"]`` (the alignment section).
 
     Returns
     -------
     list of dict
-        Rows of the findings table (``topic``, ``seed_study``, ``measured``, ``verdict``, ...).
+        One row per task with relevance maps to compare.
     """
     rows = []
     alpha = ctx.config.alpha

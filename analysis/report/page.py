@@ -118,7 +118,7 @@ def fmt(value: Any, digits: int = 3) -> str:
     Returns
     -------
     str
-        The text.
+        The number as it reads in a sentence.
 
     Examples
     --------
@@ -174,7 +174,7 @@ def p_text(p: Any) -> str:
     Returns
     -------
     str
-        The text.
+        ``p = ...`` with three decimals, or ``p < 0.001``.
 
     Examples
     --------

@@ -9,9 +9,10 @@ headless (Agg) and is imported only when a figure is drawn.
 
 Examples
 --------
->>> fig, axes = small_multiples(5, columns=4, panel=(2.0, 2.0))     # doctest: +SKIP
->>> len(axes)                                                      # doctest: +SKIP
-5
+>>> fig, axes = small_multiples(5, columns=4, panel=(2.0, 2.0))
+>>> len(axes), sum(ax.axison for ax in axes)
+(8, 5)
+>>> pyplot().close(fig)
 """
 
 from __future__ import annotations
@@ -199,12 +200,12 @@ def plot_ci(z: np.ndarray, background: np.ndarray | None, pixel_sig: np.ndarray 
     path : path-like
         The PNG file.
     region : ndarray (H, W) of bool, optional
-        The search region (dashed outline).
+        The search region of the tests, outlined dashed in white.
 
     Returns
     -------
     Path
-        ``path``.
+        The PNG written (``path``).
     """
     fig, (ax,) = small_multiples(1, columns=1, panel=(4.2, 4.2))
     limit = max(3.0, float(np.nanmax(np.abs(z))))
@@ -274,12 +275,12 @@ def plot_map_grid(maps: Sequence[np.ndarray], titles: Sequence[str], background:
     columns : int
         Panels per row.
     region : ndarray (H, W) of bool, optional
-        The search region (dashed outline).
+        The search region, outlined on every panel.
 
     Returns
     -------
     Path
-        ``path``.
+        ``path``, written.
     """
     fig, axes = small_multiples(len(maps), columns=columns, panel=(2.5, 2.7), margin=(0.8, 0.4))
     for ax in axes:

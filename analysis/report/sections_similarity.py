@@ -41,7 +41,7 @@ from .page import Section, fmt, p_text, plural
 from .plots import plot_rdms, short_name
 from .registry import Absent, register_section
 
-__all__ = ["TRUTH", "build_rsa"]
+__all__ = ["TRUTH"]  # the builder is reached through the registry
 
 TRUTH = "truth:embedding"  # the model name of the simulated observers' known embedding
 
