@@ -156,8 +156,8 @@ class AlignmentSettings:
     noise_splits: int = 100
 
     def __post_init__(self) -> None:
-        require(self.null_draws >= 1, "null_draws", "must be at least 1")
-        require(self.noise_splits >= 1, "noise_splits", "must be at least 1")
+        for key in ("null_draws", "noise_splits"):
+            require(getattr(self, key) >= 1, key, "must be at least 1")
 
 
 @dataclass
@@ -229,7 +229,8 @@ class RSASettings:
 
 @dataclass
 class ReportConfig:
-    """``python -m analysis run CONFIG.yaml``: everything the report reads and how.
+    """``python -m analysis run CONFIG.yaml``: everything the report reads and how, made of the
+    settings above (one per part of the report) and the few keys every part shares.
 
     Parameters
     ----------

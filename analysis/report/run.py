@@ -68,6 +68,7 @@ __all__ = ["Report", "build_report", "run_report", "default_out", "input_files_o
 
 REPORT_COMMAND = "analysis run"  # recorded in provenance.json: only this command replaces its folders
 
+
 @dataclass
 class Report:
     """What :func:`build_report` made.
