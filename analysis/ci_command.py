@@ -66,9 +66,9 @@ from .classification import (
     group_z,
     parse_bubble_trials,
 )
-from .figures import plot_ci, plot_ci_grid
 from .guided_densities import GuidedDensities
 from .permutation import max_statistic_test
+from .report.plots import plot_ci, plot_ci_grid
 from .revealed import DEFAULT_BURN_IN, area_summary, session_files
 from .stat4ci import CLUSTER_COLUMNS, cluster_test, intrinsic_volumes, pixel_test
 

@@ -23,6 +23,7 @@ from stimuli.contracts.prepared import prepared_set_dir
 from stimuli.contracts.provenance import Provenance, record_run
 
 from .ci_command import CIConfig, input_files, run_ci
+from .report.run import main as run_report_main
 
 __all__ = ["main", "build_parser"]
 
@@ -71,29 +72,8 @@ def _add_ci(subparsers) -> None:
 
 
 def _add_run(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "run", help="the whole analysis from a YAML config, as report.html",
-        description="The whole analysis as one report: classification images and Stat4Ci tests per observer "
-                    "group, relevance maps per variant, their stability across seeds, tasks and pretraining, "
-                    "relevance-based masking, human-model alignment, accuracy by condition, and the findings "
-                    "next to the seed study's. Writes report.html, tables/*.csv, maps/*.npz, figures/*.png and "
-                    "provenance.json. Example config: analysis/configs/demo.yaml.")
-    parser.add_argument("config", help="analysis config (YAML), e.g. analysis/configs/demo.yaml")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: <results>/analysis/<name>, name from the config or its file name)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder made by an earlier 'analysis run' (it is moved "
-                             "aside as <out>.old-<time>, never deleted)")
-    parser.add_argument("--embed", action="store_true",
-                        help="one self-contained report.html: every figure inlined (base64 PNG), no link to a "
-                             "local file, for sending to a colleague (also 'embed: true' in the config)")
-    parser.set_defaults(handler=_run_report)
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    from .report import main_run
-
-    return main_run(args)
+    # listed here for the overview; `run` itself is analysis.report.run.main (see main below)
+    subparsers.add_parser("run", help="the whole analysis from a YAML config, as report.html", add_help=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,5 +128,8 @@ def _run_ci(args: argparse.Namespace) -> int:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:  # the report command is its own module with its own parser
+        return run_report_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.handler(args)

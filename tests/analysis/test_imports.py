@@ -9,8 +9,8 @@ HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
 CHECK = f"""
 import runpy, sys
 import analysis, analysis.classification, analysis.stat4ci, analysis.permutation, analysis.metrics
-import analysis.ci_command, analysis.cli, analysis.figures, analysis.guided_densities
-analysis.figures._pyplot()  # matplotlib as well
+import analysis.ci_command, analysis.cli, analysis.report.plots, analysis.guided_densities
+analysis.report.plots.pyplot()  # matplotlib as well
 sys.argv = ['analysis', 'ci', '--help']
 try:
     runpy.run_module('analysis', run_name='__main__')

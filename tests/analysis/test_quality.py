@@ -30,7 +30,7 @@ from analysis.quality import (
     read_frame_events,
     staircase_trace,
 )
-from analysis.report_base import ReportConfig
+from analysis.report.config import ReportConfig
 from stimuli.contracts.config import from_dict, load_config
 from stimuli.contracts.errors import InputError
 
@@ -167,8 +167,8 @@ def test_qc_config_keys_are_validated_with_what_to_fix(tmp_path):
     assert demo.qc.accuracy_above_chance and demo.qc.max_dropped_frame_share == 0.05
 
 
-@pytest.mark.parametrize("name", ["analysis.quality", "analysis.report_page", "analysis.report_quality",
-                                  "analysis.report_config", "analysis.revealed"])
+@pytest.mark.parametrize("name", ["analysis.quality", "analysis.report.page", "analysis.report.sections_quality",
+                                  "analysis.report.config", "analysis.revealed"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

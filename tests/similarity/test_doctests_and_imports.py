@@ -11,8 +11,8 @@ HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
 CHECK = f"""
 import runpy, sys
 import numpy as np
-import analysis.rdm, analysis.rsa, analysis.report_rsa, analysis.report, stimuli.contracts.rdm
-analysis.report_rsa.plot_rsa_bars  # figures too
+import analysis.rdm, analysis.rsa, analysis.report.sections_similarity, analysis.report.run, stimuli.contracts.rdm
+analysis.report.charts.plot_rsa_bars  # figures too
 print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY})))
 """
 

@@ -220,7 +220,8 @@ def test_area_threshold_recovers_the_area_at_the_target_accuracy():
 def test_guided_finding_is_about_revealed_area_not_bubble_count():
     from types import SimpleNamespace
 
-    from analysis.report_sections import DVS, _guided_finding
+    from analysis.report.findings import guided_findings
+    from analysis.report.sections_people import DVS
 
     rng = np.random.default_rng(3)
     rows = []
@@ -240,7 +241,7 @@ def test_guided_finding_is_about_revealed_area_not_bubble_count():
     for dv in dvs:
         facts["pairwise"][dv] = condition_effects(table, dv, conditions=["random", "guided"])["pairwise"]
     ctx = SimpleNamespace(config=SimpleNamespace(alpha=0.05), facts={"conditions": {("gender", "template"): facts}})
-    (finding,) = _guided_finding(ctx)
+    (finding,) = guided_findings(ctx)
     assert finding["verdict"] == "helped (revealed area at the target accuracy)"
     guided = table[table.condition == "guided"].threshold_revealed_px.mean()
     random = table[table.condition == "random"].threshold_revealed_px.mean()

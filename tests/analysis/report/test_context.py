@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fake_study import TEMPLATE, model_observer, simulate_session, write_session
 
-from analysis.report_base import DataRoots, ReportConfig, ReportContext, find_observer_groups
+from analysis.report.config import DataRoots, ReportConfig
+from analysis.report.context import ReportContext, find_observer_groups
 from stimuli.contracts.trials import sidecar_path
 
 

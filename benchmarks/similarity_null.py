@@ -9,7 +9,7 @@ per-image similarity, paired levels, bootstrap contrasts over images, verdicts. 
 of the difference above 0); the pretraining row's rate likewise. Prints each rate with its
 Clopper-Pearson interval.
 
-    python tests/report/measure_similarity_null.py --runs 400 --images 80 --boot 1000
+    python benchmarks/similarity_null.py --runs 400 --images 80 --boot 1000
 """
 
 from __future__ import annotations

@@ -19,17 +19,25 @@ from typing import Literal
 
 from stimuli.contracts.config import require
 
-from .ci_command import CIConfig
-from .quality import QCRules
+from ..ci_command import CIConfig
+from ..quality import QCRules
 
 __all__ = ["DataRoots", "CISettings", "Exclusion", "ModelSettings", "AlignmentSettings", "FindingSettings",
-           "RSASettings", "ReportConfig", "QCRules"]
+           "RSASettings", "ReportConfig"]
 
 
 # ----------------------------------------------------------------------------- config
 @dataclass
 class DataRoots:
-    """Where trial files are: people, and simulated / model observers (told apart by the sidecar)."""
+    """Where trial files are: people, and simulated / model observers (told apart by the sidecar).
+
+    Parameters
+    ----------
+    people : str or None
+        The people's BIDS data root (None: no people).
+    simulated : str or None
+        The simulated observers' data root (None: none).
+    """
 
     people: str | None = "participants"
     simulated: str | None = "results/simulated"
@@ -37,7 +45,25 @@ class DataRoots:
 
 @dataclass
 class CISettings:
-    """How classification images are computed and tested (see ``python -m analysis ci --help``)."""
+    """How classification images are computed and tested (see ``python -m analysis ci --help``).
+
+    Parameters
+    ----------
+    sigma_smooth : float
+        Extra Gaussian smoothing in pixels.
+    cluster_threshold : float
+        The cluster test's forming Z threshold.
+    z : {"analytic", "permutation"}
+        How each CI is Z-scored.
+    z_permutations : int
+        Permutations for ``z: permutation``.
+    permutations : int
+        Max-statistic permutation test (0: RFT tests only).
+    search_region : str
+        The pixels tested (``auto``, ``all``, ``face``, a region, ``box:...``).
+    conditions : list of str, optional
+        The conditions to analyse (None: all found).
+    """
 
     sigma_smooth: float = 0.0
     cluster_threshold: float = 2.7
@@ -57,7 +83,15 @@ class CISettings:
 
 @dataclass
 class Exclusion:
-    """Who is left out: a participant with fewer main trials in a condition (or missing it)."""
+    """Who is left out: a participant with fewer main trials in a condition (or missing it).
+
+    Parameters
+    ----------
+    min_trials : int
+        Fewest main trials in a condition.
+    require_all_conditions : bool
+        Excluded from one condition: excluded from all.
+    """
 
     min_trials: int = 100
     require_all_conditions: bool = False
@@ -68,7 +102,21 @@ class Exclusion:
 
 @dataclass
 class ModelSettings:
-    """Which relevance maps and masking results the model sections read."""
+    """Which relevance maps and masking results the model sections read.
+
+    Parameters
+    ----------
+    variants : list of str, optional
+        The variants (None: every variant with relevance maps of the set).
+    relevance_map : {"mean", "positive", "absolute"}
+        How a variant's per-image maps become its set-level map.
+    evaluate : str, optional
+        The output folder of ``python -m model evaluate``.
+    split_half_splits : int
+        Random halves for the maps' reliability.
+    top_percent : float
+        The share of pixels of the Dice overlap of the top pixels.
+    """
 
     variants: list[str] | None = None  # None: every variant with relevance maps of the set
     relevance_map: Literal["mean", "positive", "absolute"] = "positive"
@@ -85,7 +133,21 @@ class ModelSettings:
 
 @dataclass
 class AlignmentSettings:
-    """Human-model alignment: whose CIs stand for people, in which condition, and the nulls."""
+    """Human-model alignment: whose CIs stand for people, in which condition, and the nulls.
+
+    Parameters
+    ----------
+    reference : str
+        ``people`` or an observer kind or group key of the simulated root (``template``).
+    condition : str
+        The condition whose group CI is compared.
+    metric : {"spearman", "pearson"}
+        The correlation.
+    null_draws : int
+        Circular shifts of the shift null.
+    noise_splits : int
+        Random halves of the participants for the noise ceiling.
+    """
 
     reference: str = "people"  # people, or an observer kind of the simulated root (template)
     condition: str = "random"
@@ -94,13 +156,19 @@ class AlignmentSettings:
     noise_splits: int = 100
 
     def __post_init__(self) -> None:
-        require(self.null_draws >= 1, "null_draws", "must be at least 1")
-        require(self.noise_splits >= 1, "noise_splits", "must be at least 1")
+        for key in ("null_draws", "noise_splits"):
+            require(getattr(self, key) >= 1, key, "must be at least 1")
 
 
 @dataclass
 class FindingSettings:
-    """When the report calls relevance maps 'stable' (mean similarity at least this)."""
+    """When the report calls relevance maps 'stable' (mean similarity at least this).
+
+    Parameters
+    ----------
+    stable_r : float
+        The least mean similarity of a 'stable' verdict.
+    """
 
     stable_r: float = 0.5
 
@@ -110,7 +178,29 @@ class FindingSettings:
 
 @dataclass
 class RSASettings:
-    """Similarity judgements (``paradigm: similarity`` trial files) against model RDMs (``python -m model rdm``)."""
+    """Similarity judgements (``paradigm: similarity`` trial files) against model RDMs (``python -m model rdm``).
+
+    Parameters
+    ----------
+    task : str
+        The BIDS task label of the similarity trial files.
+    stimuli : str, optional
+        The set of the judged faces and the model RDMs (None: the report's).
+    rdm : {"probability", "embedding"}
+        How triplets become a participant's RDM.
+    dims : int
+        Dimensions of the embedding fitted to the triplets.
+    variants, model_rdms : list of str, optional
+        Which variants and which of their RDMs (None: all).
+    method : {"spearman", "kendall_a", "pearson"}
+        The RDM comparison.
+    permutations, bootstraps : int
+        Permutations of the stimulus labels and bootstrap draws (0: none).
+    bootstrap_over : {"stimuli", "subjects", "both"}
+        What the bootstrap resamples.
+    split_half_splits : int
+        Random halves for the RDMs' reliability.
+    """
 
     task: str = "similarity"  # BIDS task label of the similarity trial files
     stimuli: str | None = None  # set of the judged faces and of the model RDMs; null: the report's stimuli
@@ -139,7 +229,34 @@ class RSASettings:
 
 @dataclass
 class ReportConfig:
-    """``python -m analysis run CONFIG.yaml``: everything the report reads and how."""
+    """``python -m analysis run CONFIG.yaml``: everything the report reads and how, made of the
+    settings above (one per part of the report) and the few keys every part shares.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared stimulus set.
+    tasks : list of str
+        The BIDS task labels of the Bubbles trial files.
+    title : str
+        The page's title.
+    name : str, optional
+        The folder under ``<results>/analysis/`` (default: the config file's stem).
+    results : str
+        The results root (prepared sets, relevance maps, RDMs).
+    data : DataRoots
+        Where the trial files are.
+    alpha, seed : float, int
+        Every test's level and every random draw's seed.
+    ci, exclusion, qc, models, alignment, findings : settings
+        The parts of the report (see their classes).
+    rsa : RSASettings, optional
+        Similarity judgements against model RDMs (None: no such section).
+    sections : list of str, optional
+        The sections to build (None: every registered one).
+    embed : bool
+        Inline every figure in ``report.html``.
+    """
 
     stimuli: str
     tasks: list[str] = field(default_factory=lambda: ["gender"])
@@ -169,6 +286,7 @@ class ReportConfig:
                 "must be a plain folder name (letters, digits, _ . -)")
 
     def ci_config(self, task: str, data_root: str, trial_files: list[str] | None) -> CIConfig:
+        """The :class:`~analysis.ci_command.CIConfig` of one observer group's trial files of ``task``."""
         return CIConfig(data_root=data_root, task=task, stimuli=self.stimuli, results=self.results,
                         alpha=self.alpha, sigma_smooth=self.ci.sigma_smooth,
                         cluster_threshold=self.ci.cluster_threshold, z=self.ci.z,

@@ -12,8 +12,8 @@ HEAVY = "{'torch', 'torchvision', 'zennit', 'psychopy', 'experiments', 'model'}"
 CHECK = f"""
 import runpy, sys
 import numpy as np, pandas as pd, pingouin
-import analysis.report, analysis.report_sections, analysis.alignment, analysis.model_stats, stimuli.contracts.variants
-from analysis.report_figures import plot_matrix
+import analysis.report.run, analysis.report.sections_people, analysis.alignment, analysis.model_stats, stimuli.contracts.variants
+from analysis.report.plots import plot_matrix
 plot_matrix(pd.DataFrame(np.eye(2)), sys.argv[1])
 sys.argv = ['analysis', 'run', '--help']
 try:
@@ -31,4 +31,4 @@ def test_report_imports_neither_torch_nor_psychopy(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == "HEAVY:", f"the report pulled in {lines[-1][6:]}"
-    assert "--overwrite" in result.stdout and (tmp_path / "m.png").stat().st_size > 1000
+    assert "--force" in result.stdout and (tmp_path / "m.png").stat().st_size > 1000

@@ -10,8 +10,9 @@ import pytest
 import yaml
 from scipy.spatial.distance import pdist, squareform
 
-from analysis.report import run_report, sections_for
-from analysis.report_base import ReportConfig
+from analysis.report.config import ReportConfig
+from analysis.report.registry import sections_for
+from analysis.report.run import run_report
 from experiments.run import run_session
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
@@ -22,6 +23,16 @@ from stimuli.contracts.rdm import rdm_path, save_rdms
 pytestmark = pytest.mark.slow
 
 CLOSE, FAR = "vgg16-imagenet-identity-s0", "vgg16-imagenet-identity-s1"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A results root with the ORL faces prepared at 32 px."""
+    from stimuli.prepare import prepare_set
+
+    root = tmp_path_factory.mktemp("results")
+    prepare_set("orl", 32, "orl32", results=root, progress=False)
+    return root
 
 
 @pytest.fixture(scope="module")

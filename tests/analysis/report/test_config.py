@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import analysis
-from analysis.report_base import ReportConfig
+from analysis.report.config import ReportConfig
 from stimuli.contracts.config import from_dict, load_config
 from stimuli.contracts.errors import InputError
 

@@ -1,13 +1,13 @@
-"""The report's masking section and findings: the tables of ``python -m model evaluate``.
+"""The report's masking section: the tables of ``python -m model evaluate``.
 
 Transfer by relation of source and target, the baselines (random blobs inside the face
 aperture, each source's set-mean map) and the asymmetries of relative transfer, each pair
 tested by the bootstrap over images that ``model evaluate`` did (:mod:`analysis.masking_transfer`).
+The findings rows on masking are in :mod:`analysis.report.findings`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pandas as pd
 
 from stimuli.contracts.errors import InputError
 
-from .masking_transfer import (
+from ..masking_transfer import (
     asymmetry_tests,
     evaluate_command,
     oriented_asymmetry,
@@ -26,13 +26,18 @@ from .masking_transfer import (
     transfer_relations,
     transfer_tests,
 )
-from .report_base import Absent, ReportContext, Section, fmt, p_text, plural
-from .report_figures import plot_curves, plot_matrix
+from .charts import plot_curves
+from .context import ReportContext
+from .page import Section
+from .plots import plot_matrix
+from .registry import Absent, register_section
 
-__all__ = ["build_masking", "masking_findings"]
+__all__: list[str] = []  # the builder is reached through the registry
 
 
+@register_section("masking", "Relevance-based masking")
 def build_masking(ctx: ReportContext, sec: Section) -> None:
+    """Masking curves, the transfer matrix and its asymmetries, the baselines and the tests between relations."""
     config = ctx.config
     folder = config.models.evaluate
     if not folder:
@@ -153,67 +158,3 @@ def _masking_asymmetry(ctx: ReportContext, sec: Section, tables, facts: dict[str
               "transfer; positive: x's maps serve y's models better than the reverse). Each pair is tested on its "
               "own by a bootstrap over images; n_first / n_second count the pairs significant after FDR correction "
               "across all pairs in favour of x / y (pairs share variants, so no test across pairs)")
-
-
-def masking_findings(ctx: ReportContext, contrast: Callable[..., dict[str, float] | None]) -> list[dict[str, str]]:
-    """The findings rows on masking transfer and its asymmetries (``contrast`` reads a pairwise table)."""
-    facts = ctx.facts.get("masking")
-    alpha = ctx.config.alpha
-    seed_study = ("Validated by relevance-based masking: another variant's map transfers across seeds and tasks "
-                  "nearly as well as the target's own, markedly less across pretraining data.")
-    if not facts:
-        return [{"topic": "Masking transfer", "seed_study": seed_study, "verdict": "not measured",
-                 "measured": "No model evaluate output in this report."},
-                {"topic": "Asymmetries of transfer", "seed_study": "Transfer across pretraining is asymmetric: "
-                 "one pretraining's maps serve the other's models better than the reverse.",
-                 "measured": "No model evaluate output in this report.", "verdict": "not measured"}]
-    rel = facts["by_relation"].set_index("relation")
-    parts = [f"{name}: {fmt(rel.loc[key, 'relative_mean'], 2)}" for key, name in
-             (("seed", "across seeds"), ("task", "across tasks"), ("pretrain", "across pretraining")) if key in rel.index]
-    text = (f"Relative transfer ({facts['mode']} masking; 1 = as good as the target's own map, 0 = random masks), "
-            f"mean over pairs: {'; '.join(parts) or 'no pair differs in one factor'}.")
-    verdicts = []
-    pairwise = facts.get("pairwise")
-    for other in ("task", "seed"):
-        c = contrast(pairwise, "pretrain", other) if pairwise is not None else None
-        if c is None:
-            continue
-        text += (f" Pretraining vs {other}: {fmt(c['mean_a'], 2)} vs {fmt(c['mean_b'], 2)} (paired over targets, "
-                 f"FDR {p_text(c['p'])}, d = {fmt(c['d'], 2)}).")
-        verdicts.append(c["mean_a"] < c["mean_b"] and c["p"] < alpha)
-    rows = [{"topic": "Masking transfer", "seed_study": seed_study, "measured": text,
-             "verdict": ("agrees" if all(verdicts) else "differs") if verdicts else "not measured"}]
-    tests = facts["asymmetry"]
-    largest = facts["largest"]
-    parts = []
-    for r in tests.itertuples():
-        first, second = (f"s{x}" if r.relation == "seed" else x for x in r.direction.split("->"))
-        better, worse = (first, second) if r.mean >= 0 else (second, first)
-        factor = {"seed": "seed", "task": "task", "pretrain": "pretraining"}.get(r.relation, r.relation)
-        if np.isfinite(r.n_first):
-            test = (f"significant in {int(r.n_first)} pair(s) for {first} maps, {int(r.n_second)} for {second} maps "
-                    f"(bootstrap over images per pair, FDR {p_text(r.p_fdr_min)} at best)")
-        else:
-            test = "not tested: no bootstrap in this evaluate output"
-        unit = "relative transfer" if r.measure == "relative" else "AOPC"
-        parts.append(f"across {factor}: {better} maps serve {worse} models better than the reverse by "
-                     f"{fmt(abs(r.mean), 2)} {unit} on average ({plural(int(r.n_pairs), 'pair')}; {test})")
-    text = "; ".join(parts)
-    if largest is not None:
-        if facts.get("bootstrap"):
-            text += (f". Largest: R[{largest['a']}, {largest['b']}] - R[{largest['b']}, {largest['a']}] = "
-                     f"{fmt(largest['relative_asymmetry'], 2)} (95% CI {fmt(largest['relative_asymmetry_ci_low'], 2)} "
-                     f"to {fmt(largest['relative_asymmetry_ci_high'], 2)}).")
-        else:
-            text += (f". Largest: M[{largest['a']}, {largest['b']}] - M[{largest['b']}, {largest['a']}] = "
-                     f"{fmt(largest['asymmetry'], 2)}.")
-    pretrain = tests[tests["relation"] == "pretrain"]
-    if pretrain.empty or not np.isfinite(pd.to_numeric(pretrain["n_first"], errors="coerce")).any():
-        verdict = "not measured"
-    else:  # agrees: some pair asymmetric, and all the significant ones favour the same pretraining
-        first, second = int(pretrain["n_first"].sum()), int(pretrain["n_second"].sum())
-        verdict = "agrees" if (first + second) and not (first and second) else "differs"
-    rows.append({"topic": "Asymmetries of transfer", "seed_study": "Transfer across pretraining is asymmetric: one "
-                 "pretraining's maps serve the other's models better than the reverse.",
-                 "measured": text or "No pair of variants differs in exactly one factor.", "verdict": verdict})
-    return rows

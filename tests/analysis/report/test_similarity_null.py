@@ -118,7 +118,7 @@ def test_paired_levels_and_pair_table_use_the_cells_both_have():
 def test_report_rows_without_baseline_maps_never_agree(tmp_path):
     from fake_study import make_relevance, make_set, write_config
 
-    from analysis.report import run_report
+    from analysis.report.run import run_report
 
     results = tmp_path / "results"
     make_set(results)

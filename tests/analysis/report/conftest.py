@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_study import make_study, write_config  # noqa: E402
 
-from analysis.report import run_report  # noqa: E402
+from analysis.report.run import run_report  # noqa: E402
 
 
 @pytest.fixture(scope="session")

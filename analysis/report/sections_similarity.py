@@ -1,7 +1,7 @@
 """The report's similarity section: human RDMs from similarity judgements against model RDMs.
 
-Registered by :mod:`analysis.report` as section ``rsa``; settings under ``rsa:`` in the report
-config (:class:`~analysis.report_base.RSASettings`). For each observer group with trial files
+Registered as the optional section ``rsa`` (in a report when its config has ``rsa:``, the
+settings :class:`~analysis.report.config.RSASettings`, or ``sections`` names it). For each observer group with trial files
 of the similarity task (people; simulated observers; each model observer) it shows the group
 RDM, the split-half reliability, and every model RDM's RSA with the participants (bars with
 bootstrap CIs over stimuli and subjects, the noise ceiling as a band, permutation p-values),
@@ -12,129 +12,38 @@ as a model: the check that the pipeline recovers what it was given.
 
 Examples
 --------
->>> path = plot_rdms([np.eye(3)[::-1] + np.eye(3)[:, ::-1]], ["demo"], "rdm.png")   # doctest: +SKIP
+>>> from analysis.report.registry import SECTIONS
+>>> SECTIONS["rsa"].optional
+True
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import atomic_save_npz
 from stimuli.contracts.rdm import load_rdms, rdm_command, rdm_path
 from stimuli.contracts.trials import sidecar_path
 
-from .figures import _pyplot, _save, finish_figure
-from .rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability
-from .report_base import (
-    Absent,
-    ObserverGroup,
-    ReportContext,
-    RSASettings,
-    Section,
-    fmt,
-    p_text,
-    plural,
-)
-from .report_figures import short_name
-from .report_sections import _fdr
-from .rsa import compare_models, rsa_table, upper
+from ..multiple import fdr
+from ..rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability
+from ..rsa import compare_models, rsa_table
+from .charts import plot_rsa_bars
+from .config import RSASettings
+from .context import ObserverGroup, ReportContext, discover_rdm_variants
+from .page import Section, fmt, p_text, plural
+from .plots import plot_rdms, short_name
+from .registry import Absent, register_section
 
-__all__ = ["discover_rdm_variants", "plot_rdms", "plot_rsa_bars", "build_rsa"]
+__all__ = ["TRUTH"]  # the builder is reached through the registry
 
-TRUTH = "truth:embedding"
-
-
-def discover_rdm_variants(stimuli: str, results: str | os.PathLike = "results") -> list[str]:
-    """Every variant with model RDMs of the set ``stimuli`` under ``<results>/rdm/``."""
-    folder = Path(results) / "rdm"
-    return sorted(p.parent.name for p in folder.glob(f"*/{stimuli}.npz")) if folder.is_dir() else []
-
-
-def _percentiles(rdm: np.ndarray) -> np.ndarray:
-    """An RDM's off-diagonal values as percentiles (0..100; NaN kept): RDMs of different scales compare."""
-    out = np.full(rdm.shape, np.nan)
-    values = upper(rdm)
-    keep = np.isfinite(values)
-    ranks = np.full(values.shape, np.nan)
-    ranks[keep] = 100 * (stats.rankdata(values[keep]) - 1) / max(keep.sum() - 1, 1)
-    rows, cols = np.triu_indices(len(rdm), 1)
-    out[rows, cols] = ranks
-    out[cols, rows] = ranks
-    np.fill_diagonal(out, 0.0)
-    return out
-
-
-def plot_rdms(rdms: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, *,
-              labels: Sequence[str] | None = None, columns: int = 4, suptitle: str = "") -> Path:
-    """Small multiples of RDMs, each shown as percentiles of its own dissimilarities."""
-    plt = _pyplot()
-    n = max(len(rdms), 1)
-    columns = min(columns, n)
-    rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns + 0.9, 3.0 * rows + 0.4), squeeze=False)
-    image = None
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, rdm, title in zip(axes.ravel(), rdms, titles):
-        image = ax.imshow(_percentiles(np.asarray(rdm, dtype=np.float64)), cmap="viridis", vmin=0, vmax=100,
-                          interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("on")
-        if labels is not None and len(labels) <= 30:
-            ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
-            ax.set_yticks(range(len(labels)), labels, fontsize=5)
-        else:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label="dissimilarity (percentile)")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
-
-
-def plot_rsa_bars(table: pd.DataFrame, path: str | os.PathLike, *, title: str = "",
-                  label: str = "RSA (mean over participants)", alpha: float = 0.05) -> Path:
-    """Horizontal bars: each model's mean RSA with the participants, its bootstrap CI, the noise
-    ceiling as a grey band (lower to upper bound) and * where the FDR-corrected permutation p < alpha."""
-    plt = _pyplot()
-    table = table.reset_index(drop=True)
-    height = max(2.4, 0.34 * len(table) + 1.3)
-    fig, ax = plt.subplots(figsize=(6.8, height))
-    positions = np.arange(len(table))[::-1]
-    lower, upper_bound = float(table["ceiling_lower"].iloc[0]), float(table["ceiling_upper"].iloc[0])
-    if np.isfinite(lower) and np.isfinite(upper_bound):
-        ax.axvspan(lower, upper_bound, color="0.82", zorder=0,
-                   label=f"noise ceiling {lower:.2f}-{upper_bound:.2f}")
-    colours = ["#55a868" if m == TRUTH else "#4c72b0" for m in table["model"]]
-    ax.barh(positions, table["rsa_subjects"], color=colours, height=0.62, zorder=2)
-    low = (table["rsa_subjects"] - table["subjects_ci_low"]).clip(lower=0)
-    high = (table["subjects_ci_high"] - table["rsa_subjects"]).clip(lower=0)
-    if np.isfinite(low).any():
-        ax.errorbar(table["rsa_subjects"], positions, xerr=[low.fillna(0), high.fillna(0)], fmt="none",
-                    ecolor="black", elinewidth=1, capsize=3, zorder=3, label="95% bootstrap CI")
-    if "p_fdr" in table.columns:
-        for y, value, p in zip(positions, table["rsa_subjects"], table["p_fdr"]):
-            if np.isfinite(p) and p < alpha:
-                ax.text(value + 0.01 if value >= 0 else value - 0.04, y, "*", va="center", fontsize=11, zorder=4)
-    ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_yticks(positions, [short_name(str(m)) for m in table["model"]], fontsize=7)
-    ax.set_xlabel(label, fontsize=8)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
-    ax.grid(axis="x", alpha=0.3)
-    return finish_figure(fig, path)
+TRUTH = "truth:embedding"  # the model name of the simulated observers' known embedding
 
 
 def _known_embedding(group: ObserverGroup, ids: list[str]) -> np.ndarray | None:
@@ -205,8 +114,6 @@ def _group_rsa(ctx: ReportContext, sec: Section, group: ObserverGroup, human: Hu
     bar = None
     total = settings.bootstraps
     if total:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, desc=f"RSA bootstrap ({group.key})", unit="draw",
                    disable=None if ctx.progress is None else not ctx.progress, leave=False)
     try:
@@ -217,7 +124,7 @@ def _group_rsa(ctx: ReportContext, sec: Section, group: ObserverGroup, human: Hu
         if bar is not None:
             bar.close()
     table.insert(0, "observers", group.label)
-    table["p_fdr"] = _fdr(table["p_perm"])
+    table["p_fdr"] = fdr(table["p_perm"])
     pairs = pd.DataFrame()
     if draws:
         names = list(models)
@@ -226,11 +133,13 @@ def _group_rsa(ctx: ReportContext, sec: Section, group: ObserverGroup, human: Hu
         if same_kind:
             pairs = compare_models(table, draws, statistic="subjects", alpha=config.alpha, pairs=same_kind)
             pairs.insert(0, "observers", group.label)
-            pairs["p_fdr"] = _fdr(pairs["p_boot"])
+            pairs["p_fdr"] = fdr(pairs["p_boot"])
     return table, pairs
 
 
+@register_section("rsa", "Face similarity: people and models", optional=True)
 def build_rsa(ctx: ReportContext, sec: Section) -> None:
+    """Every observer group's RDMs, their reliability and every model RDM's RSA with them (see the module)."""
     config = ctx.config
     settings = _settings(ctx)
     stimuli = settings.stimuli or config.stimuli
@@ -295,7 +204,7 @@ def build_rsa(ctx: ReportContext, sec: Section) -> None:
         tables.append(table)
         if len(pairs):
             pairs_tables.append(pairs)
-        sec.figure(plot_rsa_bars(table, ctx.figure_path(f"rsa_{group.key}"), alpha=config.alpha,
+        sec.figure(plot_rsa_bars(table, ctx.figure_path(f"rsa_{group.key}"), alpha=config.alpha, highlight=TRUTH,
                                  title=f"{group.label}: model RDMs against the participants' RDMs",
                                  label=f"{method_text} with participants' RDMs (mean)"),
                    f"{group.label}: RSA of every model RDM with the noise ceiling (tables/rsa.csv)", width=620)

@@ -89,7 +89,7 @@ def add_baselines(folder):
 
 @pytest.mark.slow
 def test_report_shows_the_baselines_and_the_bootstrap_asymmetries(study, tmp_path):
-    from analysis.report import run_report
+    from analysis.report.run import run_report
 
     folder = make_evaluate(tmp_path / "evaluate" / "new")
     add_baselines(folder)

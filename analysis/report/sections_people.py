@@ -1,84 +1,65 @@
-"""The report's sections: one builder function each, ``build(ctx, section)``.
+"""The report's sections on the data and the people: data and settings, classification images,
+people and models (alignment), accuracy by condition, and the problems met.
 
-:data:`DEFAULT_SECTIONS` lists them in page order; :mod:`analysis.report` runs them (the
-deferred ones, which read what the others found, last). A builder raises
-:class:`~analysis.report_base.Absent` when its inputs do not exist and
-:class:`~stimuli.InputError` when they are bad; the page then says so and the other sections
-are still built.
+Each builder registers itself (:func:`~analysis.report.registry.register_section`); the
+timing and quality-control section is in :mod:`analysis.report.sections_quality`.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import pingouin as pg
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.provenance import atomic_save_npz
-from stimuli.contracts.relevance import explain_command
-from stimuli.contracts.variants import parse_variant_name
 
-from .alignment import (
+from ..alignment import (
     align_maps,
     condition_descriptives,
     condition_effects,
     noise_ceiling,
     shift_null,
 )
-from .model_stats import (
-    LEVELS,
-    level_summary,
-    level_tests,
-    mean_map_similarity,
-    per_image_similarity,
-    relation_levels,
-    seed_icc,
-    similarity_matrix,
-    summary_map,
-    variant_reliability,
-)
-from .reliability import fisher_mean, fisher_z
-from .report_base import Absent, GroupCI, ReportContext, Section, fmt, p_text, plural
-from .report_figures import (
-    plot_alignment,
-    plot_conditions,
-    plot_map_grid,
-    plot_matrix,
-    short_name,
-)
-from .report_masking import build_masking, masking_findings
-from .report_similarity import add_baselines, similarity_findings
+from ..model_stats import summary_map
+from ..multiple import fdr
+from ..reliability import fisher_z
+from .charts import plot_alignment, plot_conditions
+from .context import GroupCI, ReportContext
+from .page import Section, plural
+from .registry import Absent, register_section
 
-__all__ = ["SectionSpec", "DEFAULT_SECTIONS", "CONDITION_ORDER"]
+__all__ = ["CONDITION_ORDER", "DVS", "ordered_conditions"]  # the builders are reached through the registry
 
 CONDITION_ORDER = ("random", "guided", "antiguided")
+
+
 # the conditions are compared after each staircase's burn-in, on revealed area rather than bubble count
 # (guided apertures overlap: the same count shows fewer pixels; analysis.revealed)
 DVS = (("accuracy_after_burn_in", "accuracy (proportion correct)"),
        ("mean_revealed_px", "revealed area per trial (px)"),
        ("threshold_revealed_px", "revealed area at the target accuracy (px)"))
-# what the guided finding tests: the area at the staircase's target accuracy (the mean area per trial is
-# biased there: the staircase holds guided and random trials at slightly different accuracies)
-GUIDED_DVS = (("accuracy_after_burn_in", True, "accuracy", 3, ""),
-              ("threshold_revealed_px", False, "revealed area at the target accuracy", 4, " px"))
 
 
-@dataclass(frozen=True)
-class SectionSpec:
-    """A registered section: its anchor ``key``, ``title``, builder and whether it runs after
-    the others (``deferred``: it reads what they found)."""
+def ordered_conditions(conditions) -> list[str]:
+    """The conditions present, in :data:`CONDITION_ORDER` first, any others after (sorted).
 
-    key: str
-    title: str
-    build: Callable[[ReportContext, Section], None]
-    deferred: bool = False
+    Parameters
+    ----------
+    conditions : iterable of str
+        Condition labels (repeats allowed).
 
+    Returns
+    -------
+    list of str
+        Each condition once, in page order.
 
-def _ordered(conditions) -> list[str]:
+    Examples
+    --------
+    >>> ordered_conditions(["guided", "zoom", "random", "guided"])
+    ['random', 'guided', 'zoom']
+    """
     present = list(dict.fromkeys(conditions))
     return [c for c in CONDITION_ORDER if c in present] + sorted(c for c in present if c not in CONDITION_ORDER)
 
@@ -95,8 +76,9 @@ def _no_trials_message(ctx: ReportContext, task: str) -> str:
             f"python -m experiments run experiments/bubbles_{task}.yaml --participant ID --session 1")
 
 
-# ----------------------------------------------------------------------------- overview
+@register_section("overview", "Data and settings")
 def build_overview(ctx: ReportContext, sec: Section) -> None:
+    """The stimulus set, the settings, the observer groups found and the variants with maps."""
     config = ctx.config
     try:
         stim = ctx.stim()
@@ -126,8 +108,9 @@ def build_overview(ctx: ReportContext, sec: Section) -> None:
              'seeds, git commit, package versions, input file hashes).</p>')
 
 
-# ----------------------------------------------------------------------------- CIs
+@register_section("ci", "Classification images")
 def build_ci(ctx: ReportContext, sec: Section) -> None:
+    """Every observer group's classification images with the Stat4Ci tests (figures and tables)."""
     config = ctx.config
     sec.text(f"Classification images (CIs) from the stored bubble centres, Z-scored ({config.ci.z} null), "
              "group CI = sum Z / sqrt(n). Outlines: pixel test (yellow) and cluster test (cyan; forming "
@@ -152,14 +135,14 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
                     tables[name].append(frame.assign(observers=group.key).pipe(
                         lambda f: f[["observers"] + [c for c in f.columns if c != "observers"]]))
             sec.heading(f"{task}: {group.label} ({plural(len(group.participants), 'participant')})")
-            for condition in _ordered(gci.maps):
+            for condition in ordered_conditions(gci.maps):
                 summary = outputs.summary.set_index("condition").loc[condition]
                 sec.figure(gci.figures[f"group_{condition}"],
                            f"{task}, {condition}: group CI of {plural(int(summary.n_participants), 'participant')}, "
                            f"{int(summary.n_trials)} trials; {plural(int(summary.n_pixel_sig), 'significant pixel')}, "
                            f"{plural(int(summary.n_clusters_sig), 'significant cluster')}", width=340)
             if len(group.participants) > 1:
-                for condition in _ordered(gci.maps):
+                for condition in ordered_conditions(gci.maps):
                     key = f"participants_{condition}"
                     if key in gci.figures:
                         sec.figure(gci.figures[key], f"{task}, {condition}: each participant's CI", width=500)
@@ -188,134 +171,14 @@ def build_ci(ctx: ReportContext, sec: Section) -> None:
         sec.text("No participant or file was excluded.")
 
 
-# ----------------------------------------------------------------------------- relevance
-def _require_maps(ctx: ReportContext, minimum: int = 1) -> dict[str, Any]:
-    variants = ctx.variants()
-    config = ctx.config
-    if not variants:
-        raise Absent(f"no relevance maps of set '{config.stimuli}' under {config.results}/relevance/; make them "
-                     f"with: {explain_command('VARIANT', config.stimuli, config.results)}")
-    maps = ctx.variant_maps()
-    if not maps:
-        raise InputError("none of the relevance files could be used (see Problems)")
-    if len(maps) < minimum:
-        raise Absent(f"needs relevance maps of at least {minimum} variants; found {len(maps)} "
-                     f"({', '.join(maps)})")
-    return maps
-
-
-def build_relevance(ctx: ReportContext, sec: Section) -> None:
-    config = ctx.config
-    maps = _require_maps(ctx)
-    kind = config.models.relevance_map
-    region = ctx.region()
-    names = list(maps)
-    described = {"mean": "mean relevance", "positive": "mean positive relevance",
-                 "absolute": "mean absolute relevance"}[kind]
-    summaries = np.stack([summary_map(maps[n], kind) for n in names]).astype(np.float32)
-    atomic_save_npz(ctx.out / "maps" / "relevance_maps.npz", maps=summaries, variants=np.asarray(names, dtype=str),
-                    kind=np.asarray(kind), n_images=np.asarray([len(maps[n]) for n in names], dtype=np.int64))
-    path = plot_map_grid(list(summaries), [short_name(n) for n in names],
-                         ctx.background(), ctx.figure_path("relevance_maps"), region=region,
-                         suptitle=f"{described} over the set's images (each map scaled to its own maximum)")
-    sec.figure(path, f"Relevance maps per variant: {described} over the mean face (maps/relevance_maps.npz)")
-    rows = []
-    for name, m in maps.items():
-        try:
-            spec = parse_variant_name(name)
-            factors = {"pretrain": spec.pretrain, "task": spec.task, "seed": spec.seed}
-        except InputError:
-            factors = {"pretrain": "", "task": "", "seed": ""}
-        sums = m.relevance.sum(axis=(1, 2)).astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(m.logit != 0, sums / m.logit, np.nan)
-        rows.append({"variant": name, **factors, "n_maps": len(m), "composite": m.meta.get("composite", ""),
-                     "accuracy": float(np.mean(m.prediction == m.target)),
-                     "median_sum_over_logit": float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else np.nan})
-    sec.table("relevance_variants", pd.DataFrame(rows), "Variants: maps, explained output and conservation "
-              "(sum of relevance / explained logit)")
-    reliability = variant_reliability(maps, region=region, kind=kind, n_splits=config.models.split_half_splits,
-                                      seed=config.seed)
-    ctx.facts["reliability"] = reliability
-    sec.table("relevance_reliability", reliability, "Reliability of each variant's set-level map: split-half over "
-              "random halves of the images, Spearman-Brown corrected (r_full)")
-    icc = seed_icc(maps, region=region, kind=kind)
-    if len(icc):
-        ctx.write_table("relevance_seed_icc", icc)
-        sec.table("relevance_seed_icc", icc[icc["Type"].isin(["ICC(C,1)", "ICC(A,1)"])], "Agreement of the "
-                  "set-level maps across seeds (pingouin intraclass_corr, pixels as targets, seeds as raters; "
-                  "single-map consistency C and absolute agreement A: every type in the CSV)",
-                  columns=["family", "seeds", "Type", "ICC", "CI95", "pval", "n_pixels"], write=False)
-        ctx.facts["seed_icc"] = icc
-
-
-# ----------------------------------------------------------------------------- similarity
-def build_similarity(ctx: ReportContext, sec: Section) -> None:
-    config = ctx.config
-    maps = _require_maps(ctx, 2)
-    region = ctx.region()
-    names = list(maps)
-    sec.text("Every pair of variants compared on the same images (Spearman correlation of the two maps of an "
-             "image inside the search region), and through their set-level maps. A pair's relation is the one "
-             "factor its names differ in: seed, finetuning task or pretraining data ('other': several).")
-    per_image = per_image_similarity(maps, region=region)
-    ctx.write_table("similarity_per_image", per_image)
-    mean_maps = mean_map_similarity(maps, region=region, kind=config.models.relevance_map,
-                                    top_percents=(config.models.top_percent,))
-    ctx.write_table("similarity_mean_maps", mean_maps)
-    label = f"{float(config.models.top_percent):g}"
-    matrix = similarity_matrix(per_image, "spearman", names=names)
-    ctx.write_table("similarity_matrix_per_image", matrix.reset_index(names="variant"))
-    sec.figure(plot_matrix(matrix, ctx.figure_path("similarity_per_image"), vmin=-1 if matrix.min().min() < 0 else 0,
-                           vmax=1, label="mean Spearman r", title="Per-image map similarity (mean over images)"),
-               "Per-image similarity of relevance maps between variants (tables/similarity_per_image.csv)", width=520)
-    if len(mean_maps):
-        means = similarity_matrix(mean_maps, "spearman", names=names)
-        sec.figure(plot_matrix(means, ctx.figure_path("similarity_mean_maps"), vmin=-1 if means.min().min() < 0 else 0,
-                               vmax=1, label="Spearman r", title="Similarity of the set-level maps"),
-                   "Similarity of the variants' set-level maps (tables/similarity_mean_maps.csv)", width=520)
-    by_relation = (per_image.groupby("relation")
-                   .agg(n_pairs=("variant_a", lambda s: len(set(zip(s, per_image.loc[s.index, "variant_b"])))),
-                        per_image_spearman=("spearman", fisher_mean))
-                   .reset_index())
-    if len(mean_maps):
-        agg = mean_maps.groupby("relation").agg(mean_map_spearman=("spearman", fisher_mean),
-                                                **{f"mean_map_dice_top{label}": (f"dice_top{label}", "mean")})
-        by_relation = by_relation.merge(agg.reset_index(), on="relation", how="left")
-    sec.table("similarity_by_relation", by_relation, "Similarity by relation of the pair (Fisher-z means)")
-    ctx.facts["similarity_by_relation"] = by_relation
-    levels = relation_levels(per_image)
-    if levels.empty:
-        sec.note(f"No pair of variants differs in exactly one of {', '.join(LEVELS)}: the seed study's "
-                 "comparisons need such pairs.")
-        return
-    ctx.write_table("similarity_levels", levels)
-    summary = level_summary(levels)
-    ctx.facts["level_summary"] = summary
-    sec.table("similarity_level_summary", summary, "Per-image similarity by relation: mean over images with a 95% "
-              "CI (Fisher z) and the one-sample t-test of similarity > 0 across images (pingouin)")
-    add_baselines(ctx, sec, maps, per_image, region)
-    try:
-        anova, pairwise = level_tests(levels)
-    except InputError as error:
-        sec.note(f"No test between relations: {error}")
-        return
-    ctx.facts["level_pairwise"] = pairwise
-    sec.table("similarity_level_anova", anova, "Repeated-measures ANOVA across relations (images as the "
-              "repeated measure, Fisher z; pingouin rm_anova, ng2 = generalised eta squared)")
-    sec.table("similarity_level_pairwise", pairwise, "Paired tests between relations (FDR-corrected p_corr, "
-              "Cohen's d)", columns=["A", "B", "mean_r_A", "mean_r_B", "T", "dof", "p_unc", "p_corr", "cohen"])
-
-
-# ----------------------------------------------------------------------------- alignment
 def _load_npz(path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
 
+@register_section("alignment", "People and models")
 def build_alignment(ctx: ReportContext, sec: Section) -> None:
-    import pingouin as pg
-
+    """The reference observers' CIs against every variant's relevance map and model observer's CI."""
     config = ctx.config
     settings = config.alignment
     region = ctx.region()
@@ -374,7 +237,7 @@ def build_alignment(ctx: ReportContext, sec: Section) -> None:
         group_rows["null_mean"] = [n["null_mean"] for n in nulls]
         group_rows["null_q95"] = [n["null_q95"] for n in nulls]
         group_rows["p_shift"] = [n["p"] for n in nulls]
-        group_rows["p_shift_fdr"] = _fdr(group_rows["p_shift"])
+        group_rows["p_shift_fdr"] = fdr(group_rows["p_shift"])
         ceiling = None
         if len(participants) >= 2:
             ceiling = noise_ceiling(human["participant_z"], region=region, n_splits=settings.noise_splits,
@@ -397,7 +260,7 @@ def build_alignment(ctx: ReportContext, sec: Section) -> None:
                                   "cohen_d": float(test["cohen_d"].iloc[0])})
             if tests:
                 tests = pd.DataFrame(tests)
-                tests["p_fdr"] = _fdr(tests["p_val"])
+                tests["p_fdr"] = fdr(tests["p_val"])
                 all_tests.append(tests)
         ordered = group_rows.sort_values(metric, ascending=False)
         sec.figure(plot_alignment(ordered, ctx.figure_path(f"alignment_{task}_{settings.condition}"), value=metric,
@@ -429,18 +292,6 @@ def build_alignment(ctx: ReportContext, sec: Section) -> None:
                   "tables/alignment_participants.csv")
 
 
-def _fdr(p_values) -> np.ndarray:
-    import pingouin as pg
-
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(len(p), np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = pg.multicomp(p[ok], method="fdr_bh")[1]
-    return out
-
-
-# ----------------------------------------------------------------------------- conditions
 def _burn_in(table: pd.DataFrame) -> int:
     """The staircase burn-in the participants' summaries left out (``burn_in_trials``)."""
     values = table["burn_in_trials"].dropna().unique() if "burn_in_trials" in table.columns else []
@@ -450,7 +301,9 @@ def _burn_in(table: pd.DataFrame) -> int:
     return int(values[0])
 
 
+@register_section("conditions", "Accuracy by condition")
 def build_conditions(ctx: ReportContext, sec: Section) -> None:
+    """Accuracy and revealed area by condition, with the repeated-measures tests."""
     config = ctx.config
     start = len(sec.blocks)  # the introduction goes here once the burn-in is known
     descriptives, anovas, pairwise, found, burn_ins = [], [], [], False, set()
@@ -458,7 +311,7 @@ def build_conditions(ctx: ReportContext, sec: Section) -> None:
         for gci in _sorted_groups(ctx, task, ctx.ci(task)):
             table = gci.outputs.participants
             table = table[table["included"].astype(bool)] if len(table) else table
-            conditions = _ordered(table["condition"]) if len(table) else []
+            conditions = ordered_conditions(table["condition"]) if len(table) else []
             if len(conditions) < 2:
                 continue
             found = True
@@ -515,121 +368,9 @@ def build_conditions(ctx: ReportContext, sec: Section) -> None:
                            "cohen"], max_rows=24)
 
 
-# ----------------------------------------------------------------------------- findings
-SEED_STUDY = {
-    "seed": "LRP maps are stable across random initialisations (seeds).",
-    "task": "Maps generalise across finetuning tasks (gender, identity).",
-    "pretrain": "Maps generalise markedly less across pretraining data (ImageNet vs faces) than across "
-                "seeds or tasks, with asymmetries.",
-    "guided": "Not tested there. The platform's question: are the pixels a model finds relevant diagnostic for "
-              "an observer (guided bubbles need less revealed area or give higher accuracy than random ones)?",
-    "alignment": "Not tested there. The platform's question: do observers' classification images match the "
-                 "models' relevance maps?",
-}
-
-
-def _contrast(pairwise: pd.DataFrame, a: str, b: str) -> dict[str, float] | None:
-    """The row comparing levels a and b (either order) as mean_a, mean_b, p_corr, d (a - b)."""
-    for _, row in pairwise.iterrows():
-        if {row["A"], row["B"]} == {a, b}:
-            flip = row["A"] != a
-            mean_a, mean_b = ("mean_r_B", "mean_r_A") if flip else ("mean_r_A", "mean_r_B")
-            if "mean_r_A" not in row:
-                mean_a, mean_b = ("mean_B", "mean_A") if flip else ("mean_A", "mean_B")
-            return {"mean_a": float(row[mean_a]), "mean_b": float(row[mean_b]), "p": float(row["p_corr"]),
-                    "d": -float(row["cohen"]) if flip else float(row["cohen"]), "T": float(row["T"])}
-    return None
-
-
-
-
-def _guided_finding(ctx: ReportContext) -> list[dict[str, str]]:
-    alpha = ctx.config.alpha
-    rows = []
-    for (task, _key), facts in ctx.facts.get("conditions", {}).items():
-        if facts["kind"] == "model":
-            continue
-        desc = facts["descriptives"].set_index(["dv", "condition"])
-        if ("accuracy_after_burn_in", "guided") not in desc.index or ("accuracy_after_burn_in", "random") not in desc.index:
-            continue
-        parts, helped, hurt = [], [], []
-        # revealed area, not bubble count: guided apertures overlap, so equal counts show fewer pixels
-        for dv, better_if_higher, label, digits, unit in GUIDED_DVS:
-            guided, random = desc.loc[(dv, "guided"), "mean"], desc.loc[(dv, "random"), "mean"]
-            c = _contrast(facts["pairwise"][dv], "guided", "random") if dv in facts["pairwise"] else None
-            stat = f" (paired t, FDR {p_text(c['p'])}, d = {fmt(c['d'], 2)})" if c else " (no test: too few participants)"
-            parts.append(f"{label} {fmt(guided, digits)}{unit} guided vs {fmt(random, digits)}{unit} random{stat}")
-            if c and c["p"] < alpha:
-                (helped if (c["mean_a"] > c["mean_b"]) == better_if_higher else hurt).append(label)
-        n = int(desc.loc[("accuracy_after_burn_in", "guided"), "n"])
-        tested = any(_contrast(facts["pairwise"][dv], "guided", "random")
-                     for dv, *_ in GUIDED_DVS if dv in facts["pairwise"])
-        verdict = ("helped" if helped and not hurt else "hurt" if hurt and not helped
-                   else "mixed" if helped else "no detectable difference" if tested else "not tested")
-        measured = ("; ".join(parts) + f" (after the first {facts['burn_in']} trials of each staircase; revealed "
-                    "area: the mask's sum over the face aperture, at the target accuracy from QUEST's psychometric "
-                    "function fitted on log10 area).")
-        rows.append({"topic": f"Model-relevant pixels and observers ({task}, {facts['label']}, n = {n})",
-                     "seed_study": SEED_STUDY["guided"], "measured": measured,
-                     "verdict": verdict + (f" ({', '.join(helped + hurt)})" if helped or hurt else "")})
-    if not rows:
-        rows.append({"topic": "Model-relevant pixels and observers", "seed_study": SEED_STUDY["guided"],
-                     "measured": "No observer group ran both guided and random conditions.",
-                     "verdict": "not measured"})
-    return rows
-
-
-def _alignment_finding(ctx: ReportContext) -> list[dict[str, str]]:
-    rows = []
-    alpha = ctx.config.alpha
-    metric = ctx.config.alignment.metric
-    for task, facts in ctx.facts.get("alignment", {}).items():
-        group = facts["group"]
-        relevance = group[group["kind"] == "relevance"]
-        if relevance.empty:
-            continue
-        best = relevance.sort_values(metric, ascending=False).iloc[0]
-        n_sig = int((relevance["p_shift_fdr"] < alpha).sum())
-        ceiling = facts["ceiling"]
-        text = (f"Group CI of the {facts['observers']} ({task}): best variant {best.reference}, "
-                f"{metric} r = {fmt(best[metric], 2)} (shift null 95th percentile {fmt(best.null_q95, 2)}, "
-                f"FDR {p_text(best.p_shift_fdr)}); {n_sig} of {len(relevance)} variants above their null")
-        text += (f"; noise ceiling {fmt(ceiling['ceiling'], 2)}." if ceiling else "; no noise ceiling (one participant).")
-        rows.append({"topic": f"Observers' CIs and models' relevance ({task})", "seed_study": SEED_STUDY["alignment"],
-                     "measured": text, "verdict": "aligned" if n_sig else "not aligned beyond the null"})
-    return rows
-
-
-def build_findings(ctx: ReportContext, sec: Section) -> None:
-    sec.text("What this run measured, next to the findings of the seed study (Crawford, Margalit, Grill-Spector & "
-             "Poltoratski, 'Validation and generalization of pixel-wise relevance in CNNs trained for face "
-             "classification', arXiv 2006.16795). Every statement below is computed from this run's tables.")
-    sec.text("Map similarities are set against baselines of the same variants (their trained layers "
-             "re-initialised and untrained; every layer re-initialised): 'agrees' needs the 95% CI of the difference "
-             "above 0. Inference is over images, conditional on the trained networks (see the similarity section "
-             "for the per-pair values).")
-    rows = similarity_findings(ctx, SEED_STUDY)
-    rows.extend(masking_findings(ctx, _contrast))
-    rows.extend(_guided_finding(ctx))
-    rows.extend(_alignment_finding(ctx))
-    columns = ["topic", "seed_study", "design", "effect", "baseline", "difference", "measured", "verdict"]
-    table = pd.DataFrame(rows, columns=columns).fillna("")
-    ctx.facts["findings"] = table
-    ctx.write_table("findings", table)
-    body = "".join(
-        f'<tr><td>{html.escape(r.topic)}</td><td>{html.escape(r.seed_study)}</td><td>{html.escape(r.design)}</td>'
-        f'<td>{html.escape(r.effect)}</td><td>{html.escape(r.baseline)}</td><td>{html.escape(r.difference)}</td>'
-        f'<td>{html.escape(r.measured)}</td>'
-        f'<td class="verdict {html.escape(r.verdict.split(" ")[0])}">{html.escape(r.verdict)}</td></tr>'
-        for r in table.itertuples())
-    sec.html('<div class="table"><table class="findings"><thead><tr><th>question</th><th>seed study</th>'
-             '<th>design (what differs, what is fixed)</th><th>effect</th><th>baseline (null)</th>'
-             '<th>difference [95% CI]</th><th>measured here</th><th>verdict</th></tr></thead>'
-             f'<tbody>{body}</tbody></table></div>')
-
-
-# ----------------------------------------------------------------------------- problems
+@register_section("problems", "Problems and exclusions", deferred=True)
 def build_problems(ctx: ReportContext, sec: Section) -> None:
+    """Every problem met while reading the inputs (built last)."""
     if not ctx.problems:
         sec.text("None: every input was read and every participant included.")
         return
@@ -638,16 +379,3 @@ def build_problems(ctx: ReportContext, sec: Section) -> None:
     items = "".join(f"<li>{html.escape(p)}</li>" for p in ctx.problems)
     sec.html(f'<ul class="problems">{items}</ul>')
     ctx.write_table("problems", pd.DataFrame({"problem": ctx.problems}))
-
-
-DEFAULT_SECTIONS: list[SectionSpec] = [
-    SectionSpec("findings", "Findings next to the seed study", build_findings, deferred=True),
-    SectionSpec("overview", "Data and settings", build_overview),
-    SectionSpec("ci", "Classification images", build_ci),
-    SectionSpec("relevance", "Relevance maps per variant", build_relevance),
-    SectionSpec("similarity", "Stability and generalisation of relevance maps", build_similarity),
-    SectionSpec("masking", "Relevance-based masking", build_masking),
-    SectionSpec("alignment", "People and models", build_alignment),
-    SectionSpec("conditions", "Accuracy by condition", build_conditions),
-    SectionSpec("problems", "Problems and exclusions", build_problems, deferred=True),
-]

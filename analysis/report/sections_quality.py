@@ -10,9 +10,9 @@ conditions, alignment) unless ``qc.drop_excluded`` is false; ``ci_exclusions.csv
 
 Examples
 --------
->>> from analysis.report import SECTIONS
->>> "qc" in [s.key for s in SECTIONS]
-True
+>>> from analysis.report.registry import SECTIONS
+>>> SECTIONS["qc"].title
+'Timing and quality control'
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures import _pyplot, finish_figure
-from .quality import GroupQuality, QCRules
-from .report_base import Absent, ReportContext, Section, plural
+from ..quality import GroupQuality, QCRules
+from .context import ReportContext
+from .page import Section, plural
+from .plots import finish_figure, small_multiples
+from .registry import Absent, register_section
 
-__all__ = ["build_quality", "plot_quality", "rules_text", "ROWS_PER_FIGURE"]
+__all__ = ["plot_quality", "rules_text", "ROWS_PER_FIGURE"]  # the builder is reached through the registry
 
 ROWS_PER_FIGURE = 12  # participants per QC figure (more: several figures)
 _COLOURS = {"random": "#4c72b0", "guided": "#dd8452", "antiguided": "#55a868"}
@@ -45,6 +47,18 @@ _TIMING = ("dropped_frame_trials", "dropped_frame_trial_share", "frame_interval_
 
 def rules_text(rules: QCRules, alpha: float) -> str:
     """The exclusion rules in words.
+
+    Parameters
+    ----------
+    rules : QCRules
+        The ``qc:`` rules of the config.
+    alpha : float
+        The report's alpha (the binomial test's level unless the rules set one).
+
+    Returns
+    -------
+    str
+        One paragraph.
 
     Examples
     --------
@@ -75,10 +89,32 @@ def plot_quality(table: pd.DataFrame, trace: pd.DataFrame, windows: pd.DataFrame
                  title: str = "", targets: dict[str, float] | None = None) -> Path:
     """A row per participant: bubbles per trial of each staircase with its final estimate
     (dashed), and accuracy over windows of trials with chance (grey) and the staircase's
-    target accuracy (dotted; ``targets``: participant -> target, where recorded)."""
-    plt = _pyplot()
+    target accuracy (dotted; ``targets``: participant -> target, where recorded).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The QC table, one row per participant (``participant``, ``excluded``, ``chance``).
+    trace : DataFrame
+        Bubbles per trial of each staircase (``participant``, ``session``, ``staircase``,
+        ``condition``, ``staircase_trial``, ``n_bubbles``, ``final_n_bubbles``).
+    windows : DataFrame
+        Accuracy per window of trials (``participant``, ``first_trial``, ``last_trial``, ``accuracy``).
+    path : path-like
+        The PNG file.
+    title : str
+        A title over the figure.
+    targets : dict, optional
+        participant -> the staircase's target accuracy.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     n = max(len(table), 1)
-    fig, axes = plt.subplots(n, 2, figsize=(10, 1.9 * n + 0.7), squeeze=False)
+    fig, panels = small_multiples(2 * n, columns=2, panel=(5.0, 1.9), margin=(0.0, 0.7))
+    axes = [panels[i:i + 2] for i in range(0, len(panels), 2)]
     for row, qc in zip(axes, table.itertuples()):
         stair, acc = row
         own = trace[trace["participant"] == qc.participant]
@@ -134,6 +170,7 @@ def _figures(ctx: ReportContext, sec: Section, task: str, key: str, label: str, 
                          f"dashed) and accuracy over windows of {ctx.config.qc.accuracy_window} trials", width=900)
 
 
+@register_section("qc", "Timing and quality control")
 def build_quality(ctx: ReportContext, sec: Section) -> None:
     """The QC section (see the module docstring)."""
     config = ctx.config

@@ -1,30 +1,28 @@
-"""What every report section shares: the config, the context that loads inputs once, and a
-:class:`Section` that collects its HTML (text, figures, tables).
+"""What a report reads and holds: the observer groups found in the data roots, and the
+:class:`ReportContext` that every section reads its inputs through.
 
-A section builder is a function ``build(ctx, section)``. It reads its inputs through the
-:class:`ReportContext` (which loads each of them once, reports problems one line each and
-caches failures), writes tables through :meth:`Section.table` (CSV under ``tables/`` plus a
-preview in the page) and figures under ``figures/``, and raises :class:`Absent` when its
-inputs do not exist (the page says so) or :class:`~stimuli.InputError` when they are bad
-(the page shows the message; the other sections are still built).
+The context loads each input once (the stimulus set, the observer groups, their QC and
+classification images, the relevance maps), reports problems one line each and caches
+failures: a section that asks again gets the same :class:`~stimuli.InputError`. It also
+writes the report's tables (``tables/<name>.csv``) and names its figures.
 
 Examples
 --------
 >>> from stimuli.contracts.config import from_dict
->>> config = from_dict(ReportConfig, {"stimuli": "orl64", "tasks": ["gender"]}, "demo.yaml")
->>> config.alignment.reference, config.exclusion.min_trials
-('people', 100)
+>>> config = from_dict(ReportConfig, {"stimuli": "orl64", "data": {"people": None, "simulated": None}}, "a.yaml")
+>>> ctx = ReportContext(config, Path("out"), warn=lambda message: None)
+>>> ctx.groups("gender"), ctx.figure_path("ci").as_posix()
+([], 'out/figures/ci.png')
 """
 
 from __future__ import annotations
 
-import html
-import math
+import os
 import re
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,45 +35,36 @@ from stimuli.contracts.provenance import atomic_write_text
 from stimuli.contracts.relevance import RelevanceMaps, relevance_path
 from stimuli.contracts.trials import find_trial_files, read_sidecar, sidecar_path
 
-from .ci_command import CIOutputs, _search_region, run_ci
-from .model_stats import discover_variants, load_variant_maps
-from .quality import GroupQuality, assess_quality
-from .report_config import (  # the config lives in its own module; its names stay importable from here
-    AlignmentSettings,
-    CISettings,
-    DataRoots,
-    Exclusion,
-    FindingSettings,
-    ModelSettings,
-    ReportConfig,
-    RSASettings,
-)
+from ..ci_command import CIOutputs, _search_region, run_ci
+from ..model_stats import discover_variants, load_variant_maps
+from ..quality import GroupQuality, assess_quality
+from .config import DataRoots, ReportConfig
 
-__all__ = [
-    "DataRoots",
-    "CISettings",
-    "Exclusion",
-    "ModelSettings",
-    "AlignmentSettings",
-    "FindingSettings",
-    "RSASettings",
-    "ReportConfig",
-    "ObserverGroup",
-    "GroupCI",
-    "Absent",
-    "Section",
-    "ReportContext",
-    "find_observer_groups",
-    "fmt",
-    "p_text",
-    "plural",
-]
+__all__ = ["ObserverGroup", "GroupCI", "ReportContext", "find_observer_groups", "discover_rdm_variants"]
 
 
 # ----------------------------------------------------------------------------- observers
 @dataclass
 class ObserverGroup:
-    """Trial files of one kind of observer: people, template observers, or one model variant."""
+    """Trial files of one kind of observer: people, template observers, or one model variant.
+
+    Parameters
+    ----------
+    key : str
+        File-safe name (``people``, ``template``, ``model-vgg16-imagenet-gender-s0``).
+    label : str
+        The name on the page.
+    kind : str
+        ``people``, ``template``, ``model`` or another observer kind.
+    data_root : str
+        The data root the files are under.
+    participants : list of str
+        The participants' labels.
+    files : list of str
+        The group's trial files.
+    variant : str, optional
+        The model variant of a model observer.
+    """
 
     key: str  # file-safe: people, template, model-vgg16-imagenet-gender-s0
     label: str  # for the page
@@ -112,7 +101,22 @@ def _observer_of(path: Path, warn: Callable[[str], None]) -> tuple[str, str | No
 def find_observer_groups(roots: DataRoots, task: str, warn: Callable[[str], None]) -> list[ObserverGroup]:
     """The observer groups with trial files of ``task``: everyone under ``roots.people`` is one
     group; under ``roots.simulated``, sessions are grouped by the observer named in their
-    sidecar (``template``, ``template:REGION``, one group per ``model:VARIANT``)."""
+    sidecar (``template``, ``template:REGION``, one group per ``model:VARIANT``).
+
+    Parameters
+    ----------
+    roots : DataRoots
+        The people's and the simulated observers' data roots (either may be None).
+    task : str
+        The BIDS task label of the trial files.
+    warn : callable
+        Told one line per unreadable sidecar.
+
+    Returns
+    -------
+    list of ObserverGroup
+        People first, then the simulated groups by kind and argument.
+    """
     groups: list[ObserverGroup] = []
     if roots.people and Path(roots.people).is_dir():
         files = find_trial_files(roots.people, task)
@@ -138,7 +142,19 @@ def find_observer_groups(roots: DataRoots, task: str, warn: Callable[[str], None
 
 @dataclass
 class GroupCI:
-    """One observer group's classification images for one task."""
+    """One observer group's classification images for one task.
+
+    Parameters
+    ----------
+    group : ObserverGroup
+        The observers.
+    outputs : CIOutputs
+        What :func:`analysis.ci_command.run_ci` made of their trial files.
+    maps : dict of str to Path
+        condition -> the group CI's ``.npz`` in the report folder.
+    figures : dict of str to Path
+        ``"<group|participants>_<condition>"`` -> its PNG in the report folder.
+    """
 
     group: ObserverGroup
     outputs: CIOutputs
@@ -146,106 +162,21 @@ class GroupCI:
     figures: dict[str, Path]  # "<kind>_<condition>" -> png (final place)
 
 
-# ----------------------------------------------------------------------------- sections
-class Absent(Exception):
-    """A section's inputs do not exist: the page says so (with how to make them)."""
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    """A number for prose: 3 significant digits, p-values as '< 0.001', NaN as 'n/a'."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return "n/a"
-    return f"{number:.{digits}g}"
-
-
-def plural(count: int, word: str) -> str:
-    """``1 participant`` / ``4 participants``."""
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
-def p_text(p: Any) -> str:
-    """``p = 0.012`` / ``p < 0.001``."""
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        return "p = n/a"
-    if not math.isfinite(p):
-        return "p = n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "–"
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.2e}"
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
-@dataclass
-class Section:
-    """One part of the page: a title and HTML blocks, with a status (ok, absent, error)."""
-
-    key: str
-    title: str
-    ctx: ReportContext
-    blocks: list[str] = field(default_factory=list)
-    status: str = "ok"
-
-    def text(self, text: str) -> None:
-        self.blocks.append(f"<p>{html.escape(text)}</p>")
-
-    def html(self, markup: str) -> None:
-        """Raw markup (caller escapes)."""
-        self.blocks.append(markup)
-
-    def heading(self, text: str) -> None:
-        self.blocks.append(f"<h3>{html.escape(text)}</h3>")
-
-    def note(self, text: str, kind: str = "note") -> None:
-        self.blocks.append(f'<div class="{kind}">{html.escape(text)}</div>')
-
-    def figure(self, path: Path, caption: str, *, width: int | None = None) -> None:
-        rel = path.relative_to(self.ctx.out).as_posix()
-        style = f' style="max-width:{width}px"' if width else ""
-        self.blocks.append(f'<figure{style}><a href="{html.escape(rel)}"><img src="{html.escape(rel)}" '
-                           f'alt="{html.escape(caption)}"></a><figcaption>{html.escape(caption)}'
-                           "</figcaption></figure>")
-
-    def table(self, name: str, table: pd.DataFrame, caption: str, *, columns: list[str] | None = None,
-              max_rows: int = 12, write: bool = True) -> Path:
-        """Write ``tables/<name>.csv`` (all rows and columns) and show a preview."""
-        path = self.ctx.write_table(name, table) if write else self.ctx.out / "tables" / f"{name}.csv"
-        shown = table[[c for c in columns if c in table.columns]] if columns else table
-        rel = path.relative_to(self.ctx.out).as_posix()
-        more = f" (first {max_rows} of {len(table)} rows)" if len(table) > max_rows else ""
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                       for row in shown.head(max_rows).itertuples(index=False))
-        if len(shown) == 0:
-            rows = f'<tr><td colspan="{max(len(shown.columns), 1)}">(none)</td></tr>'
-        self.blocks.append(
-            f'<div class="table"><div class="caption">{html.escape(caption)}{more} '
-            f'<a href="{html.escape(rel)}">{html.escape(rel)}</a></div>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
-        return path
-
-
 # ----------------------------------------------------------------------------- context
 class ReportContext:
-    """The inputs of a report, each loaded once; problems collected, one line each."""
+    """The inputs of a report, each loaded once; problems collected, one line each.
+
+    Parameters
+    ----------
+    config : ReportConfig
+        The report's config.
+    out : Path
+        The report folder being written.
+    warn : callable, optional
+        Told each problem once (default: a ``warning:`` line on stderr).
+    progress : bool, optional
+        Progress bars (None: when the output is a terminal).
+    """
 
     def __init__(self, config: ReportConfig, out: Path, *, warn: Callable[[str], None] | None = None,
                  progress: bool | None = None) -> None:
@@ -259,6 +190,7 @@ class ReportContext:
         self._cache: dict[Any, Any] = {}
 
     def warn(self, message: str) -> None:
+        """Report a problem (each message once; :attr:`problems` keeps them in order)."""
         if message not in self.problems:
             self.problems.append(message)
             self._warn(message)
@@ -276,13 +208,16 @@ class ReportContext:
         return value
 
     def write_table(self, name: str, table: pd.DataFrame) -> Path:
+        """Write ``tables/<name>.csv`` (atomically) and return its path."""
         return atomic_write_text(self.out / "tables" / f"{name}.csv", table.to_csv(index=False))
 
     def figure_path(self, name: str) -> Path:
+        """``figures/<name>.png`` in the report folder."""
         return self.out / "figures" / f"{name}.png"
 
     # --- stimulus set
     def stim(self) -> PreparedSet:
+        """The prepared stimulus set (an :class:`InputError` names the command that makes it)."""
         return self._once("stim", lambda: load_prepared_set(self.config.stimuli, self.config.results))
 
     def background(self) -> np.ndarray | None:
@@ -301,6 +236,7 @@ class ReportContext:
 
     # --- observers and CIs
     def groups(self, task: str) -> list[ObserverGroup]:
+        """The observer groups with trial files of ``task`` (:func:`find_observer_groups`)."""
         return self._once(("groups", task), lambda: find_observer_groups(self.config.data, task, self.warn))
 
     def reference_key(self, task: str) -> str | None:
@@ -389,11 +325,13 @@ class ReportContext:
 
     # --- relevance maps
     def variants(self) -> list[str]:
+        """The variants named in ``models.variants``, else every one with relevance maps of the set."""
         settings = self.config.models
         return self._once("variants", lambda: list(settings.variants) if settings.variants
                           else discover_variants(self.config.stimuli, self.config.results))
 
     def variant_maps(self) -> dict[str, RelevanceMaps]:
+        """The readable relevance maps of :meth:`variants` on the set's grid (others reported, left out)."""
         def load() -> dict[str, RelevanceMaps]:
             names = self.variants()
             maps = load_variant_maps(names, self.config.stimuli, self.config.results, warn=self.warn)
@@ -421,3 +359,27 @@ def _move(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(source), str(target))
     return target
+
+
+def discover_rdm_variants(stimuli: str, results: str | os.PathLike = "results") -> list[str]:
+    """Every variant with model RDMs of the set ``stimuli`` under ``<results>/rdm/``.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set's name.
+    results : path-like
+        The results root.
+
+    Returns
+    -------
+    list of str
+        The variants, sorted.
+
+    Examples
+    --------
+    >>> discover_rdm_variants("orl32", "no/such/root")
+    []
+    """
+    folder = Path(results) / "rdm"
+    return sorted(p.parent.name for p in folder.glob(f"*/{stimuli}.npz")) if folder.is_dir() else []
