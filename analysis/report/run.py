@@ -40,14 +40,9 @@ from tqdm.auto import tqdm
 from stimuli.contracts.cli import add_force, add_out
 from stimuli.contracts.config import load_config, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.outputs import atomic_output_dir, check_replaceable
 from stimuli.contracts.prepared import prepared_set_dir
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    atomic_write_text,
-    check_replaceable,
-    record_run,
-)
+from stimuli.contracts.provenance import Provenance, atomic_write_text, record_run
 from stimuli.contracts.trials import sidecar_path
 
 # the section modules register their sections (registry.register_section) when imported
