@@ -30,6 +30,8 @@ from typing import Any
 from stimuli.contracts.config import from_dict, load_yaml, require
 from stimuli.contracts.errors import InputError
 
+from .paradigms import PARADIGMS
+
 __all__ = [
     "KEY_NAMES",
     "KEY_BACKENDS",
@@ -45,8 +47,6 @@ __all__ = [
     "Keys",
     "Texts",
     "ExperimentConfig",
-    "register_paradigm",
-    "paradigms",
     "load_experiment",
     "check_key_name",
     "check_response_keys",
@@ -215,32 +215,31 @@ def check_response_keys(responses: dict[str, str], keys: Keys, key_path: str = "
     require(not clash, key_path, f"uses key '{clash[0] if clash else ''}', which is also a quit key (keys.quit)")
 
 
-_PARADIGMS: dict[str, type] = {}
-
-
-def register_paradigm(name: str, config_class: type, task_class: type) -> None:
-    """Make ``paradigm: name`` loadable: its config dataclass and its task plugin class."""
-    _PARADIGMS[name] = (config_class, task_class)  # type: ignore[assignment]
-
-
-def paradigms() -> dict[str, tuple[type, type]]:
-    """The registered paradigms: name -> (config class, task class)."""
-    _load_builtin()
-    return dict(_PARADIGMS)  # type: ignore[arg-type]
-
-
-def _load_builtin() -> None:
-    from . import bubbles, similarity  # noqa: F401  (register 'bubbles' and 'similarity')
-
-
 def load_experiment(path: str | os.PathLike) -> Any:
-    """Load and validate an experiment YAML into its paradigm's config dataclass."""
+    """Load and validate an experiment YAML into its paradigm's config dataclass.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The experiment YAML; its ``paradigm`` names a registered paradigm
+        (:data:`experiments.paradigms.PARADIGMS`).
+
+    Returns
+    -------
+    ExperimentConfig
+        An instance of the paradigm's ``config_class`` (e.g. ``BubblesConfig``).
+
+    Raises
+    ------
+    InputError
+        One line naming the file and the key: a missing or unknown paradigm, an unknown key,
+        a wrong type or an impossible value.
+    """
     data = load_yaml(path)
-    known = paradigms()
+    known = PARADIGMS
     name = data.get("paradigm")
     if name is None:
         raise InputError(f"{path}: missing required key 'paradigm' (one of {', '.join(sorted(known))})")
     if name not in known:
         raise InputError(f"{path}: key 'paradigm' must be one of {', '.join(sorted(known))}, got {name!r}")
-    config_class, _ = known[name]
-    return from_dict(config_class, data, str(path))
+    return from_dict(known[name].config_class, data, str(path))

@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import ThreadpoolController
 
-if TYPE_CHECKING:
-    from .observers import Observer
+from stimuli.contracts.provenance import file_sha256
 
 __all__ = ["Trial", "Response", "Task", "NA", "QuitRequested", "one_blas_thread", "stimulus_set_record"]
 
@@ -36,9 +36,7 @@ NA = "n/a"  # BIDS: a missing value in a trial file
 
 
 @lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
+def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
@@ -52,9 +50,18 @@ def one_blas_thread():
 
 
 def stimulus_set_record(prepared: Any) -> dict[str, Any]:
-    """What a sidecar records about the prepared stimulus set a session showed."""
-    from stimuli.contracts.provenance import file_sha256
+    """What a sidecar records about the prepared stimulus set a session showed.
 
+    Parameters
+    ----------
+    prepared : stimuli.contracts.prepared.PreparedSet
+        The prepared set the session shows.
+
+    Returns
+    -------
+    dict
+        Its name, folder, grid, background and the hashes that resume and analysis check.
+    """
     folder = prepared.folder
     return {
         "name": prepared.name,
@@ -113,6 +120,7 @@ class Task:
     """Base class of task plugins; see the module docstring for the contract."""
 
     paradigm: ClassVar[str] = ""
+    config_class: ClassVar[type] = object  # the paradigm's config dataclass (experiments.paradigms)
     # screenless observers: kind -> the --observer forms it takes (e.g. "model:VARIANT")
     observer_forms: ClassVar[dict[str, tuple[str, ...]]] = {}
 
@@ -171,7 +179,13 @@ class Task:
         return []
 
     def make_observer(self, kind: str, argument: str | None, *, seed: int,
-                      results: str = "results") -> Observer | None:
+                      results: str = "results") -> Any:
         """A screenless observer of this task for ``--observer kind[:argument]``, or None for
-        the engine's classification observers (:func:`experiments.observers.make_observer`)."""
+        the engine's classification observers (:func:`experiments.observers.make_observer`).
+
+        Returns
+        -------
+        experiments.observers.Observer or None
+            The task's own observer (task.py does not import observers: they import its trials).
+        """
         return None

@@ -34,7 +34,7 @@ from scipy import stats
 
 from analysis.error_rates import clopper_pearson
 from analysis.revealed import condition_summary
-from experiments.bubbles import Staircase
+from experiments.bubbles_config import Staircase
 from experiments.staircase import Quest, QuestParams, bubbles_for_intensity, intensity_for_bubbles
 from stimuli.bubbles import (
     CentreSampler,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.run import main, run_session
+from experiments.__main__ import main
+from experiments.engine import run_session
 from stimuli.contracts.trials import read_trials
 
 REPO = Path(__file__).resolve().parents[2]
@@ -296,7 +297,7 @@ def test_attacks_through_the_real_command_line(attack, make_config, results, tmp
 # on race i's data root, and writes its exit status and stderr to result-i.
 RACER = textwrap.dedent("""
     import contextlib, io, json, os, sys, time
-    from experiments.run import main
+    from experiments.__main__ import main
     folder, races, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     for race in range(races):
         while not os.path.exists(os.path.join(folder, f"go-{race}")):

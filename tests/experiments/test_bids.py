@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from experiments.__main__ import main
 from experiments.bids import LEGACY_PROVENANCE, create_once, participant_columns
+from experiments.engine import run_session
 from experiments.observers import Observer
-from experiments.run import main, run_session
 from experiments.task import QuitRequested
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.trials import SESSION_PROVENANCE_KEY, read_session_provenance, read_trials

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments.__main__ import main
 from experiments.config import load_experiment
-from experiments.run import main
 from stimuli.contracts.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_config_that_does_not_fit_the_inputs_fails_before_a_window(make_config, 
 
 
 def test_guided_condition_without_maps_names_the_explain_command(make_config, results):
-    from experiments.run import load_task
+    from experiments.engine import load_task
 
     path = make_config({"conditions": {"random": {}, "antiguided": {"variant": "vgg16-imagenet-gender-s0"}},
                         "design": {"blocks": ["antiguided"]}})

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from experiments.run import load_task
+from experiments.engine import load_task
 from experiments.staircase import Quest, bubbles_for_intensity, intensity_for_bubbles
 from stimuli.bubbles import compose, mask_from_trial
 from stimuli.contracts.prepared import load_prepared_set
@@ -155,7 +155,7 @@ def test_escape_sigkill_and_resume_on_screen(screen_session, make_config, result
 
 
 def test_participant_dialog_when_the_id_is_missing(screen, make_config, results, tmp_path):
-    from experiments.participant import gui_problem
+    from experiments.dialog import gui_problem
 
     env = {**os.environ, "DISPLAY": screen}
     problem = gui_problem(env)

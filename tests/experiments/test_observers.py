@@ -8,8 +8,8 @@ import types
 import numpy as np
 import pytest
 
+from experiments.engine import load_task, run_session
 from experiments.observers import ModelObserver, TemplateObserver, make_observer, parse_observer
-from experiments.run import load_task, run_session
 from experiments.task import Trial
 from stimuli.bubbles import bubbles_mask, compose, sample_centres
 from stimuli.contracts.errors import InputError

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments.run import main
+from experiments.__main__ import main
 from stimuli.bubbles import REVEALED_COLUMNS, aperture_pixels, mask_area, revealed_area
 from stimuli.contracts.prepared import load_prepared_set
 from stimuli.contracts.trials import find_trial_files, read_trials

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.run import main, run_session
+from experiments.__main__ import main
+from experiments.engine import run_session
 from experiments.session import SessionFiles, read_session_rows, update_participants
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import file_sha256
@@ -172,7 +173,7 @@ def test_participants_tsv_keeps_rows_and_columns(tmp_path):
 SLOW_TEMPLATE = textwrap.dedent("""
     import sys, time
     from experiments.observers import make_observer
-    from experiments.run import load_task, run_session
+    from experiments.engine import load_task, run_session
     config, results, root = sys.argv[1:4]
     task = load_task(config, results)
     observer = make_observer("template", task, seed=5, results=results)
@@ -217,8 +218,8 @@ def test_sigkill_mid_session_loses_nothing_answered_and_resume_completes(make_co
 
 
 def test_a_crash_keeps_every_finished_trial_and_is_recorded(make_config, results, tmp_path):
+    from experiments.engine import load_task
     from experiments.observers import make_observer
-    from experiments.run import load_task
 
     path = make_config()
     observer = make_observer("template", load_task(path, results), seed=8)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from experiments.__main__ import main
 from experiments.config import load_experiment
-from experiments.run import main
 
 REPO_CONFIG = "experiments/similarity.yaml"
 

@@ -7,8 +7,13 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from experiments.run import load_task
-from experiments.similarity import balanced_pairs, balanced_triplets, pair_coverage, select_faces
+from experiments.engine import load_task
+from experiments.similarity_design import (
+    balanced_pairs,
+    balanced_triplets,
+    pair_coverage,
+    select_faces,
+)
 from stimuli.contracts.errors import InputError
 
 
@@ -94,7 +99,7 @@ def test_rating_plan(make_config, results):
 
 
 def test_face_selection(results):
-    from experiments.similarity import FaceSelection
+    from experiments.similarity_config import FaceSelection
     from stimuli.contracts.prepared import load_prepared_set
 
     manifest = load_prepared_set("orl32", results).manifest

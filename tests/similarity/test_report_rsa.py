@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from analysis.report import run_report, sections_for
 from analysis.report_base import ReportConfig
-from experiments.run import run_session
+from experiments.engine import run_session
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.prepared import load_prepared_set

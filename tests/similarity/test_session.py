@@ -10,7 +10,8 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 
 from analysis.rdm import read_similarity_trials
-from experiments.run import load_task, main, run_session
+from experiments.__main__ import main
+from experiments.engine import load_task, run_session
 from experiments.session import SessionFiles
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import file_sha256

@@ -188,8 +188,8 @@ def _experiment(tmp_path: Path, **changes) -> Path:
 
 
 def test_resume_on_a_re_prepared_set_is_refused(study, face_folder, tmp_path, capsys):
-    from experiments.run import main as run_main
-    from experiments.run import run_session
+    from experiments.__main__ import main as run_main
+    from experiments.engine import run_session
 
     results, _ = study
     data = tmp_path / "sim"
@@ -218,7 +218,7 @@ def test_resume_on_a_re_prepared_set_is_refused(study, face_folder, tmp_path, ca
 
 def test_relevance_of_an_older_set_version_is_refused_by_render_and_guided_sessions(study, face_folder,
                                                                                      tmp_path, capsys):
-    from experiments.run import load_task
+    from experiments.engine import load_task
 
     results, _ = study
     stim = load_prepared_set("small", results)
@@ -321,7 +321,7 @@ def test_outputs_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
 
 @pytest.mark.parametrize(("umask", "mode", "folder_mode"), [(0o002, 0o664, 0o775), (0o077, 0o600, 0o700)])
 def test_session_files_follow_the_umask(study, tmp_path, umask, mode, folder_mode):
-    from experiments.run import run_session
+    from experiments.engine import run_session
 
     results, _ = study
     old = os.umask(umask)
