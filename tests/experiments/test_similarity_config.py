@@ -46,11 +46,11 @@ BAD = [
 
 
 @pytest.mark.parametrize("changes, message", BAD, ids=[m[:40] for _, m in BAD])
-def test_bad_config_is_one_clear_line(changes, message, make_config, results, tmp_path, capsys):
-    path = make_config(changes)
+def test_bad_config_is_one_clear_line(changes, message, make_similarity_config, similarity_results, tmp_path, capsys):
+    path = make_similarity_config(changes)
     with pytest.raises(SystemExit) as stop:
         main(["run", str(path), "--participant", "x", "--session", "1", "--observer", "simulated",
-              "--results", str(results), "--data-root", str(tmp_path / "data"), "--no-progress"])
+              "--results", str(similarity_results), "--data-root", str(tmp_path / "data"), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2
     assert err.count("\n") == 0 and err.startswith("error: ") and message in err, err
@@ -59,7 +59,7 @@ def test_bad_config_is_one_clear_line(changes, message, make_config, results, tm
     assert not (tmp_path / "data").exists()  # nothing written
 
 
-def test_bad_embedding_files_are_one_clear_line(make_config, results, tmp_path, capsys):
+def test_bad_embedding_files_are_one_clear_line(make_similarity_config, similarity_results, tmp_path, capsys):
     (tmp_path / "short.csv").write_text("stimulus_id,x\ns1-01,0.5\n")
     (tmp_path / "broken.csv").write_text("stimulus_id,x\ns1-01,abc\n")
     (tmp_path / "plain.npz").write_bytes(b"")
@@ -68,27 +68,27 @@ def test_bad_embedding_files_are_one_clear_line(make_config, results, tmp_path, 
              ("broken.csv", "broken.csv, line 2: a coordinate is missing or not a number"),
              ("plain.npz", "plain.npz: unreadable embedding")]
     for name, message in cases:
-        path = make_config({"simulated_observer": {"embedding": name}})
+        path = make_similarity_config({"simulated_observer": {"embedding": name}})
         with pytest.raises(SystemExit) as stop:
             main(["run", str(path), "--participant", "x", "--session", "1", "--observer", "simulated",
-                  "--results", str(results), "--data-root", str(tmp_path / "data"), "--no-progress"])
+                  "--results", str(similarity_results), "--data-root", str(tmp_path / "data"), "--no-progress"])
         err = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and err.count("\n") == 0 and message in err, err
         assert not (tmp_path / "data").exists()
 
 
-def test_a_missing_variant_names_the_command_that_trains_it(make_config, results, tmp_path, capsys):
-    path = make_config()
+def test_a_missing_variant_names_the_command_that_trains_it(make_similarity_config, similarity_results, tmp_path, capsys):
+    path = make_similarity_config()
     with pytest.raises(SystemExit) as stop:
         main(["run", str(path), "--participant", "x", "--session", "1", "--observer",
-              "model:vgg16-imagenet-identity-s0", "--results", str(results), "--data-root", str(tmp_path / "d")])
+              "model:vgg16-imagenet-identity-s0", "--results", str(similarity_results), "--data-root", str(tmp_path / "d")])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.count("\n") == 0
     assert "vgg16-imagenet-identity-s0 is not trained" in err and "python -m model train" in err
     assert not (tmp_path / "d").exists()
 
 
-def test_check_command_summarises_the_plan(make_config, results, capsys):
-    assert main(["check", str(make_config()), "--results", str(results)]) == 0
+def test_check_command_summarises_the_plan(make_similarity_config, similarity_results, capsys):
+    assert main(["check", str(make_similarity_config()), "--results", str(similarity_results)]) == 0
     out = capsys.readouterr().out
     assert "paradigm similarity, task similarity, 26 trials" in out and "triplet" in out

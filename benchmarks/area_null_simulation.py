@@ -20,7 +20,7 @@ area DV still detects guidance to the diagnostic pixels.
 
 Run at full size (prints one line per DV and observer with Clopper-Pearson intervals)::
 
-    PYTHONPATH=. python tests/experiments/area_null_simulation.py --studies 200
+    PYTHONPATH=. python benchmarks/area_null_simulation.py --studies 200
 """
 
 from __future__ import annotations
