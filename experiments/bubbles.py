@@ -43,7 +43,10 @@ from stimuli.bubbles import (
 from stimuli.contracts.config import to_dict
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.prepared import PreparedSet, load_prepared_set, remake_command
+from stimuli.contracts.provenance import file_sha256
+from stimuli.contracts.relevance import load_relevance, relevance_path
 from stimuli.contracts.trials import TRIAL_COLUMNS
+from stimuli.guided import guidance_density
 from stimuli.regions import region_mask
 
 from .bubbles_config import BubblesConfig, Condition, used_conditions
@@ -126,8 +129,6 @@ class BubblesTask(Task):
             raise InputError(f"{where}: key 'bubbles.region': {error}") from None
 
     def _load_relevance(self, name: str, condition: Condition, where: str) -> None:
-        from stimuli.contracts.relevance import load_relevance, relevance_path
-
         try:
             maps = load_relevance(condition.variant, self.set.name, self.results, prepared=self.set)  # same set version
         except InputError as error:
@@ -153,8 +154,6 @@ class BubblesTask(Task):
         if condition.mode == "random":
             sampler = CentreSampler(self.shape, weights=self.region)
         else:
-            from stimuli.guided import guidance_density
-
             maps = self._relevance[condition_name][0]
             relevance = maps.mean_map() if condition.maps == "mean" else maps.by_id(stimulus_id)
             density = guidance_density(relevance, self.config.bubbles.sigma_px, strength=condition.strength,
@@ -302,8 +301,6 @@ class BubblesTask(Task):
         path = self._relevance.get(name, (None, None))[1]
         record = {**to_dict(condition), "relevance_file": path}
         if path is not None:
-            from stimuli.contracts.provenance import file_sha256
-
             record["relevance_sha256"] = file_sha256(path)
             record["density"] = ("stimuli.guided.guidance_density(relevance, Masks.sigma_px, strength=strength, "
                                  "mode=mode, region=Masks.centre_region); relevance: RelevanceMaps.mean_map() "

@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -180,8 +181,6 @@ class FrameLog:
 
 
 def _read_origin(path: Path) -> float | None:
-    import json
-
     try:
         value = json.loads(path.read_text(encoding="utf-8")).get(ORIGIN_KEY)
     except (OSError, ValueError, AttributeError):

@@ -85,8 +85,8 @@ def ptb_problem() -> str | None:
     ModuleNotFoundError
     """
     try:
-        import psychtoolbox  # noqa: F401
-        from psychtoolbox import hid  # noqa: F401
+        import psychtoolbox  # noqa: F401  (a probe: can it be imported here at all?)
+        from psychtoolbox import hid  # noqa: F401  (its HID module needs system libraries)
     except Exception as error:  # not installed, or a system library missing (libjack, libportaudio)
         return f"{type(error).__name__}: {error}"[:200]
     return None

@@ -34,6 +34,8 @@ from .task import NA
 __all__ = ["EXIT_STOPPED", "build_parser", "main", "resume_command", "simulated_labels"]
 
 EXIT_STOPPED = 3  # the session was ended early (quit key): incomplete, resumable
+# participants.tsv columns the command line (or the dialog) fills in
+PARTICIPANT_FIELDS = {"age": "age in years (a number from 1 to 120)", "sex": "sex", "handedness": "handedness"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an unfinished session at its first unanswered trial")
     run.add_argument("--seed", type=int, help="session seed (default: the config's, else a fresh one; "
                                               "always recorded in the sidecar)")
-    run.add_argument("--age", help="participants.tsv: age in years (a number from 1 to 120)")
-    run.add_argument("--sex", help="participants.tsv: sex")
-    run.add_argument("--handedness", help="participants.tsv: handedness")
+    for field, text in PARTICIPANT_FIELDS.items():
+        run.add_argument(f"--{field}", help=f"participants.tsv: {text}")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--capture", metavar="DIR",
                      help="save the first frame of each trial's stimulus as DIR/trial-NNNN.png (the "

@@ -219,8 +219,8 @@ class SimilarityTask(Task):
     def _model_observer(self, variant: str, seed: int, results: str) -> EmbeddingObserver:
         settings = self.config.model_observer
         try:
-            from model import load_variant
-            from model.rdm import variant_features
+            from model import load_variant  # lazy: model imports torch (model observers only)
+            from model.rdm import variant_features  # lazy: as above
         except ImportError as error:
             raise InputError(f"the model observer needs the model package (pip install '.[all]'): {error}") from None
         loaded = load_variant(variant, results)

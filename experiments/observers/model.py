@@ -27,7 +27,7 @@ class ModelObserver(Observer):
 
     def __init__(self, variant: str, classes: Sequence[str], *, results: str = "results", batch: int = 8) -> None:
         try:
-            from model import load_variant
+            from model import load_variant  # lazy: model imports torch (model observers only)
         except ImportError as error:
             raise InputError(f"the model observer needs the model package (pip install '.[all]'): {error}") from None
         self.variant = variant
