@@ -213,6 +213,16 @@ class BubblesConfig(ExperimentConfig):
 def used_conditions(config: BubblesConfig) -> list[str]:
     """The conditions a session shows: its blocks' and, with practice trials, the practice one.
 
+    Parameters
+    ----------
+    config : BubblesConfig
+        A loaded Bubbles YAML.
+
+    Returns
+    -------
+    list of str
+        Condition names in the order first shown.
+
     Examples
     --------
     >>> used_conditions(load_experiment("experiments/bubbles_classic.yaml"))   # doctest: +SKIP

@@ -75,6 +75,18 @@ MAX_BUBBLES = 10_000  # any number of bubbles a config names (start, practice, m
 def check_seed(seed: object, what: str = "seed") -> None:
     """Refuse a seed that is not an integer in ``0..MAX_SEED`` (``None`` passes: a fresh seed).
 
+    Parameters
+    ----------
+    seed : object
+        The seed given (an int, or None).
+    what : str
+        How the message names it (``--seed``, ``seed``).
+
+    Raises
+    ------
+    InputError
+        One line when the seed is out of range or not an integer.
+
     Examples
     --------
     >>> check_seed(-1, "--seed")
@@ -88,7 +100,23 @@ def check_seed(seed: object, what: str = "seed") -> None:
 
 
 def check_key_name(key: str) -> bool:
-    """Whether ``key`` is a key name PsychoPy can report."""
+    """Whether ``key`` is a key name PsychoPy can report.
+
+    Parameters
+    ----------
+    key : str
+        A key name from the YAML.
+
+    Returns
+    -------
+    bool
+        True for a letter, a digit or one of :data:`KEY_NAMES`.
+
+    Examples
+    --------
+    >>> check_key_name("space"), check_key_name("esc")
+    (True, False)
+    """
     return bool(re.fullmatch(r"[a-z0-9]", key)) or key in KEY_NAMES
 
 
@@ -203,7 +231,17 @@ class ExperimentConfig:
 
 
 def check_response_keys(responses: dict[str, str], keys: Keys, key_path: str = "responses") -> None:
-    """Response keys: known names, one per answer, none of them a quit key (raises ConfigValueError)."""
+    """Response keys: known names, one per answer, none of them a quit key (raises ConfigValueError).
+
+    Parameters
+    ----------
+    responses : dict
+        answer -> key.
+    keys : Keys
+        The YAML's ``keys`` section (its quit keys may not answer).
+    key_path : str
+        The key named in a refusal (``responses``, ``responses.triplet``).
+    """
     require(len(responses) >= 2, key_path, "needs at least two answers (answer: key)")
     values = list(responses.values())
     bad = [k for k in values if not check_key_name(k)]

@@ -31,7 +31,22 @@ __all__ = ["select_faces", "pair_coverage", "balanced_triplets", "balanced_pairs
 
 
 def select_faces(manifest: pd.DataFrame, faces: FaceSelection, where: str = "config") -> list[str]:
-    """The stimulus ids judged: explicit ids, or identities x images (sorted, or drawn by the seed)."""
+    """The stimulus ids judged: explicit ids, or identities x images (sorted, or drawn by the seed).
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        The prepared set's manifest (``stimulus_id``, ``identity``).
+    faces : FaceSelection
+        The YAML's ``faces`` section.
+    where : str
+        The config file, for error messages.
+
+    Returns
+    -------
+    list of str
+        The judged stimulus ids, in a fixed order.
+    """
     ids = manifest.stimulus_id.astype(str)
     if faces.stimulus_ids is not None:
         present = set(ids)
@@ -70,7 +85,20 @@ def _pairs_of(items: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def pair_coverage(trials: np.ndarray, n: int) -> np.ndarray:
-    """(n, n) how often each pair of items appears together in ``trials`` (rows of item indices)."""
+    """(n, n) how often each pair of items appears together in ``trials`` (rows of item indices).
+
+    Parameters
+    ----------
+    trials : (T, k) int array
+        Each row the item indices of one trial.
+    n : int
+        The number of items.
+
+    Returns
+    -------
+    (n, n) int64 array
+        Symmetric counts, zero on the diagonal.
+    """
     counts = np.zeros((n, n), dtype=np.int64)
     trials = np.asarray(trials)
     for a in range(trials.shape[1]):
@@ -86,6 +114,20 @@ def balanced_triplets(n: int, count: int, rng: np.random.Generator) -> np.ndarra
     least, then at random) and the third item whose pairs with it are least covered. Every
     pair is covered once ``count`` passes roughly ``n (n - 1) / 6`` (each triplet covers three
     pairs); after that, pair counts differ by as little as the greedy choice can keep them.
+
+    Parameters
+    ----------
+    n : int
+        Number of items (faces), at least 3.
+    count : int
+        Number of triplets.
+    rng : numpy.random.Generator
+        Draws ties and screen orders.
+
+    Returns
+    -------
+    (count, 3) int64 array
+        Item indices, left to right on screen.
     """
     if n < 3:
         raise InputError(f"a triplet needs 3 faces, the selection has {n}")
@@ -111,7 +153,22 @@ def balanced_triplets(n: int, count: int, rng: np.random.Generator) -> np.ndarra
 
 def balanced_pairs(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` pairs of ``n`` items (rows of 2 indices, in screen order): every pair equally
-    often (counts differ by at most one), shuffled, the screen side of each drawn at random."""
+    often (counts differ by at most one), shuffled, the screen side of each drawn at random.
+
+    Parameters
+    ----------
+    n : int
+        Number of items (faces), at least 2.
+    count : int
+        Number of pairs.
+    rng : numpy.random.Generator
+        Draws the order and the screen sides.
+
+    Returns
+    -------
+    (count, 2) int64 array
+        Item indices, left to right on screen.
+    """
     if n < 2:
         raise InputError(f"a rating needs 2 faces, the selection has {n}")
     every = np.array(_pairs_of(list(range(n))), dtype=np.int64)

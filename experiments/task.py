@@ -45,6 +45,11 @@ def one_blas_thread():
 
     Trial-sized products (a 256x60 by 60x256 mask, a template observer's matrix-vector
     products) run 10-50x faster on one thread than on a pool that competes for busy cores.
+
+    Returns
+    -------
+    context manager
+        threadpoolctl's limit; BLAS threads are restored on exit.
     """
     return _blas_controller().limit(limits=1, user_api="blas")
 
@@ -89,6 +94,25 @@ class Trial:
     the mask, so a template observer knows where it sees). ``hold`` keeps the images on
     screen until an answer (after ``timing.stimulus_frames``); ``clicks`` gives the answer of
     a mouse click on each image (empty: no mouse answers).
+
+    Parameters
+    ----------
+    row : dict
+        The planned row, filled in as the trial is prepared.
+    images : list of (H, W) arrays
+        What is shown.
+    choices : dict
+        Response key -> answer.
+    truth : str, optional
+        The correct answer (None: no correct answer).
+    positions : list of (x, y)
+        Where each image is drawn.
+    payload : dict
+        What simulated observers may use besides the pixels.
+    hold : bool
+        Keep the images until the answer.
+    clicks : list
+        The answer of a click on each image (empty: no mouse answers).
     """
 
     row: dict[str, Any]
@@ -107,7 +131,19 @@ class Trial:
 
 @dataclass
 class Response:
-    """An observer's answer to one trial (None where there is none, written as ``n/a``)."""
+    """An observer's answer to one trial (None where there is none, written as ``n/a``).
+
+    Parameters
+    ----------
+    response : str or None
+        The answer.
+    rt_s, onset_s : float, optional
+        Response time and stimulus onset (seconds).
+    dropped_frames : int, optional
+        Frames dropped while the stimulus was shown.
+    extra : dict
+        What else the observer reports (the key, logits, frame times).
+    """
 
     response: str | None
     rt_s: float | None = None
@@ -117,7 +153,17 @@ class Response:
 
 
 class Task:
-    """Base class of task plugins; see the module docstring for the contract."""
+    """Base class of task plugins; see the module docstring for the contract.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The paradigm's loaded config (``config_class``).
+    results : str
+        The results root holding prepared sets and relevance maps.
+    config_path : str
+        The YAML, for messages and provenance.
+    """
 
     paradigm: ClassVar[str] = ""
     config_class: ClassVar[type] = object  # the paradigm's config dataclass (experiments.paradigms)

@@ -36,6 +36,18 @@ def load_embedding(path: str | os.PathLike, ids: Sequence[str]) -> np.ndarray:
 
     CSV: a ``stimulus_id`` column and one numeric column per dimension. NPZ: ``embedding``
     (N, D) and ``stimulus_id`` (N,). Every face of ``ids`` needs a row.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV or NPZ file.
+    ids : sequence of str
+        The judged faces, in the order wanted.
+
+    Returns
+    -------
+    (len(ids), D) float64 array
+        One row of coordinates per face.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,7 +82,20 @@ def load_embedding(path: str | os.PathLike, ids: Sequence[str]) -> np.ndarray:
 
 
 def scaled_distances(features: np.ndarray, metric: str) -> np.ndarray:
-    """(N, N) distances between rows, scaled so that the largest is 1 (constant rows: 1 apart)."""
+    """(N, N) distances between rows, scaled so that the largest is 1 (constant rows: 1 apart).
+
+    Parameters
+    ----------
+    features : (N, D) array
+        One row per face (coordinates or a layer's activations).
+    metric : str
+        A :func:`scipy.spatial.distance.pdist` metric (euclidean, correlation, cosine).
+
+    Returns
+    -------
+    (N, N) float64 array
+        Symmetric distances in [0, 1], zero on the diagonal.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         distances = np.nan_to_num(squareform(pdist(np.asarray(features, np.float64), metric=metric)), nan=1.0)
     np.fill_diagonal(distances, 0.0)
@@ -85,6 +110,21 @@ class EmbeddingObserver(Observer):
     one out. Rating: ``round(1 + 6 (1 - d))`` clipped to 1..7. Each trial's noise (one draw
     per pair) comes from ``derive_seed(seed, "observer", trial)``: a resumed session gives
     the same answers.
+
+    Parameters
+    ----------
+    distances : (N, N) array
+        Scaled distances between the judged faces (:func:`scaled_distances`).
+    ids : sequence of str
+        The faces' stimulus ids, in the order of ``distances``.
+    noise_sd : float
+        Gaussian noise per pair and trial, in units of the largest distance.
+    seed : int
+        Session seed; each trial's noise comes from ``derive_seed(seed, "observer", trial)``.
+    kind : str
+        The observer's name in the sidecar (``simulated`` or ``model``).
+    info : dict, optional
+        What the sidecar records about its coordinates (embedding, variant, layer).
 
     Examples
     --------

@@ -21,7 +21,19 @@ __all__ = ["ModelObserver"]
 
 
 class ModelObserver(Observer):
-    """A trained variant answers: the task's answer with the largest logit."""
+    """A trained variant answers: the task's answer with the largest logit.
+
+    Parameters
+    ----------
+    variant : str
+        The model variant (``model.load_variant``), e.g. ``vgg16-imagenet-gender-s0``.
+    classes : sequence of str
+        The task's answers, each a class of the variant.
+    results : str
+        The results root holding the variant.
+    batch : int
+        How many trials it classifies in one call, at most.
+    """
 
     kind = "model"
 

@@ -31,6 +31,23 @@ def parse_observer(spec: str, forms: Mapping[str, Sequence[str]] | None = None) 
 
     ``forms`` defaults to the classification observers: ``template``, ``template:REGION``,
     ``model:VARIANT``. A form with a colon takes an argument, one without stands alone.
+
+    Parameters
+    ----------
+    spec : str
+        The ``--observer`` value, e.g. ``template:eyes``.
+    forms : mapping, optional
+        kind -> the forms it takes, e.g. ``{"simulated": ("simulated",)}``.
+
+    Returns
+    -------
+    tuple
+        ``(kind, argument)``; the argument is None for a form without one.
+
+    Examples
+    --------
+    >>> parse_observer("model:vgg16-imagenet-gender-s0")
+    ('model', 'vgg16-imagenet-gender-s0')
     """
     forms = CLASSIFICATION_FORMS if forms is None else forms
     kind, _, argument = str(spec).partition(":")
@@ -46,7 +63,24 @@ def parse_observer(spec: str, forms: Mapping[str, Sequence[str]] | None = None) 
 
 def make_observer(spec: str, task: Any, *, seed: int, results: str = "results") -> Observer:
     """A screenless observer of ``task``: the task's own (:meth:`Task.make_observer`), else a
-    classification observer for a task with ``classification_set``."""
+    classification observer for a task with ``classification_set``.
+
+    Parameters
+    ----------
+    spec : str
+        The ``--observer`` value (not ``human``).
+    task : Task
+        The loaded task.
+    seed : int
+        The session seed (the observer's noise is drawn from it).
+    results : str
+        The results root (model variants).
+
+    Returns
+    -------
+    Observer
+        The task's own observer, else a :class:`TemplateObserver` or :class:`ModelObserver`.
+    """
     forms = getattr(task, "observer_forms", None) or CLASSIFICATION_FORMS
     kind, argument = parse_observer(spec, forms)
     if kind == "human":
