@@ -68,7 +68,17 @@ EXTRA_COLUMNS: dict[str, str] = {
 
 @register_paradigm("bubbles")
 class BubblesTask(Task):
-    """The Bubbles task on a prepared set; everything is checked here, before any window opens."""
+    """The Bubbles task on a prepared set; everything is checked here, before any window opens.
+
+    Parameters
+    ----------
+    config : BubblesConfig
+        The loaded YAML.
+    results : str
+        The results root holding the prepared set and relevance maps.
+    config_path : str
+        The YAML, for messages and provenance.
+    """
 
     paradigm = "bubbles"
     config_class = BubblesConfig

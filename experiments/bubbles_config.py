@@ -48,6 +48,18 @@ MODES = ("random", "guided", "antiguided")  # where a condition's bubble centres
 
 @dataclass(kw_only=True)
 class Bubbles:
+    """The apertures: their size, how they combine, and where their centres may fall.
+
+    Parameters
+    ----------
+    sigma_px : float
+        Aperture standard deviation on the stimulus grid (pixels).
+    merge : {"sum", "prob"}
+        How apertures combine (:func:`stimuli.bubbles_mask`).
+    region : str, optional
+        Where centres may fall: null (the grid), ``aperture`` or a :mod:`stimuli.regions` spec.
+    """
+
     sigma_px: float = 6.0  # aperture standard deviation on the stimulus grid
     merge: Literal["sum", "prob"] = "sum"  # how apertures combine (stimuli.bubbles_mask)
     region: str | None = None  # where centres may fall: null (grid), 'aperture' or a region spec
@@ -58,7 +70,19 @@ class Bubbles:
 
 @dataclass(kw_only=True)
 class Condition:
-    """Where the centres of a condition come from: uniform, or guided by a model's relevance."""
+    """Where the centres of a condition come from: uniform, or guided by a model's relevance.
+
+    Parameters
+    ----------
+    mode : {"random", "guided", "antiguided"}, optional
+        Where the centres come from (null: the condition's name).
+    variant : str, optional
+        The model variant whose relevance guides the centres.
+    maps : {"mean", "per_image"}
+        The set-average relevance map or each image's own.
+    strength : float
+        1 fully guided, 0 uniform (:func:`stimuli.guided.guidance_density`).
+    """
 
     mode: Literal["random", "guided", "antiguided"] | None = None  # None: the condition's name
     variant: str | None = None  # model variant whose relevance maps guide the centres
@@ -71,6 +95,26 @@ class Condition:
 
 @dataclass(kw_only=True)
 class Design:
+    """The session's sequence: blocks of conditions, trials per block, practice.
+
+    Parameters
+    ----------
+    blocks : list of str
+        The condition of each block, in order.
+    repeats : int
+        How many times the list of blocks is run.
+    order : {"fixed", "shuffled"}
+        Shuffled: each repeat in a seeded random order.
+    trials_per_block, practice_trials : int
+        Trials of each block, and practice trials before the first.
+    practice_condition : str
+        The condition practice trials show.
+    practice_bubbles : int, optional
+        Bubbles of practice trials (null: the staircase's start value).
+    balance_classes : bool
+        Each block shows every class equally often.
+    """
+
     blocks: list[str] = field(default_factory=lambda: ["random"])  # condition of each block, in order
     repeats: int = 1  # the list of blocks is run this many times
     order: Literal["fixed", "shuffled"] = "fixed"  # shuffled: each repeat in a seeded random order
@@ -98,7 +142,25 @@ class Design:
 
 @dataclass(kw_only=True)
 class Staircase:
-    """QUEST on log10(number of bubbles) (see experiments.staircase)."""
+    """QUEST on log10(number of bubbles) (see experiments.staircase).
+
+    Parameters
+    ----------
+    shared : bool
+        One staircase for all conditions instead of one per condition.
+    start_bubbles, start_sd : float
+        Prior threshold (bubbles) and its sd (log10 units).
+    target : float
+        The accuracy held.
+    beta, delta, gamma : float
+        Weibull slope, lapse rate and guess rate (null gamma: chance).
+    grain : float
+        Step of QUEST's intensity grid (log10 units).
+    method : {"quantile", "mean", "mode"}
+        The posterior statistic tested next.
+    min_bubbles, max_bubbles : int
+        Bounds of the number of bubbles (null max: the most that still hide part of the face).
+    """
 
     shared: bool = False  # one staircase for all conditions instead of one per condition
     start_bubbles: float = 40.0
@@ -131,7 +193,15 @@ class Staircase:
 
 @dataclass(kw_only=True)
 class Familiarisation:
-    """Learning phase before practice (people only): each class's faces with their key."""
+    """Learning phase before practice (people only): each class's faces with their key.
+
+    Parameters
+    ----------
+    images_per_class : int
+        Faces of each class shown before practice (0: none).
+    caption : str
+        Shown under each face; ``{answer}`` and ``{key}`` are filled in.
+    """
 
     images_per_class: int = 0
     caption: str = "{answer}: press {key}"
@@ -142,7 +212,19 @@ class Familiarisation:
 
 @dataclass(kw_only=True)
 class TemplateSettings:
-    """The template observer (experiments.observers.TemplateObserver)."""
+    """The template observer (experiments.observers.TemplateObserver).
+
+    Parameters
+    ----------
+    region : str
+        Its diagnostic region: only pixels inside it enter the decision.
+    templates : {"exemplars", "means"}
+        Every image, or one mean image per class.
+    full_view_accuracy : float
+        Its internal noise is calibrated to this accuracy with no mask.
+    noise_sd : float, optional
+        A fixed internal noise (grey levels per pixel) instead.
+    """
 
     region: str = "eyes"  # its diagnostic region: only pixels inside it enter the decision
     templates: Literal["exemplars", "means"] = "exemplars"
@@ -156,7 +238,13 @@ class TemplateSettings:
 
 @dataclass(kw_only=True)
 class ModelSettings:
-    """The model observer (experiments.observers.ModelObserver)."""
+    """The model observer (experiments.observers.ModelObserver).
+
+    Parameters
+    ----------
+    batch_trials : int
+        Consecutive trials of one staircase classified in one batch.
+    """
 
     batch_trials: int = 8  # consecutive trials of one staircase classified in one batch
 
@@ -170,7 +258,17 @@ def _default_conditions() -> dict[str, Condition]:
 
 @dataclass(kw_only=True)
 class BubblesConfig(ExperimentConfig):
-    """A Bubbles experiment YAML (see experiments/bubbles_gender.yaml for every key)."""
+    """A Bubbles experiment YAML (see experiments/bubbles_gender.yaml for every key).
+
+    Parameters
+    ----------
+    classify : {"gender", "identity"}, optional
+        What the answer is (null: the task label).
+    responses : dict
+        Answer (a gender or identity of the set) -> key.
+    bubbles, conditions, design, staircase, familiarisation, template_observer, model_observer
+        The sections above; the shared sections are :class:`experiments.config.ExperimentConfig`'s.
+    """
 
     paradigm: Literal["bubbles"] = "bubbles"
     classify: Literal["gender", "identity"] | None = None  # None: the task label

@@ -122,7 +122,25 @@ def check_key_name(key: str) -> bool:
 
 @dataclass(kw_only=True)
 class Screen:
-    """The monitor: its physical size and distance give degrees of visual angle (psychopy.monitors)."""
+    """The monitor: its physical size and distance give degrees of visual angle (psychopy.monitors).
+
+    Parameters
+    ----------
+    monitor : str
+        PsychoPy Monitor Center name (a saved calibration is used and recorded).
+    width_cm, distance_cm : float
+        Screen width and viewing distance.
+    resolution : list of int
+        [width, height] in pixels.
+    fullscreen : bool
+        Full screen (``--windowed`` overrides).
+    refresh_hz : float
+        The frame rate durations are counted in.
+    refresh_tolerance : float, optional
+        Allowed relative difference of the measured rate (null: not compared).
+    background : float, optional
+        Window grey in [0, 1] (null: the stimulus set's background).
+    """
 
     monitor: str = "bubbles-lab"
     width_cm: float = 53.0
@@ -149,7 +167,15 @@ class Screen:
 
 @dataclass(kw_only=True)
 class Timing:
-    """Durations in frames (counted flips), so they are exact at any refresh rate."""
+    """Durations in frames (counted flips), so they are exact at any refresh rate.
+
+    Parameters
+    ----------
+    fixation_frames, stimulus_frames, iti_frames, feedback_frames : int
+        Durations in frames.
+    response_timeout_s : float, optional
+        Seconds to wait for an answer (null: wait).
+    """
 
     fixation_frames: int = 30
     stimulus_frames: int = 30
@@ -173,7 +199,15 @@ KEY_BACKENDS = ("event", "ptb")
 class Keys:
     """Keys, and how they are read: ``event`` (pyglet events, one frame of RT resolution; what the
     virtual-display tests drive) or ``ptb`` (``psychopy.hardware.keyboard`` on PsychToolbox's HID
-    backend, timestamped by the HID device; needs ``psychtoolbox``)."""
+    backend, timestamped by the HID device; needs ``psychtoolbox``).
+
+    Parameters
+    ----------
+    quit, proceed : list of str
+        Keys that stop the session, and that leave instruction screens.
+    backend : {"event", "ptb"}
+        How keys are read.
+    """
 
     quit: list[str] = field(default_factory=lambda: ["escape"])
     proceed: list[str] = field(default_factory=lambda: ["space"])  # leaves instruction screens
@@ -196,7 +230,13 @@ class Keys:
 
 @dataclass(kw_only=True)
 class Texts:
-    """Screens shown to people. ``{keys}`` is replaced by the response keys, e.g. 'F = female'."""
+    """Screens shown to people. ``{keys}`` is replaced by the response keys, e.g. 'F = female'.
+
+    Parameters
+    ----------
+    instructions, practice_end, block_break, end, quit : str
+        The screens' texts (``{keys}``, ``{done}``, ``{blocks}`` are filled in).
+    """
 
     instructions: str = ("Each face is seen through small windows.\n\nAnswer as accurately as you can: "
                          "{keys}\n\nPress space to start.")
@@ -208,7 +248,27 @@ class Texts:
 
 @dataclass(kw_only=True)
 class ExperimentConfig:
-    """What every experiment YAML has; a paradigm's config class extends it."""
+    """What every experiment YAML has; a paradigm's config class extends it.
+
+    Parameters
+    ----------
+    paradigm : str
+        The registered paradigm (:data:`experiments.paradigms.PARADIGMS`).
+    task : str
+        BIDS task label of the trial file (letters and digits).
+    stimuli : str
+        Prepared stimulus set name (or folder).
+    seed : int, optional
+        Session seed (null: a fresh one per session, recorded in the sidecar).
+    description : str, optional
+        The sidecar's ``TaskDescription`` (null: one built for the paradigm).
+    stimulus_deg : float
+        Stimulus width in degrees of visual angle.
+    feedback : bool
+        Show correct/wrong after each answer.
+    screen, timing, keys, text
+        The sections above.
+    """
 
     paradigm: str
     task: str  # BIDS task label of the trial file: letters and digits

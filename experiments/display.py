@@ -76,7 +76,21 @@ def to_texture(image: np.ndarray) -> np.ndarray:
 
 
 class Display(Observer):
-    """A PsychoPy window that shows a task's trials to a person and collects key presses."""
+    """A PsychoPy window that shows a task's trials to a person and collects key presses.
+
+    Parameters
+    ----------
+    task : Task
+        The loaded task (its config's screen, timing and keys).
+    windowed : bool
+        A window instead of full screen.
+    capture : str or os.PathLike, optional
+        Save each trial's first stimulus frame as ``trial-NNNN.png`` here.
+    origin_unix : float, optional
+        The session's first start (onsets count from it, also after a resume).
+    allow_screen_mismatch : bool
+        Run (and record the mismatch) when the window differs from the YAML's screen.
+    """
 
     kind = "human"
     batch = 1

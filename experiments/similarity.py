@@ -53,7 +53,17 @@ __all__ = ["SimilarityTask"]
 
 @register_paradigm("similarity")
 class SimilarityTask(Task):
-    """Triplet odd-one-out or pairwise ratings on a subset of a prepared set (checked on load)."""
+    """Triplet odd-one-out or pairwise ratings on a subset of a prepared set (checked on load).
+
+    Parameters
+    ----------
+    config : SimilarityConfig
+        The loaded YAML.
+    results : str
+        The results root holding the prepared set.
+    config_path : str
+        The YAML (an embedding file's path is relative to it).
+    """
 
     paradigm = "similarity"
     config_class = SimilarityConfig

@@ -44,7 +44,23 @@ DISTANCE_METRICS = ("euclidean", "correlation", "cosine")
 
 @dataclass(kw_only=True)
 class FaceSelection:
-    """Which faces of the prepared set are judged (the same for every session of a config)."""
+    """Which faces of the prepared set are judged (the same for every session of a config).
+
+    Parameters
+    ----------
+    stimulus_ids : list of str, optional
+        An explicit list; then the keys below are not used.
+    identities : list of str, optional
+        Identities to draw from (null: every identity of the set).
+    n_identities : int, optional
+        How many of them (null: all).
+    images_per_identity : int
+        Images of each identity.
+    pick : {"first", "random"}
+        In sorted order, or drawn by ``selection_seed``.
+    selection_seed : int
+        Seed of a random pick.
+    """
 
     stimulus_ids: list[str] | None = None  # an explicit list; then the keys below are not used
     identities: list[str] | None = None  # identities to draw from (null: every identity of the set)
@@ -65,6 +81,18 @@ class FaceSelection:
 
 @dataclass(kw_only=True)
 class SimilarityDesign:
+    """How many trials a session has, in blocks, after optional practice.
+
+    Parameters
+    ----------
+    trials, trials_per_block : int
+        Main trials of a session, and trials between breaks.
+    practice_trials : int
+        Random triplets or pairs before the main trials (not analysed).
+    cover_all_pairs : bool
+        Refuse a design that leaves a pair of faces never judged.
+    """
+
     trials: int = 300  # main trials of a session
     trials_per_block: int = 100  # a break after each block
     practice_trials: int = 0  # random triplets / pairs before the main trials (not analysed)
@@ -81,6 +109,18 @@ class SimilarityDesign:
 
 @dataclass(kw_only=True)
 class SimilarityResponses:
+    """The keys (and the mouse) that answer triplets and ratings.
+
+    Parameters
+    ----------
+    triplet : list of str
+        Keys for the left, middle and right face.
+    rating : list of str
+        Keys for ratings 1 (very dissimilar) to 7 (very similar).
+    mouse : bool
+        Triplets: a left click on a face answers too.
+    """
+
     triplet: list[str] = field(default_factory=lambda: ["left", "down", "right"])  # left, middle, right face
     rating: list[str] = field(default_factory=lambda: [str(i) for i in range(1, RATING_SCALE + 1)])  # 1..7
     mouse: bool = True  # triplets: a left click on a face answers too
@@ -93,7 +133,19 @@ class SimilarityResponses:
 
 @dataclass(kw_only=True)
 class SimulatedObserverSettings:
-    """The simulated observer (:class:`EmbeddingObserver` on a known embedding)."""
+    """The simulated observer (:class:`EmbeddingObserver` on a known embedding).
+
+    Parameters
+    ----------
+    embedding : str, optional
+        CSV or NPZ file (relative to the YAML's folder); null: drawn from ``embedding_seed``.
+    embedding_seed, dims : int
+        Seed and dimensions of a drawn embedding.
+    metric : {"euclidean", "correlation", "cosine"}
+        Distance between faces.
+    noise_sd : float
+        Noise per pair and trial, in units of the largest distance.
+    """
 
     embedding: str | None = None  # CSV or NPZ file (relative to this YAML's folder); null: drawn from embedding_seed
     embedding_seed: int = 0
@@ -109,7 +161,17 @@ class SimulatedObserverSettings:
 
 @dataclass(kw_only=True)
 class ModelObserverSettings:
-    """The ``model:VARIANT`` observer: the same rule on a layer's activations."""
+    """The ``model:VARIANT`` observer: the same rule on a layer's activations.
+
+    Parameters
+    ----------
+    layer : str
+        A :mod:`model.rdm` layer name or alias.
+    metric : {"correlation", "euclidean", "cosine"}
+        Distance between activations.
+    noise_sd : float
+        Noise per pair and trial, in units of the largest distance.
+    """
 
     layer: str = "penultimate"  # model.rdm layer name or alias
     metric: Literal["correlation", "euclidean", "cosine"] = "correlation"
@@ -126,7 +188,17 @@ def _similarity_texts() -> Texts:
 
 @dataclass(kw_only=True)
 class SimilarityConfig(ExperimentConfig):
-    """A similarity experiment YAML (see experiments/similarity.yaml for every key)."""
+    """A similarity experiment YAML (see experiments/similarity.yaml for every key).
+
+    Parameters
+    ----------
+    judgement : {"triplet", "rating"}
+        Odd one out of three faces, or a 1-7 rating of two.
+    faces, design, responses, simulated_observer, model_observer
+        The sections above; the shared sections are :class:`experiments.config.ExperimentConfig`'s.
+    spacing : float
+        Distance between face centres, in face widths.
+    """
 
     paradigm: Literal["similarity"] = "similarity"
     judgement: Literal["triplet", "rating"] = "triplet"
