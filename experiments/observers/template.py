@@ -11,9 +11,9 @@ template ``E`` (every image of the set, or each class's mean) computes the log-l
 i.e. it correlates the masked stimulus with the equally masked templates inside R. A class's
 evidence is the log of the mean likelihood of its templates (equal priors); the answer is
 the class with the most evidence. The decision is a function of ``S[R]``, ``M[R]`` and the
-noise only -- pixels outside R never enter it (``tests/experiments/test_observers.py`` changes
-them and checks that nothing changes) -- so a classification image built from its trials
-must recover R. The noise is drawn from ``derive_seed(seed, "observer", trial)``: the same
+noise only -- pixels outside R never enter it (``tests/experiments/observers/test_template.py``
+changes them and checks that nothing changes) -- so a classification image built from its
+trials must recover R. The noise is drawn from ``derive_seed(seed, "observer", trial)``: the same
 trial gets the same answer, also after a resume. Unless ``noise_sd`` is given, it is
 calibrated (bisection, common random numbers) so that the observer is ``full_view_accuracy``
 correct with no mask, which leaves room for the staircase's target below it.

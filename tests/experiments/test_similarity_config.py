@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from experiments.__main__ import main
 from experiments.config import load_experiment
+from stimuli.contracts.errors import InputError
 
 REPO_CONFIG = "experiments/similarity.yaml"
 
@@ -88,7 +92,15 @@ def test_a_missing_variant_names_the_command_that_trains_it(make_similarity_conf
     assert not (tmp_path / "d").exists()
 
 
-def test_check_command_summarises_the_plan(make_similarity_config, similarity_results, capsys):
-    assert main(["check", str(make_similarity_config()), "--results", str(similarity_results)]) == 0
-    out = capsys.readouterr().out
-    assert "paradigm similarity, task similarity, 26 trials" in out and "triplet" in out
+@pytest.mark.parametrize("key, value, expected", [
+    ("trials", 1_000_000_000, "key 'design.trials' must be at most 100000"),
+    ("trials_per_block", 1_000_000_000, "key 'design.trials_per_block' must be at most 10000"),
+    ("practice_trials", 1_000_000, "key 'design.practice_trials' must be at most 1000"),
+])
+def test_similarity_design_bounds_are_refused_not_clamped(key, value, expected, tmp_path):
+    config = yaml.safe_load(Path(REPO_CONFIG).read_text())
+    config["design"][key] = value
+    path = tmp_path / "similarity.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=expected):
+        load_experiment(path)
