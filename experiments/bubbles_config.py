@@ -197,7 +197,7 @@ class Familiarisation:
 
     Parameters
     ----------
-    images_per_class : int
+    images_per_class : int, default 0
         Faces of each class shown before practice (0: none).
     caption : str
         Shown under each face; ``{answer}`` and ``{key}`` are filled in.

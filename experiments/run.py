@@ -36,6 +36,15 @@ __all__ = ["EXIT_STOPPED", "build_parser", "main", "resume_command", "simulated_
 EXIT_STOPPED = 3  # the session was ended early (quit key): incomplete, resumable
 # participants.tsv columns the command line (or the dialog) fills in
 PARTICIPANT_FIELDS = {"age": "age in years (a number from 1 to 120)", "sex": "sex", "handedness": "handedness"}
+# options of the PsychoPy display (people only)
+DISPLAY_OPTIONS: dict[str, dict[str, str]] = {
+    "--windowed": {"action": "store_true", "help": "a window instead of full screen"},
+    "--capture": {"metavar": "DIR", "help": "save the first frame of each trial's stimulus as DIR/trial-NNNN.png "
+                                            "(the screen as shown, e.g. for figures; people only)"},
+    "--allow-screen-mismatch": {"action": "store_true",
+                                "help": "run even when the window size or the measured refresh rate differs "
+                                        "from the YAML's screen (the mismatch is recorded in the sidecar)"},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--observer", default="human",
                      help="human (default); bubbles: template, template:REGION (e.g. template:eyes) or "
                           "model:VARIANT; similarity: simulated or model:VARIANT")
-    run.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     run.add_argument("--data-root", help="where trial files go (default: participants/ for people, "
                                          "results/simulated/ for simulated observers)")
     add_results(run)
@@ -73,12 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     for field, text in PARTICIPANT_FIELDS.items():
         run.add_argument(f"--{field}", help=f"participants.tsv: {text}")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--capture", metavar="DIR",
-                     help="save the first frame of each trial's stimulus as DIR/trial-NNNN.png (the "
-                          "screen as shown, e.g. for figures; people only)")
-    run.add_argument("--allow-screen-mismatch", action="store_true",
-                     help="run even when the window size or the measured refresh rate differs from the "
-                          "YAML's screen (the mismatch is recorded in the sidecar)")
+    for flag, options in DISPLAY_OPTIONS.items():
+        run.add_argument(flag, **options)
     return run
 
 

@@ -80,6 +80,11 @@ def select_faces(manifest: pd.DataFrame, faces: FaceSelection, where: str = "con
     return selected
 
 
+def _require_items(n: int, needed: int, judgement: str) -> None:
+    if n < needed:
+        raise InputError(f"a {judgement} needs {needed} faces, the selection has {n}")
+
+
 def _pairs_of(items: Sequence[int]) -> list[tuple[int, int]]:
     return [(min(a, b), max(a, b)) for i, a in enumerate(items) for b in items[i + 1:]]
 
@@ -129,8 +134,7 @@ def balanced_triplets(n: int, count: int, rng: np.random.Generator) -> np.ndarra
     (count, 3) int64 array
         Item indices, left to right on screen.
     """
-    if n < 3:
-        raise InputError(f"a triplet needs 3 faces, the selection has {n}")
+    _require_items(n, 3, "triplet")
     pairs = np.zeros((n, n), dtype=np.int64)
     shown = np.zeros(n, dtype=np.int64)
     upper = np.triu(np.ones((n, n), dtype=bool), k=1)
@@ -157,20 +161,17 @@ def balanced_pairs(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
 
     Parameters
     ----------
-    n : int
-        Number of items (faces), at least 2.
-    count : int
-        Number of pairs.
+    n, count : int
+        Number of items (faces, at least 2), and of pairs drawn.
     rng : numpy.random.Generator
         Draws the order and the screen sides.
 
     Returns
     -------
     (count, 2) int64 array
-        Item indices, left to right on screen.
+        Each row a pair: the left face's index, then the right face's.
     """
-    if n < 2:
-        raise InputError(f"a rating needs 2 faces, the selection has {n}")
+    _require_items(n, 2, "rating")
     every = np.array(_pairs_of(list(range(n))), dtype=np.int64)
     rounds = [every[rng.permutation(len(every))] for _ in range(-(-count // len(every)))]
     chosen = np.concatenate(rounds)[:count]
