@@ -1,6 +1,6 @@
 """The plugin interface between the session engine and a task (bubbles, similarity, ...).
 
-The engine (:mod:`experiments.run`) owns everything a task must not re-invent: the session
+The engine (:mod:`experiments.engine`) owns everything a task must not re-invent: the session
 files (:mod:`experiments.session`), refusal to overwrite, resume, crash safety, observers, the
 display and the command line. A task only says what its trials are:
 

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from experiments.dialog import gui_problem
 from experiments.engine import load_task
 from experiments.staircase import Quest, bubbles_for_intensity, intensity_for_bubbles
 from stimuli.bubbles import compose, mask_from_trial
@@ -156,8 +157,6 @@ def test_escape_sigkill_and_resume_on_screen(screen_session, make_config, result
 
 
 def test_participant_dialog_when_the_id_is_missing(screen, make_config, results, tmp_path):
-    from experiments.dialog import gui_problem
-
     env = {**os.environ, "DISPLAY": screen}
     problem = gui_problem(env)
     if problem:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import main
-from experiments.engine import run_session
+from experiments.engine import load_task, run_session
+from experiments.observers import make_observer
 from experiments.session import SessionFiles, read_session_rows
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import file_sha256
@@ -204,9 +205,6 @@ def test_sigkill_mid_session_loses_nothing_answered_and_resume_completes(make_co
 
 
 def test_a_crash_keeps_every_finished_trial_and_is_recorded(make_config, results, tmp_path):
-    from experiments.engine import load_task
-    from experiments.observers import make_observer
-
     path = make_config()
     observer = make_observer("template", load_task(path, results), seed=8)
     answer, calls = observer.respond, []

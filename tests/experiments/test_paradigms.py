@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from experiments import paradigms
 from experiments.bubbles import BubblesTask
 from experiments.bubbles_config import BubblesConfig
 from experiments.config import load_experiment
@@ -31,9 +32,7 @@ def test_a_registered_paradigm_is_loadable(tmp_path, monkeypatch):
 
 
 def test_the_decorator_returns_the_class_unchanged(monkeypatch):
-    monkeypatch.setattr("experiments.paradigms.PARADIGMS", dict(PARADIGMS))
-    from experiments import paradigms
-
+    monkeypatch.setattr(paradigms, "PARADIGMS", dict(PARADIGMS))
     class Demo:
         pass
 

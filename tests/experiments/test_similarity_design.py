@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.engine import load_task
+from experiments.similarity_config import FaceSelection
 from experiments.similarity_design import (
     balanced_pairs,
     balanced_triplets,
@@ -15,6 +16,7 @@ from experiments.similarity_design import (
     select_faces,
 )
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set
 
 
 def _counts(design: np.ndarray, n: int) -> np.ndarray:
@@ -99,9 +101,6 @@ def test_rating_plan(make_similarity_config, similarity_results):
 
 
 def test_face_selection(similarity_results):
-    from experiments.similarity_config import FaceSelection
-    from stimuli.contracts.prepared import load_prepared_set
-
     manifest = load_prepared_set("orl32", similarity_results).manifest
     first = select_faces(manifest, FaceSelection(n_identities=3, images_per_identity=2))
     assert first == ["s1-01", "s1-02", "s10-01", "s10-02", "s11-01", "s11-02"]
