@@ -40,7 +40,7 @@ CONFIG = {
 
 RACER = textwrap.dedent("""
     import contextlib, io, json, os, sys, time
-    from experiments.run import main
+    from experiments.__main__ import main
     folder, races, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     for race in range(races):
         while not os.path.exists(os.path.join(folder, f"go-{race}")):
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--races", type=int, default=20, help="number of races (default 20)")
     parser.add_argument("--work", help="scratch folder (default: a new temporary one)")
     args = parser.parse_args()
-    from experiments.run import run_session
+    from experiments.engine import run_session
     from stimuli.prepare import prepare_set
 
     work = Path(args.work or tempfile.mkdtemp(prefix="resume-race-"))

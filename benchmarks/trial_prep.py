@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from experiments.run import load_task
+from experiments.engine import load_task
 from experiments.task import Response, one_blas_thread
 from stimuli.bubbles import parse_centres
 from stimuli.prepare import prepare_set

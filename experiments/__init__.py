@@ -1,9 +1,11 @@
 """Experiments: Bubbles sessions for people (PsychoPy) and for simulated and model observers.
 
-One engine (:mod:`experiments.run`) runs any task plugin (:mod:`experiments.task`; the Bubbles
-task is :mod:`experiments.bubbles`) with any observer, into the one trial-file format of
-:mod:`stimuli.contracts.trials`. Only :mod:`experiments.display` imports psychopy; everything else runs
-headless.
+One engine (:mod:`experiments.engine`) runs any task plugin (:mod:`experiments.task`; the
+paradigms :mod:`experiments.bubbles` and :mod:`experiments.similarity` register themselves in
+:mod:`experiments.paradigms`) with any observer (:mod:`experiments.observers`), into the one
+trial-file format of :mod:`stimuli.contracts.trials`. The command line is
+``python -m experiments run|check`` (:mod:`experiments.run`, :mod:`experiments.check`). Only
+:mod:`experiments.display` imports psychopy; everything else runs headless.
 
 Examples
 --------
@@ -13,8 +15,8 @@ Examples
 """
 
 from .config import load_experiment
+from .engine import SessionResult, load_task, run_session
 from .observers import ModelObserver, Observer, TemplateObserver, make_observer
-from .run import SessionResult, load_task, run_session
 from .session import SessionFiles, update_participants
 from .staircase import Quest, QuestParams
 from .task import QuitRequested, Response, Task, Trial

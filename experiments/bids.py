@@ -69,6 +69,11 @@ _NAMES = {False: "Bubbles and face-similarity sessions with people (face-relevan
 def participant_columns() -> list[str]:
     """The header of a new ``participants.tsv``: the tracked template's.
 
+    Returns
+    -------
+    list of str
+        Column names, ``participant_id`` first.
+
     Examples
     --------
     >>> participant_columns()
@@ -78,7 +83,13 @@ def participant_columns() -> list[str]:
 
 
 def column_descriptions() -> dict[str, Any]:
-    """Descriptions (BIDS ``participants.json`` entries) of every column the platform writes."""
+    """Descriptions (BIDS ``participants.json`` entries) of every column the platform writes.
+
+    Returns
+    -------
+    dict
+        Column -> its ``participants.json`` entry.
+    """
     return json.loads((TEMPLATES / "participants.json").read_text(encoding="utf-8"))
 
 
@@ -91,6 +102,16 @@ def _platform_version() -> str:
 
 def dataset_description(*, simulated: bool) -> dict[str, Any]:
     """The ``dataset_description.json`` of a new data root (people's or simulated observers').
+
+    Parameters
+    ----------
+    simulated : bool
+        A data root of simulated observers (else people's).
+
+    Returns
+    -------
+    dict
+        The JSON's content.
 
     Examples
     --------
@@ -119,6 +140,18 @@ def create_once(path: str | os.PathLike, text: str) -> bool:
 
     The file is written aside and hard-linked into place (which fails if the file exists), so
     it appears whole, and a file that is there already, edited or not, is never touched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create.
+    text : str
+        Its content.
+
+    Returns
+    -------
+    bool
+        Whether this call created it.
     """
     path = Path(path)
     if path.exists() or path.is_symlink():
@@ -143,7 +176,18 @@ def create_once(path: str | os.PathLike, text: str) -> bool:
 
 @contextlib.contextmanager
 def participants_lock(root: str | os.PathLike) -> Iterator[None]:
-    """The data root's lock on ``participants.tsv`` and ``participants.json`` (read-modify-write)."""
+    """The data root's lock on ``participants.tsv`` and ``participants.json`` (read-modify-write).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The data root.
+
+    Yields
+    ------
+    None
+        While the lock is held.
+    """
     with open(Path(root) / ".participants.tsv.lock", "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         yield
@@ -155,6 +199,18 @@ def describe_participants(root: str | os.PathLike, columns: Sequence[str]) -> Pa
     Entries already there (a lab's own words) are kept; a column the templates do not know gets
     a description saying so, for the lab to improve. Call under :func:`participants_lock`; the
     file is replaced atomically, and only when something was added.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The data root.
+    columns : sequence of str
+        The columns of its ``participants.tsv``.
+
+    Returns
+    -------
+    Path
+        ``participants.json``.
     """
     path = Path(root) / "participants.json"
     try:
@@ -204,6 +260,15 @@ def ensure_dataset(root: str | os.PathLike, *, simulated: bool, columns: Sequenc
 
     ``columns`` is the header of its ``participants.tsv`` when that exists (already checked by
     :func:`experiments.session.read_participants`); a new one gets the template's header.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The data root.
+    simulated : bool
+        A data root of simulated observers (else people's).
+    columns : sequence of str, optional
+        The header of an existing ``participants.tsv``.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -247,6 +312,18 @@ def task_keys(task: Any, instructions: str) -> dict[str, str]:
     ``TaskDescription`` is the experiment YAML's ``description`` when it has one, else a
     sentence built from the config for its paradigm; ``instructions`` is the instruction
     screen's text as shown (keys filled in).
+
+    Parameters
+    ----------
+    task : Task
+        The loaded task.
+    instructions : str
+        The instructions screen's text, as shown.
+
+    Returns
+    -------
+    dict
+        ``TaskName``, ``TaskDescription``, ``Instructions``.
     """
     config = task.config
     description = getattr(config, "description", None)

@@ -30,6 +30,8 @@ from typing import Any
 from stimuli.contracts.config import from_dict, load_yaml, require
 from stimuli.contracts.errors import InputError
 
+from .paradigms import PARADIGMS
+
 __all__ = [
     "KEY_NAMES",
     "KEY_BACKENDS",
@@ -45,8 +47,6 @@ __all__ = [
     "Keys",
     "Texts",
     "ExperimentConfig",
-    "register_paradigm",
-    "paradigms",
     "load_experiment",
     "check_key_name",
     "check_response_keys",
@@ -75,6 +75,18 @@ MAX_BUBBLES = 10_000  # any number of bubbles a config names (start, practice, m
 def check_seed(seed: object, what: str = "seed") -> None:
     """Refuse a seed that is not an integer in ``0..MAX_SEED`` (``None`` passes: a fresh seed).
 
+    Parameters
+    ----------
+    seed : object
+        The seed given (an int, or None).
+    what : str
+        How the message names it (``--seed``, ``seed``).
+
+    Raises
+    ------
+    InputError
+        One line when the seed is out of range or not an integer.
+
     Examples
     --------
     >>> check_seed(-1, "--seed")
@@ -88,13 +100,47 @@ def check_seed(seed: object, what: str = "seed") -> None:
 
 
 def check_key_name(key: str) -> bool:
-    """Whether ``key`` is a key name PsychoPy can report."""
+    """Whether ``key`` is a key name PsychoPy can report.
+
+    Parameters
+    ----------
+    key : str
+        A key name from the YAML.
+
+    Returns
+    -------
+    bool
+        True for a letter, a digit or one of :data:`KEY_NAMES`.
+
+    Examples
+    --------
+    >>> check_key_name("space"), check_key_name("esc")
+    (True, False)
+    """
     return bool(re.fullmatch(r"[a-z0-9]", key)) or key in KEY_NAMES
 
 
 @dataclass(kw_only=True)
 class Screen:
-    """The monitor: its physical size and distance give degrees of visual angle (psychopy.monitors)."""
+    """The monitor: its physical size and distance give degrees of visual angle (psychopy.monitors).
+
+    Parameters
+    ----------
+    monitor : str
+        PsychoPy Monitor Center name (a saved calibration is used and recorded).
+    width_cm, distance_cm : float
+        Screen width and viewing distance.
+    resolution : list of int
+        [width, height] in pixels.
+    fullscreen : bool
+        Full screen (``--windowed`` overrides).
+    refresh_hz : float
+        The frame rate durations are counted in.
+    refresh_tolerance : float, optional
+        Allowed relative difference of the measured rate (null: not compared).
+    background : float, optional
+        Window grey in [0, 1] (null: the stimulus set's background).
+    """
 
     monitor: str = "bubbles-lab"
     width_cm: float = 53.0
@@ -121,7 +167,15 @@ class Screen:
 
 @dataclass(kw_only=True)
 class Timing:
-    """Durations in frames (counted flips), so they are exact at any refresh rate."""
+    """Durations in frames (counted flips), so they are exact at any refresh rate.
+
+    Parameters
+    ----------
+    fixation_frames, stimulus_frames, iti_frames, feedback_frames : int
+        Durations in frames.
+    response_timeout_s : float, optional
+        Seconds to wait for an answer (null: wait).
+    """
 
     fixation_frames: int = 30
     stimulus_frames: int = 30
@@ -145,7 +199,15 @@ KEY_BACKENDS = ("event", "ptb")
 class Keys:
     """Keys, and how they are read: ``event`` (pyglet events, one frame of RT resolution; what the
     virtual-display tests drive) or ``ptb`` (``psychopy.hardware.keyboard`` on PsychToolbox's HID
-    backend, timestamped by the HID device; needs ``psychtoolbox``)."""
+    backend, timestamped by the HID device; needs ``psychtoolbox``).
+
+    Parameters
+    ----------
+    quit, proceed : list of str
+        Keys that stop the session, and that leave instruction screens.
+    backend : {"event", "ptb"}
+        How keys are read.
+    """
 
     quit: list[str] = field(default_factory=lambda: ["escape"])
     proceed: list[str] = field(default_factory=lambda: ["space"])  # leaves instruction screens
@@ -168,7 +230,13 @@ class Keys:
 
 @dataclass(kw_only=True)
 class Texts:
-    """Screens shown to people. ``{keys}`` is replaced by the response keys, e.g. 'F = female'."""
+    """Screens shown to people. ``{keys}`` is replaced by the response keys, e.g. 'F = female'.
+
+    Parameters
+    ----------
+    instructions, practice_end, block_break, end, quit : str
+        The screens' texts (``{keys}``, ``{done}``, ``{blocks}`` are filled in).
+    """
 
     instructions: str = ("Each face is seen through small windows.\n\nAnswer as accurately as you can: "
                          "{keys}\n\nPress space to start.")
@@ -180,7 +248,27 @@ class Texts:
 
 @dataclass(kw_only=True)
 class ExperimentConfig:
-    """What every experiment YAML has; a paradigm's config class extends it."""
+    """What every experiment YAML has; a paradigm's config class extends it.
+
+    Parameters
+    ----------
+    paradigm : str
+        The registered paradigm (:data:`experiments.paradigms.PARADIGMS`).
+    task : str
+        BIDS task label of the trial file (letters and digits).
+    stimuli : str
+        Prepared stimulus set name (or folder).
+    seed : int, optional
+        Session seed (null: a fresh one per session, recorded in the sidecar).
+    description : str, optional
+        The sidecar's ``TaskDescription`` (null: one built for the paradigm).
+    stimulus_deg : float
+        Stimulus width in degrees of visual angle.
+    feedback : bool
+        Show correct/wrong after each answer.
+    screen, timing, keys, text
+        The sections above.
+    """
 
     paradigm: str
     task: str  # BIDS task label of the trial file: letters and digits
@@ -203,7 +291,17 @@ class ExperimentConfig:
 
 
 def check_response_keys(responses: dict[str, str], keys: Keys, key_path: str = "responses") -> None:
-    """Response keys: known names, one per answer, none of them a quit key (raises ConfigValueError)."""
+    """Response keys: known names, one per answer, none of them a quit key (raises ConfigValueError).
+
+    Parameters
+    ----------
+    responses : dict
+        answer -> key.
+    keys : Keys
+        The YAML's ``keys`` section (its quit keys may not answer).
+    key_path : str
+        The key named in a refusal (``responses``, ``responses.triplet``).
+    """
     require(len(responses) >= 2, key_path, "needs at least two answers (answer: key)")
     values = list(responses.values())
     bad = [k for k in values if not check_key_name(k)]
@@ -215,32 +313,31 @@ def check_response_keys(responses: dict[str, str], keys: Keys, key_path: str = "
     require(not clash, key_path, f"uses key '{clash[0] if clash else ''}', which is also a quit key (keys.quit)")
 
 
-_PARADIGMS: dict[str, type] = {}
-
-
-def register_paradigm(name: str, config_class: type, task_class: type) -> None:
-    """Make ``paradigm: name`` loadable: its config dataclass and its task plugin class."""
-    _PARADIGMS[name] = (config_class, task_class)  # type: ignore[assignment]
-
-
-def paradigms() -> dict[str, tuple[type, type]]:
-    """The registered paradigms: name -> (config class, task class)."""
-    _load_builtin()
-    return dict(_PARADIGMS)  # type: ignore[arg-type]
-
-
-def _load_builtin() -> None:
-    from . import bubbles, similarity  # noqa: F401  (register 'bubbles' and 'similarity')
-
-
 def load_experiment(path: str | os.PathLike) -> Any:
-    """Load and validate an experiment YAML into its paradigm's config dataclass."""
+    """Load and validate an experiment YAML into its paradigm's config dataclass.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The experiment YAML; its ``paradigm`` names a registered paradigm
+        (:data:`experiments.paradigms.PARADIGMS`).
+
+    Returns
+    -------
+    ExperimentConfig
+        An instance of the paradigm's ``config_class`` (e.g. ``BubblesConfig``).
+
+    Raises
+    ------
+    InputError
+        One line naming the file and the key: a missing or unknown paradigm, an unknown key,
+        a wrong type or an impossible value.
+    """
     data = load_yaml(path)
-    known = paradigms()
+    known = PARADIGMS
     name = data.get("paradigm")
     if name is None:
         raise InputError(f"{path}: missing required key 'paradigm' (one of {', '.join(sorted(known))})")
     if name not in known:
         raise InputError(f"{path}: key 'paradigm' must be one of {', '.join(sorted(known))}, got {name!r}")
-    config_class, _ = known[name]
-    return from_dict(config_class, data, str(path))
+    return from_dict(known[name].config_class, data, str(path))

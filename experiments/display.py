@@ -49,9 +49,10 @@ from psychopy.tools import monitorunittools
 
 from stimuli.contracts.errors import InputError
 
+from .dialog import gui_problem, require_screen
 from .frames import FrameTimes
 from .keys import EventKeys, PtbKeys, ptb_problem
-from .observers import Observer
+from .observers.base import Observer
 from .screen import mismatch_line, monitor_record, screen_problems, screen_record
 from .task import QuitRequested, Response, Trial
 
@@ -59,12 +60,37 @@ __all__ = ["Display", "ask_participant", "to_texture"]
 
 
 def to_texture(image: np.ndarray) -> np.ndarray:
-    """A [0, 1] grey image (row 0 at the top) as an ImageStim array: [-1, 1], row 0 at the bottom."""
+    """A [0, 1] grey image (row 0 at the top) as an ImageStim array: [-1, 1], row 0 at the bottom.
+
+    Parameters
+    ----------
+    image : (H, W) array
+        Grey levels in [0, 1], row 0 at the top.
+
+    Returns
+    -------
+    (H, W) float32 array
+        Values in [-1, 1], row 0 at the bottom.
+    """
     return np.flipud(np.asarray(image, dtype=np.float32)) * 2.0 - 1.0
 
 
 class Display(Observer):
-    """A PsychoPy window that shows a task's trials to a person and collects key presses."""
+    """A PsychoPy window that shows a task's trials to a person and collects key presses.
+
+    Parameters
+    ----------
+    task : Task
+        The loaded task (its config's screen, timing and keys).
+    windowed : bool
+        A window instead of full screen.
+    capture : str or os.PathLike, optional
+        Save each trial's first stimulus frame as ``trial-NNNN.png`` here.
+    origin_unix : float, optional
+        The session's first start (onsets count from it, also after a resume).
+    allow_screen_mismatch : bool
+        Run (and record the mismatch) when the window differs from the YAML's screen.
+    """
 
     kind = "human"
     batch = 1
@@ -208,25 +234,28 @@ class Display(Observer):
                 self.text.draw()
                 self.win.flip()
             return
-        while True:
-            self.text.draw()
-            self._flip()
-            if self.key_source.get(list(self.keys.proceed)):
-                break
-        self.win.flip()
-        self.blank_clock.reset()
+        self._until_proceed(self.text)
+        self._blank()
 
     def familiarise(self, items: Sequence[tuple[np.ndarray, str]]) -> None:
         for image, caption in items:
             stim = self._stim(0, image, (0.0, 0.0))
             self.caption.text = caption
             self.key_source.clear()
-            while True:
+            self._until_proceed(stim, self.caption)
+        self._blank()
+
+    def _until_proceed(self, *shown: Any) -> None:
+        """Show ``shown`` until a proceed key (a quit key stops the session)."""
+        while True:
+            for stim in shown:
                 stim.draw()
-                self.caption.draw()
-                self._flip()
-                if self.key_source.get(list(self.keys.proceed)):
-                    break
+            self._flip()
+            if self.key_source.get(list(self.keys.proceed)):
+                break
+
+    def _blank(self) -> None:
+        """Clear the screen; the inter-trial blank starts now."""
         self.win.flip()
         self.blank_clock.reset()
 
@@ -328,12 +357,24 @@ class Display(Observer):
 
 
 def open_keys(backend: str) -> EventKeys | PtbKeys:
-    """The key source of ``keys.backend``; ``ptb`` without an importable psychtoolbox is one line."""
+    """The key source of ``keys.backend``; ``ptb`` without an importable psychtoolbox is one line.
+
+    Parameters
+    ----------
+    backend : str
+        ``event`` or ``ptb`` (``keys.backend`` of the YAML).
+
+    Returns
+    -------
+    EventKeys or PtbKeys
+        The key source the display polls.
+    """
     if backend != "ptb":
         return EventKeys(event)
     problem = ptb_problem()
+    keyboard = None
     if problem is None:
-        from psychopy.hardware import keyboard
+        from psychopy.hardware import keyboard  # lazy: loads psychtoolbox's HID backend (ptb only)
 
         if not keyboard.havePTB:
             problem = "psychopy.hardware.keyboard found no PsychToolbox backend"
@@ -341,14 +382,10 @@ def open_keys(backend: str) -> EventKeys | PtbKeys:
         raise InputError(f"keys.backend ptb: psychtoolbox cannot be used here ({problem}); install it with its "
                          "system libraries (pip install psychtoolbox; on Linux also libjack, libportaudio and "
                          "libusb) or set keys.backend: event")
-    from psychopy.hardware import keyboard
-
     source = keyboard.Keyboard(backend="ptb")
     if source.getBackend() != "ptb":  # another part of the process opened the keyboard on another backend
         raise InputError(f"keys.backend ptb: psychopy's keyboard runs on '{source.getBackend()}', not ptb; "
                          "set keys.backend: event")
-    from psychopy import core
-
     return PtbKeys(source, core.getTime)
 
 
@@ -357,16 +394,23 @@ def ask_participant(defaults: dict[str, str]) -> dict[str, str]:
 
     Without a screen or a GUI toolkit this is one clear error asking for the command-line
     flags instead.
-    """
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise InputError("no screen for the participant dialog: give --participant and --session")
-    from .participant import gui_problem
 
+    Parameters
+    ----------
+    defaults : dict
+        Field -> the value the dialog starts with (participant, session, age, sex, handedness).
+
+    Returns
+    -------
+    dict
+        Field -> the answer, stripped.
+    """
+    require_screen()
     problem = gui_problem()
     if problem:
         raise InputError(f"no participant dialog available ({problem}); give --participant and --session")
     try:
-        from psychopy import gui
+        from psychopy import gui  # lazy: starts a GUI toolkit (probed safely above)
 
         values = dict(defaults)
         dialog = gui.DlgFromDict(values, title="Participant", order=list(defaults))

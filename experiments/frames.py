@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -57,14 +58,39 @@ TASK_KEYS = ("TaskName", "TaskDescription", "Instructions", "CogAtlasID", "CogPO
 @dataclass(frozen=True)
 class FrameTimes:
     """The flips of one trial: their times (seconds, the trial file's ``onset_s`` clock) and the
-    window's refresh threshold (PsychoPy ``Window.refreshThreshold``) above which a frame was dropped."""
+    window's refresh threshold (PsychoPy ``Window.refreshThreshold``) above which a frame was dropped.
+
+    Parameters
+    ----------
+    flips : tuple of float
+        Flip times in seconds.
+    threshold_s : float
+        A frame interval above this was a dropped frame.
+    """
 
     flips: tuple[float, ...]
     threshold_s: float
 
 
 def frame_rows(trial: int, flips: Sequence[float], *, threshold_s: float, origin: float) -> list[str]:
-    """One tab-separated line (no newline) per flip that has a next flip in ``flips``."""
+    """One tab-separated line (no newline) per flip that has a next flip in ``flips``.
+
+    Parameters
+    ----------
+    trial : int
+        The trial number.
+    flips : sequence of float
+        The trial's flip times.
+    threshold_s : float
+        The dropped-frame threshold.
+    origin : float
+        The clock's origin (seconds).
+
+    Returns
+    -------
+    list of str
+        The events-file lines.
+    """
     rows = []
     for now, following in zip(flips[:-1], flips[1:]):
         interval = following - now
@@ -74,7 +100,20 @@ def frame_rows(trial: int, flips: Sequence[float], *, threshold_s: float, origin
 
 def events_sidecar(beh_sidecar: Mapping[str, Any], origin: float) -> dict[str, Any]:
     """``*_events.json``: the columns described (LongName, Description, Units), the task's BIDS
-    description (``TASK_KEYS``) copied from the trial file's sidecar, and how the screen was presented."""
+    description (``TASK_KEYS``) copied from the trial file's sidecar, and how the screen was presented.
+
+    Parameters
+    ----------
+    beh_sidecar : mapping
+        The trial file's sidecar.
+    origin : float
+        The clock's origin (seconds).
+
+    Returns
+    -------
+    dict
+        The events sidecar's content.
+    """
     screen = beh_sidecar.get("Screen") or {}
     software = beh_sidecar.get("Software") or {}
     sidecar: dict[str, Any] = {key: beh_sidecar[key] for key in TASK_KEYS if key in beh_sidecar}
@@ -115,6 +154,13 @@ class FrameLog:
 
     Nothing is touched until the first :meth:`append` that carries frame times, so a session
     whose observer has no screen leaves no events file.
+
+    Parameters
+    ----------
+    trial_file : str or os.PathLike
+        The session's trial file (the events file lies beside it).
+    beh_sidecar : mapping
+        Its sidecar.
     """
 
     def __init__(self, trial_file: str | os.PathLike, beh_sidecar: Mapping[str, Any]) -> None:
@@ -180,8 +226,6 @@ class FrameLog:
 
 
 def _read_origin(path: Path) -> float | None:
-    import json
-
     try:
         value = json.loads(path.read_text(encoding="utf-8")).get(ORIGIN_KEY)
     except (OSError, ValueError, AttributeError):

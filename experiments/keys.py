@@ -29,7 +29,13 @@ __all__ = ["EventKeys", "PtbKeys", "ptb_problem"]
 
 
 class EventKeys:
-    """Keys from ``psychopy.event`` (pyglet's event queue, polled once a frame)."""
+    """Keys from ``psychopy.event`` (pyglet's event queue, polled once a frame).
+
+    Parameters
+    ----------
+    event : module
+        ``psychopy.event``.
+    """
 
     name = "event"
     description = "psychopy.event.getKeys (pyglet events, polled every frame)"
@@ -54,6 +60,13 @@ class PtbKeys:
     time base, which ``now`` reads) carried onto ``clock``: the clock's reading now minus the
     press's age, so a press before the stimulus onset is negative. (``Clock.getLastResetTime``
     is on another time base, the epoch, so it cannot be subtracted from ``tDown``.)
+
+    Parameters
+    ----------
+    keyboard : psychopy.hardware.keyboard.Keyboard
+        A keyboard on the ``ptb`` backend.
+    now : callable
+        The clock of its timestamps (``psychopy.core.getTime``).
     """
 
     name = "ptb"
@@ -77,6 +90,11 @@ class PtbKeys:
 def ptb_problem() -> str | None:
     """Why ``psychtoolbox`` (and its HID module) cannot be imported here, or None when it can.
 
+    Returns
+    -------
+    str or None
+        The import error, at most 200 characters.
+
     Examples
     --------
     >>> import sys, unittest.mock
@@ -85,8 +103,8 @@ def ptb_problem() -> str | None:
     ModuleNotFoundError
     """
     try:
-        import psychtoolbox  # noqa: F401
-        from psychtoolbox import hid  # noqa: F401
+        import psychtoolbox  # noqa: F401  (a probe: can it be imported here at all?)
+        from psychtoolbox import hid  # noqa: F401  (its HID module needs system libraries)
     except Exception as error:  # not installed, or a system library missing (libjack, libportaudio)
         return f"{type(error).__name__}: {error}"[:200]
     return None

@@ -44,6 +44,16 @@ def _number(value: float) -> str:
 def suggested_refresh(measured_hz: float) -> float:
     """The ``refresh_hz`` to write for a measured rate: the nearest whole rate when within 0.5%.
 
+    Parameters
+    ----------
+    measured_hz : float
+        The measured frame rate.
+
+    Returns
+    -------
+    float
+        The rate to write in the YAML.
+
     Examples
     --------
     >>> suggested_refresh(59.94), suggested_refresh(72.5)
@@ -55,7 +65,26 @@ def suggested_refresh(measured_hz: float) -> float:
 
 def screen_problems(requested_size: Sequence[int], requested_hz: float, measured_size: Sequence[int],
                     measured_hz: float | None, *, tolerance: float | None) -> list[str]:
-    """What differs between the YAML's screen and the opened window (an empty list: nothing)."""
+    """What differs between the YAML's screen and the opened window (an empty list: nothing).
+
+    Parameters
+    ----------
+    requested_size : sequence of int
+        The YAML's ``screen.resolution``.
+    requested_hz : float
+        The YAML's ``screen.refresh_hz``.
+    measured_size : sequence of int
+        The window's size in pixels.
+    measured_hz : float or None
+        The measured frame rate (None: not measured).
+    tolerance : float or None
+        Allowed relative difference of the rates (None: rates not compared).
+
+    Returns
+    -------
+    list of str
+        One text per difference.
+    """
     problems = []
     want, got = [int(v) for v in requested_size], [int(v) for v in measured_size]
     if want != got:
@@ -73,7 +102,24 @@ def screen_problems(requested_size: Sequence[int], requested_hz: float, measured
 
 def mismatch_line(problems: Sequence[str], config_path: str, measured_size: Sequence[int],
                   measured_hz: float | None) -> str:
-    """The one line that refuses a session on another screen: both values and the fix."""
+    """The one line that refuses a session on another screen: both values and the fix.
+
+    Parameters
+    ----------
+    problems : sequence of str
+        What differs (:func:`screen_problems`).
+    config_path : str
+        The experiment YAML.
+    measured_size : sequence of int
+        The window's size in pixels.
+    measured_hz : float or None
+        The measured frame rate.
+
+    Returns
+    -------
+    str
+        The refusal, with the YAML values that would fit this screen.
+    """
     fixes = []
     if any("screen.resolution" in p for p in problems):
         fixes.append(f"screen.resolution: [{int(measured_size[0])}, {int(measured_size[1])}] with this screen's "
@@ -94,6 +140,22 @@ def monitor_record(name: str, *, calibrated: bool, calibration_date: Any, gamma_
 
     ``calibration_date`` is what ``psychopy.monitors.Monitor.getCalibDate`` gives (seconds since
     the epoch, or a ``time.struct_time``); without a saved calibration it is null.
+
+    Parameters
+    ----------
+    name : str
+        The YAML's ``screen.monitor``.
+    calibrated : bool
+        Whether Monitor Center holds a calibration of that name.
+    calibration_date : float, time.struct_time or None
+        When it was calibrated.
+    gamma_applied : bool
+        Whether the window applies the calibration's gamma.
+
+    Returns
+    -------
+    dict
+        The sidecar's record of the monitor.
 
     Examples
     --------
@@ -121,7 +183,26 @@ def monitor_record(name: str, *, calibrated: bool, calibration_date: Any, gamma_
 def screen_record(*, requested_size: Sequence[int], requested_hz: float, tolerance: float | None,
                   measured_size: Sequence[int], measured_hz: float | None, mismatch: bool, allowed: bool,
                   pixels_per_degree: float, monitor: dict[str, Any]) -> dict[str, Any]:
-    """The sidecar's ``ScreenCheck`` block: requested, measured, calibration, px per degree."""
+    """The sidecar's ``ScreenCheck`` block: requested, measured, calibration, px per degree.
+
+    Parameters
+    ----------
+    requested_size, requested_hz, tolerance
+        The YAML's screen (resolution, refresh rate, allowed difference).
+    measured_size, measured_hz
+        The opened window's size and frame rate.
+    mismatch, allowed : bool
+        Whether they differ, and whether that was allowed (``--allow-screen-mismatch``).
+    pixels_per_degree : float
+        Screen pixels per degree of visual angle.
+    monitor : dict
+        :func:`monitor_record`.
+
+    Returns
+    -------
+    dict
+        The sidecar's ``ScreenCheck``.
+    """
     return {
         "requested": {"size_px": [int(v) for v in requested_size], "refresh_hz": float(requested_hz),
                       "refresh_tolerance": tolerance},

@@ -26,7 +26,13 @@ __all__ = ["new_seed", "derive_seed", "block_order", "balanced_labels", "Cycler"
 
 
 def new_seed() -> int:
-    """A fresh session seed (31 bits: readable, and exact in every file format)."""
+    """A fresh session seed (31 bits: readable, and exact in every file format).
+
+    Returns
+    -------
+    int
+        A seed in ``0 .. 2**31 - 1`` from :mod:`secrets`.
+    """
     return secrets.randbelow(2**31 - 1) + 1
 
 
@@ -35,7 +41,20 @@ def _key(part: int | str) -> int:
 
 
 def derive_seed(seed: int, *keys: int | str) -> int:
-    """An independent seed for one use of the session seed, named by ``keys``."""
+    """An independent seed for one use of the session seed, named by ``keys``.
+
+    Parameters
+    ----------
+    seed : int
+        The session seed.
+    *keys : int or str
+        What the seed is for (``"plan"``, ``"masks"``, ``("observer", trial)``).
+
+    Returns
+    -------
+    int
+        A seed that depends only on ``seed`` and ``keys``.
+    """
     sequence = np.random.SeedSequence(entropy=int(seed), spawn_key=tuple(_key(k) for k in keys))
     return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(33))  # 31 bits
 
@@ -43,7 +62,24 @@ def derive_seed(seed: int, *keys: int | str) -> int:
 def block_order(
     blocks: Sequence[str], repeats: int, order: Literal["fixed", "shuffled"], rng: np.random.Generator
 ) -> list[str]:
-    """The session's blocks: ``blocks`` ``repeats`` times, each repeat shuffled if asked."""
+    """The session's blocks: ``blocks`` ``repeats`` times, each repeat shuffled if asked.
+
+    Parameters
+    ----------
+    blocks : sequence of str
+        The conditions of one repeat, in order.
+    repeats : int
+        How many times the list is run.
+    order : {"fixed", "shuffled"}
+        Shuffle each repeat or not.
+    rng : numpy.random.Generator
+        Draws the shuffles.
+
+    Returns
+    -------
+    list of str
+        The condition of every block of the session.
+    """
     result: list[str] = []
     for _ in range(repeats):
         group = list(blocks)
@@ -54,7 +90,22 @@ def block_order(
 
 
 def balanced_labels(labels: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
-    """``n`` labels, each as often as possible (counts differ by at most one), in random order."""
+    """``n`` labels, each as often as possible (counts differ by at most one), in random order.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The labels (classes).
+    n : int
+        How many to draw.
+    rng : numpy.random.Generator
+        Draws the extra labels and the order.
+
+    Returns
+    -------
+    list of str
+        ``n`` labels in random order.
+    """
     labels = list(labels)
     extra = [labels[i] for i in rng.permutation(len(labels))[: n % len(labels)]]
     pool = labels * (n // len(labels)) + extra
@@ -62,7 +113,15 @@ def balanced_labels(labels: Sequence[str], n: int, rng: np.random.Generator) -> 
 
 
 class Cycler:
-    """Draws items without replacement, reshuffling when all were used (every item equally often)."""
+    """Draws items without replacement, reshuffling when all were used (every item equally often).
+
+    Parameters
+    ----------
+    items : sequence
+        What is drawn.
+    rng : numpy.random.Generator
+        Draws the shuffles.
+    """
 
     def __init__(self, items: Sequence, rng: np.random.Generator) -> None:
         if len(items) == 0:

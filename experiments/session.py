@@ -60,7 +60,23 @@ PARTICIPANT_COLUMNS = tuple(participant_columns())  # the tracked template's hea
 
 
 def format_value(value: Any) -> str:
-    """One cell of a trial file: ``n/a`` for missing, integers plain, floats to full precision."""
+    """One cell of a trial file: ``n/a`` for missing, integers plain, floats to full precision.
+
+    Parameters
+    ----------
+    value : object
+        A cell's value (None, NaN, a number, text).
+
+    Returns
+    -------
+    str
+        The cell as written.
+
+    Raises
+    ------
+    ValueError
+        Text holding a tab or a newline (it would break the row).
+    """
     if value is None:
         return NA
     if isinstance(value, (bool, np.bool_)):
@@ -84,6 +100,19 @@ def read_session_rows(path: str | os.PathLike, data: bytes | None = None
     A complete row ends with a newline; bytes after the last newline are a row cut off by a
     crash and are returned separately (the rows keep ``n/a`` and all values as text).
     ``data`` is the file's bytes when the caller has read them already (under the lock).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The trial file.
+    data : bytes, optional
+        Its bytes, when already read.
+
+    Returns
+    -------
+    tuple
+        ``(header, rows, torn)``: the column names, the complete rows (a DataFrame of text) and
+        the bytes of a torn last line (empty if none).
     """
     data = Path(path).read_bytes() if data is None else data
     lines, torn = split_lines(data, path)
@@ -98,7 +127,17 @@ def read_session_rows(path: str | os.PathLike, data: bytes | None = None
 
 
 class SessionFiles:
-    """The files of one session: the trial file and its sidecar under ``beh/``."""
+    """The files of one session: the trial file and its sidecar under ``beh/``.
+
+    Parameters
+    ----------
+    data_root : str or os.PathLike
+        The BIDS dataset the session belongs to.
+    participant, session : str
+        BIDS labels (letters and digits).
+    task : str
+        The BIDS task label (names the trial file).
+    """
 
     def __init__(self, data_root: str | os.PathLike, participant: str, session: int | str, task: str) -> None:
         self.data_root = Path(data_root)
@@ -234,6 +273,13 @@ _SIDECAR_SHAPE: dict[str, tuple[type | tuple[type, ...], str]] = {
 def check_sidecar_shape(sidecar: Any, where: str | os.PathLike) -> None:
     """Refuse, in one line, a sidecar that is valid JSON but not the shape a resume reads.
 
+    Parameters
+    ----------
+    sidecar : object
+        The parsed sidecar JSON.
+    where : str or os.PathLike
+        The sidecar file, for the message.
+
     Examples
     --------
     >>> check_sidecar_shape([], "s.json")
@@ -263,6 +309,16 @@ def read_participants(data_root: str | os.PathLike) -> tuple[list[str], list[lis
 
     It must be UTF-8, tab-separated, with a ``participant_id`` column and every row as wide as
     the header; anything else is one :class:`InputError` line (run before a session starts).
+
+    Parameters
+    ----------
+    data_root : str or os.PathLike
+        The BIDS dataset.
+
+    Returns
+    -------
+    tuple
+        ``(header, rows)`` of ``participants.tsv``.
 
     Examples
     --------
@@ -299,6 +355,20 @@ def update_participants(data_root: str | os.PathLike, participant: str, info: Ma
     the others, and described in ``participants.json`` (:func:`experiments.bids.describe_participants`).
     Read-modify-write happens under a lock and the file is replaced atomically.
     :func:`read_participants` checks the file first (run it before a session starts too).
+
+    Parameters
+    ----------
+    data_root : str or os.PathLike
+        The BIDS dataset.
+    participant : str
+        The participant label (without ``sub-``).
+    info : mapping
+        Column -> value of the participant's row.
+
+    Returns
+    -------
+    Path
+        ``participants.tsv``.
     """
     root = Path(data_root)
     root.mkdir(parents=True, exist_ok=True)

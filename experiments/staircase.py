@@ -43,6 +43,21 @@ class QuestParams:
 
     ``start`` / ``start_sd`` are ``startVal`` / ``startValSd`` and ``target`` is
     ``pThreshold``; intensities are log10 units (here: log10 of the number of bubbles).
+
+    Parameters
+    ----------
+    start, start_sd : float
+        Prior mean and sd of the threshold (log10 units): ``startVal``, ``startValSd``.
+    target : float
+        The accuracy the staircase aims at (``pThreshold``).
+    beta, delta, gamma : float
+        Weibull slope, lapse rate and guess rate (chance).
+    grain, range : float
+        Step and width of the intensity grid.
+    method : {"quantile", "mean", "mode"}
+        Which statistic of the posterior is tested next.
+    min_val, max_val : float or None
+        Bounds of the intensities asked for.
     """
 
     start: float
@@ -59,7 +74,13 @@ class QuestParams:
 
 
 class Quest:
-    """One QUEST staircase; its whole state is the list of ``(intensity, correct)`` updates."""
+    """One QUEST staircase; its whole state is the list of ``(intensity, correct)`` updates.
+
+    Parameters
+    ----------
+    params : QuestParams
+        The staircase's settings.
+    """
 
     def __init__(self, params: QuestParams) -> None:
         self.params = params
@@ -162,10 +183,34 @@ class Quest:
 
 
 def bubbles_for_intensity(intensity: float, low: int, high: int) -> int:
-    """The number of bubbles shown for a log10 intensity: rounded and clipped to [low, high]."""
+    """The number of bubbles shown for a log10 intensity: rounded and clipped to [low, high].
+
+    Parameters
+    ----------
+    intensity : float
+        log10 of the number of bubbles.
+    low, high : int
+        The fewest and most bubbles shown.
+
+    Returns
+    -------
+    int
+        The number of bubbles shown.
+    """
     return int(min(high, max(low, round(10 ** float(intensity)))))
 
 
 def intensity_for_bubbles(n_bubbles: int) -> float:
-    """The log10 intensity of a shown number of bubbles (what the staircase is updated with)."""
+    """The log10 intensity of a shown number of bubbles (what the staircase is updated with).
+
+    Parameters
+    ----------
+    n_bubbles : int
+        The number of bubbles shown.
+
+    Returns
+    -------
+    float
+        ``log10(n_bubbles)``.
+    """
     return math.log10(max(1, int(n_bubbles)))

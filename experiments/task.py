@@ -1,6 +1,6 @@
 """The plugin interface between the session engine and a task (bubbles, similarity, ...).
 
-The engine (:mod:`experiments.run`) owns everything a task must not re-invent: the session
+The engine (:mod:`experiments.engine`) owns everything a task must not re-invent: the session
 files (:mod:`experiments.session`), refusal to overwrite, resume, crash safety, observers, the
 display and the command line. A task only says what its trials are:
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import ThreadpoolController
 
-if TYPE_CHECKING:
-    from .observers import Observer
+from stimuli.contracts.provenance import file_sha256
 
 __all__ = ["Trial", "Response", "Task", "NA", "QuitRequested", "one_blas_thread", "stimulus_set_record"]
 
@@ -36,9 +36,7 @@ NA = "n/a"  # BIDS: a missing value in a trial file
 
 
 @lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
+def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
@@ -47,14 +45,28 @@ def one_blas_thread():
 
     Trial-sized products (a 256x60 by 60x256 mask, a template observer's matrix-vector
     products) run 10-50x faster on one thread than on a pool that competes for busy cores.
+
+    Returns
+    -------
+    context manager
+        threadpoolctl's limit; BLAS threads are restored on exit.
     """
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def stimulus_set_record(prepared: Any) -> dict[str, Any]:
-    """What a sidecar records about the prepared stimulus set a session showed."""
-    from stimuli.contracts.provenance import file_sha256
+    """What a sidecar records about the prepared stimulus set a session showed.
 
+    Parameters
+    ----------
+    prepared : stimuli.contracts.prepared.PreparedSet
+        The prepared set the session shows.
+
+    Returns
+    -------
+    dict
+        Its name, folder, grid, background and the hashes that resume and analysis check.
+    """
     folder = prepared.folder
     return {
         "name": prepared.name,
@@ -82,6 +94,25 @@ class Trial:
     the mask, so a template observer knows where it sees). ``hold`` keeps the images on
     screen until an answer (after ``timing.stimulus_frames``); ``clicks`` gives the answer of
     a mouse click on each image (empty: no mouse answers).
+
+    Parameters
+    ----------
+    row : dict
+        The planned row, filled in as the trial is prepared.
+    images : list of (H, W) arrays
+        What is shown.
+    choices : dict
+        Response key -> answer.
+    truth : str, optional
+        The correct answer (None: no correct answer).
+    positions : list of (x, y)
+        Where each image is drawn.
+    payload : dict
+        What simulated observers may use besides the pixels.
+    hold : bool
+        Keep the images until the answer.
+    clicks : list
+        The answer of a click on each image (empty: no mouse answers).
     """
 
     row: dict[str, Any]
@@ -100,7 +131,19 @@ class Trial:
 
 @dataclass
 class Response:
-    """An observer's answer to one trial (None where there is none, written as ``n/a``)."""
+    """An observer's answer to one trial (None where there is none, written as ``n/a``).
+
+    Parameters
+    ----------
+    response : str or None
+        The answer.
+    rt_s, onset_s : float, optional
+        Response time and stimulus onset (seconds).
+    dropped_frames : int, optional
+        Frames dropped while the stimulus was shown.
+    extra : dict
+        What else the observer reports (the key, logits, frame times).
+    """
 
     response: str | None
     rt_s: float | None = None
@@ -110,9 +153,20 @@ class Response:
 
 
 class Task:
-    """Base class of task plugins; see the module docstring for the contract."""
+    """Base class of task plugins; see the module docstring for the contract.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        The paradigm's loaded config (``config_class``).
+    results : str
+        The results root holding prepared sets and relevance maps.
+    config_path : str
+        The YAML, for messages and provenance.
+    """
 
     paradigm: ClassVar[str] = ""
+    config_class: ClassVar[type] = object  # the paradigm's config dataclass (experiments.paradigms)
     # screenless observers: kind -> the --observer forms it takes (e.g. "model:VARIANT")
     observer_forms: ClassVar[dict[str, tuple[str, ...]]] = {}
 
@@ -171,7 +225,13 @@ class Task:
         return []
 
     def make_observer(self, kind: str, argument: str | None, *, seed: int,
-                      results: str = "results") -> Observer | None:
+                      results: str = "results") -> Any:
         """A screenless observer of this task for ``--observer kind[:argument]``, or None for
-        the engine's classification observers (:func:`experiments.observers.make_observer`)."""
+        the engine's classification observers (:func:`experiments.observers.make_observer`).
+
+        Returns
+        -------
+        experiments.observers.Observer or None
+            The task's own observer (task.py does not import observers: they import its trials).
+        """
         return None

@@ -144,7 +144,7 @@ def test_a_sessions_sidecar_rebuilds_the_density_its_sampler_draws_from(tmp_path
     # the contract between experiments/bubbles.py (sidecar, samplers) and the analysis
     import yaml
 
-    from experiments.run import load_task
+    from experiments.engine import load_task
 
     results, _, _ = make_study(tmp_path)
     config = {

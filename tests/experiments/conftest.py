@@ -1,15 +1,15 @@
-"""Fixtures of the experiments tests: a tiny prepared ORL set and experiment YAMLs built from a base."""
+"""Fixtures of the experiments tests: tiny prepared ORL sets and experiment YAMLs built from a base
+(Bubbles: ``results`` and ``make_config``; similarity: ``similarity_results`` and
+``make_similarity_config``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# simulation helpers live next to the tests (area_null_simulation.py)
-sys.path.insert(0, str(Path(__file__).parent))
+from stimuli.prepare import prepare_set
 
 BASE: dict[str, Any] = {
     "paradigm": "bubbles",
@@ -34,8 +34,6 @@ BASE: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def results(tmp_path_factory) -> Path:
     """A results root with the ORL faces prepared at 32 px (with the face aperture)."""
-    from stimuli.prepare import prepare_set
-
     root = tmp_path_factory.mktemp("results")
     prepare_set("orl", 32, "orl32", results=root, aperture=True, progress=False)
     return root
@@ -45,3 +43,33 @@ def results(tmp_path_factory) -> Path:
 def make_config(config_writer):
     """Write an experiment YAML: the BASE config with changes merged in; returns its path."""
     return config_writer(BASE)
+
+
+SIMILARITY_BASE: dict[str, Any] = {
+    "paradigm": "similarity",
+    "task": "similarity",
+    "stimuli": "orl32",
+    "judgement": "triplet",
+    "faces": {"n_identities": 8, "images_per_identity": 1},
+    "design": {"trials": 24, "trials_per_block": 12, "practice_trials": 2},
+    "stimulus_deg": 3.0,
+    # Xvfb has no refresh rate (it flips as fast as it can): the screen check compares sizes only
+    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0,
+               "refresh_tolerance": None},
+    "timing": {"fixation_frames": 2, "stimulus_frames": 3, "iti_frames": 2, "feedback_frames": 0},
+    "simulated_observer": {"embedding_seed": 3, "dims": 3, "noise_sd": 0.1},
+}
+
+
+@pytest.fixture(scope="session")
+def similarity_results(tmp_path_factory) -> Path:
+    """A results root with the ORL faces prepared at 32 px (no aperture: the similarity tests' set)."""
+    root = tmp_path_factory.mktemp("similarity-results")
+    prepare_set("orl", 32, "orl32", results=root, progress=False)
+    return root
+
+
+@pytest.fixture
+def make_similarity_config(config_writer):
+    """Write a similarity YAML: SIMILARITY_BASE with changes merged in; returns its path."""
+    return config_writer(SIMILARITY_BASE)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from experiments.__main__ import main
 from experiments.bids import LEGACY_PROVENANCE, create_once, participant_columns
+from experiments.engine import run_session
 from experiments.observers import Observer
-from experiments.run import main, run_session
 from experiments.task import QuitRequested
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.trials import SESSION_PROVENANCE_KEY, read_session_provenance, read_trials
@@ -130,8 +131,7 @@ def test_an_age_that_is_not_a_number_is_refused_before_anything_is_written(make_
         assert stop.value.code == 2 and err.count("\n") == 0
         assert f"age '{age}': must be a number of years from 1 to 120" in err
         assert not root.exists()
-    from experiments.run import run_session  # a script calling the engine meets the same rule
-
+    # a script calling the engine meets the same rule
     with pytest.raises(InputError, match="age 'abc': must be a number of years from 1 to 120"):
         run_session(make_config(), "t1", 1, observer="template", data_root=root, results=results, seed=1,
                     participant_info={"age": "abc"}, progress=False)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
 
+from experiments.__main__ import main
 from experiments.config import load_experiment
-from experiments.run import main
+from experiments.engine import load_task
 from stimuli.contracts.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,35 +110,8 @@ def test_config_that_does_not_fit_the_inputs_fails_before_a_window(make_config, 
 
 
 def test_guided_condition_without_maps_names_the_explain_command(make_config, results):
-    from experiments.run import load_task
-
     path = make_config({"conditions": {"random": {}, "antiguided": {"variant": "vgg16-imagenet-gender-s0"}},
                         "design": {"blocks": ["antiguided"]}})
     with pytest.raises(InputError, match="python -m model explain --variant vgg16-imagenet-gender-s0 "
                                          "--stimuli orl32"):
         load_task(path, results)
-
-
-def test_command_line_help_and_missing_participant(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "experiments", "run", "--help"], capture_output=True,
-                          text=True, cwd=REPO)
-    assert done.returncode == 0 and "--resume" in done.stdout and "--observer" in done.stdout
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    # a simulated observer's labels default (test_classic.py), but not to resume a session
-    done = subprocess.run([sys.executable, "-m", "experiments", "run", "experiments/bubbles_gender.yaml",
-                           "--observer", "template", "--resume"], capture_output=True, text=True, cwd=REPO, env=env)
-    assert done.returncode == 2
-    assert done.stderr.strip() == "error: --participant and --session are required for simulated observers"
-    done = subprocess.run([sys.executable, "-m", "experiments", "run", "experiments/bubbles_gender.yaml",
-                           "--session", "1"], capture_output=True, text=True, cwd=REPO, env=env)
-    assert done.returncode == 2
-    assert done.stderr.strip() == ("error: no screen for the participant dialog: give --participant and "
-                                   "--session")
-
-
-def test_check_command_summarises_the_sequence(make_config, results, capsys):
-    path = make_config({"design": {"blocks": ["random"], "repeats": 2, "trials_per_block": 7}})
-    assert main(["check", str(path), "--results", str(results)]) == 0
-    out = capsys.readouterr().out
-    assert f"{path}: paradigm bubbles, task gender, 17 trials" in out
-    assert out.count("random") == 3  # practice + two blocks

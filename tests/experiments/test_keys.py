@@ -131,7 +131,7 @@ def test_ptb_is_used_and_recorded_when_psychtoolbox_imports(screen_session, make
 
 def test_a_session_started_before_these_settings_existed_still_resumes(make_config, results, tmp_path):
     """Sidecars written before keys.backend and screen.refresh_tolerance: the config compares at their defaults."""
-    from experiments.run import run_session
+    from experiments.engine import run_session
     from stimuli.contracts.trials import read_trials
 
     config = make_config({"design": {"trials_per_block": 4, "practice_trials": 0}, "screen": {"refresh_tolerance": 0.02}})

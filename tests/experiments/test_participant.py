@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from experiments.__main__ import main
 from experiments.participant import AGE_RANGE, check_participant_fields
-from experiments.run import main
 from stimuli.contracts.errors import InputError
 
 

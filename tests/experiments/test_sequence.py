@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from experiments.engine import load_task, run_session
 from experiments.observers import Observer
-from experiments.run import load_task, run_session
 from experiments.sequence import balanced_labels, block_order, derive_seed
 from experiments.task import Response
 from stimuli.bubbles import compose, mask_from_trial

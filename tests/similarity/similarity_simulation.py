@@ -13,8 +13,9 @@ import pandas as pd
 
 from analysis.rdm import embedding_rdm, human_rdm
 from analysis.rsa import noise_ceiling, permutation_test, rdm_correlation, subject_correlations
+from experiments.observers import EmbeddingObserver, scaled_distances
 from experiments.sequence import derive_seed
-from experiments.similarity import EmbeddingObserver, balanced_triplets, scaled_distances
+from experiments.similarity_design import balanced_triplets
 
 
 def simulate_tables(embedding: np.ndarray, observers: int, trials: int, noise_sd: float, seed: int) -> list[pd.DataFrame]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments.run import load_task, run_session
+from experiments.engine import load_task, run_session
 from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
 from stimuli.contracts.provenance import read_provenance
 from stimuli.contracts.rdm import check_rdm, load_rdms, rdm_path

@@ -15,7 +15,7 @@ from similarity_simulation import null_p_values, recovery
 
 from analysis.rdm import embedding_rdm, load_human_rdms
 from analysis.rsa import noise_ceiling, rdm_correlation, subject_correlations
-from experiments.run import run_session
+from experiments.engine import run_session
 from stimuli.contracts.trials import find_trial_files
 
 

@@ -13,7 +13,7 @@ from scipy.spatial.distance import pdist, squareform
 from analysis.report.config import ReportConfig
 from analysis.report.registry import sections_for
 from analysis.report.run import run_report
-from experiments.run import run_session
+from experiments.engine import run_session
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.prepared import load_prepared_set

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.run import run_session
+from experiments.engine import run_session
 from stimuli.contracts.outputs import atomic_output_dir
 from stimuli.contracts.prepared import write_prepared_set
 from stimuli.contracts.provenance import atomic_write_text

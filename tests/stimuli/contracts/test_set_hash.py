@@ -11,8 +11,8 @@ import pytest
 from cli_checks import one_line_error, snapshot
 from PIL import Image
 
-from experiments.run import load_task, run_session
-from experiments.run import main as run_main
+from experiments.__main__ import main as run_main
+from experiments.engine import load_task, run_session
 from stimuli.__main__ import main
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.prepared import load_prepared_set

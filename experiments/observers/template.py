@@ -1,12 +1,4 @@
-"""Observers without a screen: the template observer and a trained model (``model:VARIANT``).
-
-These answer classification tasks (bubbles); a task with other observers (the similarity
-task's simulated and model observers) builds them itself (:meth:`experiments.task.Task.make_observer`)
-and :func:`make_observer` asks it first.
-
-An observer answers trials (:class:`experiments.task.Trial`) with
-:class:`experiments.task.Response`; the human observer is the PsychoPy display
-(:mod:`experiments.display`). All of them write the same trial file.
+"""The template observer: a noisy ideal template matcher restricted to a diagnostic region.
 
 **Template observer** (:class:`TemplateObserver`): a noisy ideal observer restricted to a
 diagnostic region R. It sees the stimulus ``S = M*F + (1-M)*bg`` plus internal Gaussian
@@ -19,21 +11,17 @@ template ``E`` (every image of the set, or each class's mean) computes the log-l
 i.e. it correlates the masked stimulus with the equally masked templates inside R. A class's
 evidence is the log of the mean likelihood of its templates (equal priors); the answer is
 the class with the most evidence. The decision is a function of ``S[R]``, ``M[R]`` and the
-noise only -- pixels outside R never enter it (``tests/experiments/test_observers.py`` changes
-them and checks that nothing changes) -- so a classification image built from its trials
-must recover R. The noise is drawn from ``derive_seed(seed, "observer", trial)``: the same
+noise only -- pixels outside R never enter it (``tests/experiments/observers/test_template.py``
+changes them and checks that nothing changes) -- so a classification image built from its
+trials must recover R. The noise is drawn from ``derive_seed(seed, "observer", trial)``: the same
 trial gets the same answer, also after a resume. Unless ``noise_sd`` is given, it is
 calibrated (bisection, common random numbers) so that the observer is ``full_view_accuracy``
 correct with no mask, which leaves room for the staircase's target below it.
-
-**Model observer** (:class:`ModelObserver`): ``model.load_variant(VARIANT, results)`` (imported
-only here, lazily) classifies the composed stimuli in batches; the answer is the task's answer
-with the largest logit (other classes of the variant are ignored: a k-alternative choice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,34 +29,11 @@ import numpy as np
 from stimuli.contracts.errors import InputError
 from stimuli.regions import region_mask
 
-from .sequence import derive_seed
-from .task import Response, Trial, one_blas_thread
+from ..sequence import derive_seed
+from ..task import Response, Trial, one_blas_thread
+from .base import Observer
 
-__all__ = ["Observer", "TemplateObserver", "ModelObserver", "CLASSIFICATION_FORMS", "parse_observer",
-           "make_observer"]
-
-
-
-class Observer:
-    """An observer: answers trials; screens (instructions, breaks) are no-ops without a screen."""
-
-    kind = "observer"
-    batch = 1  # how many trials it answers in one call, at most
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind}
-
-    def message(self, text: str, *, wait: bool = True) -> None:
-        """Show a text screen (people only)."""
-
-    def familiarise(self, items: Sequence[tuple[np.ndarray, str]]) -> None:
-        """Show faces with captions before practice (people only)."""
-
-    def respond(self, trials: Sequence[Trial]) -> list[Response]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release what the observer holds (a window, a model)."""
+__all__ = ["TemplateObserver"]
 
 
 class TemplateObserver(Observer):
@@ -221,96 +186,3 @@ class TemplateObserver(Observer):
                         "region's pixels (experiments.observers.TemplateObserver)",
             "noise_seed": "derive_seed(session seed, 'observer', trial)",
         }
-
-
-class ModelObserver(Observer):
-    """A trained variant answers: the task's answer with the largest logit."""
-
-    kind = "model"
-
-    def __init__(self, variant: str, classes: Sequence[str], *, results: str = "results", batch: int = 8) -> None:
-        try:
-            from model import load_variant
-        except ImportError as error:
-            raise InputError(f"the model observer needs the model package (pip install '.[all]'): {error}") from None
-        self.variant = variant
-        self.loaded = load_variant(variant, results)
-        names = [str(c) for c in self.loaded.classes]
-        missing = [c for c in classes if c not in names]
-        if missing:
-            raise InputError(f"model variant '{variant}' has no class '{missing[0]}' (it classifies "
-                             f"{', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
-        self.classes = list(classes)
-        self.columns = np.array([names.index(c) for c in self.classes])
-        self.batch = int(batch)
-
-    def respond(self, trials: Sequence[Trial]) -> list[Response]:
-        images = np.stack([t.images[0] for t in trials]).astype(np.float32)
-        logits = np.asarray(self.loaded.predict_logits(images), dtype=np.float64)
-        choice = np.argmax(logits[:, self.columns], axis=1)
-        return [Response(self.classes[int(c)], extra={"logits": logits[i, self.columns].tolist()})
-                for i, c in enumerate(choice)]
-
-    def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"kind": self.kind, "variant": self.variant, "batch_trials": self.batch,
-                                "classes_used": self.classes}
-        for attr in ("config", "folder", "path"):
-            value = getattr(self.loaded, attr, None)
-            if value is not None and isinstance(value, (str, int, float, dict, list)):
-                info[attr] = value
-        return info
-
-
-# the --observer forms of classification tasks (bubbles); other tasks name their own
-CLASSIFICATION_FORMS: dict[str, tuple[str, ...]] = {"template": ("template", "template:REGION"),
-                                                    "model": ("model:VARIANT",)}
-
-
-def parse_observer(spec: str, forms: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str | None]:
-    """``human`` or one of ``forms`` (kind -> accepted forms) -> (kind, argument).
-
-    ``forms`` defaults to the classification observers: ``template``, ``template:REGION``,
-    ``model:VARIANT``. A form with a colon takes an argument, one without stands alone.
-    """
-    forms = CLASSIFICATION_FORMS if forms is None else forms
-    kind, _, argument = str(spec).partition(":")
-    accepted = {"human": ("human",), **{k: tuple(v) for k, v in forms.items()}}
-    shapes = accepted.get(kind, ())
-    bare, with_argument = kind in shapes, any(":" in f for f in shapes)
-    if not shapes or (argument and not with_argument) or (not argument and not bare):
-        listed = [f for shape in accepted.values() for f in shape]
-        usage = ", ".join(listed[:-1]) + f" or {listed[-1]}" if len(listed) > 1 else listed[0]
-        raise InputError(f"--observer '{spec}': use {usage}")
-    return kind, argument or None
-
-
-def make_observer(spec: str, task: Any, *, seed: int, results: str = "results") -> Observer:
-    """A screenless observer of ``task``: the task's own (:meth:`Task.make_observer`), else a
-    classification observer for a task with ``classification_set``."""
-    forms = getattr(task, "observer_forms", None) or CLASSIFICATION_FORMS
-    kind, argument = parse_observer(spec, forms)
-    if kind == "human":
-        raise InputError(f"--observer {spec}: people answer through the display (experiments.display)")
-    own = getattr(task, "make_observer", None)
-    observer = own(kind, argument, seed=seed, results=results) if own is not None else None
-    if observer is not None:
-        return observer
-    if not hasattr(task, "classification_set"):
-        raise InputError(f"--observer {spec}: the {task.paradigm} task has no {kind} observer")
-    if kind == "template":
-        settings = task.config.template_observer
-        images, labels, classes = task.classification_set()
-        region = argument or settings.region
-        if region == "aperture":
-            if task.set.aperture is None:
-                raise InputError("template observer region 'aperture': the stimulus set has no aperture")
-            region = task.set.aperture
-        observer = TemplateObserver(images, labels, classes, task.background, region,
-                                    templates=settings.templates, noise_sd=settings.noise_sd,
-                                    full_view_accuracy=settings.full_view_accuracy, seed=seed)
-        observer.region_spec = argument or settings.region
-        return observer
-    if kind == "model":
-        return ModelObserver(argument, task.classification_set()[2], results=results,
-                             batch=task.config.model_observer.batch_trials)
-    raise InputError(f"--observer {spec}: the {task.paradigm} task has no {kind} observer")

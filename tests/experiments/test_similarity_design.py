@@ -7,9 +7,16 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from experiments.run import load_task
-from experiments.similarity import balanced_pairs, balanced_triplets, pair_coverage, select_faces
+from experiments.engine import load_task
+from experiments.similarity_config import FaceSelection
+from experiments.similarity_design import (
+    balanced_pairs,
+    balanced_triplets,
+    pair_coverage,
+    select_faces,
+)
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set
 
 
 def _counts(design: np.ndarray, n: int) -> np.ndarray:
@@ -72,8 +79,8 @@ def test_designs_need_enough_faces():
         balanced_pairs(1, 5, np.random.default_rng(0))
 
 
-def test_plan_from_the_recorded_seed(make_config, results):
-    task = load_task(make_config({"design": {"trials": 40, "practice_trials": 3, "trials_per_block": 15}}), results)
+def test_plan_from_the_recorded_seed(make_similarity_config, similarity_results):
+    task = load_task(make_similarity_config({"design": {"trials": 40, "practice_trials": 3, "trials_per_block": 15}}), similarity_results)
     plan = task.plan(11)
     assert plan == task.plan(11) and plan != task.plan(12)
     assert [r["trial"] for r in plan] == list(range(1, 44))
@@ -85,19 +92,16 @@ def test_plan_from_the_recorded_seed(make_config, results):
     assert task.coverage == {"pairs": 28, "pairs_covered": 28, "min_per_pair": 4, "max_per_pair": 5}
 
 
-def test_rating_plan(make_config, results):
-    task = load_task(make_config({"judgement": "rating", "design": {"trials": 56, "practice_trials": 0}}), results)
+def test_rating_plan(make_similarity_config, similarity_results):
+    task = load_task(make_similarity_config({"judgement": "rating", "design": {"trials": 56, "practice_trials": 0}}), similarity_results)
     plan = task.plan(5)
     assert {r["condition"] for r in plan} == {"rating"} and all(r["stimulus_3"] is None for r in plan)
     pairs = [frozenset((r["stimulus_1"], r["stimulus_2"])) for r in plan]
     assert len(set(pairs)) == 28 and all(pairs.count(p) == 2 for p in set(pairs))
 
 
-def test_face_selection(results):
-    from experiments.similarity import FaceSelection
-    from stimuli.contracts.prepared import load_prepared_set
-
-    manifest = load_prepared_set("orl32", results).manifest
+def test_face_selection(similarity_results):
+    manifest = load_prepared_set("orl32", similarity_results).manifest
     first = select_faces(manifest, FaceSelection(n_identities=3, images_per_identity=2))
     assert first == ["s1-01", "s1-02", "s10-01", "s10-02", "s11-01", "s11-02"]
     drawn = select_faces(manifest, FaceSelection(n_identities=4, pick="random", selection_seed=5))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.run import load_task
+from experiments.engine import load_task
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.trials import read_trials
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from experiments.run import main
+from experiments.__main__ import main
 from stimuli.bubbles import REVEALED_COLUMNS, aperture_pixels, mask_area, revealed_area
 from stimuli.contracts.prepared import load_prepared_set
 from stimuli.contracts.trials import find_trial_files, read_trials
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "area_null_simulation.py"
 
 
 @pytest.mark.parametrize("merge", ["sum", "prob"])
@@ -59,8 +63,11 @@ def test_under_an_area_only_null_guided_needs_more_bubbles_but_not_more_area():
     """An observer who sees only how much of the face is shown: guidance cannot help it. Guided
     apertures overlap, so its staircases give them more bubbles (the old DV says 'guided hurts');
     the revealed area at the target accuracy (the report's DV) does not differ.
-    Full size (200 studies): tests/experiments/area_null_simulation.py."""
-    from area_null_simulation import clopper_pearson, rejection_rates
+    Full size (200 studies): benchmarks/area_null_simulation.py."""
+    spec = importlib.util.spec_from_file_location("area_null_simulation", BENCH)
+    simulation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(simulation)
+    clopper_pearson, rejection_rates = simulation.clopper_pearson, simulation.rejection_rates
 
     studies = 20
     rejected, ratio = rejection_rates(studies, seed=1, participants=8, trials=80)

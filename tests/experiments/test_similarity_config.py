@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from experiments.__main__ import main
 from experiments.config import load_experiment
-from experiments.run import main
+from stimuli.contracts.errors import InputError
 
 REPO_CONFIG = "experiments/similarity.yaml"
 
@@ -46,11 +50,11 @@ BAD = [
 
 
 @pytest.mark.parametrize("changes, message", BAD, ids=[m[:40] for _, m in BAD])
-def test_bad_config_is_one_clear_line(changes, message, make_config, results, tmp_path, capsys):
-    path = make_config(changes)
+def test_bad_config_is_one_clear_line(changes, message, make_similarity_config, similarity_results, tmp_path, capsys):
+    path = make_similarity_config(changes)
     with pytest.raises(SystemExit) as stop:
         main(["run", str(path), "--participant", "x", "--session", "1", "--observer", "simulated",
-              "--results", str(results), "--data-root", str(tmp_path / "data"), "--no-progress"])
+              "--results", str(similarity_results), "--data-root", str(tmp_path / "data"), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2
     assert err.count("\n") == 0 and err.startswith("error: ") and message in err, err
@@ -59,7 +63,7 @@ def test_bad_config_is_one_clear_line(changes, message, make_config, results, tm
     assert not (tmp_path / "data").exists()  # nothing written
 
 
-def test_bad_embedding_files_are_one_clear_line(make_config, results, tmp_path, capsys):
+def test_bad_embedding_files_are_one_clear_line(make_similarity_config, similarity_results, tmp_path, capsys):
     (tmp_path / "short.csv").write_text("stimulus_id,x\ns1-01,0.5\n")
     (tmp_path / "broken.csv").write_text("stimulus_id,x\ns1-01,abc\n")
     (tmp_path / "plain.npz").write_bytes(b"")
@@ -68,27 +72,35 @@ def test_bad_embedding_files_are_one_clear_line(make_config, results, tmp_path, 
              ("broken.csv", "broken.csv, line 2: a coordinate is missing or not a number"),
              ("plain.npz", "plain.npz: unreadable embedding")]
     for name, message in cases:
-        path = make_config({"simulated_observer": {"embedding": name}})
+        path = make_similarity_config({"simulated_observer": {"embedding": name}})
         with pytest.raises(SystemExit) as stop:
             main(["run", str(path), "--participant", "x", "--session", "1", "--observer", "simulated",
-                  "--results", str(results), "--data-root", str(tmp_path / "data"), "--no-progress"])
+                  "--results", str(similarity_results), "--data-root", str(tmp_path / "data"), "--no-progress"])
         err = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and err.count("\n") == 0 and message in err, err
         assert not (tmp_path / "data").exists()
 
 
-def test_a_missing_variant_names_the_command_that_trains_it(make_config, results, tmp_path, capsys):
-    path = make_config()
+def test_a_missing_variant_names_the_command_that_trains_it(make_similarity_config, similarity_results, tmp_path, capsys):
+    path = make_similarity_config()
     with pytest.raises(SystemExit) as stop:
         main(["run", str(path), "--participant", "x", "--session", "1", "--observer",
-              "model:vgg16-imagenet-identity-s0", "--results", str(results), "--data-root", str(tmp_path / "d")])
+              "model:vgg16-imagenet-identity-s0", "--results", str(similarity_results), "--data-root", str(tmp_path / "d")])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and err.count("\n") == 0
     assert "vgg16-imagenet-identity-s0 is not trained" in err and "python -m model train" in err
     assert not (tmp_path / "d").exists()
 
 
-def test_check_command_summarises_the_plan(make_config, results, capsys):
-    assert main(["check", str(make_config()), "--results", str(results)]) == 0
-    out = capsys.readouterr().out
-    assert "paradigm similarity, task similarity, 26 trials" in out and "triplet" in out
+@pytest.mark.parametrize("key, value, expected", [
+    ("trials", 1_000_000_000, "key 'design.trials' must be at most 100000"),
+    ("trials_per_block", 1_000_000_000, "key 'design.trials_per_block' must be at most 10000"),
+    ("practice_trials", 1_000_000, "key 'design.practice_trials' must be at most 1000"),
+])
+def test_similarity_design_bounds_are_refused_not_clamped(key, value, expected, tmp_path):
+    config = yaml.safe_load(Path(REPO_CONFIG).read_text())
+    config["design"][key] = value
+    path = tmp_path / "similarity.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError, match=expected):
+        load_experiment(path)

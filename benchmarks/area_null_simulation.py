@@ -20,7 +20,7 @@ area DV still detects guidance to the diagnostic pixels.
 
 Run at full size (prints one line per DV and observer with Clopper-Pearson intervals)::
 
-    PYTHONPATH=. python tests/experiments/area_null_simulation.py --studies 200
+    PYTHONPATH=. python benchmarks/area_null_simulation.py --studies 200
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from scipy import stats
 
 from analysis.error_rates import clopper_pearson
 from analysis.revealed import condition_summary
-from experiments.bubbles import Staircase
+from experiments.bubbles_config import Staircase
 from experiments.staircase import Quest, QuestParams, bubbles_for_intensity, intensity_for_bubbles
 from stimuli.bubbles import (
     CentreSampler,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.run import run_session
+from experiments.engine import run_session
 from stimuli.bubbles import mask_from_trial
 from stimuli.contracts.trials import read_trials
 from stimuli.regions import region_mask
