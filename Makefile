@@ -147,4 +147,4 @@ $(STEP)/similarity: $(STEP)/trained $(DEMO_SIMILARITY)
 
 $(RESULTS)/demo/report.html: $(STEP)/evaluated $(STEP)/baselines $(STEP)/sheets $(STEP)/observed $(STEP)/similarity \
   $(DEMO_REPORT)
-	$(PY) -m analysis run $(DEMO_REPORT) --out $(RESULTS)/demo --overwrite
+	$(PY) -m analysis run $(DEMO_REPORT) --out $(RESULTS)/demo --force

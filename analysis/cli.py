@@ -1,156 +1,69 @@
-"""The ``python -m analysis`` command line: one subcommand per analysis.
+"""``python -m analysis run``: the whole analysis from a YAML config, as ``report.html``.
 
-``ci``   per-participant and group classification images with Stat4Ci tests.
-``run``  the whole analysis from a YAML config, as ``report.html`` with tables, maps and figures.
+The command line of :func:`analysis.report.run_report` (until the report's own command
+module takes this verb over).
 
 Examples
 --------
->>> main(["ci", "--data-root", "results/simulated", "--task", "gender", "--stimuli", "orl64",
-...       "--out", "results/analysis/ci"])                                  # doctest: +SKIP
->>> main(["run", "analysis/configs/demo.yaml", "--out", "results/demo"])     # doctest: +SKIP
+>>> main(["analysis/configs/demo.yaml", "--out", "results/demo"])     # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+from collections.abc import Sequence
 
-from stimuli.contracts.config import from_dict, to_dict
-from stimuli.contracts.errors import InputError, cli_errors
-from stimuli.contracts.prepared import prepared_set_dir
-from stimuli.contracts.provenance import (
-    Provenance,
-    atomic_output_dir,
-    check_replaceable,
-    record_run,
-)
+from stimuli.contracts.cli import add_force, add_out
+from stimuli.contracts.errors import cli_errors
 
-from .ci_command import CIConfig, input_files, run_ci
+from .report import main_run
 
-__all__ = ["main", "build_parser"]
-
-CI_COMMAND = "analysis ci"  # recorded in provenance.json: only this command replaces its folders
+__all__ = ["build_parser", "main"]
 
 
-def _add_ci(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "ci", help="classification images and Stat4Ci pixel/cluster tests from trial files",
-        description="Per-participant and group classification images (CIs) for each condition of a "
-                    "task, with the Stat4Ci pixel and cluster tests (random field theory) and, "
-                    "optionally, a max-statistic permutation test. Writes maps/*.npz, tables/*.csv, "
-                    "figures/*.png and provenance.json into --out.")
-    parser.add_argument("--data-root", required=True, help="folder holding sub-*/ses-*/beh/*_beh.tsv trial files")
-    parser.add_argument("--task", required=True, help="task label of the trial files (e.g. gender)")
-    parser.add_argument("--stimuli", required=True, help="prepared stimulus set the trials were shown on")
-    parser.add_argument("--results", default="results", help="results root holding the prepared set (default: results)")
-    parser.add_argument("--out", required=True, help="output folder (made all at once on success)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
-    parser.add_argument("--sigma-smooth", type=float, default=0.0,
-                        help="extra Gaussian smoothing sigma in pixels on top of the apertures (default 0)")
-    parser.add_argument("--cluster-threshold", type=float, default=2.7,
-                        help="cluster-forming Z threshold of the cluster test (default 2.7)")
-    parser.add_argument("--z", choices=("analytic", "permutation"), default="analytic",
-                        help="Z-transform of each CI: analytic null moments or permutation of accuracies")
-    parser.add_argument("--z-permutations", type=int, default=1000,
-                        help="permutations for --z permutation (default 1000)")
-    parser.add_argument("--permutations", type=int, default=0,
-                        help="max-statistic permutation test with this many permutations (default 0: RFT only)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
-    parser.add_argument("--min-trials", type=int, default=100,
-                        help="exclude a participant from a condition with fewer main trials (default 100)")
-    parser.add_argument("--require-all-conditions", action="store_true",
-                        help="exclude a participant from every condition when excluded from one")
-    parser.add_argument("--conditions", nargs="+", default=None,
-                        help="conditions to analyse (default: every condition found)")
-    parser.add_argument("--search-region", default="auto",
-                        help="pixels tested: auto (face aperture if the set has one, else all), all, face, "
-                             "a named region (eyes, mouth, ...) or box:top,bottom,left,right (default auto)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder made by an earlier 'analysis ci' (it is moved "
-                             "aside as <out>.old-<time>, never deleted)")
-    parser.add_argument("--strict", action="store_true",
-                        help="fail (exit 2, nothing written) on any bad file or exclusion instead of reporting it")
-    parser.set_defaults(handler=_run_ci)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``run`` command's options.
 
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser of ``python -m analysis run``.
 
-def _add_run(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "run", help="the whole analysis from a YAML config, as report.html",
+    Examples
+    --------
+    >>> build_parser().parse_args(["demo.yaml", "--force"]).force
+    True
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis run",
         description="The whole analysis as one report: classification images and Stat4Ci tests per observer "
                     "group, relevance maps per variant, their stability across seeds, tasks and pretraining, "
                     "relevance-based masking, human-model alignment, accuracy by condition, and the findings "
                     "next to the seed study's. Writes report.html, tables/*.csv, maps/*.npz, figures/*.png and "
                     "provenance.json. Example config: analysis/configs/demo.yaml.")
     parser.add_argument("config", help="analysis config (YAML), e.g. analysis/configs/demo.yaml")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: <results>/analysis/<name>, name from the config or its file name)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder made by an earlier 'analysis run' (it is moved "
-                             "aside as <out>.old-<time>, never deleted)")
+    add_out(parser, what="the report folder (default: <results>/analysis/<name>, name from the config or "
+                         "its file name)")
+    add_force(parser)
     parser.add_argument("--embed", action="store_true",
                         help="one self-contained report.html: every figure inlined (base64 PNG), no link to a "
                              "local file, for sending to a colleague (also 'embed: true' in the config)")
-    parser.set_defaults(handler=_run_report)
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    from .report import main_run
-
-    return main_run(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis",
-        description="Analyses of Bubbles trial files and relevance maps: classification images, "
-                    "Stat4Ci tests, map comparisons.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_ci(subparsers)
-    _add_run(subparsers)
     return parser
 
 
-def _run_ci(args: argparse.Namespace) -> int:
-    values = {k: getattr(args, k) for k in (
-        "data_root", "task", "stimuli", "results", "alpha", "sigma_smooth", "cluster_threshold", "z",
-        "z_permutations", "permutations", "seed", "min_trials", "require_all_conditions", "conditions",
-        "search_region")}
-    config = from_dict(CIConfig, values, "command line")
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out} exists already; pass --overwrite to replace it (or choose another --out)")
-    protect = (config.results, config.data_root)
-    check_replaceable(out, command=CI_COMMAND, protect=protect)  # before any work: a data root is never replaced
-    problems: list[str] = []
-
-    def warn(message: str) -> None:
-        problems.append(message)
-        if not args.strict:
-            print(f"warning: {message}", file=sys.stderr)
-
-    provenance = Provenance(config=to_dict(config), seeds={"permutation": config.seed}, tool=CI_COMMAND)
-    with atomic_output_dir(out, replace=args.overwrite, command=CI_COMMAND, protect=protect) as work:
-        outputs = run_ci(config, work, warn=warn)
-        if args.strict and problems:
-            raise InputError(f"{problems[0]} (--strict: nothing written; {len(problems)} problem(s) in all)")
-        for path in input_files(outputs):
-            provenance.add_input(path)
-        set_folder = prepared_set_dir(config.stimuli, config.results)
-        for name in ("manifest.csv", "set.json"):
-            if (set_folder / name).is_file():
-                provenance.add_input(set_folder / name)
-        provenance.extra["problems"] = problems
-        provenance.extra["outputs"] = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
-        record_run(work, provenance)
-    groups = ", ".join(f"{r.condition}: {r.n_pixel_sig} px / {r.n_clusters_sig} cluster(s)"
-                       for r in outputs.summary.itertuples())
-    print(f"wrote {out} ({len(outputs.maps)} group CI(s); significant {groups}"
-          + (f"; {len(problems)} problem(s) reported" if problems else "") + ")")
-    return 0
-
-
 @cli_errors
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m analysis run``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``run`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success (bad input: one line on stderr and exit status 2).
+    """
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return main_run(argparse.Namespace(config=args.config, out=args.out, overwrite=args.force, embed=args.embed))

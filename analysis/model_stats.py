@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.relevance import RelevanceMaps, load_relevance, map_chunks, relevance_path
+from stimuli.contracts.relevance import RelevanceMaps, map_chunks
 from stimuli.contracts.variants import parse_variant_name, variant_relation
 
 from .metrics import compare_maps
@@ -55,8 +53,6 @@ from .repeated import repeated_measures
 __all__ = [
     "LEVELS",
     "relevance_maps",
-    "discover_variants",
-    "load_variant_maps",
     "summary_map",
     "pair_relation",
     "per_image_similarity",
@@ -84,55 +80,6 @@ def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[st
     ids = np.asarray(stimulus_id if stimulus_id is not None else [f"img{i:03d}" for i in range(n)], dtype=str)
     zeros = np.zeros(n, dtype=np.int64)
     return RelevanceMaps(relevance, ids, zeros, zeros, relevance.sum(axis=(1, 2)), {"variant": variant})
-
-
-def discover_variants(stimuli: str, results: str | Path = "results") -> list[str]:
-    """Every variant with relevance maps of the set ``stimuli`` under ``<results>/relevance/``."""
-    folder = Path(results) / "relevance"
-    if not folder.is_dir():
-        return []
-    return sorted(p.parent.name for p in folder.glob(f"*/{stimuli}.npz"))
-
-
-def _warn_default(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def load_variant_maps(variants: Iterable[str], stimuli: str, results: str | Path = "results", *,
-                      warn: Callable[[str], None] | None = None) -> dict[str, RelevanceMaps]:
-    """Read each variant's relevance maps of ``stimuli``; problems are reported, not fatal.
-
-    A missing or unreadable file, or a set of maps of another grid than the first, is
-    reported through ``warn`` (one line each) and the variant left out. Maps holding NaN or
-    infinite values are dropped (reported with their count); a variant left with none is
-    left out. Returns ``{variant: maps}`` in the given order.
-    """
-    warn = warn or _warn_default
-    loaded: dict[str, RelevanceMaps] = {}
-    shape = None
-    for variant in variants:
-        try:
-            maps = load_relevance(variant, stimuli, results)
-        except InputError as error:
-            warn(str(error))
-            continue
-        path = relevance_path(variant, stimuli, results)
-        if shape is not None and maps.relevance.shape[1:] != shape:
-            warn(f"{path}: maps of shape {maps.relevance.shape[1:]}, not {shape} like the others; left out")
-            continue
-        finite = maps.finite()
-        if not finite.all():
-            first = maps.stimulus_id[~finite][0]
-            if not finite.any():
-                warn(f"{path}: every map holds NaN or infinite values; variant left out")
-                continue
-            warn(f"{path}: {int((~finite).sum())} of {len(maps)} maps hold NaN or infinite values "
-                 f"(first: stimulus {first}); those maps left out")
-            maps = RelevanceMaps(maps.relevance[finite], maps.stimulus_id[finite], maps.target[finite],
-                                 maps.prediction[finite], maps.logit[finite], maps.meta)
-        shape = maps.relevance.shape[1:]
-        loaded[variant] = maps
-    return loaded
 
 
 def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:

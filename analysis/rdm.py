@@ -11,7 +11,7 @@ A trial file's main, answered rows (:data:`stimuli.contracts.trials.SIMILARITY_C
   pairs' squared distances) and takes their distances;
 * from **ratings** (1 very dissimilar ... 7 very similar): ``(7 - mean rating) / 6``.
 
-:func:`load_human_rdms` builds one RDM per participant (all of their sessions pooled) and
+:func:`analysis.readers.load_human_rdms` builds one RDM per participant (all of their sessions pooled) and
 the group RDM (the mean of the participants' RDMs). :func:`split_half_reliability` says how
 reproducible they are: random halves of each participant's trials, and of the participants,
 correlated and Spearman-Brown corrected.
@@ -29,11 +29,8 @@ array([[0.  , 0.33, 1.  ],
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,7 +39,6 @@ from scipy.spatial.distance import pdist, squareform
 from threadpoolctl import threadpool_limits
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.trials import read_trials, sidecar_path
 
 from .reliability import fisher_mean, spearman_brown
 from .rsa import correlate_vectors, upper
@@ -50,7 +46,6 @@ from .rsa import correlate_vectors, upper
 __all__ = [
     "RDM_METHODS",
     "RATING_SCALE",
-    "read_similarity_trials",
     "triplet_counts",
     "triplet_rdm",
     "rating_rdm",
@@ -58,41 +53,11 @@ __all__ = [
     "embedding_rdm",
     "human_rdm",
     "HumanRDMs",
-    "load_human_rdms",
     "split_half_reliability",
 ]
 
 RDM_METHODS = ("probability", "embedding")
 RATING_SCALE = 7
-_REQUIRED = ("trial", "phase", "condition", "stimulus_1", "stimulus_2", "stimulus_3", "response")
-
-
-def read_similarity_trials(path: str | os.PathLike, *, main_only: bool = True,
-                           warn: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """A similarity trial file: its main (by default) answered rows, checked, one error per problem.
-
-    Every triplet answer must be one of the trial's three faces and every rating a whole
-    number in 1..7; rows without an answer (``n/a``) are dropped.
-    """
-    table = read_trials(path, required=_REQUIRED, warn=warn)
-    bad = ~table.condition.isin(["triplet", "rating"])
-    if bad.any():
-        line = int(table.index[bad][0]) + 2
-        raise InputError(f"{path}, line {line}: condition '{table.condition[bad].iloc[0]}' is neither triplet nor rating")
-    if main_only:
-        table = table[table.phase == "main"]
-    table = table[table.response.notna()]
-    triplet = table.condition == "triplet"
-    faces = table[["stimulus_1", "stimulus_2", "stimulus_3"]]
-    wrong = triplet & ~faces.eq(table.response, axis=0).any(axis=1)
-    ratings = pd.to_numeric(table.response.where(~triplet), errors="coerce")
-    wrong |= ~triplet & ~(ratings.isin(range(1, RATING_SCALE + 1)))
-    wrong |= ~triplet & (table.stimulus_1.isna() | table.stimulus_2.isna())
-    if wrong.any():
-        row = table[wrong].iloc[0]
-        raise InputError(f"{path}, line {int(table.index[wrong][0]) + 2}: response {row.response!r} is not "
-                         + ("one of the trial's three faces" if row.condition == "triplet" else "a rating 1..7"))
-    return table
 
 
 def _indices(table: pd.DataFrame, columns: Sequence[str], ids: Sequence[str]) -> np.ndarray:
@@ -229,65 +194,6 @@ class HumanRDMs:
         with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
             quiet.filter(RuntimeWarning)
             return np.nanmean(self.subjects, axis=0)
-
-
-def _faces_of(paths: Sequence[Path]) -> list[str] | None:
-    """The judged faces as the first readable sidecar lists them (the experiment's order)."""
-    for path in paths:
-        try:
-            faces = json.loads(sidecar_path(path).read_text()).get("Faces", {}).get("stimulus_ids")
-        except (OSError, ValueError):
-            continue
-        if isinstance(faces, list) and faces:
-            return [str(f) for f in faces]
-    return None
-
-
-def _read_usable(group: Sequence[str | os.PathLike], warn: Callable[[str], None] | None) -> list[pd.DataFrame]:
-    """The tables of a participant's trial files; with ``warn``, a damaged file is left out with its reason."""
-    parts = []
-    for path in group:
-        try:
-            parts.append(read_similarity_trials(path, warn=warn))
-        except InputError as error:
-            if warn is None:
-                raise
-            warn(f"{error}; file left out")
-    return parts
-
-
-def load_human_rdms(files: Mapping[str, Sequence[str | os.PathLike]], *, method: str = "probability",
-                    ids: Sequence[str] | None = None, dims: int = 5, seed: int = 0,
-                    warn: Callable[[str], None] | None = None) -> HumanRDMs:
-    """Participant -> trial files (their sessions pooled) -> one RDM each, over the same faces.
-
-    ``ids`` defaults to the faces listed in the first sidecar, plus any other face the trials
-    show (sorted after them). A damaged trial file raises :class:`~stimuli.InputError`;
-    given ``warn``, it is left out instead, with one warning naming it and why.
-    """
-    if not files:
-        raise InputError("no similarity trial files to build RDMs from")
-    tables, paths = {}, []
-    for participant, group in files.items():
-        parts = _read_usable(group, warn)
-        paths += [Path(p) for p in group]
-        if parts:
-            tables[participant] = pd.concat(parts, ignore_index=True)
-    judgements = {c for t in tables.values() for c in t.condition}
-    if len(judgements) > 1:
-        raise InputError(f"the trial files mix judgements ({', '.join(sorted(judgements))}); analyse each on its own")
-    if not judgements:
-        raise InputError("the similarity trial files hold no answered main trials")
-    shown = sorted({s for t in tables.values() for c in ("stimulus_1", "stimulus_2", "stimulus_3")
-                    for s in t[c].dropna()})
-    if ids is None:
-        listed = _faces_of(paths) or []
-        ids = listed + [s for s in shown if s not in set(listed)]
-    ids = [str(s) for s in ids]
-    participants = sorted(tables)
-    subjects = np.stack([human_rdm(tables[p], ids, method, dims=dims, seed=seed) for p in participants])
-    return HumanRDMs(ids, participants, subjects, judgements.pop(), method,
-                     {p: len(tables[p]) for p in participants}, [str(p) for p in paths], tables)
 
 
 def _halves_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -37,9 +37,11 @@ from stimuli.contracts.provenance import atomic_write_text
 from stimuli.contracts.relevance import RelevanceMaps, relevance_path
 from stimuli.contracts.trials import find_trial_files, read_sidecar, sidecar_path
 
-from .ci_command import CIOutputs, _search_region, run_ci
-from .model_stats import discover_variants, load_variant_maps
-from .quality import GroupQuality, assess_quality
+from .ci_pipeline import CIOutputs, run_ci
+from .ci_pipeline import search_region as _search_region
+from .quality import GroupQuality
+from .readers.relevance import discover_variants, load_variant_maps
+from .readers.trials import assess_quality
 from .report_config import (  # the config lives in its own module; its names stay importable from here
     AlignmentSettings,
     CISettings,

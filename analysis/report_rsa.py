@@ -32,7 +32,8 @@ from stimuli.contracts.rdm import load_rdms, rdm_command, rdm_path
 from stimuli.contracts.trials import sidecar_path
 
 from .figures import _pyplot, _save, finish_figure
-from .rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability
+from .rdm import HumanRDMs, embedding_rdm, split_half_reliability
+from .readers.similarity import load_human_rdms
 from .report_base import (
     Absent,
     ObserverGroup,

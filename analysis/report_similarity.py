@@ -18,12 +18,12 @@ import pandas as pd
 from stimuli.contracts.relevance import BASELINE_KINDS, baseline_command
 
 from .model_stats import per_image_similarity
+from .readers.relevance import load_baseline_maps
 from .report_base import ReportContext, Section, fmt, p_text, plural
 from .similarity_null import (
     baseline_contrasts,
     baseline_similarity,
     level_contrasts,
-    load_baseline_maps,
     oriented,
     pair_baselines,
     paired_levels,

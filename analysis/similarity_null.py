@@ -42,9 +42,7 @@ True
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,18 +51,14 @@ import pandas as pd
 from stimuli.contracts.relevance import (
     BASELINE_KINDS,
     RelevanceMaps,
-    baseline_command,
-    baseline_set,
-    relevance_path,
 )
 
-from .model_stats import LEVELS, load_variant_maps, per_image_similarity
+from .model_stats import LEVELS, per_image_similarity
 from .reliability import fisher_z
 
 __all__ = [
     "BASELINE_KINDS",
     "oriented",
-    "load_baseline_maps",
     "baseline_similarity",
     "paired_levels",
     "bootstrap_statistic",
@@ -78,10 +72,6 @@ __all__ = [
 
 CONTRAST_COLUMNS = ["relation", "baseline", "n_images", "n_pairs", "effect_r", "baseline_r", "difference",
                     "ci_low", "ci_high", "n_boot", "seed"]
-
-
-def _warn_default(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
@@ -103,31 +93,6 @@ def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> R
     sign[sign == 0] = 1.0
     return RelevanceMaps((relevance * sign[:, None, None]).astype(np.float32), maps.stimulus_id[keep],
                          maps.target[keep], maps.prediction[keep], maps.logit[keep], maps.meta)
-
-
-def load_baseline_maps(variants: Iterable[str], stimuli: str, results: str | Path = "results", *,
-                       kinds: Sequence[str] = BASELINE_KINDS,
-                       warn: Callable[[str], None] | None = None) -> dict[str, dict[str, RelevanceMaps]]:
-    """Each kind's baseline maps of ``variants`` (``{kind: {variant: maps}}``; kinds with none left out).
-
-    Variants without a baseline file are named in one warning per kind, with the command that
-    makes the first one's.
-    """
-    warn = warn or _warn_default
-    variants = list(variants)
-    out: dict[str, dict[str, RelevanceMaps]] = {}
-    for kind in kinds:
-        name = baseline_set(stimuli, kind)
-        present = [v for v in variants if relevance_path(v, name, results).is_file()]
-        missing = [v for v in variants if v not in present]
-        if missing and present:
-            warn(f"no '{kind}' baseline maps of set '{stimuli}' for {', '.join(missing)}; make them with: "
-                 f"{baseline_command(missing[0], stimuli, kind, results)}")
-        if present:
-            loaded = load_variant_maps(present, name, results, warn=warn)
-            if loaded:
-                out[kind] = loaded
-    return out
 
 
 def baseline_similarity(baselines: Mapping[str, RelevanceMaps], pairs: Sequence[tuple[str, str]], *,

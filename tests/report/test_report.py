@@ -21,7 +21,7 @@ from fake_study import (
     write_session,
 )
 
-from analysis.cli import main
+from analysis.__main__ import main
 from analysis.report import SECTIONS, default_out, register_section, run_report
 from analysis.report_base import ReportConfig
 from stimuli.contracts.config import load_config

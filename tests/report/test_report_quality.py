@@ -23,7 +23,7 @@ from fake_study import (
     write_session,
 )
 
-from analysis.cli import main
+from analysis.__main__ import main
 from analysis.report import SECTIONS, run_report
 from analysis.report_page import MODELS_FIRST, PEOPLE_FIRST
 from stimuli.contracts.trials import sidecar_path

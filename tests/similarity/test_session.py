@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from analysis.rdm import read_similarity_trials
+from analysis.readers.similarity import read_similarity_trials
 from experiments.run import load_task, main, run_session
 from experiments.session import SessionFiles
 from stimuli.contracts.errors import InputError

@@ -43,8 +43,8 @@ from stimuli.contracts.trials import read_sidecar, sidecar_path
 from stimuli.guided import GUIDED_MODES, guidance_density
 from stimuli.regions import region_mask
 
-from .apertures import BubbleTrials, centre_histogram
-from .ci_null import CentreDensity
+from ..apertures import BubbleTrials, centre_histogram
+from ..ci_null import CentreDensity
 
 __all__ = ["GuidedSpec", "GuidedDensities", "POOLED"]
 
