@@ -18,22 +18,29 @@ from stimuli.contracts.errors import cli_errors
 
 from .report import main_run
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``run`` command's options.
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis run CONFIG [--out DIR] [--force] [--embed]``: the report.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The config and options (default: the process's arguments after ``run``).
 
     Returns
     -------
-    argparse.ArgumentParser
-        The parser of ``python -m analysis run``.
-
-    Examples
-    --------
-    >>> build_parser().parse_args(["demo.yaml", "--force"]).force
-    True
+    int
+        The exit status (2 with one line on stderr for bad input).
     """
+    args = _parser().parse_args(argv)
+    return main_run(argparse.Namespace(config=args.config, out=args.out, overwrite=args.force, embed=args.embed))
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The options of ``run`` (the report module's own command replaces this one)."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis run",
         description="The whole analysis as one report: classification images and Stat4Ci tests per observer "
@@ -49,21 +56,3 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one self-contained report.html: every figure inlined (base64 PNG), no link to a "
                              "local file, for sending to a colleague (also 'embed: true' in the config)")
     return parser
-
-
-@cli_errors
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis run``.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``run`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0 on success (bad input: one line on stderr and exit status 2).
-    """
-    args = build_parser().parse_args(argv)
-    return main_run(argparse.Namespace(config=args.config, out=args.out, overwrite=args.force, embed=args.embed))

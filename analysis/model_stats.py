@@ -65,12 +65,10 @@ __all__ = [
     "seed_icc",
 ]
 
+SIMILARITY_CHUNK_BYTES = 2**27  # per_image_similarity holds about this much of the maps at once
 # the relations the seed study compares, in the order it reports them
 LEVELS = ("seed", "task", "pretrain")
-MAP_KINDS = ("mean", "positive", "absolute")
-
-
-SIMILARITY_CHUNK_BYTES = 2**27  # per_image_similarity holds about this much of the maps at once
+MAP_KINDS = ("mean", "positive", "absolute")  # summary_map's kinds
 
 
 def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:

@@ -43,18 +43,8 @@ from stimuli.contracts.errors import InputError
 from .reliability import fisher_mean, spearman_brown
 from .rsa import correlate_vectors, upper
 
-__all__ = [
-    "RDM_METHODS",
-    "RATING_SCALE",
-    "triplet_counts",
-    "triplet_rdm",
-    "rating_rdm",
-    "fit_triplet_embedding",
-    "embedding_rdm",
-    "human_rdm",
-    "HumanRDMs",
-    "split_half_reliability",
-]
+__all__ = ["RDM_METHODS", "RATING_SCALE", "triplet_counts", "triplet_rdm", "rating_rdm", "fit_triplet_embedding",
+           "embedding_rdm", "human_rdm", "HumanRDMs", "split_half_reliability"]
 
 RDM_METHODS = ("probability", "embedding")
 RATING_SCALE = 7

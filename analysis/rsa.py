@@ -64,13 +64,14 @@ __all__ = [
     "compare_models",
 ]
 
-METHODS = ("spearman", "kendall_a", "pearson")
+METHODS = ("spearman", "kendall_a", "pearson")  # the correlations an RSA can use
 
 
 def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise InputError(f"unknown RSA correlation '{method}' (choose {', '.join(METHODS)})")
-    return method
+    """``method`` if it is one of :data:`METHODS`, else an InputError naming them."""
+    if method in METHODS:
+        return method
+    raise InputError(f"unknown RSA correlation '{method}' (choose {', '.join(METHODS)})")
 
 
 def upper(rdm: Any) -> np.ndarray:
