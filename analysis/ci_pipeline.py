@@ -71,7 +71,37 @@ SEARCH_REGIONS = ("auto", "all", "face")
 
 @dataclass
 class CIConfig:
-    """Settings of the ``ci`` analysis (the ``ci:`` section of an analysis config)."""
+    """Settings of the ``ci`` analysis (the ``ci:`` section of an analysis config).
+
+    Parameters
+    ----------
+    data_root : str
+        The BIDS data root of the trial files.
+    task : str
+        Task label of the trial files.
+    stimuli : str
+        The prepared set the trials were shown on.
+    results : str
+        The results root holding the prepared set and relevance files.
+    alpha, sigma_smooth, cluster_threshold : float
+        Family-wise error rate, extra smoothing sigma (px) and cluster-forming Z threshold.
+    z : str
+        ``analytic`` or ``permutation`` Z of each CI.
+    z_permutations, permutations, seed : int
+        Permutations of a permutation Z, of the max-statistic test (0: none), and their seed.
+    min_trials : int
+        Fewest main trials a participant needs in a condition.
+    require_all_conditions : bool
+        Exclude a participant from every condition when excluded from one.
+    conditions : list of str, optional
+        Conditions analysed (default: all found).
+    search_region : str
+        The pixels tested (:func:`search_region`).
+    trial_files : list of str, optional
+        Only these trial files.
+    burn_in_trials : int
+        Trials of each staircase left out of the area summaries.
+    """
 
     data_root: str
     task: str
@@ -110,7 +140,19 @@ class CIConfig:
 
 @dataclass
 class CIOutputs:
-    """What :func:`run_ci` produced (tables as DataFrames, files as paths)."""
+    """What :func:`run_ci` produced (tables as DataFrames, files as paths).
+
+    Parameters
+    ----------
+    summary, participants, clusters, exclusions : pandas.DataFrame
+        The four tables of ``tables/ci_*.csv``.
+    maps : dict of str to Path
+        condition -> its group map file.
+    figures : list of Path
+        The figures written.
+    inputs : list of Path
+        The trial files read.
+    """
 
     summary: pd.DataFrame
     participants: pd.DataFrame
@@ -135,7 +177,25 @@ def _safe(name: str) -> str:
 
 
 def group_map_path(folder: str | Path, task: str, condition: str) -> Path:
-    """``maps/ci_group_<task>_<condition>.npz`` inside an analysis folder."""
+    """``maps/ci_group_<task>_<condition>.npz`` inside an analysis folder.
+
+    Parameters
+    ----------
+    folder : path
+        The analysis folder.
+    task, condition : str
+        Task and condition labels.
+
+    Returns
+    -------
+    Path
+        The group map's path.
+
+    Examples
+    --------
+    >>> group_map_path("out", "gender", "random").as_posix()
+    'out/maps/ci_group_gender_random.npz'
+    """
     return Path(folder) / "maps" / f"ci_group_{task}_{_safe(condition)}.npz"
 
 
@@ -183,6 +243,22 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     Problems (bad files, excluded participants, empty conditions) are passed to ``warn``
     (default: one ``warning: ...`` line on stderr each) and listed in ``ci_exclusions.csv``.
     Raises :class:`~stimuli.InputError` only when nothing at all can be computed.
+
+    Parameters
+    ----------
+    config : CIConfig
+        What to compute.
+    out : path
+        The folder written into (maps/, tables/, figures/).
+    progress : bool, optional
+        Show a progress bar (default: when on a terminal).
+    warn : callable, optional
+        Called with one line per problem.
+
+    Returns
+    -------
+    CIOutputs
+        The tables and the files written.
     """
     from tqdm.auto import tqdm
 

@@ -75,7 +75,23 @@ CLUSTER_COLUMNS = ("cluster", "size_px", "peak_z", "peak_row", "peak_col",
 
 
 def fwhm_from_sigma(sigma_px: float) -> float:
-    """Full width at half maximum of a Gaussian kernel of standard deviation ``sigma_px``."""
+    """Full width at half maximum of a Gaussian kernel of standard deviation ``sigma_px``.
+
+    Parameters
+    ----------
+    sigma_px : float
+        Standard deviation of the kernel in pixels (positive).
+
+    Returns
+    -------
+    float
+        The FWHM in pixels, ``sigma * sqrt(8 ln 2)``.
+
+    Examples
+    --------
+    >>> round(fwhm_from_sigma(10.0), 2)
+    23.55
+    """
     sigma = float(sigma_px)
     if not math.isfinite(sigma) or sigma <= 0:
         raise InputError(f"smoothing sigma must be a positive number of pixels, got {sigma_px!r}")
@@ -84,7 +100,15 @@ def fwhm_from_sigma(sigma_px: float) -> float:
 
 @dataclass(frozen=True)
 class IntrinsicVolumes:
-    """Intrinsic volumes ``mu_0..mu_D`` of a search region (pixel units) and its pixel count."""
+    """Intrinsic volumes ``mu_0..mu_D`` of a search region (pixel units) and its pixel count.
+
+    Parameters
+    ----------
+    volumes : tuple of float
+        ``mu_0`` (Euler characteristic), ``mu_1`` (half perimeter), ``mu_2`` (area).
+    n_pixels : int
+        Pixels in the search region.
+    """
 
     volumes: tuple[float, ...]
     n_pixels: int
@@ -128,6 +152,11 @@ def intrinsic_volumes(search_region: Any) -> IntrinsicVolumes:
     ----------
     search_region : (H, W) shape (the whole grid) or boolean (H, W) mask of any shape.
 
+    Returns
+    -------
+    IntrinsicVolumes
+        ``(euler, half perimeter, area)`` on the pixel lattice and the pixel count.
+
     Examples
     --------
     >>> intrinsic_volumes((4, 6)).volumes
@@ -145,7 +174,18 @@ def intrinsic_volumes(search_region: Any) -> IntrinsicVolumes:
 
 
 def disc_intrinsic_volumes(n_pixels: int) -> IntrinsicVolumes:
-    """Stat4Ci's ``CiVol``: a disc whose area is the pixel count, ``[1, pi r, pi r^2]``."""
+    """Stat4Ci's ``CiVol``: a disc whose area is the pixel count, ``[1, pi r, pi r^2]``.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Pixels of the search region (at least one).
+
+    Returns
+    -------
+    IntrinsicVolumes
+        ``(1, pi r, pi r^2)`` of the disc of that area.
+    """
     if n_pixels < 1:
         raise InputError(f"search region must hold at least one pixel, got {n_pixels}")
     radius = math.sqrt(n_pixels / math.pi)
@@ -362,6 +402,26 @@ def pixel_test(z: Any, fwhm_px: float, alpha: float = 0.05, *, region: Any = Non
                two_sided: bool = False, geometry: str = "lattice") -> PixelTest:
     """Pixels of ``z`` above the pixel-test threshold of ``region`` (default: the whole map).
 
+    Parameters
+    ----------
+    z : array_like
+        The (H, W) Z map.
+    fwhm_px : float
+        Smoothness of the map (FWHM of its kernel, pixels).
+    alpha : float
+        Family-wise error rate.
+    region : shape or bool array, optional
+        The search region (default: the whole map).
+    two_sided : bool
+        Test ``|z|`` instead of ``z``.
+    geometry : str
+        ``lattice`` (intrinsic volumes of the pixels) or ``disc`` (Stat4Ci's ``CiVol``).
+
+    Returns
+    -------
+    PixelTest
+        The threshold and the boolean (H, W) map of significant pixels.
+
     Examples
     --------
     >>> z = np.zeros((64, 64)); z[30:34, 30:34] = 6.0
@@ -391,6 +451,24 @@ class ClusterTest:
 def cluster_test(z: Any, fwhm_px: float, cluster_threshold: float = 2.7, alpha: float = 0.05, *,
                  region: Any = None) -> ClusterTest:
     """The Stat4Ci cluster test: clusters of ``z > cluster_threshold`` large enough to be significant.
+
+    Parameters
+    ----------
+    z : array_like
+        The (H, W) Z map.
+    fwhm_px : float
+        Smoothness of the map (FWHM of its kernel, pixels).
+    cluster_threshold : float
+        The cluster-forming Z threshold.
+    alpha : float
+        Family-wise error rate.
+    region : shape or bool array, optional
+        The search region (default: the whole map).
+
+    Returns
+    -------
+    ClusterTest
+        The labelled clusters, their table (size, peak, p) and the map of significant ones.
 
     Examples
     --------

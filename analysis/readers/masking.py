@@ -38,7 +38,20 @@ def read_masking(folder: str | Path, mode: str | None = None) -> MaskingTables:
     ``transfer_<mode>.csv``, ``asymmetry_<mode>.csv``, and ``aopc.csv`` when there); ``mode``
     defaults to ``remove`` when present. A missing folder or file, or a missing column, is one
     InputError naming it. Outputs of an older evaluate (no bootstrap columns) are read too:
-    :attr:`MaskingTables.bootstrap` says which."""
+    :attr:`MaskingTables.bootstrap` says which.
+
+    Parameters
+    ----------
+    folder : path
+        The evaluate output folder (``<out>/evaluate/<name>``).
+    mode : str, optional
+        The masking mode (``remove`` or ``keep``).
+
+    Returns
+    -------
+    MaskingTables
+        The tables read.
+    """
     folder = Path(folder)
     tables = folder / "tables"
     if not tables.is_dir():

@@ -30,7 +30,20 @@ __all__ = ["discover_variants", "load_variant_maps", "load_baseline_maps"]
 
 
 def discover_variants(stimuli: str, results: str | Path = "results") -> list[str]:
-    """Every variant with relevance maps of the set ``stimuli`` under ``<results>/relevance/``."""
+    """Every variant with relevance maps of the set ``stimuli`` under ``<results>/relevance/``.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set's name.
+    results : path
+        The results root.
+
+    Returns
+    -------
+    list of str
+        The variants, sorted.
+    """
     folder = Path(results) / "relevance"
     if not folder.is_dir():
         return []
@@ -49,6 +62,22 @@ def load_variant_maps(variants: Iterable[str], stimuli: str, results: str | Path
     reported through ``warn`` (one line each) and the variant left out. Maps holding NaN or
     infinite values are dropped (reported with their count); a variant left with none is
     left out. Returns ``{variant: maps}`` in the given order.
+
+    Parameters
+    ----------
+    variants : iterable of str
+        Variant names.
+    stimuli : str
+        The prepared set's name.
+    results : path
+        The results root.
+    warn : callable, optional
+        Called with one line per problem (default: a ``warning:`` line on stderr).
+
+    Returns
+    -------
+    dict of str to RelevanceMaps
+        variant -> its finite maps.
     """
     warn = warn or _warn_default
     loaded: dict[str, RelevanceMaps] = {}
@@ -85,6 +114,24 @@ def load_baseline_maps(variants: Iterable[str], stimuli: str, results: str | Pat
 
     Variants without a baseline file are named in one warning per kind, with the command that
     makes the first one's.
+
+    Parameters
+    ----------
+    variants : iterable of str
+        Variant names.
+    stimuli : str
+        The prepared set's name.
+    results : path
+        The results root.
+    kinds : sequence of str
+        Baseline kinds (``untrained``, ``random``).
+    warn : callable, optional
+        Called with one line per problem (default: a ``warning:`` line on stderr).
+
+    Returns
+    -------
+    dict of str to dict of str to RelevanceMaps
+        kind -> variant -> maps.
     """
     warn = warn or _warn_default
     variants = list(variants)

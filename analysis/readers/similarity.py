@@ -35,6 +35,20 @@ def read_similarity_trials(path: str | os.PathLike, *, main_only: bool = True,
 
     Every triplet answer must be one of the trial's three faces and every rating a whole
     number in 1..7; rows without an answer (``n/a``) are dropped.
+
+    Parameters
+    ----------
+    path : path
+        A similarity trial file.
+    main_only : bool
+        Keep only main-phase rows.
+    warn : callable, optional
+        Called with one line for a forgiven torn last line.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The answered rows (the file's 0-based row index kept: line = index + 2).
     """
     table = read_trials(path, required=SIMILARITY_REQUIRED, warn=warn)
     bad = ~table.condition.isin(["triplet", "rating"])
@@ -90,6 +104,26 @@ def load_human_rdms(files: Mapping[str, Sequence[str | os.PathLike]], *, method:
     ``ids`` defaults to the faces listed in the first sidecar, plus any other face the trials
     show (sorted after them). A damaged trial file raises :class:`~stimuli.InputError`;
     given ``warn``, it is left out instead, with one warning naming it and why.
+
+    Parameters
+    ----------
+    files : mapping of str to sequence of path
+        participant -> their trial files.
+    method : str
+        ``probability`` or ``embedding`` (:data:`analysis.rdm.RDM_METHODS`).
+    ids : sequence of str, optional
+        The faces, in RDM order.
+    dims : int
+        Dimensions of a fitted embedding.
+    seed : int
+        Seed of the embedding fit.
+    warn : callable, optional
+        Called with one line per problem (default: a ``warning:`` line on stderr).
+
+    Returns
+    -------
+    HumanRDMs
+        The participants' RDMs, their group mean, the tables and files read.
     """
     if not files:
         raise InputError("no similarity trial files to build RDMs from")

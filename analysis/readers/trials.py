@@ -73,6 +73,18 @@ def check_session_set(path: Path, stim: PreparedSet) -> str | None:
 
     Returns a warning when the record holds no content hash (an older session: name,
     grid and manifest are compared); None when it matches or no set is recorded at all.
+
+    Parameters
+    ----------
+    path : Path
+        A trial file.
+    stim : PreparedSet
+        The prepared set the analysis uses.
+
+    Returns
+    -------
+    str or None
+        A warning for a record without content hash, else None.
     """
     record = (read_sidecar(path) or {}).get("StimulusSet")  # a damaged sidecar is an InputError
     if record is None:
@@ -88,7 +100,15 @@ def check_session_set(path: Path, stim: PreparedSet) -> str | None:
 
 @dataclass
 class Participant:
-    """One participant's main trials by condition, and the sessions they came from."""
+    """One participant's main trials by condition, and the sessions they came from.
+
+    Parameters
+    ----------
+    trials : dict of str to BubbleTrials
+        condition -> the participant's parsed main trials.
+    sessions : list of str
+        The sessions read.
+    """
 
     trials: dict[str, BubbleTrials] = field(default_factory=dict)  # condition -> trials
     sessions: list[str] = field(default_factory=list)
@@ -234,6 +254,20 @@ def _session_settings(path: Path, table: pd.DataFrame) -> tuple[str, Psychometri
 def session_files(paths: Sequence[str | os.PathLike], participant: str, sessions: Sequence[str]) -> list[Path]:
     """The trial files of one participant's ``sessions`` among ``paths`` (BIDS names).
 
+    Parameters
+    ----------
+    paths : sequence of path
+        Trial files (BIDS names).
+    participant : str
+        The participant label.
+    sessions : sequence of str
+        The session labels wanted.
+
+    Returns
+    -------
+    list of Path
+        The matching files, in the given order.
+
     Examples
     --------
     >>> session_files(["d/sub-01_ses-1_task-g_beh.tsv", "d/sub-01_ses-2_task-g_beh.tsv",
@@ -252,6 +286,24 @@ def area_summary(files: Sequence[str | os.PathLike], condition: str, shape: Sequ
     row (:func:`stimuli.bubbles.revealed_area` with the sidecar's merge rule) over ``aperture``
     (the prepared set's face aperture; ``None``: the whole grid), so older files still work.
     The area threshold uses the sidecar's QUEST settings (:class:`Psychometric`).
+
+    Parameters
+    ----------
+    files : sequence of path
+        One participant's trial files.
+    condition : str
+        The condition summarised.
+    shape : sequence of int
+        The stimulus grid (H, W).
+    aperture : bool array, optional
+        The set's face aperture (default: the whole grid).
+    burn_in : int
+        Trials left out at the start of each staircase.
+
+    Returns
+    -------
+    dict
+        :data:`analysis.revealed.SUMMARY_COLUMNS` -> value.
     """
     burn_in = check_burn_in(burn_in)
     parts, psychometric = [], Psychometric()
@@ -270,7 +322,23 @@ def area_summary(files: Sequence[str | os.PathLike], condition: str, shape: Sequ
 # ----------------------------------------------------------------------------- files
 @dataclass
 class QualityData:
-    """A group's trials and frame intervals as long tables, with the chance level per participant."""
+    """A group's trials and frame intervals as long tables, with the chance level per participant.
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        All trials, with ``participant`` and ``session`` columns.
+    frames : pandas.DataFrame or None
+        The frame intervals of the sessions that have an events file.
+    chance : dict of str to float
+        participant -> chance level from the sidecars.
+    files : list of Path
+        Every file read.
+    targets : dict of str to float
+        participant -> the staircase's target accuracy.
+    skipped : list of str
+        Files left out, one line each.
+    """
 
     trials: pd.DataFrame
     frames: pd.DataFrame | None
@@ -290,6 +358,18 @@ def load_quality(files: Sequence[str | os.PathLike], warn: Callable[[str], None]
     observer) makes the session's dropped frames "not measured" (NaN) whatever the column holds;
     older sidecars without the key are read by the column. A participant's chance level comes
     from the sidecar's ``Responses`` (else the truth values).
+
+    Parameters
+    ----------
+    files : sequence of path
+        A group's trial files.
+    warn : callable
+        Called with one line per bad events file.
+
+    Returns
+    -------
+    QualityData
+        The long tables and what was read or skipped.
     """
     trials, frames, answers, read, targets, skipped = [], [], {}, [], {}, []
     for name in files:
@@ -338,6 +418,22 @@ def assess_quality(files: Sequence[str | os.PathLike], rules: QCRules, alpha: fl
                    warn: Callable[[str], None]) -> GroupQuality:
     """:func:`load_quality` then :func:`quality_table`, :func:`staircase_trace` and
     :func:`accuracy_windows` of one group's trial files.
+
+    Parameters
+    ----------
+    files : sequence of path
+        A group's trial files.
+    rules : QCRules
+        The exclusion rules.
+    alpha : float
+        Level of the accuracy test.
+    warn : callable
+        Called with one line per problem.
+
+    Returns
+    -------
+    GroupQuality
+        The QC table, staircase trace, accuracy windows and the files read.
 
     Examples
     --------
