@@ -74,6 +74,21 @@ class QCRules:
 
     A rule set to ``null`` is not applied. A timing rule is not applied to a participant whose
     timing was not measured (no screen: simulated and model observers).
+
+    Parameters
+    ----------
+    max_dropped_trial_share, max_dropped_frame_share : float or None
+        Most trials with a dropped frame, and most dropped frames, a participant may have.
+    accuracy_above_chance : bool
+        Exclude participants whose accuracy is not above chance.
+    chance : float, optional
+        The chance level (default: from the sessions).
+    alpha : float, optional
+        Level of the accuracy test (default: the analysis's alpha).
+    accuracy_window : int
+        Trials per window of the accuracy trace.
+    drop_excluded : bool
+        Leave excluded participants out of the analyses.
     """
 
     max_dropped_trial_share: float | None = 0.05  # share of main trials with a dropped frame (trial file)
@@ -101,6 +116,16 @@ def frame_summary(frames: pd.DataFrame) -> dict[str, float]:
     """Frame intervals of an events table (``duration`` in s, ``dropped`` 0/1): ``n_frames``,
     ``frame_interval_median_ms``, ``frame_interval_p99_ms`` and ``dropped_frame_share``.
 
+    Parameters
+    ----------
+    frames : pandas.DataFrame
+        An events table.
+
+    Returns
+    -------
+    dict of str to float
+        The four numbers (NaN when no frame was measured).
+
     Examples
     --------
     >>> frame_summary(pd.DataFrame({"duration": [1 / 60] * 99 + [2 / 60], "dropped": [0] * 99 + [1]}))
@@ -123,6 +148,18 @@ def above_chance_p(correct: ArrayLike, n: ArrayLike, chance: float) -> float | n
     ``P(X >= correct)`` for ``X ~ Binomial(n, chance)``, as ``scipy.stats.binomtest(...,
     alternative="greater")``; arrays give arrays; NaN for ``n = 0``.
 
+    Parameters
+    ----------
+    correct, n : array_like
+        Correct answers and answered trials.
+    chance : float
+        The chance level.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The p-value(s).
+
     Examples
     --------
     >>> round(above_chance_p(60, 100, 0.5), 4), above_chance_p(0, 0, 0.5)
@@ -136,6 +173,20 @@ def above_chance_p(correct: ArrayLike, n: ArrayLike, chance: float) -> float | n
 def excluded_by_accuracy(correct: ArrayLike, n: ArrayLike, chance: float, alpha: float) -> bool | np.ndarray:
     """The accuracy rule: True (exclude) unless the binomial test finds accuracy above chance
     at ``alpha`` (no answered trial: excluded).
+
+    Parameters
+    ----------
+    correct, n : array_like
+        Correct answers and answered trials.
+    chance : float
+        The chance level.
+    alpha : float
+        Level of the test.
+
+    Returns
+    -------
+    bool or numpy.ndarray
+        Whether each is excluded.
 
     Examples
     --------
@@ -157,6 +208,18 @@ def accuracy_windows(trials: pd.DataFrame, window: int = 20) -> pd.DataFrame:
 
     Columns: ``participant``, ``window`` (from 1), ``first_trial`` / ``last_trial`` (position
     among the participant's answered main trials, from 1), ``n``, ``accuracy``.
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        Trials with a ``participant`` column.
+    window : int
+        Trials per window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant and window.
 
     Examples
     --------
@@ -183,6 +246,16 @@ def staircase_trace(trials: pd.DataFrame) -> pd.DataFrame:
     ``n_bubbles``, ``correct`` and ``final_n_bubbles`` (``10 ** final_log10_bubbles``: QUEST's
     last estimate, the threshold the staircase ended on).
 
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        Trials with ``participant`` and ``session`` columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered main trial.
+
     Examples
     --------
     >>> t = pd.DataFrame({"participant": "01", "session": "1", "trial": [1, 2], "phase": "main",
@@ -208,6 +281,18 @@ def staircase_trace(trials: pd.DataFrame) -> pd.DataFrame:
 def chance_level(truth: Sequence, responses: Mapping | Sequence | None = None) -> float:
     """Chance accuracy: one over the number of answers (the session's ``Responses`` when
     recorded, else the distinct correct answers seen, at least two).
+
+    Parameters
+    ----------
+    truth : sequence
+        The correct answers seen.
+    responses : mapping or sequence, optional
+        The session's recorded answers.
+
+    Returns
+    -------
+    float
+        The chance accuracy.
 
     Examples
     --------
@@ -310,7 +395,23 @@ def quality_table(trials: pd.DataFrame, frames: pd.DataFrame | None = None, *, r
 
 @dataclass
 class GroupQuality:
-    """The QC of one observer group: the table, the staircase trace and the accuracy windows."""
+    """The QC of one observer group: the table, the staircase trace and the accuracy windows.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`quality_table`.
+    trace : pandas.DataFrame
+        :func:`staircase_trace`.
+    windows : pandas.DataFrame
+        :func:`accuracy_windows`.
+    files : list of Path
+        Every file read.
+    targets : dict of str to float
+        participant -> the staircase's target accuracy.
+    skipped : list of str
+        Trial files left out, and why.
+    """
 
     table: pd.DataFrame  # quality_table
     trace: pd.DataFrame  # staircase_trace

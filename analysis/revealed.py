@@ -80,7 +80,19 @@ STAIRCASE_COLUMNS = (  # what a trial table needs for the staircase and area sum
 @dataclass(frozen=True)
 class Psychometric:
     """QUEST's Weibull (experiments.staircase): target accuracy, slope ``beta`` (log10 units),
-    lapse ``delta`` and guess rate ``gamma``; a session's values are in its sidecar's ``Staircase``."""
+    lapse ``delta`` and guess rate ``gamma``; a session's values are in its sidecar's ``Staircase``.
+
+    Parameters
+    ----------
+    target : float
+        Target accuracy.
+    beta : float
+        Slope (log10 units).
+    delta : float
+        Lapse rate.
+    gamma : float
+        Guess rate.
+    """
 
     target: float = 0.75
     beta: float = 1.5
@@ -126,6 +138,18 @@ def burn_in_flags(table: pd.DataFrame, n: int) -> pd.Series:
     ``table`` is one session's trial table (a staircase lives within a session: a new session
     starts a new QUEST). Practice trials are never flagged (no staircase set them).
 
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One session's trial table.
+    n : int
+        Trials of each staircase flagged.
+
+    Returns
+    -------
+    pandas.Series
+        Boolean, on the table's index.
+
     Examples
     --------
     >>> t = pd.DataFrame({"phase": ["practice", "main", "main", "main"], "condition": ["r"] * 4,
@@ -161,6 +185,18 @@ def staircase_positions(table: pd.DataFrame, *, where: str = "trials") -> pd.Dat
     ``bubbles``) and ``final_log10_bubbles``: the staircase's last QUEST estimate
     (``intensity`` of its last trial; ``log10(n_bubbles)`` of that trial in files without it).
     The index is the table's (line = index + 2, as :func:`read_trials` gives).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One session's trial table.
+    where : str
+        Where it came from (for messages).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered main trial.
 
     Examples
     --------
@@ -199,6 +235,24 @@ def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = 
     ``correct``, ``n_bubbles``, ``final_log10_bubbles``) plus ``revealed_px``: recorded, or
     recomputed from the row for older files. ``table`` is in the trial-file format with a
     default index (line = index + 2), as :func:`read_trials` gives.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One session's trial table.
+    shape : sequence of int
+        The stimulus grid (H, W).
+    aperture : bool array, optional
+        The face aperture (default: the whole grid).
+    merge : str
+        The session's mask merge rule.
+    where : str
+        Where it came from (for messages).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered main trial.
     """
     missing = [c for c in STAIRCASE_COLUMNS if c not in table.columns]
     if missing:
@@ -217,6 +271,20 @@ def area_threshold(correct: Any, revealed_px: Any, psychometric: Psychometric = 
     lapse are QUEST's. Trials near the threshold (a staircase's) pin ``T`` down even where a
     slope could not be. NaN when every answer is correct or every one wrong (no finite
     estimate) or there are no trials.
+
+    Parameters
+    ----------
+    correct : array_like
+        0/1 answers.
+    revealed_px : array_like
+        Revealed area of each trial (px).
+    psychometric : Psychometric
+        QUEST's function (its threshold is fitted).
+
+    Returns
+    -------
+    float
+        The area (px), NaN when it cannot be fitted.
 
     Examples
     --------
@@ -256,6 +324,22 @@ def condition_summary(trials: pd.DataFrame, burn_in: int = DEFAULT_BURN_IN, *, a
     * ``threshold_revealed_px``: the revealed area at the target accuracy,
       :func:`area_threshold` of the trials after the burn-in (the area the observer needs for
       the staircase's accuracy: what the conditions are compared on).
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        :func:`staircase_trials` rows of one condition.
+    burn_in : int
+        Trials of each staircase left out.
+    aperture_px : int
+        Pixels of the face aperture.
+    psychometric : Psychometric
+        QUEST's function of the sessions.
+
+    Returns
+    -------
+    dict
+        :data:`SUMMARY_COLUMNS` -> value.
 
     Examples
     --------
