@@ -1,6 +1,7 @@
-"""``python -m analysis ci``: per-participant and group CIs with Stat4Ci tests, from trial files.
+"""The CI pipeline: per-participant and group CIs with Stat4Ci tests, from trial files.
 
-Reads every ``sub-*/ses-*/beh/*_task-<task>_beh.tsv`` under the data root (main-phase
+What ``python -m analysis ci`` (:mod:`analysis.ci`) and the report run. Reads (through
+:mod:`analysis.readers`) every ``sub-*/ses-*/beh/*_task-<task>_beh.tsv`` under the data root (main-phase
 trials only; a participant's sessions are pooled), builds each participant's CI per
 condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and cluster tests
 (and, if asked, the max-statistic permutation test). Writes into the output folder::
@@ -16,7 +17,7 @@ condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and clu
 The analytic null of a condition uses each trial's own centre density: one density pooled
 over all participants' centres for random conditions, and for guided ones the density each
 session drew from, rebuilt from its sidecar and relevance file
-(:class:`~analysis.guided_densities.GuidedDensities`; per face with ``maps: per_image``).
+(:class:`~analysis.readers.guided_densities.GuidedDensities`; per face with ``maps: per_image``).
 A guided condition whose density cannot be rebuilt (relevance file missing or changed,
 sidecar without the fields) is refused for that session, one line saying why.
 
@@ -26,8 +27,9 @@ and left out; the rest is still produced. So is a session whose sidecar records 
 stimulus set than ``--stimuli``: another name or grid, or another content hash (the set was
 re-prepared or altered since the session ran). A session whose sidecar records the set
 without a content hash (an older session) is kept, with a warning line; one whose sidecar
-records no stimulus set at all (not written by ``python -m experiments``) is not checked. :func:`run_ci` does the work into a given
-folder, so the report (``python -m analysis run``) can reuse it.
+records no stimulus set at all (not written by ``python -m experiments``) is not checked.
+:func:`run_ci` does the work into a given folder, so the report (``python -m analysis run``)
+can reuse it.
 
 Examples
 --------

@@ -52,7 +52,19 @@ ASYMMETRY_BOOTSTRAP = ("relative_asymmetry", "relative_asymmetry_ci_low", "relat
 
 @dataclass
 class MaskingTables:
-    """The tables of one ``python -m model evaluate`` output folder that the analysis reads."""
+    """The tables of one ``python -m model evaluate`` output folder that the analysis reads.
+
+    Parameters
+    ----------
+    folder : Path
+        The evaluate output folder.
+    mode : str
+        The masking mode of the transfer tables (``remove`` or ``keep``).
+    accuracy, transfer, asymmetry : pandas.DataFrame
+        ``accuracy.csv``, ``transfer_<mode>.csv`` (variants' maps only) and ``asymmetry_<mode>.csv``.
+    aopc : pandas.DataFrame, optional
+        ``aopc.csv`` when the folder has one.
+    """
 
     folder: Path
     mode: str  # the masking mode of the transfer tables (remove or keep)
@@ -68,12 +80,41 @@ class MaskingTables:
 
 
 def is_baseline_source(source: str) -> bool:
-    """``random`` blobs or a ``setmean:<variant>`` map: a masking baseline, not a variant's maps."""
+    """``random`` blobs or a ``setmean:<variant>`` map: a masking baseline, not a variant's maps.
+
+    Parameters
+    ----------
+    source : str
+        A masking source of the evaluate tables.
+
+    Returns
+    -------
+    bool
+        Whether it is a baseline.
+
+    Examples
+    --------
+    >>> is_baseline_source("random"), is_baseline_source("vgg16-imagenet-gender-s0")
+    (True, False)
+    """
     return source == "random" or str(source).startswith(SET_MEAN)
 
 
 def source_relation(source: str, target: str) -> str:
-    """A masking source's relation to the target: ``random``, ``set-mean map`` or :func:`pair_relation`."""
+    """A masking source's relation to the target: ``random``, ``set-mean map`` or :func:`pair_relation`.
+
+    Parameters
+    ----------
+    source : str
+        The source of the masks.
+    target : str
+        The variant tested.
+
+    Returns
+    -------
+    str
+        The relation.
+    """
     if source == "random":
         return "random"
     if str(source).startswith(SET_MEAN):
@@ -82,7 +123,18 @@ def source_relation(source: str, target: str) -> str:
 
 
 def evaluate_command(folder: str | Path) -> str:
-    """The command that makes an evaluate folder ``<out>/evaluate/<name>`` (for messages)."""
+    """The command that makes an evaluate folder ``<out>/evaluate/<name>`` (for messages).
+
+    Parameters
+    ----------
+    folder : path
+        The evaluate folder.
+
+    Returns
+    -------
+    str
+        The command line.
+    """
     folder = Path(folder)
     out = folder.parent.parent
     out_flag = "" if str(out) in ("results", ".") else f" --out {out}"
@@ -90,7 +142,18 @@ def evaluate_command(folder: str | Path) -> str:
 
 
 def transfer_relations(transfer: pd.DataFrame) -> pd.DataFrame:
-    """The transfer table with each (source, target) pair's ``relation`` (``same`` = own map)."""
+    """The transfer table with each (source, target) pair's ``relation`` (``same`` = own map).
+
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        A transfer table (``source``, ``target``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table with a ``relation`` column.
+    """
     return transfer.assign(relation=[pair_relation(s, t) for s, t in zip(transfer["source"], transfer["target"])])
 
 
@@ -100,7 +163,22 @@ def transfer_levels(transfer: pd.DataFrame, value: str = "relative",
     kept only for targets that have every relation present: the repeated measure of
     :func:`analysis.repeated.repeated_measures`. ``value`` is the relative transfer by default
     (random masks 0, the target's own map 1: comparable across targets of unequal fragility);
-    baseline sources (random, set-mean maps) are left out."""
+    baseline sources (random, set-mean maps) are left out.
+
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        A transfer table.
+    value : str
+        The column averaged (``relative`` or ``aopc``).
+    levels : sequence of str
+        The relations, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``target``, ``relation`` and the value.
+    """
     table = transfer_relations(transfer[[not is_baseline_source(s) for s in transfer["source"]]])
     table = table[table["relation"].isin(levels) & np.isfinite(pd.to_numeric(table[value], errors="coerce"))]
     out = table.groupby(["target", "relation"], sort=False)[value].mean().reset_index()
@@ -111,7 +189,22 @@ def transfer_levels(transfer: pd.DataFrame, value: str = "relative",
 
 
 def transfer_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """rm-ANOVA and paired tests of transfer across relations, targets as the repeated measure."""
+    """rm-ANOVA and paired tests of transfer across relations, targets as the repeated measure.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`transfer_levels`.
+    padjust : str
+        pingouin's p-value correction.
+
+    Returns
+    -------
+    anova : pandas.DataFrame
+        The repeated-measures ANOVA.
+    pairwise : pandas.DataFrame
+        The paired tests.
+    """
     present = list(dict.fromkeys(levels["relation"]))
     n = levels["target"].nunique()
     if len(present) < 2 or n < 3:
@@ -133,6 +226,16 @@ def oriented_asymmetry(asymmetry: pd.DataFrame) -> pd.DataFrame:
     evaluate without them give the raw AOPC difference (``measure`` = ``raw``, no CI).
     Columns: ``a``, ``b``, ``relation``, ``direction``, ``measure``, ``oriented``, ``ci_low``,
     ``ci_high``, ``p_boot``, ``abs_asymmetry``.
+
+    Parameters
+    ----------
+    asymmetry : pandas.DataFrame
+        An asymmetry table (``a``, ``b``, ``m_ab``, ``m_ba``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair that differs in one factor, with ``relation`` and ``direction``.
     """
     columns = ["a", "b", "relation", "direction", "measure", "oriented", "ci_low", "ci_high", "p_boot",
                "abs_asymmetry"]
@@ -168,6 +271,18 @@ def asymmetry_tests(oriented: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFr
     variants, so they are not independent. Columns: ``relation``, ``direction``, ``measure``,
     ``n_pairs``, ``mean`` (oriented), ``mean_abs``, ``n_first``, ``n_second``, ``p_fdr_min``
     (NaN counts and p without bootstrap columns).
+
+    Parameters
+    ----------
+    oriented : pandas.DataFrame
+        :func:`oriented_asymmetry`.
+    alpha : float
+        The false discovery rate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per relation and direction.
     """
     columns = ["relation", "direction", "measure", "n_pairs", "mean", "mean_abs", "n_first", "n_second",
                "p_fdr_min"]

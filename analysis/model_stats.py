@@ -72,7 +72,22 @@ MAP_KINDS = ("mean", "positive", "absolute")  # summary_map's kinds
 
 
 def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
-    """A :class:`~stimuli.contracts.relevance.RelevanceMaps` from an array (tests, notebooks)."""
+    """A :class:`~stimuli.contracts.relevance.RelevanceMaps` from an array (tests, notebooks).
+
+    Parameters
+    ----------
+    relevance : numpy.ndarray
+        (N, H, W) maps.
+    variant : str
+        The variant's name (recorded in ``meta``).
+    stimulus_id : sequence of str, optional
+        The images' ids (default: ``img000``, ...).
+
+    Returns
+    -------
+    RelevanceMaps
+        The maps, targets and predictions zero, logits their sums.
+    """
     relevance = np.asarray(relevance, dtype=np.float32)
     n = len(relevance)
     ids = np.asarray(stimulus_id if stimulus_id is not None else [f"img{i:03d}" for i in range(n)], dtype=str)
@@ -81,7 +96,20 @@ def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[st
 
 
 def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
-    """A variant's set-level map: the ``mean`` relevance, the mean ``positive`` part or ``absolute``."""
+    """A variant's set-level map: the ``mean`` relevance, the mean ``positive`` part or ``absolute``.
+
+    Parameters
+    ----------
+    maps : RelevanceMaps
+        A variant's maps.
+    kind : str
+        ``mean``, ``positive`` or ``absolute``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) map.
+    """
     if kind not in MAP_KINDS:
         raise InputError(f"unknown relevance summary '{kind}' (choose {', '.join(MAP_KINDS)})")
     if kind == "absolute":
@@ -94,7 +122,23 @@ def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
 
 
 def pair_relation(a: str, b: str) -> str:
-    """:func:`stimuli.contracts.variants.variant_relation`, or ``other`` when a name is not a variant name."""
+    """:func:`stimuli.contracts.variants.variant_relation`, or ``other`` when a name is not a variant name.
+
+    Parameters
+    ----------
+    a, b : str
+        Two variant names.
+
+    Returns
+    -------
+    str
+        ``same``, ``seed``, ``task``, ``pretrain``, ... or ``other``.
+
+    Examples
+    --------
+    >>> pair_relation("vgg16-imagenet-gender-s0", "vgg16-imagenet-gender-s1")
+    'seed'
+    """
     try:
         return variant_relation(a, b)
     except InputError:
@@ -127,6 +171,20 @@ def per_image_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None,
     Images are matched by ``stimulus_id``; pixels restricted to ``region`` (bool (H, W)).
     Columns: ``variant_a``, ``variant_b``, ``relation``, ``stimulus_id``, ``spearman``,
     ``pearson``.
+
+    Parameters
+    ----------
+    maps : dict of str to RelevanceMaps
+        variant -> its maps.
+    region : bool array, optional
+        Pixels compared (default: all).
+    pairs : sequence of (str, str), optional
+        The pairs (default: every pair).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair and image.
     """
     names = list(maps)
     pairs = list(pairs) if pairs is not None else _pairs(names)
@@ -172,6 +230,22 @@ def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 
     Columns: ``variant_a``, ``variant_b``, ``relation``, then the metrics (``pearson``,
     ``spearman``, ``dice_top10``, ``iou_top10``, ``histogram_intersection``).
+
+    Parameters
+    ----------
+    maps : dict of str to RelevanceMaps
+        variant -> its maps.
+    region : bool array, optional
+        Pixels compared (default: all).
+    kind : str
+        The set-level map (:func:`summary_map`).
+    top_percents : sequence of float
+        The top-k% overlaps computed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair.
     """
     summaries = {name: summary_map(m, kind) for name, m in maps.items()}
     rows = []
@@ -184,7 +258,24 @@ def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 def similarity_matrix(table: pd.DataFrame, metric: str = "spearman", *, names: Sequence[str] | None = None,
                       diagonal: float = 1.0) -> pd.DataFrame:
     """A symmetric variant x variant matrix from a pair table (per-image tables are averaged
-    in Fisher-z space first)."""
+    in Fisher-z space first).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A pair table (``variant_a``, ``variant_b`` and ``metric``).
+    metric : str
+        The column shown.
+    names : sequence of str, optional
+        The variants, in order (default: all, sorted).
+    diagonal : float
+        The value of the diagonal.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The square matrix.
+    """
     if metric not in table.columns:
         raise InputError(f"similarity table has no column '{metric}'")
     values = table.groupby(["variant_a", "variant_b"], sort=False)[metric].apply(fisher_mean)
@@ -206,6 +297,20 @@ def relation_levels(per_image: pd.DataFrame, metric: str = "spearman",
     Columns: ``stimulus_id``, ``relation``, ``z`` (Fisher z), ``r`` (back-transformed),
     ``n_pairs``. Only ``levels`` that occur are kept; images missing a level are dropped
     so that every image has every level (a repeated measure).
+
+    Parameters
+    ----------
+    per_image : pandas.DataFrame
+        :func:`per_image_similarity`.
+    metric : str
+        ``spearman`` or ``pearson``.
+    levels : sequence of str
+        The relations kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image and relation.
     """
     table = per_image[per_image["relation"].isin(levels) & per_image[metric].notna()]
     if table.empty:
@@ -227,6 +332,18 @@ def level_summary(levels: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
 
     Columns: ``relation``, ``n_images``, ``n_pairs``, ``mean_r``, ``ci_low``, ``ci_high``,
     ``t`` and ``p_val`` of the one-sample test of z > 0 across images (pingouin ``ttest``).
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`relation_levels`.
+    confidence : float
+        Level of the CIs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per relation.
     """
     import pingouin as pg
 
@@ -255,6 +372,20 @@ def level_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.Da
     d) through :func:`analysis.repeated.repeated_measures`, with the relations' mean
     similarities as ``mean_r_A`` / ``mean_r_B``.
     Needs at least two relations and two images; otherwise an InputError says what is missing.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`relation_levels`.
+    padjust : str
+        pingouin's p-value correction.
+
+    Returns
+    -------
+    anova : pandas.DataFrame
+        The repeated-measures ANOVA.
+    pairwise : pandas.DataFrame
+        The paired tests.
     """
     present = list(dict.fromkeys(levels["relation"]))
     n_images = levels["stimulus_id"].nunique()
@@ -275,6 +406,24 @@ def variant_reliability(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 
     Columns: ``variant``, ``n_images``, ``r_half``, ``r_full`` (Spearman-Brown), ``r_half_sd``,
     ``n_splits``, ``seed``.
+
+    Parameters
+    ----------
+    maps : dict of str to RelevanceMaps
+        variant -> its maps.
+    region : bool array, optional
+        Pixels compared (default: all).
+    kind : str
+        The set-level map (:func:`summary_map`).
+    n_splits : int
+        Random halvings.
+    seed : int
+        Seed of the halvings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variant.
     """
     rows = []
     for name, m in maps.items():
@@ -300,6 +449,20 @@ def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = 
     Columns: ``family`` (the name with ``s*`` for the seed), ``seeds``, then pingouin's ICC
     columns (``Type``, ``ICC``, ``F``, ``df1``, ``df2``, ``pval``, ``CI95``), ``n_maps``,
     ``n_pixels``. Families with one seed are left out.
+
+    Parameters
+    ----------
+    maps : dict of str to RelevanceMaps
+        variant -> its maps.
+    region : bool array, optional
+        Pixels used (default: all).
+    kind : str
+        The set-level map (:func:`summary_map`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per family and ICC type.
     """
     families: dict[str, list[str]] = {}
     for name in maps:

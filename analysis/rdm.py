@@ -68,7 +68,20 @@ def _odd_last(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
 
 
 def triplet_counts(table: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(together, shown): how often each pair was chosen as alike / shown in one triplet (N, N)."""
+    """(together, shown): how often each pair was chosen as alike / shown in one triplet (N, N).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered triplet rows (``stimulus_1..3``, ``response``).
+    ids : sequence of str
+        The faces, in RDM order.
+
+    Returns
+    -------
+    together, shown : numpy.ndarray
+        (N, N) symmetric counts.
+    """
     triplets = _odd_last(table[table.condition == "triplet"], ids) if len(table) else np.empty((0, 3), int)
     n = len(ids)
     together = np.zeros((n, n))
@@ -80,7 +93,20 @@ def triplet_counts(table: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray,
 
 
 def triplet_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
-    """1 - P(chosen together | shown together) for each pair; NaN for pairs never shown together."""
+    """1 - P(chosen together | shown together) for each pair; NaN for pairs never shown together.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered triplet rows.
+    ids : sequence of str
+        The faces, in RDM order.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) RDM.
+    """
     together, shown = triplet_counts(table, ids)
     with np.errstate(invalid="ignore", divide="ignore"):
         rdm = np.where(shown > 0, 1.0 - together / shown, np.nan)
@@ -89,7 +115,20 @@ def triplet_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
 
 
 def rating_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
-    """(7 - mean rating) / 6 for each pair (either screen order); NaN for pairs never rated."""
+    """(7 - mean rating) / 6 for each pair (either screen order); NaN for pairs never rated.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered rating rows (``stimulus_1``, ``stimulus_2``, ``response`` 1..7).
+    ids : sequence of str
+        The faces, in RDM order.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) RDM.
+    """
     rated = table[table.condition == "rating"]
     pairs = _indices(rated, ["stimulus_1", "stimulus_2"], ids) if len(rated) else np.empty((0, 2), int)
     values = pd.to_numeric(rated.response).to_numpy(np.float64) if len(rated) else np.empty(0)
@@ -111,6 +150,24 @@ def fit_triplet_embedding(triplets: np.ndarray, n: int, *, dims: int = 5, l2: fl
     Maximises the choice likelihood ``P(pair ij alike) = softmax(-[d_ij, d_ik, d_jk])`` with
     squared Euclidean distances d, plus an L2 penalty ``l2 * sum(X**2)`` (L-BFGS from a small
     seeded start). Distances are identified only up to rotation and, weakly, scale.
+
+    Parameters
+    ----------
+    triplets : numpy.ndarray
+        (T, 3) item indices, the pair judged alike first.
+    n : int
+        Items.
+    dims : int
+        Dimensions of the embedding.
+    l2 : float
+        Weight of the L2 penalty on the points.
+    seed : int
+        Seed of the starting points.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, dims) points.
     """
     triplets = np.asarray(triplets, dtype=np.int64)
     if triplets.ndim != 2 or triplets.shape[1] != 3 or not len(triplets):
@@ -146,13 +203,50 @@ def fit_triplet_embedding(triplets: np.ndarray, n: int, *, dims: int = 5, l2: fl
 
 
 def embedding_rdm(points: np.ndarray, metric: str = "euclidean") -> np.ndarray:
-    """Distances between the rows of an embedding (N, D) as an RDM."""
+    """Distances between the rows of an embedding (N, D) as an RDM.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        (N, D) points.
+    metric : str
+        A :func:`scipy.spatial.distance.pdist` metric.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) distances.
+
+    Examples
+    --------
+    >>> embedding_rdm(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
+    [[0.0, 5.0], [5.0, 0.0]]
+    """
     return squareform(pdist(np.asarray(points, dtype=np.float64), metric=metric))
 
 
 def human_rdm(table: pd.DataFrame, ids: Sequence[str], method: str = "probability", *,
               dims: int = 5, seed: int = 0) -> np.ndarray:
-    """One RDM from one participant's (or a pooled) table of one judgement."""
+    """One RDM from one participant's (or a pooled) table of one judgement.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered rows of one judgement (triplet or rating).
+    ids : sequence of str
+        The faces, in RDM order.
+    method : str
+        ``probability`` or ``embedding`` (triplets).
+    dims : int
+        Dimensions of a fitted embedding.
+    seed : int
+        Seed of the embedding fit.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) RDM.
+    """
     if method not in RDM_METHODS:
         raise InputError(f"unknown human RDM method '{method}' (choose {', '.join(RDM_METHODS)})")
     conditions = set(table.condition)
@@ -167,7 +261,27 @@ def human_rdm(table: pd.DataFrame, ids: Sequence[str], method: str = "probabilit
 
 @dataclass
 class HumanRDMs:
-    """The participants' RDMs of one judgement over the same faces, and their mean."""
+    """The participants' RDMs of one judgement over the same faces, and their mean.
+
+    Parameters
+    ----------
+    ids : list of str
+        The faces, in RDM order.
+    participants : list of str
+        The participants, in order.
+    subjects : numpy.ndarray
+        (P, N, N) their RDMs.
+    judgement : str
+        ``triplet`` or ``rating``.
+    method : str
+        How the RDMs were built.
+    trials : dict of str to int
+        participant -> answered trials used.
+    files : list of str
+        The trial files read.
+    tables : dict of str to pandas.DataFrame
+        participant -> their rows.
+    """
 
     ids: list[str]
     participants: list[str]
@@ -196,6 +310,22 @@ def split_half_reliability(rdms: HumanRDMs, *, n_splits: int = 50, seed: int = 0
     One row per participant (random halves of their trials) and one ``group`` row (random
     halves of the participants, each half's mean RDM; needs 2+ participants). Columns:
     ``unit``, ``r_half`` (Fisher-z mean over splits), ``reliability``, ``n_splits``, ``n``.
+
+    Parameters
+    ----------
+    rdms : HumanRDMs
+        The participants' RDMs and tables.
+    n_splits : int
+        Random halvings.
+    seed : int
+        Seed of the halvings.
+    dims : int
+        Dimensions of a fitted embedding.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant and one ``group`` row.
     """
     rng = np.random.default_rng(seed)
     rows = []

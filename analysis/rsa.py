@@ -75,7 +75,18 @@ def _check_method(method: str) -> str:
 
 
 def upper(rdm: Any) -> np.ndarray:
-    """The upper triangle (above the diagonal) of one RDM (N, N) -> (M,), or of a stack (K, N, N) -> (K, M)."""
+    """The upper triangle (above the diagonal) of one RDM (N, N) -> (M,), or of a stack (K, N, N) -> (K, M).
+
+    Parameters
+    ----------
+    rdm : array_like
+        (N, N) or (K, N, N).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) or (K, M), M = N (N - 1) / 2.
+    """
     array = np.asarray(rdm, dtype=np.float64)
     n = array.shape[-1]
     rows, cols = np.triu_indices(n, 1)
@@ -87,6 +98,16 @@ def kendall_tau_a(x: Any, y: Any) -> float:
 
     From scipy's tau-b (O(n log n)), whose denominator leaves out the pairs tied in x or in
     y: ``tau_a = tau_b * sqrt((n0 - n1) (n0 - n2)) / n0``. NaN when x or y is constant.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Two vectors of one length.
+
+    Returns
+    -------
+    float
+        Tau-a.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = len(x)
@@ -104,7 +125,20 @@ def kendall_tau_a(x: Any, y: Any) -> float:
 
 
 def correlate_vectors(x: Any, y: Any, method: str = "spearman") -> float:
-    """Correlation of two vectors over the entries finite in both (NaN if fewer than 3 or constant)."""
+    """Correlation of two vectors over the entries finite in both (NaN if fewer than 3 or constant).
+
+    Parameters
+    ----------
+    x, y : array_like
+        Two vectors of one length.
+    method : str
+        ``spearman``, ``kendall_a`` or ``pearson``.
+
+    Returns
+    -------
+    float
+        The correlation.
+    """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
@@ -136,7 +170,20 @@ def _row_correlations(rows: np.ndarray, target: np.ndarray, method: str) -> np.n
 
 
 def rdm_correlation(a: Any, b: Any, method: str = "spearman") -> float:
-    """Correlation of two RDMs' upper triangles (pairs that are NaN in either are left out)."""
+    """Correlation of two RDMs' upper triangles (pairs that are NaN in either are left out).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Two (N, N) RDMs over the same stimuli.
+    method : str
+        ``spearman``, ``kendall_a`` or ``pearson``.
+
+    Returns
+    -------
+    float
+        The correlation.
+    """
     _check_method(method)
     a = check_rdm(a, "first RDM", allow_nan=True)
     b = check_rdm(b, "second RDM", allow_nan=True)
@@ -155,7 +202,22 @@ def _subject_stack(subjects: Any, name: str = "subject RDMs") -> np.ndarray:
 
 
 def subject_correlations(model: Any, subjects: Any, method: str = "spearman") -> np.ndarray:
-    """The model RDM's correlation with each participant's RDM (P,)."""
+    """The model RDM's correlation with each participant's RDM (P,).
+
+    Parameters
+    ----------
+    model : array_like
+        The (N, N) model RDM.
+    subjects : array_like
+        (P, N, N) participants' RDMs.
+    method : str
+        The correlation.
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) correlations.
+    """
     _check_method(method)
     stack = _subject_stack(subjects)
     model = check_rdm(model, "model RDM")
@@ -199,6 +261,18 @@ def noise_ceiling(subjects: Any, method: str = "spearman") -> dict[str, float]:
     ``lower``: with the mean of the other participants (leave one subject out: an
     underestimate). The mean is over ranked RDMs for ``spearman`` and ``kendall_a`` and over
     z-scored RDMs for ``pearson`` (Nili et al., 2014). Needs at least 2 participants.
+
+    Parameters
+    ----------
+    subjects : array_like
+        (P, N, N) participants' RDMs.
+    method : str
+        The correlation.
+
+    Returns
+    -------
+    dict of str to float
+        ``lower`` and ``upper``.
     """
     _check_method(method)
     stack = _subject_stack(subjects)
@@ -222,6 +296,22 @@ def permutation_test(model: Any, human: Any, *, n: int = 1000, seed: int = 0,
 
     Returns ``observed``, ``p`` = (1 + #null >= observed) / (1 + n), ``null_mean``, ``null_q95``
     and the ``null`` draws.
+
+    Parameters
+    ----------
+    model, human : array_like
+        Two (N, N) RDMs.
+    n : int
+        Permutations.
+    seed : int
+        Their seed.
+    method : str
+        The correlation.
+
+    Returns
+    -------
+    dict
+        ``observed``, ``p``, ``null_mean``, ``null_q95`` and the null draws.
     """
     _check_method(method)
     model = check_rdm(model, "model RDM")
@@ -257,6 +347,28 @@ def bootstrap_rsa(models: Mapping[str, Any], subjects: Any, *, n: int = 1000, se
     both), rebuilds the group RDM as the mean of the drawn participants' RDMs and correlates
     every model with it and with each drawn participant. Returns ``group`` and ``subjects``,
     each (n, M) in the order of ``models``.
+
+    Parameters
+    ----------
+    models : mapping of str to array_like
+        name -> (N, N) model RDM.
+    subjects : array_like
+        (P, N, N) participants' RDMs.
+    n : int
+        Bootstrap draws.
+    seed : int
+        Their seed.
+    over : str
+        Resample ``stimuli``, ``subjects`` or ``both``.
+    method : str
+        The correlation.
+    progress : callable, optional
+        Called with the number of draws done since the last call.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``group`` and ``subjects``: (n, models) draws; ``names``: the models, in column order.
     """
     _check_method(method)
     if over not in OVER:
@@ -311,6 +423,32 @@ def rsa_table(models: Mapping[str, Any], subjects: Any, *, method: str = "spearm
     ``sem`` over participants and a one-sample t test against 0 across participants
     (``t``, ``p_t``); the ceiling's ``ceiling_lower``/``upper``; ``n_stimuli``, ``n_subjects``,
     ``method``.
+
+    Parameters
+    ----------
+    models : mapping of str to array_like
+        name -> (N, N) model RDM.
+    subjects : array_like
+        (P, N, N) participants' RDMs.
+    method : str
+        The correlation.
+    permutations, bootstraps : int
+        Draws of the permutation test and of the bootstrap.
+    over : str
+        What the bootstrap resamples.
+    alpha : float
+        1 - the CIs' level.
+    seed : int
+        Seed of both.
+    progress : callable, optional
+        Called with the number of draws done since the last call.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per model.
+    draws : dict of str to numpy.ndarray
+        The bootstrap draws (for :func:`compare_models`).
     """
     stack = _subject_stack(subjects)
     if not models:
@@ -361,6 +499,24 @@ def compare_models(table: pd.DataFrame, draws: Mapping[str, np.ndarray], *, stat
 
     ``statistic`` is ``subjects`` (mean over participants) or ``group``. ``pairs`` defaults to
     every pair of models; ``relation`` says how two variants differ (stimuli.contracts.variants).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`rsa_table`'s table.
+    draws : mapping of str to numpy.ndarray
+        :func:`rsa_table`'s draws.
+    statistic : str
+        ``subjects`` or ``group``.
+    alpha : float
+        1 - the CIs' level.
+    pairs : sequence of (str, str), optional
+        The pairs compared (default: every pair).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair.
     """
     if statistic not in ("subjects", "group"):
         raise InputError(f"compare models on 'subjects' or 'group', not '{statistic}'")

@@ -78,6 +78,18 @@ def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> R
     """Each map times the sign of the logit it explains (of its sum where the logit is 0 or not
     finite), optionally only the maps of ``stimulus_id`` (in the order of ``maps``).
 
+    Parameters
+    ----------
+    maps : RelevanceMaps
+        A variant's maps.
+    stimulus_id : sequence of str, optional
+        Only these images.
+
+    Returns
+    -------
+    RelevanceMaps
+        The oriented maps.
+
     Examples
     --------
     >>> from analysis.model_stats import relevance_maps
@@ -97,7 +109,22 @@ def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> R
 
 def baseline_similarity(baselines: Mapping[str, RelevanceMaps], pairs: Sequence[tuple[str, str]], *,
                         region: Any = None) -> pd.DataFrame:
-    """:func:`analysis.model_stats.per_image_similarity` of the baselines of ``pairs`` (those with both)."""
+    """:func:`analysis.model_stats.per_image_similarity` of the baselines of ``pairs`` (those with both).
+
+    Parameters
+    ----------
+    baselines : mapping of str to RelevanceMaps
+        variant -> its baseline maps of one kind.
+    pairs : sequence of (str, str)
+        The trained pairs.
+    region : bool array, optional
+        Pixels compared (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`analysis.model_stats.per_image_similarity` of the baseline pairs.
+    """
     pairs = [(a, b) for a, b in pairs if a in baselines and b in baselines]
     return per_image_similarity(dict(baselines), region=region, pairs=pairs)
 
@@ -108,6 +135,20 @@ def paired_levels(trained: pd.DataFrame, baseline: pd.DataFrame, metric: str = "
     same pairs' baselines (``z_baseline``), on the (pair, image) cells both tables have.
 
     Columns: ``stimulus_id``, ``relation``, ``z``, ``z_baseline``, ``n_pairs``.
+
+    Parameters
+    ----------
+    trained, baseline : pandas.DataFrame
+        Per-image pair tables of the trained maps and of one kind of baselines.
+    metric : str
+        ``spearman`` or ``pearson``.
+    levels : sequence of str
+        The relations kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image and relation.
     """
     keys = ["variant_a", "variant_b", "relation", "stimulus_id"]
     cells = trained[keys + [metric]].merge(baseline[keys + [metric]], on=keys, suffixes=("", "_baseline"))
@@ -129,6 +170,24 @@ def bootstrap_statistic(columns: Mapping[str, np.ndarray], statistic: Callable[[
     Every column holds one value per image (the same images, in the same order); a resample
     draws images with replacement and keeps each image's values together (paired).
     Returns (value, CI low, CI high); NaN bounds with fewer than 3 images.
+
+    Parameters
+    ----------
+    columns : mapping of str to numpy.ndarray
+        Per-image values, one array per column.
+    statistic : callable
+        Maps a dict of (resampled) columns to a number.
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Their seed.
+    confidence : float
+        Level of the CI.
+
+    Returns
+    -------
+    value, low, high : float
+        The statistic and its CI.
     """
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}
     n = len(next(iter(arrays.values())))
@@ -153,6 +212,22 @@ def baseline_contrasts(paired: Mapping[str, pd.DataFrame], *, n_boot: int = 2000
     ``paired`` maps a baseline kind to its :func:`paired_levels` table. ``effect_r`` and
     ``baseline_r`` are ``tanh`` of the mean Fisher z over images; ``difference`` is their
     difference, with a percentile bootstrap CI over images (``ci_low``, ``ci_high``).
+
+    Parameters
+    ----------
+    paired : mapping of str to pandas.DataFrame
+        baseline kind -> :func:`paired_levels`.
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Their seed.
+    confidence : float
+        Level of the CIs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`CONTRAST_COLUMNS`, one row per relation and baseline kind.
     """
     rows = []
     for kind, table in paired.items():
@@ -177,6 +252,28 @@ def level_contrasts(paired: pd.DataFrame, *, target: str = "pretrain", others: S
     r_target,baseline)``): a gap the design gives for free does not count. Percentile bootstrap
     CI over the images that have both relations. Columns: ``target``, ``versus``, ``kind``,
     ``baseline``, ``n_images``, ``difference``, ``ci_low``, ``ci_high``, ``n_boot``, ``seed``.
+
+    Parameters
+    ----------
+    paired : pandas.DataFrame
+        :func:`paired_levels` of one baseline kind.
+    target : str
+        The relation compared.
+    others : sequence of str
+        The relations it is compared with.
+    baseline : str
+        The baseline kind (named in the table).
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Their seed.
+    confidence : float
+        Level of the CIs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per other relation and comparison (raw, excess).
     """
     wide = paired.pivot_table(index="stimulus_id", columns="relation", values=["z", "z_baseline"])
     rows = []
@@ -211,6 +308,20 @@ def pair_baselines(trained: pd.DataFrame, baselines: Mapping[str, pd.DataFrame],
     Columns: ``variant_a``, ``variant_b``, ``relation``, ``baseline``, ``n_images``,
     ``r_trained``, ``r_baseline``, ``difference``: the spread over seeds and tasks that the
     image-level CIs do not show.
+
+    Parameters
+    ----------
+    trained : pandas.DataFrame
+        Per-image pair table of the trained maps.
+    baselines : mapping of str to pandas.DataFrame
+        baseline kind -> its per-image pair table.
+    metric : str
+        ``spearman`` or ``pearson``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair and baseline kind.
     """
     keys = ["variant_a", "variant_b", "relation", "stimulus_id"]
     parts = []
@@ -238,6 +349,18 @@ def similarity_verdict(rows: pd.DataFrame, *, stable_r: float = 0.5) -> str:
     trained similarity reaches ``stable_r``; ``differs`` otherwise; ``no null`` when there is
     no baseline to compare with (a similarity without a null is not evidence).
 
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One relation's :func:`baseline_contrasts` rows.
+    stable_r : float
+        The similarity called stable.
+
+    Returns
+    -------
+    str
+        The verdict (``agrees``, ...).
+
     Examples
     --------
     >>> row = {"relation": "seed", "baseline": "untrained", "effect_r": 0.8, "ci_low": 0.1, "ci_high": 0.2}
@@ -260,6 +383,16 @@ def pretrain_verdict(contrasts: pd.DataFrame) -> str:
     present by more than the CI (the CI of the difference above 0), both raw and as excess over
     the baseline; ``not measured`` without a contrast; ``differs`` otherwise.
 
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        :func:`level_contrasts`.
+
+    Returns
+    -------
+    str
+        The verdict (``agrees``, ...).
+
     Examples
     --------
     >>> rows = [{"versus": v, "kind": k, "ci_low": 0.05} for v in ("seed", "task") for k in ("raw", "excess")]
@@ -276,7 +409,18 @@ def pretrain_verdict(contrasts: pd.DataFrame) -> str:
 
 def trained_layers_text(baselines: Mapping[str, Mapping[str, RelevanceMaps]]) -> str:
     """What the variants trained, read from the ``untrained`` baseline maps' ``meta`` (their
-    ``trainable`` part and first re-initialised layer), e.g. ``block5 (from features.24 on)``."""
+    ``trainable`` part and first re-initialised layer), e.g. ``block5 (from features.24 on)``.
+
+    Parameters
+    ----------
+    baselines : mapping of str to mapping of str to RelevanceMaps
+        kind -> variant -> baseline maps.
+
+    Returns
+    -------
+    str
+        A short text, empty when unknown.
+    """
     seen: dict[str, str] = {}
     for maps in baselines.get("untrained", {}).values():
         record = maps.meta.get("baseline") or {}

@@ -126,7 +126,23 @@ class IntrinsicVolumes:
 
 
 def search_region_mask(search_region: Any) -> np.ndarray:
-    """A search region, given as an (H, W) shape or a boolean mask, as a boolean mask."""
+    """A search region, given as an (H, W) shape or a boolean mask, as a boolean mask.
+
+    Parameters
+    ----------
+    search_region : shape or array_like
+        An (H, W) shape (the whole grid) or a 0/1 or boolean (H, W) mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        The boolean (H, W) mask.
+
+    Examples
+    --------
+    >>> search_region_mask((2, 3)).sum()
+    np.int64(6)
+    """
     if isinstance(search_region, tuple) or (
         isinstance(search_region, Sequence) and len(search_region) == 2
         and all(np.isscalar(s) for s in search_region)
@@ -199,6 +215,18 @@ def ec_densities(t: Any, dim: int = 2) -> np.ndarray:
     ``rho_d(t) = (4 ln 2)^(d/2) (2 pi)^(-(d+1)/2) He_{d-1}(t) exp(-t^2/2)``
     with ``He`` the probabilists' Hermite polynomials (Worsley et al., 1996, Table 2).
     Returns an array of shape ``(dim + 1, *np.shape(t))``.
+
+    Parameters
+    ----------
+    t : array_like
+        Heights.
+    dim : int
+        Dimension of the field.
+
+    Returns
+    -------
+    numpy.ndarray
+        Densities of shape ``(dim + 1, *t.shape)``.
     """
     t = np.asarray(t, dtype=np.float64)
     rho = np.empty((dim + 1, *t.shape), dtype=np.float64)
@@ -224,7 +252,22 @@ def _check_fwhm(fwhm_px: float) -> float:
 
 
 def expected_ec(t: Any, search_region: Any, fwhm_px: float) -> np.ndarray:
-    """Expected Euler characteristic of the excursion set above ``t`` (the RFT p-value)."""
+    """Expected Euler characteristic of the excursion set above ``t`` (the RFT p-value).
+
+    Parameters
+    ----------
+    t : array_like
+        Heights.
+    search_region : shape, bool array or IntrinsicVolumes
+        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
+    fwhm_px : float
+        Smoothness of the field (FWHM, pixels).
+
+    Returns
+    -------
+    numpy.ndarray
+        E[EC] at each height.
+    """
     volumes = _volumes(search_region)
     fwhm = _check_fwhm(fwhm_px)
     resels = volumes.as_array() / fwhm ** np.arange(volumes.dim + 1)
@@ -233,7 +276,24 @@ def expected_ec(t: Any, search_region: Any, fwhm_px: float) -> np.ndarray:
 
 
 def peak_pvalue(t: Any, search_region: Any, fwhm_px: float, *, bonferroni: bool = True) -> np.ndarray:
-    """Corrected p-value of a peak of height ``t``: min(E[EC], n_pixels P(Z >= t), 1)."""
+    """Corrected p-value of a peak of height ``t``: min(E[EC], n_pixels P(Z >= t), 1).
+
+    Parameters
+    ----------
+    t : array_like
+        Peak heights.
+    search_region : shape, bool array or IntrinsicVolumes
+        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
+    fwhm_px : float
+        Smoothness of the field (FWHM, pixels).
+    bonferroni : bool
+        Also bound by the Bonferroni p-value.
+
+    Returns
+    -------
+    numpy.ndarray
+        Corrected p-values in [0, 1].
+    """
     volumes = _volumes(search_region)
     p = expected_ec(t, volumes, fwhm_px)
     if bonferroni:
@@ -250,7 +310,24 @@ def _check_alpha(alpha: float, what: str = "alpha") -> float:
 
 def rft_threshold(search_region: Any, fwhm_px: float, alpha: float = 0.05, *,
                   bonferroni: bool = True) -> float:
-    """The Z height whose corrected peak p-value is ``alpha`` (highest crossing)."""
+    """The Z height whose corrected peak p-value is ``alpha`` (highest crossing).
+
+    Parameters
+    ----------
+    search_region : shape, bool array or IntrinsicVolumes
+        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
+    fwhm_px : float
+        Smoothness of the field (FWHM, pixels).
+    alpha : float
+        Family-wise error rate.
+    bonferroni : bool
+        Also bound by the Bonferroni threshold.
+
+    Returns
+    -------
+    float
+        The threshold Z.
+    """
     alpha = _check_alpha(alpha)
     volumes = _volumes(search_region)
     fwhm = _check_fwhm(fwhm_px)
@@ -281,6 +358,11 @@ def pixel_test_threshold(search_region: Any, fwhm_px: float, alpha: float = 0.05
     geometry : ``"lattice"`` (exact intrinsic volumes of the mask) or ``"disc"`` (Stat4Ci's
         ``CiVol``: a disc of the same pixel count).
     bonferroni : take the smaller of the RFT and Bonferroni thresholds, as ``stat_threshold``.
+
+    Returns
+    -------
+    float
+        The Z threshold.
 
     Examples
     --------
@@ -321,7 +403,24 @@ def _check_cluster_threshold(threshold: float) -> float:
 
 
 def cluster_pvalue(size_px: Any, search_region: Any, fwhm_px: float, cluster_threshold: float) -> np.ndarray:
-    """Corrected p-value of a cluster of ``size_px`` pixels above ``cluster_threshold``."""
+    """Corrected p-value of a cluster of ``size_px`` pixels above ``cluster_threshold``.
+
+    Parameters
+    ----------
+    size_px : array_like
+        Cluster sizes (pixels).
+    search_region : shape, bool array or IntrinsicVolumes
+        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
+    fwhm_px : float
+        Smoothness of the field (FWHM, pixels).
+    cluster_threshold : float
+        The cluster-forming Z threshold.
+
+    Returns
+    -------
+    numpy.ndarray
+        Corrected p-values.
+    """
     volumes = _volumes(search_region)
     fwhm = _check_fwhm(fwhm_px)
     expected, c = _cluster_terms(volumes, fwhm, _check_cluster_threshold(cluster_threshold))
@@ -332,7 +431,24 @@ def cluster_pvalue(size_px: Any, search_region: Any, fwhm_px: float, cluster_thr
 
 def cluster_size_threshold(search_region: Any, fwhm_px: float, cluster_threshold: float,
                            alpha: float = 0.05) -> float:
-    """Smallest cluster size (pixels) significant at ``alpha`` above ``cluster_threshold``."""
+    """Smallest cluster size (pixels) significant at ``alpha`` above ``cluster_threshold``.
+
+    Parameters
+    ----------
+    search_region : shape, bool array or IntrinsicVolumes
+        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
+    fwhm_px : float
+        Smoothness of the field (FWHM, pixels).
+    cluster_threshold : float
+        The cluster-forming Z threshold.
+    alpha : float
+        Family-wise error rate.
+
+    Returns
+    -------
+    float
+        The size (pixels).
+    """
     volumes = _volumes(search_region)
     fwhm = _check_fwhm(fwhm_px)
     expected, c = _cluster_terms(volumes, fwhm, _check_cluster_threshold(cluster_threshold))
@@ -364,6 +480,22 @@ def find_clusters(z: Any, threshold: float, region: Any = None) -> tuple[np.ndar
     Returns the (H, W) int label map (0 = none) and a table with one row per cluster:
     ``cluster``, ``size_px``, ``peak_z``, ``peak_row``, ``peak_col``, ``centroid_row``,
     ``centroid_col``.
+
+    Parameters
+    ----------
+    z : array_like
+        The (H, W) Z map.
+    threshold : float
+        The cluster-forming threshold.
+    region : shape or bool array, optional
+        The search region (default: the whole map).
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        The (H, W) label map.
+    table : pandas.DataFrame
+        One row per cluster.
     """
     z = _check_map(z)
     mask = _region_for(z, region)
@@ -389,7 +521,19 @@ def find_clusters(z: Any, threshold: float, region: Any = None) -> tuple[np.ndar
 
 @dataclass(frozen=True)
 class PixelTest:
-    """Result of the pixel test: threshold and significant pixels."""
+    """Result of the pixel test: threshold and significant pixels.
+
+    Parameters
+    ----------
+    threshold : float
+        The Z threshold.
+    significant : numpy.ndarray
+        Boolean (H, W) map of significant pixels.
+    fwhm_px, alpha : float
+        The smoothness and error rate used.
+    two_sided : bool
+        Whether ``|z|`` was tested.
+    """
 
     threshold: float
     significant: np.ndarray  # bool (H, W)
@@ -437,7 +581,23 @@ def pixel_test(z: Any, fwhm_px: float, alpha: float = 0.05, *, region: Any = Non
 
 @dataclass(frozen=True)
 class ClusterTest:
-    """Result of the cluster test: the clusters above the forming threshold, with p-values."""
+    """Result of the cluster test: the clusters above the forming threshold, with p-values.
+
+    Parameters
+    ----------
+    cluster_threshold : float
+        The cluster-forming Z threshold.
+    size_threshold : float
+        Smallest significant size (pixels).
+    labels : numpy.ndarray
+        (H, W) int label map, 0 = no cluster.
+    table : pandas.DataFrame
+        :data:`CLUSTER_COLUMNS`, one row per cluster.
+    significant : numpy.ndarray
+        Boolean (H, W) map of the significant clusters' pixels.
+    fwhm_px, alpha : float
+        The smoothness and error rate used.
+    """
 
     cluster_threshold: float
     size_threshold: float  # smallest significant size, pixels
