@@ -2,7 +2,8 @@
 
 * :mod:`analysis.classification`: classification images through the linearity of the
   apertures, analytic and permutation Z-scores, group CIs;
-* :mod:`analysis.stat4ci`: the Stat4Ci pixel and cluster tests (random field theory);
+* :mod:`analysis.stat4ci`: the Stat4Ci pixel and cluster tests, with :mod:`analysis.rft` (random
+  field theory: p-values and thresholds) and :mod:`analysis.search_region` (intrinsic volumes);
 * :mod:`analysis.permutation`: the max-statistic permutation alternative;
 * :mod:`analysis.metrics`: comparisons between two maps on the stimulus grid;
 * :mod:`analysis.ci_pipeline`: the CI pipeline (maps, tables, figures) behind ``python -m analysis ci``
@@ -33,13 +34,9 @@ from .classification import (
 )
 from .metrics import compare_maps, region_auc
 from .permutation import max_statistic_test
-from .stat4ci import (
-    cluster_test,
-    fwhm_from_sigma,
-    intrinsic_volumes,
-    pixel_test,
-    pixel_test_threshold,
-)
+from .rft import fwhm_from_sigma, pixel_test_threshold
+from .search_region import intrinsic_volumes
+from .stat4ci import cluster_test, pixel_test
 
 __all__ = [
     "BubbleTrials",

@@ -64,7 +64,8 @@ from .permutation import max_statistic_test
 from .readers.guided_densities import GuidedDensities
 from .readers.trials import area_summary, load_participants, session_files
 from .revealed import DEFAULT_BURN_IN
-from .stat4ci import CLUSTER_COLUMNS, cluster_test, intrinsic_volumes, pixel_test
+from .search_region import intrinsic_volumes
+from .stat4ci import CLUSTER_COLUMNS, cluster_test, pixel_test
 
 __all__ = ["CIConfig", "CIOutputs", "run_ci", "group_map_path", "search_region", "SEARCH_REGIONS"]
 

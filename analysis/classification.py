@@ -105,7 +105,7 @@ from .apertures import (
     parse_bubble_trials,
 )
 from .ci_null import CentreDensity, DensitySpec, TrialNull, trial_weights
-from .stat4ci import FWHM_PER_SIGMA
+from .rft import FWHM_PER_SIGMA
 
 __all__ = [
     "Z_METHODS",

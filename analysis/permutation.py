@@ -36,7 +36,7 @@ from scipy import ndimage
 from stimuli.contracts.errors import InputError
 
 from .classification import BubbleTrials, ClassificationImage, permutation_z
-from .stat4ci import search_region_mask
+from .search_region import search_region_mask
 
 __all__ = ["MaxStatistic", "max_statistic_test", "permutation_quantile"]
 

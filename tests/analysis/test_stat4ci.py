@@ -9,21 +9,17 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from analysis.stat4ci import (
-    IntrinsicVolumes,
+from analysis.rft import (
     cluster_pvalue,
     cluster_size_threshold,
-    cluster_test,
-    disc_intrinsic_volumes,
     ec_densities,
     expected_ec,
-    find_clusters,
     fwhm_from_sigma,
-    intrinsic_volumes,
-    pixel_test,
     pixel_test_threshold,
     rft_threshold,
 )
+from analysis.search_region import IntrinsicVolumes, disc_intrinsic_volumes, intrinsic_volumes
+from analysis.stat4ci import cluster_test, find_clusters, pixel_test
 from stimuli.contracts.errors import InputError
 
 FOUR_LN2 = 4 * math.log(2)
