@@ -46,7 +46,8 @@ from .report_base import (
 )
 from .report_figures import short_name
 from .report_sections import _fdr
-from .rsa import compare_models, rsa_table, upper
+from .rsa import upper
+from .rsa_tables import compare_models, rsa_table
 
 __all__ = ["discover_rdm_variants", "plot_rdms", "plot_rsa_bars", "build_rsa"]
 
