@@ -151,14 +151,12 @@ def noise_ceiling(participant_maps: Any, *, region: Any = None, n_splits: int = 
     ----------
     participant_maps : array_like
         (P, H, W) the participants' maps.
-    region : shape or bool array, optional
-        Pixels compared (default: all).
+    region, method
+        As for :func:`shift_null`.
     n_splits : int
-        Random halvings.
+        Random halvings of the participants.
     seed : int
         Seed of the halvings.
-    method : str
-        ``spearman`` or ``pearson``.
 
     Returns
     -------

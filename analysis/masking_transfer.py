@@ -194,16 +194,14 @@ def transfer_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd
     Parameters
     ----------
     levels : pandas.DataFrame
-        :func:`transfer_levels`.
+        :func:`transfer_levels` (targets are the subjects, relations the levels).
     padjust : str
         pingouin's p-value correction.
 
     Returns
     -------
-    anova : pandas.DataFrame
-        The repeated-measures ANOVA.
-    pairwise : pandas.DataFrame
-        The paired tests.
+    anova, pairwise : pandas.DataFrame
+        As :func:`analysis.repeated.repeated_measures` returns them.
     """
     present = list(dict.fromkeys(levels["relation"]))
     n = levels["target"].nunique()

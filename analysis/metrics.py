@@ -96,15 +96,13 @@ def spearman(a: Any, b: Any, *, region: Any = None) -> float:
 
     Parameters
     ----------
-    a, b : array_like
-        Two (H, W) maps on one grid.
-    region : shape or bool array, optional
-        Pixels compared (default: all).
+    a, b, region
+        As for :func:`pearson`; the pixels are ranked within ``region``.
 
     Returns
     -------
     float
-        The rank correlation.
+        Spearman's rho (NaN when a map is constant).
     """
     a, b, mask = _pair(a, b, region)
     x, y = a[mask], b[mask]
@@ -126,11 +124,11 @@ def top_k_mask(a: Any, percent: float, *, region: Any = None) -> np.ndarray:
     Parameters
     ----------
     a : array_like
-        An (H, W) map.
+        The (H, W) map whose highest pixels are kept.
     percent : float
-        Share of the region's pixels kept (0-100].
+        Share of the region's pixels kept, in (0, 100].
     region : shape or bool array, optional
-        Pixels compared (default: all).
+        The pixels ranked (default: all).
 
     Returns
     -------
@@ -153,12 +151,10 @@ def top_k_overlap(a: Any, b: Any, percent: float = 10.0, *, region: Any = None,
 
     Parameters
     ----------
-    a, b : array_like
-        Two (H, W) maps on one grid.
+    a, b, region
+        As for :func:`pearson`; each map's top pixels are taken within ``region``.
     percent : float
         Share of the region's pixels in each top set.
-    region : shape or bool array, optional
-        Pixels compared (default: all).
     measure : str
         ``dice`` or ``iou``.
 
@@ -185,11 +181,11 @@ def mass_inside(a: Any, inside: Any, *, region: Any = None, positive: bool = Tru
     Parameters
     ----------
     a : array_like
-        An (H, W) map.
+        The (H, W) map whose mass is measured.
     inside : array_like
         Boolean (H, W) mask.
     region : shape or bool array, optional
-        Pixels compared (default: all).
+        The pixels the total is taken over (default: all).
     positive : bool
         Use the positive part (else absolute values).
 
@@ -219,10 +215,8 @@ def histogram_intersection(a: Any, b: Any, *, region: Any = None) -> float:
 
     Parameters
     ----------
-    a, b : array_like
-        Two (H, W) maps on one grid.
-    region : shape or bool array, optional
-        Pixels compared (default: all).
+    a, b, region
+        As for :func:`pearson`; each map's positive part is a distribution over ``region``.
 
     Returns
     -------
@@ -251,10 +245,8 @@ def earth_movers_distance(a: Any, b: Any, *, region: Any = None, max_size: int =
 
     Parameters
     ----------
-    a, b : array_like
-        Two (H, W) maps on one grid.
-    region : shape or bool array, optional
-        Pixels compared (default: all).
+    a, b, region
+        As for :func:`histogram_intersection`.
     max_size : int
         Grids larger than this are pooled (block sums) to at most this size first.
 
@@ -304,11 +296,11 @@ def region_auc(a: Any, inside: Any, *, region: Any = None) -> float:
     Parameters
     ----------
     a : array_like
-        An (H, W) map.
+        The (H, W) map whose values score the pixels.
     inside : array_like
-        Boolean (H, W) mask of the region to find.
+        Boolean (H, W) mask of the pixels to find.
     region : shape or bool array, optional
-        Pixels compared (default: all).
+        The pixels scored (default: all).
 
     Returns
     -------
@@ -331,10 +323,8 @@ def compare_maps(a: Any, b: Any, *, region: Any = None, top_percents: Sequence[f
 
     Parameters
     ----------
-    a, b : array_like
-        Two (H, W) maps on one grid.
-    region : shape or bool array, optional
-        Pixels compared (default: all).
+    a, b, region
+        As for :func:`pearson`.
     top_percents : sequence of float
         The top-k% overlaps computed.
     emd : bool

@@ -108,7 +108,7 @@ def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The (H, W) map.
+        The (H, W) set-level map.
     """
     if kind not in MAP_KINDS:
         raise InputError(f"unknown relevance summary '{kind}' (choose {', '.join(MAP_KINDS)})")
@@ -175,7 +175,7 @@ def per_image_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None,
     Parameters
     ----------
     maps : dict of str to RelevanceMaps
-        variant -> its maps.
+        variant -> its maps (matched by ``stimulus_id``).
     region : bool array, optional
         Pixels compared (default: all).
     pairs : sequence of (str, str), optional
@@ -233,10 +233,8 @@ def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 
     Parameters
     ----------
-    maps : dict of str to RelevanceMaps
-        variant -> its maps.
-    region : bool array, optional
-        Pixels compared (default: all).
+    maps, region
+        As for :func:`per_image_similarity`.
     kind : str
         The set-level map (:func:`summary_map`).
     top_percents : sequence of float
@@ -303,9 +301,9 @@ def relation_levels(per_image: pd.DataFrame, metric: str = "spearman",
     per_image : pandas.DataFrame
         :func:`per_image_similarity`.
     metric : str
-        ``spearman`` or ``pearson``.
+        The similarity averaged: ``spearman`` or ``pearson``.
     levels : sequence of str
-        The relations kept.
+        The relations kept, in the order reported.
 
     Returns
     -------
@@ -376,16 +374,14 @@ def level_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.Da
     Parameters
     ----------
     levels : pandas.DataFrame
-        :func:`relation_levels`.
+        :func:`relation_levels` (images are the subjects, relations the levels).
     padjust : str
-        pingouin's p-value correction.
+        pingouin's p-value correction of the paired tests.
 
     Returns
     -------
-    anova : pandas.DataFrame
-        The repeated-measures ANOVA.
-    pairwise : pandas.DataFrame
-        The paired tests.
+    anova, pairwise : pandas.DataFrame
+        The rm-ANOVA and the paired tests with the mean similarities.
     """
     present = list(dict.fromkeys(levels["relation"]))
     n_images = levels["stimulus_id"].nunique()
@@ -409,14 +405,10 @@ def variant_reliability(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 
     Parameters
     ----------
-    maps : dict of str to RelevanceMaps
-        variant -> its maps.
-    region : bool array, optional
-        Pixels compared (default: all).
-    kind : str
-        The set-level map (:func:`summary_map`).
+    maps, region, kind
+        As for :func:`mean_map_similarity`.
     n_splits : int
-        Random halvings.
+        Random halvings of the images.
     seed : int
         Seed of the halvings.
 
@@ -452,12 +444,8 @@ def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = 
 
     Parameters
     ----------
-    maps : dict of str to RelevanceMaps
-        variant -> its maps.
-    region : bool array, optional
-        Pixels used (default: all).
-    kind : str
-        The set-level map (:func:`summary_map`).
+    maps, region, kind
+        As for :func:`mean_map_similarity`.
 
     Returns
     -------

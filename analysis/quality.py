@@ -176,10 +176,8 @@ def excluded_by_accuracy(correct: ArrayLike, n: ArrayLike, chance: float, alpha:
 
     Parameters
     ----------
-    correct, n : array_like
-        Correct answers and answered trials.
-    chance : float
-        The chance level.
+    correct, n, chance
+        As for :func:`above_chance_p`.
     alpha : float
         Level of the test.
 
@@ -254,7 +252,7 @@ def staircase_trace(trials: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per answered main trial.
+        One row per answered main trial, with the staircase's final estimate.
 
     Examples
     --------

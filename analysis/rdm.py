@@ -121,8 +121,8 @@ def rating_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
     ----------
     table : pandas.DataFrame
         Answered rating rows (``stimulus_1``, ``stimulus_2``, ``response`` 1..7).
-    ids : sequence of str
-        The faces, in RDM order.
+    ids
+        As for :func:`triplet_rdm`.
 
     Returns
     -------
@@ -215,7 +215,7 @@ def embedding_rdm(points: np.ndarray, metric: str = "euclidean") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The (N, N) distances.
+        The (N, N) distances, zero on the diagonal.
 
     Examples
     --------

@@ -85,7 +85,7 @@ def fisher_mean(r: Any) -> float:
     Parameters
     ----------
     r : array_like
-        Correlations.
+        Correlations (NaNs ignored).
 
     Returns
     -------

@@ -238,16 +238,14 @@ def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = 
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        One session's trial table.
+    table, where
+        As for :func:`staircase_positions`.
     shape : sequence of int
         The stimulus grid (H, W).
     aperture : bool array, optional
         The face aperture (default: the whole grid).
     merge : str
         The session's mask merge rule.
-    where : str
-        Where it came from (for messages).
 
     Returns
     -------

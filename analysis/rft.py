@@ -152,10 +152,8 @@ def peak_pvalue(t: Any, search_region: Any, fwhm_px: float, *, bonferroni: bool 
     ----------
     t : array_like
         Peak heights.
-    search_region : shape, bool array or IntrinsicVolumes
-        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
-    fwhm_px : float
-        Smoothness of the field (FWHM, pixels).
+    search_region, fwhm_px
+        As for :func:`expected_ec`.
     bonferroni : bool
         Also bound by the Bonferroni p-value.
 
@@ -184,10 +182,8 @@ def rft_threshold(search_region: Any, fwhm_px: float, alpha: float = 0.05, *,
 
     Parameters
     ----------
-    search_region : shape, bool array or IntrinsicVolumes
-        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
-    fwhm_px : float
-        Smoothness of the field (FWHM, pixels).
+    search_region, fwhm_px
+        As for :func:`expected_ec`.
     alpha : float
         Family-wise error rate.
     bonferroni : bool
@@ -305,10 +301,8 @@ def cluster_size_threshold(search_region: Any, fwhm_px: float, cluster_threshold
 
     Parameters
     ----------
-    search_region : shape, bool array or IntrinsicVolumes
-        The pixels tested, as an (H, W) shape, a boolean mask or their intrinsic volumes.
-    fwhm_px : float
-        Smoothness of the field (FWHM, pixels).
+    search_region, fwhm_px
+        As for :func:`cluster_pvalue`.
     cluster_threshold : float
         The cluster-forming Z threshold.
     alpha : float

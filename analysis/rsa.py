@@ -202,7 +202,7 @@ def rdm_correlation(a: Any, b: Any, method: str = "spearman") -> float:
     a, b : array_like
         Two (N, N) RDMs over the same stimuli.
     method : str
-        ``spearman``, ``kendall_a`` or ``pearson``.
+        As for :func:`correlate_vectors`.
 
     Returns
     -------
@@ -250,7 +250,7 @@ def subject_correlations(model: Any, subjects: Any, method: str = "spearman") ->
     subjects : array_like
         (P, N, N) participants' RDMs.
     method : str
-        The correlation.
+        As for :func:`correlate_vectors`.
 
     Returns
     -------
@@ -306,7 +306,7 @@ def noise_ceiling(subjects: Any, method: str = "spearman") -> dict[str, float]:
     subjects : array_like
         (P, N, N) participants' RDMs.
     method : str
-        The correlation.
+        As for :func:`correlate_vectors` (it also sets how RDMs are averaged).
 
     Returns
     -------
@@ -339,13 +339,13 @@ def permutation_test(model: Any, human: Any, *, n: int = 1000, seed: int = 0,
     Parameters
     ----------
     model, human : array_like
-        Two (N, N) RDMs.
+        Two (N, N) RDMs; the model's stimulus labels are permuted.
     n : int
         Permutations.
     seed : int
         Their seed.
     method : str
-        The correlation.
+        As for :func:`correlate_vectors`.
 
     Returns
     -------

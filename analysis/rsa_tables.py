@@ -134,22 +134,14 @@ def rsa_table(models: Mapping[str, Any], subjects: Any, *, method: str = "spearm
 
     Parameters
     ----------
-    models : mapping of str to array_like
-        name -> (N, N) model RDM.
-    subjects : array_like
-        (P, N, N) participants' RDMs.
-    method : str
-        The correlation.
+    models, subjects, method, over, progress
+        As for :func:`bootstrap_rsa`.
     permutations, bootstraps : int
         Draws of the permutation test and of the bootstrap.
-    over : str
-        What the bootstrap resamples.
     alpha : float
         1 - the CIs' level.
     seed : int
         Seed of both.
-    progress : callable, optional
-        Called with the number of draws done since the last call.
 
     Returns
     -------

@@ -141,7 +141,7 @@ def paired_levels(trained: pd.DataFrame, baseline: pd.DataFrame, metric: str = "
     trained, baseline : pandas.DataFrame
         Per-image pair tables of the trained maps and of one kind of baselines.
     metric : str
-        ``spearman`` or ``pearson``.
+        The similarity compared, ``spearman`` or ``pearson``.
     levels : sequence of str
         The relations kept.
 
@@ -263,12 +263,8 @@ def level_contrasts(paired: pd.DataFrame, *, target: str = "pretrain", others: S
         The relations it is compared with.
     baseline : str
         The baseline kind (named in the table).
-    n_boot : int
-        Bootstrap draws.
-    seed : int
-        Their seed.
-    confidence : float
-        Level of the CIs.
+    n_boot, seed, confidence
+        As for :func:`baseline_contrasts`.
 
     Returns
     -------
@@ -391,7 +387,7 @@ def pretrain_verdict(contrasts: pd.DataFrame) -> str:
     Returns
     -------
     str
-        The verdict (``agrees``, ...).
+        ``agrees``, ``differs`` or why there is no verdict.
 
     Examples
     --------

@@ -194,16 +194,10 @@ def cluster_test(z: Any, fwhm_px: float, cluster_threshold: float = 2.7, alpha: 
 
     Parameters
     ----------
-    z : array_like
-        The (H, W) Z map.
-    fwhm_px : float
-        Smoothness of the map (FWHM of its kernel, pixels).
+    z, fwhm_px, alpha, region
+        As for :func:`pixel_test`.
     cluster_threshold : float
         The cluster-forming Z threshold.
-    alpha : float
-        Family-wise error rate.
-    region : shape or bool array, optional
-        The search region (default: the whole map).
 
     Returns
     -------

@@ -117,16 +117,10 @@ def load_baseline_maps(variants: Iterable[str], stimuli: str, results: str | Pat
 
     Parameters
     ----------
-    variants : iterable of str
-        Variant names.
-    stimuli : str
-        The prepared set's name.
-    results : path
-        The results root.
+    variants, stimuli, results, warn
+        As for :func:`load_variant_maps`.
     kinds : sequence of str
         Baseline kinds (``untrained``, ``random``).
-    warn : callable, optional
-        Called with one line per problem (default: a ``warning:`` line on stderr).
 
     Returns
     -------
