@@ -31,4 +31,4 @@ def test_report_imports_neither_torch_nor_psychopy(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1] == "HEAVY:", f"the report pulled in {lines[-1][6:]}"
-    assert "--overwrite" in result.stdout and (tmp_path / "m.png").stat().st_size > 1000
+    assert "--force" in result.stdout and (tmp_path / "m.png").stat().st_size > 1000

@@ -242,7 +242,7 @@ def test_command_line_exit_codes_and_config_errors(report, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["run", str(config), "--out", str(out)])
     assert exit.value.code == 2 and "--overwrite" in capsys.readouterr().err
-    assert main(["run", str(config), "--out", str(out), "--overwrite"]) == 0
+    assert main(["run", str(config), "--out", str(out), "--force"]) == 0
     capsys.readouterr()
     bad = [({"models": {"relevance_maps": "mean"}}, "unknown key 'models.relevance_maps' (did you mean "
                                                     "'models.relevance_map'?)"),
