@@ -1,11 +1,15 @@
-"""Analyses of Bubbles trial files and relevance maps (reads files; imports neither torch nor psychopy).
+"""Analyses of Bubbles trial files and relevance maps (imports neither torch nor psychopy).
 
 * :mod:`analysis.classification`: classification images through the linearity of the
   apertures, analytic and permutation Z-scores, group CIs;
-* :mod:`analysis.stat4ci`: the Stat4Ci pixel and cluster tests (random field theory);
+* :mod:`analysis.stat4ci`: the Stat4Ci pixel and cluster tests, with :mod:`analysis.rft` (random
+  field theory: p-values and thresholds) and :mod:`analysis.search_region` (intrinsic volumes);
 * :mod:`analysis.permutation`: the max-statistic permutation alternative;
 * :mod:`analysis.metrics`: comparisons between two maps on the stimulus grid;
-* :mod:`analysis.ci_command`: ``python -m analysis ci`` (maps, tables, figures, provenance);
+* :mod:`analysis.ci_pipeline`: the CI pipeline (maps, tables, figures) behind ``python -m analysis ci``
+  (:mod:`analysis.ci`);
+* :mod:`analysis.readers`: every file the statistics read (trial files, relevance maps, masking
+  tables, similarity judgements); the statistics modules take arrays and DataFrames;
 * :mod:`analysis.model_stats`: relevance maps across variants (seeds, tasks, pretraining),
   reliability, masking transfer; :mod:`analysis.alignment`: human-model alignment, noise
   ceiling, condition effects; :mod:`analysis.reliability`, :mod:`analysis.repeated`;
@@ -30,13 +34,9 @@ from .classification import (
 )
 from .metrics import compare_maps, region_auc
 from .permutation import max_statistic_test
-from .stat4ci import (
-    cluster_test,
-    fwhm_from_sigma,
-    intrinsic_volumes,
-    pixel_test,
-    pixel_test_threshold,
-)
+from .rft import fwhm_from_sigma, pixel_test_threshold
+from .search_region import intrinsic_volumes
+from .stat4ci import cluster_test, pixel_test
 
 __all__ = [
     "BubbleTrials",

@@ -1,5 +1,48 @@
-"""``python -m analysis``: see :mod:`analysis.cli`."""
+"""Command line of the analysis part: ``python -m analysis <command> ...``.
 
-from .cli import main
+Each command lives in its own module with a ``main(argv)`` (its own argparse, ``--help``);
+adding a command is one entry in :data:`COMMANDS` (the pattern of every package:
+:func:`stimuli.contracts.cli.dispatch`).
 
-raise SystemExit(main())
+Examples
+--------
+::
+
+    python -m analysis ci --data-root participants --task gender --stimuli orl128 --out results/analysis/ci
+    python -m analysis run analysis/configs/demo.yaml --out results/demo
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from stimuli.contracts.cli import dispatch
+
+__all__ = ["COMMANDS", "main"]
+
+# command -> (module with main(argv), one line for the overview)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ci": ("analysis.ci", "classification images and Stat4Ci pixel/cluster tests from trial files"),
+    "run": ("analysis.report.run", "the whole analysis from a YAML config, as report.html"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m analysis <command> ...``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command and its arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The command's exit status.
+    """
+    return dispatch("analysis", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

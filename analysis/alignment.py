@@ -51,6 +51,22 @@ def align_maps(humans: Mapping[str, np.ndarray], references: Mapping[str, np.nda
 
     Columns: ``human``, ``reference``, then the metrics (``pearson``, ``spearman``,
     ``dice_top<k>``, ``iou_top<k>``, ``histogram_intersection``).
+
+    Parameters
+    ----------
+    humans : mapping of str to numpy.ndarray
+        name -> human (H, W) map (e.g. a group CI).
+    references : mapping of str to numpy.ndarray
+        name -> reference map (a model's mean relevance, ...).
+    region : shape or bool array, optional
+        Pixels compared (default: all).
+    top_percents : sequence of float
+        The top-k% overlaps computed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (human, reference) pair.
     """
     rows = []
     for human, h in humans.items():
@@ -74,6 +90,26 @@ def shift_null(human: Any, reference: Any, *, region: Any = None, n: int = 200, 
     ``min_shift`` of the image side in one direction or the other (so the shifted map does not
     nearly coincide with the original). Returns ``observed``, ``null`` (the n correlations),
     ``null_mean``, ``null_q95`` and the one-sided ``p`` = (1 + #null >= observed) / (1 + n).
+
+    Parameters
+    ----------
+    human, reference : array_like
+        Two (H, W) maps.
+    region : shape or bool array, optional
+        Pixels compared (default: all).
+    n : int
+        Null draws.
+    seed : int
+        Seed of the shifts.
+    method : str
+        ``spearman`` or ``pearson``.
+    min_shift : float
+        Smallest shift, as a share of the image side.
+
+    Returns
+    -------
+    dict
+        ``observed``, the ``null`` draws, their mean and the p-value.
     """
     correlate = _correlate(method)
     human = check_map(human, "human map")
@@ -110,6 +146,22 @@ def noise_ceiling(participant_maps: Any, *, region: Any = None, n_splits: int = 
       mean correlation of each participant with the mean of the others / of everyone.
 
     Needs at least 2 participants (4 or more for a useful split-half).
+
+    Parameters
+    ----------
+    participant_maps : array_like
+        (P, H, W) the participants' maps.
+    region, method
+        As for :func:`shift_null`.
+    n_splits : int
+        Random halvings of the participants.
+    seed : int
+        Seed of the halvings.
+
+    Returns
+    -------
+    dict of str to float
+        ``n_participants``, ``r_half``, ``reliability``, ``ceiling``, ``lower``, ``upper`` and the settings.
     """
     correlate = _correlate(method)
     maps = np.asarray(participant_maps, dtype=np.float64)
@@ -144,6 +196,20 @@ def condition_descriptives(table: pd.DataFrame,
 
     The default dvs are those of ``tables/ci_participants.csv`` the conditions are compared
     on: accuracy and revealed area (px), both after the staircase's burn-in.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per participant and condition.
+    dvs : sequence of str
+        The dependent variables.
+    conditions : sequence of str, optional
+        The conditions, in order (default: all, as found).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``condition``, ``dv``, ``mean``, ``sd``, ``n``.
     """
     conditions = list(conditions) if conditions is not None else list(dict.fromkeys(table["condition"]))
     rows = []
@@ -168,6 +234,22 @@ def condition_effects(table: pd.DataFrame, dv: str, *, conditions: Sequence[str]
     ``ng2``), ``pairwise`` (``pairwise_tests``: paired t, ``p_unc``, ``p_corr`` FDR-corrected,
     ``cohen`` d; the condition means are added as ``mean_A`` and ``mean_B``), ``n`` and
     ``dropped``. Needs 2+ conditions and 2+ complete participants, else an InputError says so.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per participant and condition.
+    dv : str
+        The dependent variable.
+    conditions : sequence of str, optional
+        The conditions compared (default: all).
+    padjust : str
+        pingouin's p-value correction of the pairwise tests.
+
+    Returns
+    -------
+    dict
+        ``anova`` and ``pairwise`` tables, ``n`` participants and those ``dropped``.
     """
     for column in ("participant", "condition", dv):
         if column not in table.columns:

@@ -66,6 +66,23 @@ class BubbleTrials:
     which trial (0..N-1) each belongs to. ``stratum`` (N,) optionally labels the centre
     density each trial's centres were drawn from (e.g. its face, in a guided condition with
     per-image maps): trials of one label share a density; None means all trials share one.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The stimulus grid (H, W).
+    centres : numpy.ndarray
+        (M, 2) [row, col] centres of all trials.
+    trial_of : numpy.ndarray
+        (M,) the trial (0..N-1) of each centre.
+    correct : numpy.ndarray
+        (N,) 0/1 answers.
+    sigma_px : numpy.ndarray
+        (N,) aperture sigma of each trial (pixels).
+    where : str
+        Where the trials came from (for messages).
+    stratum : numpy.ndarray, optional
+        (N,) label of each trial's centre density.
     """
 
     shape: tuple[int, int]
@@ -120,6 +137,20 @@ def parse_bubble_trials(trials: pd.DataFrame, shape: Sequence[int], *, where: st
     Needs columns ``correct`` (0/1), ``bubbles`` (JSON [row, col] list) and ``sigma_px``.
     Every problem is one :class:`~stimuli.InputError` naming ``where`` and the line
     (the header is line 1, as in the trial file).
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        A trial table (trial-file format).
+    shape : sequence of int
+        The stimulus grid (H, W).
+    where : str
+        Where the table came from (for messages).
+
+    Returns
+    -------
+    BubbleTrials
+        The parsed trials.
     """
     height, width = _check_shape(shape)
     missing = [c for c in CI_COLUMNS if c not in trials.columns]
@@ -165,6 +196,18 @@ def concat_bubble_trials(parts: Sequence[BubbleTrials], where: str | None = None
     """Several parsed tables (e.g. one participant's sessions) as one, trials in order.
 
     Centre-density labels are kept; a part without labels gets the label ``''``.
+
+    Parameters
+    ----------
+    parts : sequence of BubbleTrials
+        Parsed tables on one grid.
+    where : str, optional
+        Where the result came from (default: the first part's).
+
+    Returns
+    -------
+    BubbleTrials
+        All trials, in order.
     """
     if not parts:
         raise InputError("no trials to concatenate")
@@ -196,6 +239,22 @@ def aperture_sum(shape: Sequence[int], centres: Any, sigma_px: float, weights: A
     Weights are accumulated on the grid of the centres' distinct rows x columns and
     convolved once with the separable aperture profiles. ``weights`` (M,) gives one (H, W)
     map; (K, M) gives K maps at once (permutations).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The grid (H, W).
+    centres : array_like
+        (M, 2) [row, col] centres.
+    sigma_px : float
+        Aperture sigma (pixels).
+    weights : array_like, optional
+        (M,) or (K, M) weights (default: ones).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) or (K, H, W) float64 sums.
 
     Examples
     --------
@@ -234,7 +293,25 @@ def aperture_sum(shape: Sequence[int], centres: Any, sigma_px: float, weights: A
 
 
 def centre_histogram(centres: Any, shape: Sequence[int]) -> np.ndarray:
-    """Count of centres at each pixel (rounded to the nearest pixel): a sampling density."""
+    """Count of centres at each pixel (rounded to the nearest pixel): a sampling density.
+
+    Parameters
+    ----------
+    centres : array_like
+        (M, 2) [row, col] centres.
+    shape : sequence of int
+        The grid (H, W).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) counts.
+
+    Examples
+    --------
+    >>> centre_histogram([[0, 0], [0.2, 0.1], [1, 1]], (2, 2)).tolist()
+    [[2.0, 0.0], [0.0, 1.0]]
+    """
     height, width = _check_shape(shape)
     points = np.rint(np.asarray(centres, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
     points[:, 0] = np.clip(points[:, 0], 0, height - 1)
@@ -244,7 +321,20 @@ def centre_histogram(centres: Any, shape: Sequence[int]) -> np.ndarray:
 
 
 def kernel_groups(bt: BubbleTrials, smooth_px: float) -> list[tuple[float, np.ndarray]]:
-    """(kernel sigma, trial mask) for each distinct kernel sqrt(sigma^2 + smooth^2)."""
+    """(kernel sigma, trial mask) for each distinct kernel sqrt(sigma^2 + smooth^2).
+
+    Parameters
+    ----------
+    bt : BubbleTrials
+        The parsed trials.
+    smooth_px : float
+        Extra smoothing sigma (pixels).
+
+    Returns
+    -------
+    list of (float, numpy.ndarray)
+        Each distinct kernel sigma with the boolean (N,) mask of its trials.
+    """
     smooth = float(smooth_px)
     if not math.isfinite(smooth) or smooth < 0:
         raise InputError(f"smoothing sigma must be zero or a positive number of pixels, got {smooth_px!r}")
@@ -253,7 +343,22 @@ def kernel_groups(bt: BubbleTrials, smooth_px: float) -> list[tuple[float, np.nd
 
 
 def aperture_ci(bt: BubbleTrials, weights: Any, smooth_px: float = 0.0) -> np.ndarray:
-    """``sum_t w_t X_t`` for per-trial ``weights`` (N,) or (K, N), kernels widened by ``smooth_px``."""
+    """``sum_t w_t X_t`` for per-trial ``weights`` (N,) or (K, N), kernels widened by ``smooth_px``.
+
+    Parameters
+    ----------
+    bt : BubbleTrials
+        The parsed trials.
+    weights : array_like
+        (N,) or (K, N) per-trial weights.
+    smooth_px : float
+        Extra smoothing sigma (pixels).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) or (K, H, W) weighted sums of the trials' masks.
+    """
     w = np.asarray(weights, dtype=np.float64)
     if w.shape[-1] != bt.n_trials:
         raise InputError(f"{w.shape[-1]} weights for {bt.n_trials} trials")

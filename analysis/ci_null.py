@@ -44,6 +44,16 @@ class CentreDensity:
     centre is drawn from the density: the ingredients of the analytic null. Build one per
     density and reuse it: the moments are computed once per aperture size.
 
+    Parameters
+    ----------
+    density : array_like
+        (H, W) non-negative weights of the centre positions (normalised to sum 1); ignored
+        when ``centres`` is given.
+    shape : sequence of int, optional
+        The grid (H, W) (needed with ``centres``).
+    centres : array_like, optional
+        (M, 2) centres, each of equal mass: an empirical density.
+
     Examples
     --------
     >>> density = CentreDensity(np.ones((8, 8)))
@@ -103,6 +113,20 @@ def _strata_codes(stratum: Any, n: int) -> tuple[np.ndarray, list[str]]:
 def nuisance_design(n_trials: int, n_bubbles: Any = None, stratum: Any = None) -> np.ndarray:
     """The reduced model (N, p): one intercept per stratum, then ``n_bubbles`` if it varies.
 
+    Parameters
+    ----------
+    n_trials : int
+        Trials N.
+    n_bubbles : array_like, optional
+        (N,) bubbles per trial (a column when it varies).
+    stratum : array_like, optional
+        (N,) density label of each trial.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, p) design.
+
     Examples
     --------
     >>> nuisance_design(4, [5, 6, 5, 6], ["a", "a", "b", "b"]).tolist()
@@ -124,6 +148,20 @@ def trial_weights(correct: Any, n_bubbles: Any = None, stratum: Any = None) -> n
     """Per-trial CI weights: the residuals of ``correct`` on the reduced model
     (:func:`nuisance_design`): ``correct - mean`` with one stratum and a fixed count.
 
+    Parameters
+    ----------
+    correct : array_like
+        (N,) 0/1 answers.
+    n_bubbles : array_like, optional
+        (N,) bubbles per trial.
+    stratum : array_like, optional
+        (N,) density label of each trial.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) weights.
+
     Examples
     --------
     >>> trial_weights([1, 0, 1, 1]).tolist()
@@ -140,6 +178,19 @@ class TrialNull:
 
     Build it with :meth:`build`; ``densities`` holds one :class:`CentreDensity` per stratum
     (in the order of the codes), or None when only permutations are needed.
+
+    Parameters
+    ----------
+    design, pinv : numpy.ndarray
+        The reduced model (N, p) and its pseudo-inverse.
+    codes : numpy.ndarray
+        (N,) stratum index of each trial.
+    labels : tuple of str
+        The strata's labels.
+    n_bubbles : numpy.ndarray
+        (N,) bubbles per trial.
+    densities : tuple of CentreDensity, optional
+        One density per stratum (the analytic Z).
     """
 
     design: np.ndarray  # (N, p) reduced model
@@ -234,6 +285,17 @@ def _stratum_densities(bt: BubbleTrials, codes: np.ndarray, labels: list[str],
 
 
 def pooled_density(parts: Sequence[BubbleTrials]) -> CentreDensity:
-    """One density from the centres of several participants' trials (a centre histogram)."""
+    """One density from the centres of several participants' trials (a centre histogram).
+
+    Parameters
+    ----------
+    parts : sequence of BubbleTrials
+        The participants' parsed trials.
+
+    Returns
+    -------
+    CentreDensity
+        The pooled density.
+    """
     shape = parts[0].shape
     return CentreDensity(centre_histogram(np.concatenate([p.centres for p in parts]), shape))

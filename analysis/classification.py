@@ -105,7 +105,7 @@ from .apertures import (
     parse_bubble_trials,
 )
 from .ci_null import CentreDensity, DensitySpec, TrialNull, trial_weights
-from .stat4ci import FWHM_PER_SIGMA
+from .rft import FWHM_PER_SIGMA
 
 __all__ = [
     "Z_METHODS",
@@ -131,7 +131,29 @@ Z_METHODS = ("analytic", "permutation")
 
 @dataclass(frozen=True)
 class ClassificationImage:
-    """A CI with its null moments and Z-score (plain arrays and numbers, and the null it used)."""
+    """A CI with its null moments and Z-score (plain arrays and numbers, and the null it used).
+
+    Parameters
+    ----------
+    z, ci, null_mean, null_sd : numpy.ndarray
+        The (H, W) Z map, raw CI and the null's mean and standard deviation.
+    weights : numpy.ndarray
+        The per-trial weights (N,) the CI sums.
+    n_trials : int
+        Trials in the CI.
+    accuracy : float
+        Their proportion correct.
+    kernel_sigma_px, fwhm_px : float
+        Effective kernel sigma and the map's FWHM (pixels).
+    z_method : str
+        ``analytic`` or ``permutation``.
+    n_permutations : int
+        Permutations of a permutation Z (0 for analytic).
+    seed : int or None
+        Seed of the permutations.
+    null : TrialNull, optional
+        The null the analytic moments came from.
+    """
 
     z: np.ndarray  # (H, W) Z-scored CI
     ci: np.ndarray  # (H, W) raw CI, sum_t w_t X_t
@@ -163,6 +185,22 @@ def permutation_z(bt: BubbleTrials, ci: ClassificationImage, weights: np.ndarray
 
     Analytic Z: each permuted weight vector gets its own null moments (the same statistic
     as the observed map, on permuted data). Permutation Z: ``ci``'s permutation moments.
+
+    Parameters
+    ----------
+    bt : BubbleTrials
+        The parsed trials.
+    ci : ClassificationImage
+        The observed CI (its null and Z method are reused).
+    weights : numpy.ndarray
+        Permuted weights (K, N).
+    smooth_px : float
+        Extra smoothing sigma (pixels), as for ``ci``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K, H, W) Z maps.
     """
     maps = aperture_ci(bt, weights, smooth_px)
     if ci.z_method == "analytic":
@@ -212,6 +250,11 @@ def compute_ci(bt: BubbleTrials, *, smooth_px: float = 0.0, z: str = "analytic",
         (pass one ``CentreDensity(centre_histogram(...))`` pooled over participants to share it).
     n_permutations, seed : for ``z="permutation"``.
     covariate : regress accuracy on the number of bubbles when it varies.
+
+    Returns
+    -------
+    ClassificationImage
+        The CI, its null moments, Z map and the settings used.
 
     Examples
     --------
@@ -263,6 +306,11 @@ def classification_image(trials: pd.DataFrame, shape: Sequence[int], sigma_px: f
         ``sigma_px`` column.
     smooth_px, z, n_permutations, seed, centre_density : see :func:`compute_ci`.
 
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) Z map.
+
     Examples
     --------
     >>> import pandas as pd
@@ -279,7 +327,23 @@ def classification_image(trials: pd.DataFrame, shape: Sequence[int], sigma_px: f
 
 
 def group_z(z_maps: Any) -> np.ndarray:
-    """Group CI from participants' Z maps: ``sum_i Z_i / sqrt(n)`` (a unit-variance field under H0)."""
+    """Group CI from participants' Z maps: ``sum_i Z_i / sqrt(n)`` (a unit-variance field under H0).
+
+    Parameters
+    ----------
+    z_maps : array_like
+        The participants' (H, W) Z maps, stacked (P, H, W) or as a sequence.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) group Z map.
+
+    Examples
+    --------
+    >>> group_z([np.ones((2, 2)), np.ones((2, 2))]).round(3).tolist()
+    [[1.414, 1.414], [1.414, 1.414]]
+    """
     stack = np.asarray(z_maps, dtype=np.float64)
     if stack.ndim != 3 or len(stack) == 0:
         raise InputError(f"group CI needs a stack of (n, H, W) Z maps, got shape {stack.shape}")

@@ -19,13 +19,17 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
     Parameters
     ----------
-    k : number of runs in which the event happened (e.g. a test rejected a true null).
-    n : number of runs.
-    confidence : coverage of the two-sided interval.
+    k : int
+        Runs in which the event happened (e.g. a test rejected a true null).
+    n : int
+        Runs.
+    confidence : float
+        Coverage of the two-sided interval.
 
     Returns
     -------
-    (low, high) : bounds of the rate; 0 and 1 at the edges.
+    low, high : float
+        Bounds of the rate; 0 and 1 at the edges.
     """
     interval = stats.binomtest(int(k), int(n)).proportion_ci(confidence, method="exact")
     return float(interval.low), float(interval.high)

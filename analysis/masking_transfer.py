@@ -1,6 +1,6 @@
 """Masking transfer: the tables of ``python -m model evaluate``, by relation and their asymmetries.
 
-:func:`read_masking` reads an evaluate folder; :func:`transfer_levels` and
+:func:`analysis.readers.read_masking` reads an evaluate folder; :func:`transfer_levels` and
 :func:`transfer_tests` compare relative transfer across relations of source and target (same
 map, another seed, task, pretraining) with targets as the repeated measure;
 :func:`oriented_asymmetry` orients each pair's asymmetry of relative transfer by the factor
@@ -36,7 +36,6 @@ __all__ = [
     "MaskingTables",
     "is_baseline_source",
     "source_relation",
-    "read_masking",
     "evaluate_command",
     "transfer_relations",
     "transfer_levels",
@@ -53,7 +52,19 @@ ASYMMETRY_BOOTSTRAP = ("relative_asymmetry", "relative_asymmetry_ci_low", "relat
 
 @dataclass
 class MaskingTables:
-    """The tables of one ``python -m model evaluate`` output folder that the analysis reads."""
+    """The tables of one ``python -m model evaluate`` output folder that the analysis reads.
+
+    Parameters
+    ----------
+    folder : Path
+        The evaluate output folder.
+    mode : str
+        The masking mode of the transfer tables (``remove`` or ``keep``).
+    accuracy, transfer, asymmetry : pandas.DataFrame
+        ``accuracy.csv``, ``transfer_<mode>.csv`` (variants' maps only) and ``asymmetry_<mode>.csv``.
+    aopc : pandas.DataFrame, optional
+        ``aopc.csv`` when the folder has one.
+    """
 
     folder: Path
     mode: str  # the masking mode of the transfer tables (remove or keep)
@@ -69,12 +80,41 @@ class MaskingTables:
 
 
 def is_baseline_source(source: str) -> bool:
-    """``random`` blobs or a ``setmean:<variant>`` map: a masking baseline, not a variant's maps."""
+    """``random`` blobs or a ``setmean:<variant>`` map: a masking baseline, not a variant's maps.
+
+    Parameters
+    ----------
+    source : str
+        A masking source of the evaluate tables.
+
+    Returns
+    -------
+    bool
+        Whether it is a baseline.
+
+    Examples
+    --------
+    >>> is_baseline_source("random"), is_baseline_source("vgg16-imagenet-gender-s0")
+    (True, False)
+    """
     return source == "random" or str(source).startswith(SET_MEAN)
 
 
 def source_relation(source: str, target: str) -> str:
-    """A masking source's relation to the target: ``random``, ``set-mean map`` or :func:`pair_relation`."""
+    """A masking source's relation to the target: ``random``, ``set-mean map`` or :func:`pair_relation`.
+
+    Parameters
+    ----------
+    source : str
+        The source of the masks.
+    target : str
+        The variant tested.
+
+    Returns
+    -------
+    str
+        The relation.
+    """
     if source == "random":
         return "random"
     if str(source).startswith(SET_MEAN):
@@ -83,60 +123,37 @@ def source_relation(source: str, target: str) -> str:
 
 
 def evaluate_command(folder: str | Path) -> str:
-    """The command that makes an evaluate folder ``<out>/evaluate/<name>`` (for messages)."""
+    """The command that makes an evaluate folder ``<out>/evaluate/<name>`` (for messages).
+
+    Parameters
+    ----------
+    folder : path
+        The evaluate folder.
+
+    Returns
+    -------
+    str
+        The command line.
+    """
     folder = Path(folder)
     out = folder.parent.parent
     out_flag = "" if str(out) in ("results", ".") else f" --out {out}"
     return f"python -m model evaluate CONFIG.yaml{out_flag} (CONFIG named '{folder.name}', e.g. model/configs/)"
 
 
-def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found") from None
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: unreadable ({error})") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    return table
-
-
-def read_masking(folder: str | Path, mode: str | None = None) -> MaskingTables:
-    """Read the masking tables of an evaluate folder (``tables/accuracy.csv``,
-    ``transfer_<mode>.csv``, ``asymmetry_<mode>.csv``, and ``aopc.csv`` when there); ``mode``
-    defaults to ``remove`` when present. A missing folder or file, or a missing column, is one
-    InputError naming it. Outputs of an older evaluate (no bootstrap columns) are read too:
-    :attr:`MaskingTables.bootstrap` says which."""
-    folder = Path(folder)
-    tables = folder / "tables"
-    if not tables.is_dir():
-        raise InputError(f"{folder}: no model evaluate output here; make it with: {evaluate_command(folder)}")
-    modes = sorted(p.stem.split("_", 1)[1] for p in tables.glob("transfer_*.csv"))
-    if not modes:
-        raise InputError(f"{tables}: no transfer_<mode>.csv (was masking left out of the evaluate config?)")
-    mode = mode or ("remove" if "remove" in modes else modes[0])
-    if mode not in modes:
-        raise InputError(f"{tables}: no transfer_{mode}.csv (found modes: {', '.join(modes)})")
-    accuracy = _read_csv(tables / "accuracy.csv", ("source", "target", "mode", "fraction", "accuracy"))
-    transfer = _read_csv(tables / f"transfer_{mode}.csv", ("source", "target", "aopc", "relative"))
-    asymmetry = _read_csv(tables / f"asymmetry_{mode}.csv", ("a", "b", "m_ab", "m_ba", "asymmetry"))
-    aopc = _read_csv(tables / "aopc.csv", ("source", "target", "mode", "aopc")) \
-        if (tables / "aopc.csv").is_file() else None
-    for name, table in (("accuracy", accuracy), (f"transfer_{mode}", transfer)):
-        value = "accuracy" if name == "accuracy" else "aopc"
-        bad = ~np.isfinite(pd.to_numeric(table[value], errors="coerce"))
-        if bad.any():
-            raise InputError(f"{tables / (name + '.csv')}, line {int(np.flatnonzero(bad)[0]) + 2}: "
-                             f"'{value}' is not a finite number")
-    # the variants' maps only: baselines are columns of the transfer table (rows in older outputs)
-    transfer = transfer[[not is_baseline_source(s) for s in transfer["source"]]].reset_index(drop=True)
-    return MaskingTables(folder, mode, accuracy, transfer, asymmetry, aopc)
-
-
 def transfer_relations(transfer: pd.DataFrame) -> pd.DataFrame:
-    """The transfer table with each (source, target) pair's ``relation`` (``same`` = own map)."""
+    """The transfer table with each (source, target) pair's ``relation`` (``same`` = own map).
+
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        A transfer table (``source``, ``target``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table with a ``relation`` column.
+    """
     return transfer.assign(relation=[pair_relation(s, t) for s, t in zip(transfer["source"], transfer["target"])])
 
 
@@ -146,7 +163,22 @@ def transfer_levels(transfer: pd.DataFrame, value: str = "relative",
     kept only for targets that have every relation present: the repeated measure of
     :func:`analysis.repeated.repeated_measures`. ``value`` is the relative transfer by default
     (random masks 0, the target's own map 1: comparable across targets of unequal fragility);
-    baseline sources (random, set-mean maps) are left out."""
+    baseline sources (random, set-mean maps) are left out.
+
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        A transfer table.
+    value : str
+        The column averaged (``relative`` or ``aopc``).
+    levels : sequence of str
+        The relations, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``target``, ``relation`` and the value.
+    """
     table = transfer_relations(transfer[[not is_baseline_source(s) for s in transfer["source"]]])
     table = table[table["relation"].isin(levels) & np.isfinite(pd.to_numeric(table[value], errors="coerce"))]
     out = table.groupby(["target", "relation"], sort=False)[value].mean().reset_index()
@@ -157,7 +189,20 @@ def transfer_levels(transfer: pd.DataFrame, value: str = "relative",
 
 
 def transfer_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """rm-ANOVA and paired tests of transfer across relations, targets as the repeated measure."""
+    """rm-ANOVA and paired tests of transfer across relations, targets as the repeated measure.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`transfer_levels` (targets are the subjects, relations the levels).
+    padjust : str
+        pingouin's p-value correction.
+
+    Returns
+    -------
+    anova, pairwise : pandas.DataFrame
+        As :func:`analysis.repeated.repeated_measures` returns them.
+    """
     present = list(dict.fromkeys(levels["relation"]))
     n = levels["target"].nunique()
     if len(present) < 2 or n < 3:
@@ -179,6 +224,16 @@ def oriented_asymmetry(asymmetry: pd.DataFrame) -> pd.DataFrame:
     evaluate without them give the raw AOPC difference (``measure`` = ``raw``, no CI).
     Columns: ``a``, ``b``, ``relation``, ``direction``, ``measure``, ``oriented``, ``ci_low``,
     ``ci_high``, ``p_boot``, ``abs_asymmetry``.
+
+    Parameters
+    ----------
+    asymmetry : pandas.DataFrame
+        An asymmetry table (``a``, ``b``, ``m_ab``, ``m_ba``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair that differs in one factor, with ``relation`` and ``direction``.
     """
     columns = ["a", "b", "relation", "direction", "measure", "oriented", "ci_low", "ci_high", "p_boot",
                "abs_asymmetry"]
@@ -214,6 +269,18 @@ def asymmetry_tests(oriented: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFr
     variants, so they are not independent. Columns: ``relation``, ``direction``, ``measure``,
     ``n_pairs``, ``mean`` (oriented), ``mean_abs``, ``n_first``, ``n_second``, ``p_fdr_min``
     (NaN counts and p without bootstrap columns).
+
+    Parameters
+    ----------
+    oriented : pandas.DataFrame
+        :func:`oriented_asymmetry`.
+    alpha : float
+        The false discovery rate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per relation and direction.
     """
     columns = ["relation", "direction", "measure", "n_pairs", "mean", "mean_abs", "n_first", "n_second",
                "p_fdr_min"]

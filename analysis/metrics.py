@@ -70,7 +70,20 @@ def _pair(a: Any, b: Any, region: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def pearson(a: Any, b: Any, *, region: Any = None) -> float:
-    """Pearson correlation of the pixel values (NaN when a map is constant)."""
+    """Pearson correlation of the pixel values (NaN when a map is constant).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Two (H, W) maps on one grid.
+    region : shape or bool array, optional
+        Pixels compared (default: all).
+
+    Returns
+    -------
+    float
+        The correlation.
+    """
     a, b, mask = _pair(a, b, region)
     x, y = a[mask], b[mask]
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -79,7 +92,18 @@ def pearson(a: Any, b: Any, *, region: Any = None) -> float:
 
 
 def spearman(a: Any, b: Any, *, region: Any = None) -> float:
-    """Spearman rank correlation of the pixel values (ties get average ranks)."""
+    """Spearman rank correlation of the pixel values (ties get average ranks).
+
+    Parameters
+    ----------
+    a, b, region
+        As for :func:`pearson`; the pixels are ranked within ``region``.
+
+    Returns
+    -------
+    float
+        Spearman's rho (NaN when a map is constant).
+    """
     a, b, mask = _pair(a, b, region)
     x, y = a[mask], b[mask]
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -95,7 +119,22 @@ def _check_percent(percent: float) -> float:
 
 
 def top_k_mask(a: Any, percent: float, *, region: Any = None) -> np.ndarray:
-    """The ``percent``% highest pixels of ``a`` within ``region`` (at least one; ties by pixel order)."""
+    """The ``percent``% highest pixels of ``a`` within ``region`` (at least one; ties by pixel order).
+
+    Parameters
+    ----------
+    a : array_like
+        The (H, W) map whose highest pixels are kept.
+    percent : float
+        Share of the region's pixels kept, in (0, 100].
+    region : shape or bool array, optional
+        The pixels ranked (default: all).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean (H, W) mask of the top pixels.
+    """
     a = check_map(a)
     mask = _region(region, a.shape)
     count = max(1, int(round(_check_percent(percent) / 100 * mask.sum())))
@@ -108,7 +147,22 @@ def top_k_mask(a: Any, percent: float, *, region: Any = None) -> np.ndarray:
 
 def top_k_overlap(a: Any, b: Any, percent: float = 10.0, *, region: Any = None,
                   measure: str = "dice") -> float:
-    """Dice (``2|A&B| / (|A|+|B|)``) or IoU (``|A&B| / |A|B|``) of the two maps' top-k% pixels."""
+    """Dice (``2|A&B| / (|A|+|B|)``) or IoU (``|A&B| / |A|B|``) of the two maps' top-k% pixels.
+
+    Parameters
+    ----------
+    a, b, region
+        As for :func:`pearson`; each map's top pixels are taken within ``region``.
+    percent : float
+        Share of the region's pixels in each top set.
+    measure : str
+        ``dice`` or ``iou``.
+
+    Returns
+    -------
+    float
+        The overlap in [0, 1].
+    """
     if measure not in OVERLAP_MEASURES:
         raise InputError(f"unknown overlap measure '{measure}' (choose {', '.join(OVERLAP_MEASURES)})")
     a, b, mask = _pair(a, b, region)
@@ -123,6 +177,22 @@ def mass_inside(a: Any, inside: Any, *, region: Any = None, positive: bool = Tru
     """Share of ``a``'s mass (positive part, or absolute values) inside the mask ``inside``.
 
     With ``region`` the total is taken over the region only. NaN when there is no mass.
+
+    Parameters
+    ----------
+    a : array_like
+        The (H, W) map whose mass is measured.
+    inside : array_like
+        Boolean (H, W) mask.
+    region : shape or bool array, optional
+        The pixels the total is taken over (default: all).
+    positive : bool
+        Use the positive part (else absolute values).
+
+    Returns
+    -------
+    float
+        The share in [0, 1], or NaN.
     """
     a = check_map(a)
     target = check_mask(inside, "inside mask", a.shape)
@@ -141,7 +211,18 @@ def _distribution(a: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
 
 
 def histogram_intersection(a: Any, b: Any, *, region: Any = None) -> float:
-    """``sum min(p, q)`` of the maps' positive parts normalised to sum 1: 1 = same distribution."""
+    """``sum min(p, q)`` of the maps' positive parts normalised to sum 1: 1 = same distribution.
+
+    Parameters
+    ----------
+    a, b, region
+        As for :func:`pearson`; each map's positive part is a distribution over ``region``.
+
+    Returns
+    -------
+    float
+        The intersection in [0, 1].
+    """
     a, b, mask = _pair(a, b, region)
     return float(np.minimum(_distribution(a, mask, "first map"), _distribution(b, mask, "second map")).sum())
 
@@ -161,6 +242,18 @@ def earth_movers_distance(a: Any, b: Any, *, region: Any = None, max_size: int =
     programme. Grids larger than ``max_size`` are first pooled by an integer factor
     (mass-preserving block sums) and the result is scaled back to pixels: exact up to the
     pooling's resolution.
+
+    Parameters
+    ----------
+    a, b, region
+        As for :func:`histogram_intersection`.
+    max_size : int
+        Grids larger than this are pooled (block sums) to at most this size first.
+
+    Returns
+    -------
+    float
+        The distance in pixels of the original grid.
 
     Examples
     --------
@@ -199,6 +292,20 @@ def region_auc(a: Any, inside: Any, *, region: Any = None) -> float:
     """ROC AUC of ``a``'s values for telling pixels inside ``inside`` from the other pixels.
 
     1 = every inside pixel is higher than every outside pixel, 0.5 = chance (ties count half).
+
+    Parameters
+    ----------
+    a : array_like
+        The (H, W) map whose values score the pixels.
+    inside : array_like
+        Boolean (H, W) mask of the pixels to find.
+    region : shape or bool array, optional
+        The pixels scored (default: all).
+
+    Returns
+    -------
+    float
+        The AUC in [0, 1].
     """
     a = check_map(a)
     target = check_mask(inside, "inside mask", a.shape)
@@ -213,6 +320,20 @@ def region_auc(a: Any, inside: Any, *, region: Any = None) -> float:
 def compare_maps(a: Any, b: Any, *, region: Any = None, top_percents: Sequence[float] = (5.0, 10.0, 20.0),
                  emd: bool = False) -> dict[str, float]:
     """All symmetric comparisons of two maps as one flat dict (a row of a tidy table).
+
+    Parameters
+    ----------
+    a, b, region
+        As for :func:`pearson`.
+    top_percents : sequence of float
+        The top-k% overlaps computed.
+    emd : bool
+        Also the earth mover's distance (slow on large grids).
+
+    Returns
+    -------
+    dict of str to float
+        Metric name -> value.
 
     Examples
     --------

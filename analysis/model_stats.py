@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.relevance import RelevanceMaps, load_relevance, map_chunks, relevance_path
+from stimuli.contracts.relevance import RelevanceMaps, map_chunks
 from stimuli.contracts.variants import parse_variant_name, variant_relation
 
 from .metrics import compare_maps
@@ -55,8 +53,6 @@ from .repeated import repeated_measures
 __all__ = [
     "LEVELS",
     "relevance_maps",
-    "discover_variants",
-    "load_variant_maps",
     "summary_map",
     "pair_relation",
     "per_image_similarity",
@@ -69,16 +65,29 @@ __all__ = [
     "seed_icc",
 ]
 
+SIMILARITY_CHUNK_BYTES = 2**27  # per_image_similarity holds about this much of the maps at once
 # the relations the seed study compares, in the order it reports them
 LEVELS = ("seed", "task", "pretrain")
-MAP_KINDS = ("mean", "positive", "absolute")
-
-
-SIMILARITY_CHUNK_BYTES = 2**27  # per_image_similarity holds about this much of the maps at once
+MAP_KINDS = ("mean", "positive", "absolute")  # summary_map's kinds
 
 
 def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
-    """A :class:`~stimuli.contracts.relevance.RelevanceMaps` from an array (tests, notebooks)."""
+    """A :class:`~stimuli.contracts.relevance.RelevanceMaps` from an array (tests, notebooks).
+
+    Parameters
+    ----------
+    relevance : numpy.ndarray
+        (N, H, W) maps.
+    variant : str
+        The variant's name (recorded in ``meta``).
+    stimulus_id : sequence of str, optional
+        The images' ids (default: ``img000``, ...).
+
+    Returns
+    -------
+    RelevanceMaps
+        The maps, targets and predictions zero, logits their sums.
+    """
     relevance = np.asarray(relevance, dtype=np.float32)
     n = len(relevance)
     ids = np.asarray(stimulus_id if stimulus_id is not None else [f"img{i:03d}" for i in range(n)], dtype=str)
@@ -86,57 +95,21 @@ def relevance_maps(relevance: np.ndarray, variant: str, stimulus_id: Sequence[st
     return RelevanceMaps(relevance, ids, zeros, zeros, relevance.sum(axis=(1, 2)), {"variant": variant})
 
 
-def discover_variants(stimuli: str, results: str | Path = "results") -> list[str]:
-    """Every variant with relevance maps of the set ``stimuli`` under ``<results>/relevance/``."""
-    folder = Path(results) / "relevance"
-    if not folder.is_dir():
-        return []
-    return sorted(p.parent.name for p in folder.glob(f"*/{stimuli}.npz"))
-
-
-def _warn_default(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def load_variant_maps(variants: Iterable[str], stimuli: str, results: str | Path = "results", *,
-                      warn: Callable[[str], None] | None = None) -> dict[str, RelevanceMaps]:
-    """Read each variant's relevance maps of ``stimuli``; problems are reported, not fatal.
-
-    A missing or unreadable file, or a set of maps of another grid than the first, is
-    reported through ``warn`` (one line each) and the variant left out. Maps holding NaN or
-    infinite values are dropped (reported with their count); a variant left with none is
-    left out. Returns ``{variant: maps}`` in the given order.
-    """
-    warn = warn or _warn_default
-    loaded: dict[str, RelevanceMaps] = {}
-    shape = None
-    for variant in variants:
-        try:
-            maps = load_relevance(variant, stimuli, results)
-        except InputError as error:
-            warn(str(error))
-            continue
-        path = relevance_path(variant, stimuli, results)
-        if shape is not None and maps.relevance.shape[1:] != shape:
-            warn(f"{path}: maps of shape {maps.relevance.shape[1:]}, not {shape} like the others; left out")
-            continue
-        finite = maps.finite()
-        if not finite.all():
-            first = maps.stimulus_id[~finite][0]
-            if not finite.any():
-                warn(f"{path}: every map holds NaN or infinite values; variant left out")
-                continue
-            warn(f"{path}: {int((~finite).sum())} of {len(maps)} maps hold NaN or infinite values "
-                 f"(first: stimulus {first}); those maps left out")
-            maps = RelevanceMaps(maps.relevance[finite], maps.stimulus_id[finite], maps.target[finite],
-                                 maps.prediction[finite], maps.logit[finite], maps.meta)
-        shape = maps.relevance.shape[1:]
-        loaded[variant] = maps
-    return loaded
-
-
 def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
-    """A variant's set-level map: the ``mean`` relevance, the mean ``positive`` part or ``absolute``."""
+    """A variant's set-level map: the ``mean`` relevance, the mean ``positive`` part or ``absolute``.
+
+    Parameters
+    ----------
+    maps : RelevanceMaps
+        A variant's maps.
+    kind : str
+        ``mean``, ``positive`` or ``absolute``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (H, W) set-level map.
+    """
     if kind not in MAP_KINDS:
         raise InputError(f"unknown relevance summary '{kind}' (choose {', '.join(MAP_KINDS)})")
     if kind == "absolute":
@@ -149,7 +122,23 @@ def summary_map(maps: RelevanceMaps, kind: str = "mean") -> np.ndarray:
 
 
 def pair_relation(a: str, b: str) -> str:
-    """:func:`stimuli.contracts.variants.variant_relation`, or ``other`` when a name is not a variant name."""
+    """:func:`stimuli.contracts.variants.variant_relation`, or ``other`` when a name is not a variant name.
+
+    Parameters
+    ----------
+    a, b : str
+        Two variant names.
+
+    Returns
+    -------
+    str
+        ``same``, ``seed``, ``task``, ``pretrain``, ... or ``other``.
+
+    Examples
+    --------
+    >>> pair_relation("vgg16-imagenet-gender-s0", "vgg16-imagenet-gender-s1")
+    'seed'
+    """
     try:
         return variant_relation(a, b)
     except InputError:
@@ -182,6 +171,20 @@ def per_image_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None,
     Images are matched by ``stimulus_id``; pixels restricted to ``region`` (bool (H, W)).
     Columns: ``variant_a``, ``variant_b``, ``relation``, ``stimulus_id``, ``spearman``,
     ``pearson``.
+
+    Parameters
+    ----------
+    maps : dict of str to RelevanceMaps
+        variant -> its maps (matched by ``stimulus_id``).
+    region : bool array, optional
+        Pixels compared (default: all).
+    pairs : sequence of (str, str), optional
+        The pairs (default: every pair).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair and image.
     """
     names = list(maps)
     pairs = list(pairs) if pairs is not None else _pairs(names)
@@ -227,6 +230,20 @@ def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 
     Columns: ``variant_a``, ``variant_b``, ``relation``, then the metrics (``pearson``,
     ``spearman``, ``dice_top10``, ``iou_top10``, ``histogram_intersection``).
+
+    Parameters
+    ----------
+    maps, region
+        As for :func:`per_image_similarity`.
+    kind : str
+        The set-level map (:func:`summary_map`).
+    top_percents : sequence of float
+        The top-k% overlaps computed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair.
     """
     summaries = {name: summary_map(m, kind) for name, m in maps.items()}
     rows = []
@@ -239,7 +256,24 @@ def mean_map_similarity(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 def similarity_matrix(table: pd.DataFrame, metric: str = "spearman", *, names: Sequence[str] | None = None,
                       diagonal: float = 1.0) -> pd.DataFrame:
     """A symmetric variant x variant matrix from a pair table (per-image tables are averaged
-    in Fisher-z space first)."""
+    in Fisher-z space first).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A pair table (``variant_a``, ``variant_b`` and ``metric``).
+    metric : str
+        The column shown.
+    names : sequence of str, optional
+        The variants, in order (default: all, sorted).
+    diagonal : float
+        The value of the diagonal.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The square matrix.
+    """
     if metric not in table.columns:
         raise InputError(f"similarity table has no column '{metric}'")
     values = table.groupby(["variant_a", "variant_b"], sort=False)[metric].apply(fisher_mean)
@@ -261,6 +295,20 @@ def relation_levels(per_image: pd.DataFrame, metric: str = "spearman",
     Columns: ``stimulus_id``, ``relation``, ``z`` (Fisher z), ``r`` (back-transformed),
     ``n_pairs``. Only ``levels`` that occur are kept; images missing a level are dropped
     so that every image has every level (a repeated measure).
+
+    Parameters
+    ----------
+    per_image : pandas.DataFrame
+        :func:`per_image_similarity`.
+    metric : str
+        The similarity averaged: ``spearman`` or ``pearson``.
+    levels : sequence of str
+        The relations kept, in the order reported.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image and relation.
     """
     table = per_image[per_image["relation"].isin(levels) & per_image[metric].notna()]
     if table.empty:
@@ -282,6 +330,18 @@ def level_summary(levels: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
 
     Columns: ``relation``, ``n_images``, ``n_pairs``, ``mean_r``, ``ci_low``, ``ci_high``,
     ``t`` and ``p_val`` of the one-sample test of z > 0 across images (pingouin ``ttest``).
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`relation_levels`.
+    confidence : float
+        Level of the CIs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per relation.
     """
     import pingouin as pg
 
@@ -310,6 +370,18 @@ def level_tests(levels: pd.DataFrame, *, padjust: str = "fdr_bh") -> tuple[pd.Da
     d) through :func:`analysis.repeated.repeated_measures`, with the relations' mean
     similarities as ``mean_r_A`` / ``mean_r_B``.
     Needs at least two relations and two images; otherwise an InputError says what is missing.
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`relation_levels` (images are the subjects, relations the levels).
+    padjust : str
+        pingouin's p-value correction of the paired tests.
+
+    Returns
+    -------
+    anova, pairwise : pandas.DataFrame
+        The rm-ANOVA and the paired tests with the mean similarities.
     """
     present = list(dict.fromkeys(levels["relation"]))
     n_images = levels["stimulus_id"].nunique()
@@ -330,6 +402,20 @@ def variant_reliability(maps: dict[str, RelevanceMaps], *, region: Any = None, k
 
     Columns: ``variant``, ``n_images``, ``r_half``, ``r_full`` (Spearman-Brown), ``r_half_sd``,
     ``n_splits``, ``seed``.
+
+    Parameters
+    ----------
+    maps, region, kind
+        As for :func:`mean_map_similarity`.
+    n_splits : int
+        Random halvings of the images.
+    seed : int
+        Seed of the halvings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variant.
     """
     rows = []
     for name, m in maps.items():
@@ -355,6 +441,16 @@ def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = 
     Columns: ``family`` (the name with ``s*`` for the seed), ``seeds``, then pingouin's ICC
     columns (``Type``, ``ICC``, ``F``, ``df1``, ``df2``, ``pval``, ``CI95``), ``n_maps``,
     ``n_pixels``. Families with one seed are left out.
+
+    Parameters
+    ----------
+    maps, region, kind
+        As for :func:`mean_map_similarity`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per family and ICC type.
     """
     families: dict[str, list[str]] = {}
     for name in maps:

@@ -36,7 +36,7 @@ from scipy import ndimage
 from stimuli.contracts.errors import InputError
 
 from .classification import BubbleTrials, ClassificationImage, permutation_z
-from .stat4ci import search_region_mask
+from .search_region import search_region_mask
 
 __all__ = ["MaxStatistic", "max_statistic_test", "permutation_quantile"]
 
@@ -48,6 +48,23 @@ def permutation_quantile(null: Any, alpha: float) -> float:
 
     The ``ceil((1 - alpha)(K + 1))``-th smallest of the K values, so that
     P(max >= threshold) <= alpha when the observed map is one more exchangeable draw.
+
+    Parameters
+    ----------
+    null : array_like
+        The K values of the permutation distribution.
+    alpha : float
+        The error rate.
+
+    Returns
+    -------
+    float
+        The threshold.
+
+    Examples
+    --------
+    >>> permutation_quantile(np.arange(1, 20), 0.05)
+    19.0
     """
     values = np.sort(np.asarray(null, dtype=np.float64))
     rank = math.ceil((1 - alpha) * (len(values) + 1))
@@ -56,7 +73,23 @@ def permutation_quantile(null: Any, alpha: float) -> float:
 
 @dataclass(frozen=True)
 class MaxStatistic:
-    """Permutation distributions of the group map's maximum and of its largest cluster."""
+    """Permutation distributions of the group map's maximum and of its largest cluster.
+
+    Parameters
+    ----------
+    max_z, max_cluster_px : numpy.ndarray
+        Each permutation's maximum Z and largest cluster (pixels).
+    pixel_threshold, cluster_size_threshold : float
+        The ``1 - alpha`` quantiles of the two.
+    cluster_threshold : float
+        The cluster-forming Z threshold.
+    alpha : float
+        The family-wise error rate.
+    n_permutations : int
+        Permutations drawn.
+    seed : int
+        Their seed.
+    """
 
     max_z: np.ndarray  # (K,)
     max_cluster_px: np.ndarray  # (K,)
@@ -95,6 +128,11 @@ def max_statistic_test(participants: Sequence[BubbleTrials], cis: Sequence[Class
     region : search region, an (H, W) shape or boolean mask.
     smooth_px : the smoothing used for ``cis``.
     progress : optional callable ``progress(n)`` told how many permutations are done.
+
+    Returns
+    -------
+    MaxStatistic
+        The permutation distributions and thresholds.
     """
     if len(participants) == 0 or len(participants) != len(cis):
         raise InputError("max-statistic test needs one CI per participant, and at least one")

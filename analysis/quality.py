@@ -12,13 +12,13 @@ The statistics are pure functions of DataFrames that return tidy DataFrames (pin
 * :func:`staircase_trace`: bubbles per trial of each staircase, with its final estimate;
 * :func:`above_chance_p` / :func:`excluded_by_accuracy`: the one-sided exact binomial test
   behind the accuracy rule, and the rule;
-* :func:`assess_quality`: all of them for one observer group's trial files (what the report uses).
+* :class:`GroupQuality`: all of them for one observer group.
 
-:func:`read_frame_events` reads a session's frame-interval file (``*_events.tsv`` next to the
-trial file, one row per screen flip: ``onset``, ``duration``, ``trial_type``, ``trial``,
-``dropped``) and :func:`load_quality` reads a group's trial files (through
-:func:`stimuli.contracts.trials.read_trials` and :func:`~stimuli.contracts.trials.read_sidecar`) into the long
-tables the functions take. Observers without a screen (simulated, model) record no dropped
+The files are read by :mod:`analysis.readers`: :func:`~stimuli.contracts.trials.read_frame_events`
+reads a session's frame-interval file (``*_events.tsv`` next to the trial file, one row per
+screen flip: ``onset``, ``duration``, ``trial_type``, ``trial``, ``dropped``) and
+:func:`analysis.readers.load_quality` a group's trial files into the long tables the functions
+take (:func:`analysis.readers.assess_quality`: reading and all of the statistics, what the report uses). Observers without a screen (simulated, model) record no dropped
 frames (``n/a``) and write no events file: their timing is "not measured" (NaN), never 0.
 
 The accuracy rule is a test: a participant is kept when the exact binomial test rejects
@@ -39,8 +39,7 @@ Examples
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,19 +50,13 @@ from scipy import stats
 
 from stimuli.contracts.config import require
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.trials import (
-    EVENTS_COLUMNS,
-    events_path,
-    read_frame_events,
-    read_sidecar,
-    read_trials,
-)
+from stimuli.contracts.trials import EVENTS_COLUMNS
 
 from .revealed import staircase_positions
 
-__all__ = ["QCRules", "QC_COLUMNS", "EVENTS_COLUMNS", "events_path", "read_frame_events", "frame_summary",
+__all__ = ["QCRules", "QC_COLUMNS", "EVENTS_COLUMNS", "frame_summary",
            "above_chance_p", "excluded_by_accuracy", "accuracy_windows", "staircase_trace", "quality_table",
-           "chance_level", "QualityData", "load_quality", "GroupQuality", "assess_quality"]
+           "chance_level", "GroupQuality", "QC_TRIAL_COLUMNS"]
 
 # the frame-interval file's columns, in order (written by the session engine)
 # what quality_table returns, in order
@@ -71,7 +64,8 @@ QC_COLUMNS = ("participant", "sessions", "n_trials", "n_unanswered", "accuracy",
               "rt_median_s", "rt_q25_s", "rt_q75_s", "rt_iqr_s", "dropped_frame_trials", "dropped_frame_trial_share",
               "n_frames", "frame_interval_median_ms", "frame_interval_p99_ms", "dropped_frame_share",
               "staircases", "final_n_bubbles", "excluded", "reasons")
-_TRIAL_NEEDED = ("trial", "phase", "condition", "correct", "rt_s", "bubbles")
+QC_TRIAL_COLUMNS = (  # what a trial table needs for the QC
+    "trial", "phase", "condition", "correct", "rt_s", "bubbles")
 
 
 @dataclass
@@ -80,6 +74,21 @@ class QCRules:
 
     A rule set to ``null`` is not applied. A timing rule is not applied to a participant whose
     timing was not measured (no screen: simulated and model observers).
+
+    Parameters
+    ----------
+    max_dropped_trial_share, max_dropped_frame_share : float or None
+        Most trials with a dropped frame, and most dropped frames, a participant may have.
+    accuracy_above_chance : bool
+        Exclude participants whose accuracy is not above chance.
+    chance : float, optional
+        The chance level (default: from the sessions).
+    alpha : float, optional
+        Level of the accuracy test (default: the analysis's alpha).
+    accuracy_window : int
+        Trials per window of the accuracy trace.
+    drop_excluded : bool
+        Leave excluded participants out of the analyses.
     """
 
     max_dropped_trial_share: float | None = 0.05  # share of main trials with a dropped frame (trial file)
@@ -107,6 +116,16 @@ def frame_summary(frames: pd.DataFrame) -> dict[str, float]:
     """Frame intervals of an events table (``duration`` in s, ``dropped`` 0/1): ``n_frames``,
     ``frame_interval_median_ms``, ``frame_interval_p99_ms`` and ``dropped_frame_share``.
 
+    Parameters
+    ----------
+    frames : pandas.DataFrame
+        An events table.
+
+    Returns
+    -------
+    dict of str to float
+        The four numbers (NaN when no frame was measured).
+
     Examples
     --------
     >>> frame_summary(pd.DataFrame({"duration": [1 / 60] * 99 + [2 / 60], "dropped": [0] * 99 + [1]}))
@@ -129,6 +148,18 @@ def above_chance_p(correct: ArrayLike, n: ArrayLike, chance: float) -> float | n
     ``P(X >= correct)`` for ``X ~ Binomial(n, chance)``, as ``scipy.stats.binomtest(...,
     alternative="greater")``; arrays give arrays; NaN for ``n = 0``.
 
+    Parameters
+    ----------
+    correct, n : array_like
+        Correct answers and answered trials.
+    chance : float
+        The chance level.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The p-value(s).
+
     Examples
     --------
     >>> round(above_chance_p(60, 100, 0.5), 4), above_chance_p(0, 0, 0.5)
@@ -142,6 +173,18 @@ def above_chance_p(correct: ArrayLike, n: ArrayLike, chance: float) -> float | n
 def excluded_by_accuracy(correct: ArrayLike, n: ArrayLike, chance: float, alpha: float) -> bool | np.ndarray:
     """The accuracy rule: True (exclude) unless the binomial test finds accuracy above chance
     at ``alpha`` (no answered trial: excluded).
+
+    Parameters
+    ----------
+    correct, n, chance
+        As for :func:`above_chance_p`.
+    alpha : float
+        Level of the test.
+
+    Returns
+    -------
+    bool or numpy.ndarray
+        Whether each is excluded.
 
     Examples
     --------
@@ -163,6 +206,18 @@ def accuracy_windows(trials: pd.DataFrame, window: int = 20) -> pd.DataFrame:
 
     Columns: ``participant``, ``window`` (from 1), ``first_trial`` / ``last_trial`` (position
     among the participant's answered main trials, from 1), ``n``, ``accuracy``.
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        Trials with a ``participant`` column.
+    window : int
+        Trials per window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant and window.
 
     Examples
     --------
@@ -189,6 +244,16 @@ def staircase_trace(trials: pd.DataFrame) -> pd.DataFrame:
     ``n_bubbles``, ``correct`` and ``final_n_bubbles`` (``10 ** final_log10_bubbles``: QUEST's
     last estimate, the threshold the staircase ended on).
 
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        Trials with ``participant`` and ``session`` columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered main trial, with the staircase's final estimate.
+
     Examples
     --------
     >>> t = pd.DataFrame({"participant": "01", "session": "1", "trial": [1, 2], "phase": "main",
@@ -214,6 +279,18 @@ def staircase_trace(trials: pd.DataFrame) -> pd.DataFrame:
 def chance_level(truth: Sequence, responses: Mapping | Sequence | None = None) -> float:
     """Chance accuracy: one over the number of answers (the session's ``Responses`` when
     recorded, else the distinct correct answers seen, at least two).
+
+    Parameters
+    ----------
+    truth : sequence
+        The correct answers seen.
+    responses : mapping or sequence, optional
+        The session's recorded answers.
+
+    Returns
+    -------
+    float
+        The chance accuracy.
 
     Examples
     --------
@@ -314,76 +391,25 @@ def quality_table(trials: pd.DataFrame, frames: pd.DataFrame | None = None, *, r
     return pd.DataFrame(rows, columns=list(QC_COLUMNS))
 
 
-# ----------------------------------------------------------------------------- files
-@dataclass
-class QualityData:
-    """A group's trials and frame intervals as long tables, with the chance level per participant."""
-
-    trials: pd.DataFrame
-    frames: pd.DataFrame | None
-    chance: dict[str, float] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)  # every file read (trial files and events files)
-    targets: dict[str, float] = field(default_factory=dict)  # the staircase's target accuracy (sidecar)
-    skipped: list[str] = field(default_factory=list)  # files left out, one line each
-
-
-def load_quality(files: Sequence[str | os.PathLike], warn: Callable[[str], None]) -> QualityData:
-    """Read trial files (``sub-<p>_ses-<s>_task-<t>_beh.tsv``), their sidecars and events files.
-
-    A trial file or sidecar that cannot be read is left out, its reason kept in
-    ``QualityData.skipped`` (the classification images read the same files and report them:
-    one message per problem); a bad events file is reported through ``warn`` and that
-    session's frame intervals are not measured. A sidecar whose ``ScreenCheck`` is null (a simulated
-    observer) makes the session's dropped frames "not measured" (NaN) whatever the column holds;
-    older sidecars without the key are read by the column. A participant's chance level comes
-    from the sidecar's ``Responses`` (else the truth values).
-    """
-    trials, frames, answers, read, targets, skipped = [], [], {}, [], {}, []
-    for name in files:
-        path = Path(name)
-        participant, session = _labels(path)
-        try:
-            table = read_trials(path, required=_TRIAL_NEEDED)
-            staircase_positions(table, where=str(path))  # bubble centres that do not parse: the file is left out
-            info = read_sidecar(path) or {}
-        except InputError as error:
-            skipped.append(str(error))
-            continue
-        try:
-            events = read_frame_events(path, warn=warn)
-        except InputError as error:
-            warn(f"{error}; this session's frame intervals are left out (not measured)")
-            events = None
-        if "ScreenCheck" in info and info["ScreenCheck"] is None and "dropped_frames" in table.columns:
-            table = table.assign(dropped_frames=np.nan)  # no screen (simulated observer): nothing was measured
-        read.append(path)
-        trials.append(table.assign(participant=participant, session=session))
-        staircase = info.get("Staircase") if isinstance(info.get("Staircase"), dict) else {}
-        target = staircase.get("target")
-        if isinstance(target, (int, float)) and 0 < target < 1:
-            targets.setdefault(participant, float(target))
-        responses = info.get("Responses")
-        if isinstance(responses, (dict, list)) and responses:
-            answers.setdefault(participant, set()).update(responses)
-        if events is not None:
-            read.append(events_path(path))
-            frames.append(events.assign(participant=participant, session=session))
-    chance = {p: chance_level([], sorted(a)) for p, a in answers.items()}
-    if not trials:
-        return QualityData(pd.DataFrame(columns=["participant", "session", *_TRIAL_NEEDED]), None, {}, read, targets,
-                           skipped)
-    return QualityData(pd.concat(trials, ignore_index=True), pd.concat(frames, ignore_index=True) if frames else None,
-                       chance, read, targets, skipped)
-
-
-def _labels(path: Path) -> tuple[str, str]:
-    parts = dict(part.split("-", 1) for part in path.name.split("_") if "-" in part)
-    return parts.get("sub", path.parent.parent.parent.name), parts.get("ses", path.parent.parent.name)
-
-
 @dataclass
 class GroupQuality:
-    """The QC of one observer group: the table, the staircase trace and the accuracy windows."""
+    """The QC of one observer group: the table, the staircase trace and the accuracy windows.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`quality_table`.
+    trace : pandas.DataFrame
+        :func:`staircase_trace`.
+    windows : pandas.DataFrame
+        :func:`accuracy_windows`.
+    files : list of Path
+        Every file read.
+    targets : dict of str to float
+        participant -> the staircase's target accuracy.
+    skipped : list of str
+        Trial files left out, and why.
+    """
 
     table: pd.DataFrame  # quality_table
     trace: pd.DataFrame  # staircase_trace
@@ -397,20 +423,3 @@ class GroupQuality:
         """participant -> the reasons of their exclusion."""
         rows = self.table[self.table["excluded"].astype(bool)]
         return dict(zip(rows["participant"], rows["reasons"]))
-
-
-def assess_quality(files: Sequence[str | os.PathLike], rules: QCRules, alpha: float,
-                   warn: Callable[[str], None]) -> GroupQuality:
-    """:func:`load_quality` then :func:`quality_table`, :func:`staircase_trace` and
-    :func:`accuracy_windows` of one group's trial files.
-
-    Examples
-    --------
-    >>> quality = assess_quality(group_files, QCRules(), 0.05, print)   # doctest: +SKIP
-    >>> quality.excluded                                                  # doctest: +SKIP
-    {'03': 'accuracy 0.512 not above chance 0.5 (one-sided binomial p = 0.34, alpha 0.05, 200 trials)'}
-    """
-    data = load_quality(files, warn)
-    table = quality_table(data.trials, data.frames, rules=rules, alpha=alpha, chance=data.chance)
-    return GroupQuality(table, staircase_trace(data.trials), accuracy_windows(data.trials, rules.accuracy_window),
-                        data.files, data.targets, data.skipped)

@@ -11,7 +11,7 @@ A trial file's main, answered rows (:data:`stimuli.contracts.trials.SIMILARITY_C
   pairs' squared distances) and takes their distances;
 * from **ratings** (1 very dissimilar ... 7 very similar): ``(7 - mean rating) / 6``.
 
-:func:`load_human_rdms` builds one RDM per participant (all of their sessions pooled) and
+:func:`analysis.readers.load_human_rdms` builds one RDM per participant (all of their sessions pooled) and
 the group RDM (the mean of the participants' RDMs). :func:`split_half_reliability` says how
 reproducible they are: random halves of each participant's trials, and of the participants,
 correlated and Spearman-Brown corrected.
@@ -29,11 +29,8 @@ array([[0.  , 0.33, 1.  ],
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,57 +39,15 @@ from scipy.spatial.distance import pdist, squareform
 from threadpoolctl import threadpool_limits
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.trials import read_trials, sidecar_path
 
 from .reliability import fisher_mean, spearman_brown
 from .rsa import correlate_vectors, upper
 
-__all__ = [
-    "RDM_METHODS",
-    "RATING_SCALE",
-    "read_similarity_trials",
-    "triplet_counts",
-    "triplet_rdm",
-    "rating_rdm",
-    "fit_triplet_embedding",
-    "embedding_rdm",
-    "human_rdm",
-    "HumanRDMs",
-    "load_human_rdms",
-    "split_half_reliability",
-]
+__all__ = ["RDM_METHODS", "RATING_SCALE", "triplet_counts", "triplet_rdm", "rating_rdm", "fit_triplet_embedding",
+           "embedding_rdm", "human_rdm", "HumanRDMs", "split_half_reliability"]
 
 RDM_METHODS = ("probability", "embedding")
 RATING_SCALE = 7
-_REQUIRED = ("trial", "phase", "condition", "stimulus_1", "stimulus_2", "stimulus_3", "response")
-
-
-def read_similarity_trials(path: str | os.PathLike, *, main_only: bool = True,
-                           warn: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """A similarity trial file: its main (by default) answered rows, checked, one error per problem.
-
-    Every triplet answer must be one of the trial's three faces and every rating a whole
-    number in 1..7; rows without an answer (``n/a``) are dropped.
-    """
-    table = read_trials(path, required=_REQUIRED, warn=warn)
-    bad = ~table.condition.isin(["triplet", "rating"])
-    if bad.any():
-        line = int(table.index[bad][0]) + 2
-        raise InputError(f"{path}, line {line}: condition '{table.condition[bad].iloc[0]}' is neither triplet nor rating")
-    if main_only:
-        table = table[table.phase == "main"]
-    table = table[table.response.notna()]
-    triplet = table.condition == "triplet"
-    faces = table[["stimulus_1", "stimulus_2", "stimulus_3"]]
-    wrong = triplet & ~faces.eq(table.response, axis=0).any(axis=1)
-    ratings = pd.to_numeric(table.response.where(~triplet), errors="coerce")
-    wrong |= ~triplet & ~(ratings.isin(range(1, RATING_SCALE + 1)))
-    wrong |= ~triplet & (table.stimulus_1.isna() | table.stimulus_2.isna())
-    if wrong.any():
-        row = table[wrong].iloc[0]
-        raise InputError(f"{path}, line {int(table.index[wrong][0]) + 2}: response {row.response!r} is not "
-                         + ("one of the trial's three faces" if row.condition == "triplet" else "a rating 1..7"))
-    return table
 
 
 def _indices(table: pd.DataFrame, columns: Sequence[str], ids: Sequence[str]) -> np.ndarray:
@@ -113,7 +68,20 @@ def _odd_last(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
 
 
 def triplet_counts(table: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(together, shown): how often each pair was chosen as alike / shown in one triplet (N, N)."""
+    """(together, shown): how often each pair was chosen as alike / shown in one triplet (N, N).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered triplet rows (``stimulus_1..3``, ``response``).
+    ids : sequence of str
+        The faces, in RDM order.
+
+    Returns
+    -------
+    together, shown : numpy.ndarray
+        (N, N) symmetric counts.
+    """
     triplets = _odd_last(table[table.condition == "triplet"], ids) if len(table) else np.empty((0, 3), int)
     n = len(ids)
     together = np.zeros((n, n))
@@ -125,7 +93,20 @@ def triplet_counts(table: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray,
 
 
 def triplet_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
-    """1 - P(chosen together | shown together) for each pair; NaN for pairs never shown together."""
+    """1 - P(chosen together | shown together) for each pair; NaN for pairs never shown together.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered triplet rows.
+    ids : sequence of str
+        The faces, in RDM order.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) RDM.
+    """
     together, shown = triplet_counts(table, ids)
     with np.errstate(invalid="ignore", divide="ignore"):
         rdm = np.where(shown > 0, 1.0 - together / shown, np.nan)
@@ -134,7 +115,20 @@ def triplet_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
 
 
 def rating_rdm(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
-    """(7 - mean rating) / 6 for each pair (either screen order); NaN for pairs never rated."""
+    """(7 - mean rating) / 6 for each pair (either screen order); NaN for pairs never rated.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered rating rows (``stimulus_1``, ``stimulus_2``, ``response`` 1..7).
+    ids
+        As for :func:`triplet_rdm`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) RDM.
+    """
     rated = table[table.condition == "rating"]
     pairs = _indices(rated, ["stimulus_1", "stimulus_2"], ids) if len(rated) else np.empty((0, 2), int)
     values = pd.to_numeric(rated.response).to_numpy(np.float64) if len(rated) else np.empty(0)
@@ -156,6 +150,24 @@ def fit_triplet_embedding(triplets: np.ndarray, n: int, *, dims: int = 5, l2: fl
     Maximises the choice likelihood ``P(pair ij alike) = softmax(-[d_ij, d_ik, d_jk])`` with
     squared Euclidean distances d, plus an L2 penalty ``l2 * sum(X**2)`` (L-BFGS from a small
     seeded start). Distances are identified only up to rotation and, weakly, scale.
+
+    Parameters
+    ----------
+    triplets : numpy.ndarray
+        (T, 3) item indices, the pair judged alike first.
+    n : int
+        Items.
+    dims : int
+        Dimensions of the embedding.
+    l2 : float
+        Weight of the L2 penalty on the points.
+    seed : int
+        Seed of the starting points.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, dims) points.
     """
     triplets = np.asarray(triplets, dtype=np.int64)
     if triplets.ndim != 2 or triplets.shape[1] != 3 or not len(triplets):
@@ -191,13 +203,50 @@ def fit_triplet_embedding(triplets: np.ndarray, n: int, *, dims: int = 5, l2: fl
 
 
 def embedding_rdm(points: np.ndarray, metric: str = "euclidean") -> np.ndarray:
-    """Distances between the rows of an embedding (N, D) as an RDM."""
+    """Distances between the rows of an embedding (N, D) as an RDM.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        (N, D) points.
+    metric : str
+        A :func:`scipy.spatial.distance.pdist` metric.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) distances, zero on the diagonal.
+
+    Examples
+    --------
+    >>> embedding_rdm(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
+    [[0.0, 5.0], [5.0, 0.0]]
+    """
     return squareform(pdist(np.asarray(points, dtype=np.float64), metric=metric))
 
 
 def human_rdm(table: pd.DataFrame, ids: Sequence[str], method: str = "probability", *,
               dims: int = 5, seed: int = 0) -> np.ndarray:
-    """One RDM from one participant's (or a pooled) table of one judgement."""
+    """One RDM from one participant's (or a pooled) table of one judgement.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Answered rows of one judgement (triplet or rating).
+    ids : sequence of str
+        The faces, in RDM order.
+    method : str
+        ``probability`` or ``embedding`` (triplets).
+    dims : int
+        Dimensions of a fitted embedding.
+    seed : int
+        Seed of the embedding fit.
+
+    Returns
+    -------
+    numpy.ndarray
+        The (N, N) RDM.
+    """
     if method not in RDM_METHODS:
         raise InputError(f"unknown human RDM method '{method}' (choose {', '.join(RDM_METHODS)})")
     conditions = set(table.condition)
@@ -212,7 +261,27 @@ def human_rdm(table: pd.DataFrame, ids: Sequence[str], method: str = "probabilit
 
 @dataclass
 class HumanRDMs:
-    """The participants' RDMs of one judgement over the same faces, and their mean."""
+    """The participants' RDMs of one judgement over the same faces, and their mean.
+
+    Parameters
+    ----------
+    ids : list of str
+        The faces, in RDM order.
+    participants : list of str
+        The participants, in order.
+    subjects : numpy.ndarray
+        (P, N, N) their RDMs.
+    judgement : str
+        ``triplet`` or ``rating``.
+    method : str
+        How the RDMs were built.
+    trials : dict of str to int
+        participant -> answered trials used.
+    files : list of str
+        The trial files read.
+    tables : dict of str to pandas.DataFrame
+        participant -> their rows.
+    """
 
     ids: list[str]
     participants: list[str]
@@ -231,65 +300,6 @@ class HumanRDMs:
             return np.nanmean(self.subjects, axis=0)
 
 
-def _faces_of(paths: Sequence[Path]) -> list[str] | None:
-    """The judged faces as the first readable sidecar lists them (the experiment's order)."""
-    for path in paths:
-        try:
-            faces = json.loads(sidecar_path(path).read_text()).get("Faces", {}).get("stimulus_ids")
-        except (OSError, ValueError):
-            continue
-        if isinstance(faces, list) and faces:
-            return [str(f) for f in faces]
-    return None
-
-
-def _read_usable(group: Sequence[str | os.PathLike], warn: Callable[[str], None] | None) -> list[pd.DataFrame]:
-    """The tables of a participant's trial files; with ``warn``, a damaged file is left out with its reason."""
-    parts = []
-    for path in group:
-        try:
-            parts.append(read_similarity_trials(path, warn=warn))
-        except InputError as error:
-            if warn is None:
-                raise
-            warn(f"{error}; file left out")
-    return parts
-
-
-def load_human_rdms(files: Mapping[str, Sequence[str | os.PathLike]], *, method: str = "probability",
-                    ids: Sequence[str] | None = None, dims: int = 5, seed: int = 0,
-                    warn: Callable[[str], None] | None = None) -> HumanRDMs:
-    """Participant -> trial files (their sessions pooled) -> one RDM each, over the same faces.
-
-    ``ids`` defaults to the faces listed in the first sidecar, plus any other face the trials
-    show (sorted after them). A damaged trial file raises :class:`~stimuli.InputError`;
-    given ``warn``, it is left out instead, with one warning naming it and why.
-    """
-    if not files:
-        raise InputError("no similarity trial files to build RDMs from")
-    tables, paths = {}, []
-    for participant, group in files.items():
-        parts = _read_usable(group, warn)
-        paths += [Path(p) for p in group]
-        if parts:
-            tables[participant] = pd.concat(parts, ignore_index=True)
-    judgements = {c for t in tables.values() for c in t.condition}
-    if len(judgements) > 1:
-        raise InputError(f"the trial files mix judgements ({', '.join(sorted(judgements))}); analyse each on its own")
-    if not judgements:
-        raise InputError("the similarity trial files hold no answered main trials")
-    shown = sorted({s for t in tables.values() for c in ("stimulus_1", "stimulus_2", "stimulus_3")
-                    for s in t[c].dropna()})
-    if ids is None:
-        listed = _faces_of(paths) or []
-        ids = listed + [s for s in shown if s not in set(listed)]
-    ids = [str(s) for s in ids]
-    participants = sorted(tables)
-    subjects = np.stack([human_rdm(tables[p], ids, method, dims=dims, seed=seed) for p in participants])
-    return HumanRDMs(ids, participants, subjects, judgements.pop(), method,
-                     {p: len(tables[p]) for p in participants}, [str(p) for p in paths], tables)
-
-
 def _halves_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return correlate_vectors(upper(a), upper(b), "spearman")
 
@@ -300,6 +310,22 @@ def split_half_reliability(rdms: HumanRDMs, *, n_splits: int = 50, seed: int = 0
     One row per participant (random halves of their trials) and one ``group`` row (random
     halves of the participants, each half's mean RDM; needs 2+ participants). Columns:
     ``unit``, ``r_half`` (Fisher-z mean over splits), ``reliability``, ``n_splits``, ``n``.
+
+    Parameters
+    ----------
+    rdms : HumanRDMs
+        The participants' RDMs and tables.
+    n_splits : int
+        Random halvings.
+    seed : int
+        Seed of the halvings.
+    dims : int
+        Dimensions of a fitted embedding.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant and one ``group`` row.
     """
     rng = np.random.default_rng(seed)
     rows = []

@@ -40,6 +40,23 @@ def spearman_brown(r: float | np.ndarray, factor: float = 2.0) -> float | np.nda
 
     ``factor * r / (1 + (factor - 1) * r)``; with the default 2 it turns a split-half
     correlation into the reliability of the whole.
+
+    Parameters
+    ----------
+    r : float or numpy.ndarray
+        The reliability (or split-half correlation).
+    factor : float
+        How many times longer the measure is.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The predicted reliability.
+
+    Examples
+    --------
+    >>> round(spearman_brown(0.5), 3)
+    0.667
     """
     r = np.asarray(r, dtype=np.float64)
     out = factor * r / (1 + (factor - 1) * r)
@@ -47,12 +64,39 @@ def spearman_brown(r: float | np.ndarray, factor: float = 2.0) -> float | np.nda
 
 
 def fisher_z(r: Any) -> np.ndarray:
-    """Fisher's z = artanh(r), clipped away from +-1 so that perfect agreement stays finite."""
+    """Fisher's z = artanh(r), clipped away from +-1 so that perfect agreement stays finite.
+
+    Parameters
+    ----------
+    r : array_like
+        Correlations.
+
+    Returns
+    -------
+    numpy.ndarray
+        Their Fisher z values.
+    """
     return np.arctanh(np.clip(np.asarray(r, dtype=np.float64), -0.999999, 0.999999))
 
 
 def fisher_mean(r: Any) -> float:
-    """The mean of correlations taken in Fisher-z space (NaNs ignored; NaN if none)."""
+    """The mean of correlations taken in Fisher-z space (NaNs ignored; NaN if none).
+
+    Parameters
+    ----------
+    r : array_like
+        Correlations (NaNs ignored).
+
+    Returns
+    -------
+    float
+        ``tanh(mean(artanh(r)))``.
+
+    Examples
+    --------
+    >>> round(fisher_mean([0.5, 0.5]), 3)
+    0.5
+    """
     z = fisher_z(r)
     z = z[np.isfinite(z)]
     return float(np.tanh(z.mean())) if len(z) else float("nan")
@@ -65,6 +109,24 @@ def split_half(maps: Any, *, n_splits: int = 100, seed: int = 0, region: Any = N
     Returns ``r_half`` (mean correlation of the two half-means, in Fisher-z space),
     ``r_full`` (Spearman-Brown corrected to all K items), ``r_half_sd``, ``n_items`` and
     ``n_splits``. Needs at least 2 items. An odd item out is left out of each split.
+
+    Parameters
+    ----------
+    maps : array_like
+        (K, H, W) maps of K items.
+    n_splits : int
+        Random halvings.
+    seed : int
+        Seed of the halvings.
+    region : shape or bool array, optional
+        Pixels compared (default: all).
+    method : str
+        ``spearman`` or ``pearson``.
+
+    Returns
+    -------
+    dict of str to float
+        ``r_half``, ``r_full``, ``r_half_sd``, ``n_items`` and the settings.
     """
     if method not in _CORRELATIONS:
         raise InputError(f"unknown correlation '{method}' (choose {', '.join(_CORRELATIONS)})")
@@ -97,6 +159,18 @@ def map_icc(maps: dict[str, np.ndarray], *, region: Any = None) -> pd.DataFrame:
     table (``Type``, ``ICC``, ``F``, ``df1``, ``df2``, ``pval``, ``CI95``) with a
     ``n_maps`` and ``n_pixels`` column. ``ICC(C,1)`` (consistency) ignores that maps may
     differ by a constant; ``ICC(A,1)`` (absolute agreement) does not.
+
+    Parameters
+    ----------
+    maps : dict of str to numpy.ndarray
+        name -> (H, W) map.
+    region : shape or bool array, optional
+        Pixels used (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        pingouin's ICC table.
     """
     import pingouin as pg
 

@@ -32,6 +32,26 @@ def repeated_measures(data: pd.DataFrame, dv: str, within: str, subject: str, *,
     The pairwise table always has ``p_corr`` and ``p_adjust`` (pingouin leaves them out when
     there is a single contrast, which needs no correction), and ``mean_A`` / ``mean_B``: the
     level means of ``dv``.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Long table, one row per subject and level.
+    dv : str
+        The dependent variable's column.
+    within : str
+        The factor's column.
+    subject : str
+        The subjects' column.
+    padjust : str
+        pingouin's p-value correction.
+
+    Returns
+    -------
+    anova : pandas.DataFrame
+        The repeated-measures ANOVA.
+    pairwise : pandas.DataFrame
+        The paired tests.
     """
     import pingouin as pg
 

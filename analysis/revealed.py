@@ -41,7 +41,8 @@ better in 200 of 200 studies (``threshold_revealed_px``: guided / random = 0.17)
 * :func:`area_threshold`: the revealed area at the target accuracy (maximum likelihood);
 * :func:`condition_summary`: accuracy, bubbles, revealed area and the threshold in revealed
   area of one condition after the burn-in;
-* :func:`area_summary`: the same from a participant's trial files (``tables/ci_participants.csv``).
+* :func:`analysis.readers.area_summary` gives the same from a participant's trial files
+  (``tables/ci_participants.csv``).
 
 Examples
 --------
@@ -53,35 +54,45 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stimuli.bubbles import MERGE_RULES, aperture_pixels, parse_centres, revealed_area
+from stimuli.bubbles import parse_centres, revealed_area
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.trials import read_sidecar, read_trials, sidecar_path
 
 __all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "Psychometric", "burn_in_flags", "staircase_positions",
            "staircase_trials",
-           "area_threshold", "condition_summary", "area_summary", "session_files"]
+           "area_threshold", "condition_summary", "STAIRCASE_COLUMNS", "check_burn_in"]
 
 DEFAULT_BURN_IN = 20  # QUEST trials left out at the start of each staircase
 # what condition_summary returns (the columns it adds to tables/ci_participants.csv)
 SUMMARY_COLUMNS = ("burn_in_trials", "n_trials_after_burn_in", "accuracy_after_burn_in",
                    "mean_n_bubbles_after_burn_in", "mean_revealed_px", "mean_revealed_fraction",
                    "threshold_n_bubbles", "threshold_revealed_px")
-_NEEDED = ("phase", "condition", "correct", "bubbles", "sigma_px")
+STAIRCASE_COLUMNS = (  # what a trial table needs for the staircase and area summaries
+    "phase", "condition", "correct", "bubbles", "sigma_px")
 
 
 @dataclass(frozen=True)
 class Psychometric:
     """QUEST's Weibull (experiments.staircase): target accuracy, slope ``beta`` (log10 units),
-    lapse ``delta`` and guess rate ``gamma``; a session's values are in its sidecar's ``Staircase``."""
+    lapse ``delta`` and guess rate ``gamma``; a session's values are in its sidecar's ``Staircase``.
+
+    Parameters
+    ----------
+    target : float
+        Target accuracy.
+    beta : float
+        Slope (log10 units).
+    delta : float
+        Lapse rate.
+    gamma : float
+        Guess rate.
+    """
 
     target: float = 0.75
     beta: float = 1.5
@@ -89,7 +100,24 @@ class Psychometric:
     gamma: float = 0.5
 
 
-def _check_burn_in(burn_in: Any) -> int:
+def check_burn_in(burn_in: Any) -> int:
+    """A burn-in as a whole number of trials, 0 or more (else an InputError).
+
+    Parameters
+    ----------
+    burn_in : int
+        Trials left out at the start of each staircase.
+
+    Returns
+    -------
+    int
+        ``burn_in`` as a Python int.
+
+    Examples
+    --------
+    >>> check_burn_in(20)
+    20
+    """
     if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
         raise InputError(f"burn-in must be a whole number of trials, 0 or more, got {burn_in!r}")
     return int(burn_in)
@@ -110,6 +138,18 @@ def burn_in_flags(table: pd.DataFrame, n: int) -> pd.Series:
     ``table`` is one session's trial table (a staircase lives within a session: a new session
     starts a new QUEST). Practice trials are never flagged (no staircase set them).
 
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One session's trial table.
+    n : int
+        Trials of each staircase flagged.
+
+    Returns
+    -------
+    pandas.Series
+        Boolean, on the table's index.
+
     Examples
     --------
     >>> t = pd.DataFrame({"phase": ["practice", "main", "main", "main"], "condition": ["r"] * 4,
@@ -117,41 +157,13 @@ def burn_in_flags(table: pd.DataFrame, n: int) -> pd.Series:
     >>> burn_in_flags(t, 1).tolist()
     [False, True, False, False]
     """
-    n = _check_burn_in(n)
+    n = check_burn_in(n)
     main = table["phase"].astype(str) == "main"
     key = _staircase_key(table[main])
     position = key.groupby(key, sort=False).cumcount()
     flags = pd.Series(False, index=table.index)
     flags[main] = position < n
     return flags
-
-
-def _session_settings(path: Path, table: pd.DataFrame) -> tuple[str, Psychometric]:
-    """The session's mask merge rule and QUEST's psychometric function, from its sidecar.
-
-    Files without them (older or hand-made): merge ``sum``, QUEST's defaults, and chance
-    (one over the number of answers in ``truth``) as the guess rate.
-    """
-    side = sidecar_path(path)
-    info = read_sidecar(path) or {}
-    rule = info.get("MaskMergeRule") or (info.get("Masks") or {}).get("merge") or \
-        ((info.get("ExperimentConfig") or {}).get("bubbles") or {}).get("merge") or "sum"
-    if rule not in MERGE_RULES:
-        raise InputError(f"{side}: mask merge rule '{rule}' is not one of {', '.join(MERGE_RULES)}")
-    quest = info.get("Staircase") or {}
-    answers = table["truth"].dropna().nunique() if "truth" in table.columns else 2
-    default = Psychometric()
-    try:
-        psychometric = Psychometric(
-            target=float(quest.get("target", default.target)), beta=float(quest.get("beta", default.beta)),
-            delta=float(quest.get("delta", default.delta)),
-            gamma=float(quest.get("gamma_used") or quest.get("gamma") or 1.0 / max(2, answers)))
-    except (TypeError, ValueError):
-        raise InputError(f"{side}: 'Staircase' holds a non-numeric target, beta, delta or gamma") from None
-    if not (0 <= psychometric.gamma < psychometric.target < 1 and psychometric.beta > 0
-            and 0 <= psychometric.delta < 1):
-        raise InputError(f"{side}: 'Staircase' target, beta, delta or gamma out of range: {psychometric}")
-    return str(rule), psychometric
 
 
 def _areas(table: pd.DataFrame, shape: Sequence[int], aperture: Any, merge: str, where: str) -> np.ndarray:
@@ -173,6 +185,18 @@ def staircase_positions(table: pd.DataFrame, *, where: str = "trials") -> pd.Dat
     ``bubbles``) and ``final_log10_bubbles``: the staircase's last QUEST estimate
     (``intensity`` of its last trial; ``log10(n_bubbles)`` of that trial in files without it).
     The index is the table's (line = index + 2, as :func:`read_trials` gives).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One session's trial table.
+    where : str
+        Where it came from (for messages).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered main trial.
 
     Examples
     --------
@@ -211,8 +235,24 @@ def staircase_trials(table: pd.DataFrame, shape: Sequence[int], aperture: Any = 
     ``correct``, ``n_bubbles``, ``final_log10_bubbles``) plus ``revealed_px``: recorded, or
     recomputed from the row for older files. ``table`` is in the trial-file format with a
     default index (line = index + 2), as :func:`read_trials` gives.
+
+    Parameters
+    ----------
+    table, where
+        As for :func:`staircase_positions`.
+    shape : sequence of int
+        The stimulus grid (H, W).
+    aperture : bool array, optional
+        The face aperture (default: the whole grid).
+    merge : str
+        The session's mask merge rule.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered main trial.
     """
-    missing = [c for c in _NEEDED if c not in table.columns]
+    missing = [c for c in STAIRCASE_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"{where}: missing column(s) {', '.join(missing)}")
     out = staircase_positions(table, where=where).drop(columns="trial", errors="ignore")
@@ -229,6 +269,20 @@ def area_threshold(correct: Any, revealed_px: Any, psychometric: Psychometric = 
     lapse are QUEST's. Trials near the threshold (a staircase's) pin ``T`` down even where a
     slope could not be. NaN when every answer is correct or every one wrong (no finite
     estimate) or there are no trials.
+
+    Parameters
+    ----------
+    correct : array_like
+        0/1 answers.
+    revealed_px : array_like
+        Revealed area of each trial (px).
+    psychometric : Psychometric
+        QUEST's function (its threshold is fitted).
+
+    Returns
+    -------
+    float
+        The area (px), NaN when it cannot be fitted.
 
     Examples
     --------
@@ -269,6 +323,22 @@ def condition_summary(trials: pd.DataFrame, burn_in: int = DEFAULT_BURN_IN, *, a
       :func:`area_threshold` of the trials after the burn-in (the area the observer needs for
       the staircase's accuracy: what the conditions are compared on).
 
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        :func:`staircase_trials` rows of one condition.
+    burn_in : int
+        Trials of each staircase left out.
+    aperture_px : int
+        Pixels of the face aperture.
+    psychometric : Psychometric
+        QUEST's function of the sessions.
+
+    Returns
+    -------
+    dict
+        :data:`SUMMARY_COLUMNS` -> value.
+
     Examples
     --------
     >>> t = pd.DataFrame({"staircase": "random", "staircase_trial": [1, 2, 3, 4], "correct": [0, 1, 1, 0],
@@ -278,7 +348,7 @@ def condition_summary(trials: pd.DataFrame, burn_in: int = DEFAULT_BURN_IN, *, a
     >>> s["n_trials_after_burn_in"], s["mean_revealed_px"], s["threshold_n_bubbles"]
     (3, 470.0, 10.0)
     """
-    burn_in = _check_burn_in(burn_in)
+    burn_in = check_burn_in(burn_in)
     after = trials[trials["staircase_trial"] > burn_in]
     # one final estimate per staircase (a staircase lives in one session)
     finals = trials.groupby([c for c in ("session", "staircase") if c in trials.columns],
@@ -298,37 +368,3 @@ def condition_summary(trials: pd.DataFrame, burn_in: int = DEFAULT_BURN_IN, *, a
             "threshold_n_bubbles": threshold, "threshold_revealed_px": area_threshold(correct, area, psychometric)}
 
 
-def session_files(paths: Sequence[str | os.PathLike], participant: str, sessions: Sequence[str]) -> list[Path]:
-    """The trial files of one participant's ``sessions`` among ``paths`` (BIDS names).
-
-    Examples
-    --------
-    >>> session_files(["d/sub-01_ses-1_task-g_beh.tsv", "d/sub-01_ses-2_task-g_beh.tsv",
-    ...                "d/sub-011_ses-1_task-g_beh.tsv"], "01", ["1"])
-    [PosixPath('d/sub-01_ses-1_task-g_beh.tsv')]
-    """
-    prefixes = tuple(f"sub-{participant}_ses-{s}_" for s in sessions)
-    return [Path(p) for p in paths if Path(p).name.startswith(prefixes)]
-
-
-def area_summary(files: Sequence[str | os.PathLike], condition: str, shape: Sequence[int], aperture: Any = None,
-                 burn_in: int = DEFAULT_BURN_IN) -> dict[str, Any]:
-    """:func:`condition_summary` of one participant's ``condition`` from their trial files.
-
-    The revealed area is the file's ``revealed_px`` where it has one, else recomputed from the
-    row (:func:`stimuli.bubbles.revealed_area` with the sidecar's merge rule) over ``aperture``
-    (the prepared set's face aperture; ``None``: the whole grid), so older files still work.
-    The area threshold uses the sidecar's QUEST settings (:class:`Psychometric`).
-    """
-    burn_in = _check_burn_in(burn_in)
-    parts, psychometric = [], Psychometric()
-    for path in files:
-        table = read_trials(path, required=_NEEDED)
-        merge, psychometric = _session_settings(Path(path), table)  # a participant's sessions share a design
-        trials = staircase_trials(table, shape, aperture, merge=merge, where=str(path))
-        parts.append(trials[trials["condition"] == str(condition)].assign(session=str(path)))
-    trials = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["condition", "staircase", "staircase_trial", "correct", "n_bubbles", "final_log10_bubbles",
-                 "revealed_px", "session"])
-    return condition_summary(trials, burn_in, aperture_px=aperture_pixels(shape, aperture),
-                             psychometric=psychometric)

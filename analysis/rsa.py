@@ -13,10 +13,7 @@ triangles (the N (N - 1) / 2 pairs; NaN marks a pair without data and is left ou
   each method's own notion of fit;
 * :func:`permutation_test`: the null of no relation, by permuting the stimulus labels of
   the model RDM (rows and columns together);
-* :func:`bootstrap_rsa`: sampling distributions from resampling stimuli, subjects or both
-  (pairs of a stimulus with its own copy are left out), for confidence intervals of each
-  model's RSA and of differences between models;
-* :func:`rsa_table` / :func:`compare_models`: all of it as tidy tables.
+* :mod:`analysis.rsa_tables`: bootstrap confidence intervals and all of it as tidy tables.
 
 A model's RSA is reported two ways: ``rsa_group`` (its correlation with the group RDM, the
 mean of the participants' RDMs) and ``rsa_subjects`` (the mean of its correlations with each
@@ -39,16 +36,13 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.rdm import check_rdm
-from stimuli.contracts.variants import parse_variant_name, variant_relation
 
 __all__ = [
     "METHODS",
@@ -59,22 +53,50 @@ __all__ = [
     "subject_correlations",
     "noise_ceiling",
     "permutation_test",
-    "bootstrap_rsa",
-    "rsa_table",
-    "compare_models",
+    "check_method",
+    "row_correlations",
+    "subject_stack",
 ]
 
-METHODS = ("spearman", "kendall_a", "pearson")
+METHODS = ("spearman", "kendall_a", "pearson")  # the correlations an RSA can use
 
 
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise InputError(f"unknown RSA correlation '{method}' (choose {', '.join(METHODS)})")
-    return method
+def check_method(method: str) -> str:
+    """``method`` if it is one of :data:`METHODS`, else an InputError naming them.
+
+    Parameters
+    ----------
+    method : str
+        The correlation asked for.
+
+    Returns
+    -------
+    str
+        ``method``.
+
+    Examples
+    --------
+    >>> check_method("kendall_a")
+    'kendall_a'
+    """
+    if method in METHODS:
+        return method
+    raise InputError(f"unknown RSA correlation '{method}' (choose {', '.join(METHODS)})")
 
 
 def upper(rdm: Any) -> np.ndarray:
-    """The upper triangle (above the diagonal) of one RDM (N, N) -> (M,), or of a stack (K, N, N) -> (K, M)."""
+    """The upper triangle (above the diagonal) of one RDM (N, N) -> (M,), or of a stack (K, N, N) -> (K, M).
+
+    Parameters
+    ----------
+    rdm : array_like
+        (N, N) or (K, N, N).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) or (K, M), M = N (N - 1) / 2.
+    """
     array = np.asarray(rdm, dtype=np.float64)
     n = array.shape[-1]
     rows, cols = np.triu_indices(n, 1)
@@ -86,6 +108,16 @@ def kendall_tau_a(x: Any, y: Any) -> float:
 
     From scipy's tau-b (O(n log n)), whose denominator leaves out the pairs tied in x or in
     y: ``tau_a = tau_b * sqrt((n0 - n1) (n0 - n2)) / n0``. NaN when x or y is constant.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Two vectors of one length.
+
+    Returns
+    -------
+    float
+        Tau-a.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = len(x)
@@ -103,7 +135,20 @@ def kendall_tau_a(x: Any, y: Any) -> float:
 
 
 def correlate_vectors(x: Any, y: Any, method: str = "spearman") -> float:
-    """Correlation of two vectors over the entries finite in both (NaN if fewer than 3 or constant)."""
+    """Correlation of two vectors over the entries finite in both (NaN if fewer than 3 or constant).
+
+    Parameters
+    ----------
+    x, y : array_like
+        Two vectors of one length.
+    method : str
+        ``spearman``, ``kendall_a`` or ``pearson``.
+
+    Returns
+    -------
+    float
+        The correlation.
+    """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
@@ -116,8 +161,23 @@ def correlate_vectors(x: Any, y: Any, method: str = "spearman") -> float:
     return float(np.clip(np.corrcoef(x, y)[0, 1], -1.0, 1.0))
 
 
-def _row_correlations(rows: np.ndarray, target: np.ndarray, method: str) -> np.ndarray:
-    """Correlation of each row of ``rows`` (K, M) with ``target`` (M,), pairwise complete."""
+def row_correlations(rows: np.ndarray, target: np.ndarray, method: str) -> np.ndarray:
+    """Correlation of each row of ``rows`` (K, M) with ``target`` (M,), pairwise complete.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        (K, M) vectors (e.g. upper triangles of K RDMs).
+    target : numpy.ndarray
+        (M,) vector; its NaN entries are left out.
+    method : str
+        ``spearman``, ``kendall_a`` or ``pearson``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K,) correlations (NaN where undefined).
+    """
     rows = np.atleast_2d(rows)
     keep = np.isfinite(target)
     if method == "kendall_a" or not np.isfinite(rows[:, keep]).all():
@@ -135,8 +195,21 @@ def _row_correlations(rows: np.ndarray, target: np.ndarray, method: str) -> np.n
 
 
 def rdm_correlation(a: Any, b: Any, method: str = "spearman") -> float:
-    """Correlation of two RDMs' upper triangles (pairs that are NaN in either are left out)."""
-    _check_method(method)
+    """Correlation of two RDMs' upper triangles (pairs that are NaN in either are left out).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Two (N, N) RDMs over the same stimuli.
+    method : str
+        As for :func:`correlate_vectors`.
+
+    Returns
+    -------
+    float
+        The correlation.
+    """
+    check_method(method)
     a = check_rdm(a, "first RDM", allow_nan=True)
     b = check_rdm(b, "second RDM", allow_nan=True)
     if a.shape != b.shape:
@@ -144,7 +217,21 @@ def rdm_correlation(a: Any, b: Any, method: str = "spearman") -> float:
     return correlate_vectors(upper(a), upper(b), method)
 
 
-def _subject_stack(subjects: Any, name: str = "subject RDMs") -> np.ndarray:
+def subject_stack(subjects: Any, name: str = "subject RDMs") -> np.ndarray:
+    """Participants' RDMs as a checked (P, N, N) float64 stack (NaN pairs allowed).
+
+    Parameters
+    ----------
+    subjects : array_like
+        (P, N, N) RDMs.
+    name : str
+        What they are, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The stack.
+    """
     stack = np.asarray(subjects, dtype=np.float64)
     if stack.ndim != 3 or stack.shape[1] != stack.shape[2]:
         raise InputError(f"{name} must be a stack (P, N, N), got shape {stack.shape}")
@@ -154,9 +241,24 @@ def _subject_stack(subjects: Any, name: str = "subject RDMs") -> np.ndarray:
 
 
 def subject_correlations(model: Any, subjects: Any, method: str = "spearman") -> np.ndarray:
-    """The model RDM's correlation with each participant's RDM (P,)."""
-    _check_method(method)
-    stack = _subject_stack(subjects)
+    """The model RDM's correlation with each participant's RDM (P,).
+
+    Parameters
+    ----------
+    model : array_like
+        The (N, N) model RDM.
+    subjects : array_like
+        (P, N, N) participants' RDMs.
+    method : str
+        As for :func:`correlate_vectors`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (P,) correlations.
+    """
+    check_method(method)
+    stack = subject_stack(subjects)
     model = check_rdm(model, "model RDM")
     if model.shape != stack.shape[1:]:
         raise InputError(f"model RDM is {model.shape}, the participants' RDMs are {stack.shape[1:]}")
@@ -198,9 +300,21 @@ def noise_ceiling(subjects: Any, method: str = "spearman") -> dict[str, float]:
     ``lower``: with the mean of the other participants (leave one subject out: an
     underestimate). The mean is over ranked RDMs for ``spearman`` and ``kendall_a`` and over
     z-scored RDMs for ``pearson`` (Nili et al., 2014). Needs at least 2 participants.
+
+    Parameters
+    ----------
+    subjects : array_like
+        (P, N, N) participants' RDMs.
+    method : str
+        As for :func:`correlate_vectors` (it also sets how RDMs are averaged).
+
+    Returns
+    -------
+    dict of str to float
+        ``lower`` and ``upper``.
     """
-    _check_method(method)
-    stack = _subject_stack(subjects)
+    check_method(method)
+    stack = subject_stack(subjects)
     if len(stack) < 2:
         raise InputError(f"a noise ceiling needs at least 2 participants, got {len(stack)}")
     vectors = upper(stack)
@@ -221,8 +335,24 @@ def permutation_test(model: Any, human: Any, *, n: int = 1000, seed: int = 0,
 
     Returns ``observed``, ``p`` = (1 + #null >= observed) / (1 + n), ``null_mean``, ``null_q95``
     and the ``null`` draws.
+
+    Parameters
+    ----------
+    model, human : array_like
+        Two (N, N) RDMs; the model's stimulus labels are permuted.
+    n : int
+        Permutations.
+    seed : int
+        Their seed.
+    method : str
+        As for :func:`correlate_vectors`.
+
+    Returns
+    -------
+    dict
+        ``observed``, ``p``, ``null_mean``, ``null_q95`` and the null draws.
     """
-    _check_method(method)
+    check_method(method)
     model = check_rdm(model, "model RDM")
     human = check_rdm(human, "human RDM", allow_nan=True)
     if model.shape != human.shape:
@@ -236,147 +366,10 @@ def permutation_test(model: Any, human: Any, *, n: int = 1000, seed: int = 0,
     orders = np.stack([rng.permutation(size) for _ in range(n)])  # (n, N) relabellings
     rows, cols = np.triu_indices(size, 1)
     permuted = model[orders[:, rows], orders[:, cols]]  # (n, M): each relabelled model's upper triangle
-    null = _row_correlations(permuted, target, method)
+    null = row_correlations(permuted, target, method)
     valid = null[np.isfinite(null)]
     p = (1 + int((valid >= observed).sum())) / (1 + len(valid)) if np.isfinite(observed) and len(valid) else np.nan
     return {"observed": observed, "p": p, "null_mean": float(valid.mean()) if len(valid) else np.nan,
             "null_q95": float(np.quantile(valid, 0.95)) if len(valid) else np.nan, "n": int(n), "null": null}
 
 
-OVER = ("stimuli", "subjects", "both")
-
-
-def bootstrap_rsa(models: Mapping[str, Any], subjects: Any, *, n: int = 1000, seed: int = 0,
-                  over: str = "both", method: str = "spearman",
-                  progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Bootstrap distributions of each model's ``rsa_group`` and ``rsa_subjects``.
-
-    Each draw resamples the stimuli (``over`` = stimuli or both: N of them with replacement;
-    pairs of a stimulus with its own copy are left out) and/or the participants (subjects or
-    both), rebuilds the group RDM as the mean of the drawn participants' RDMs and correlates
-    every model with it and with each drawn participant. Returns ``group`` and ``subjects``,
-    each (n, M) in the order of ``models``.
-    """
-    _check_method(method)
-    if over not in OVER:
-        raise InputError(f"bootstrap over '{over}': choose {', '.join(OVER)}")
-    if n < 1:
-        raise InputError(f"a bootstrap needs at least 1 draw, got {n}")
-    stack = _subject_stack(subjects)
-    names = list(models)
-    matrices = np.stack([check_rdm(models[k], f"model RDM '{k}'") for k in names])
-    if matrices.shape[1:] != stack.shape[1:]:
-        raise InputError(f"model RDMs are {matrices.shape[1:]}, the participants' RDMs {stack.shape[1:]}")
-    rng = np.random.default_rng(seed)
-    size, people = stack.shape[1], stack.shape[0]
-    rows, cols = np.triu_indices(size, 1)
-    group_r = np.empty((n, len(names)))
-    subject_r = np.empty((n, len(names)))
-    for b in range(n):
-        stimuli = rng.integers(0, size, size) if over in ("stimuli", "both") else np.arange(size)
-        who = rng.integers(0, people, people) if over in ("subjects", "both") else np.arange(people)
-        i, j = stimuli[rows], stimuli[cols]
-        keep = i != j  # a stimulus paired with its own copy has no dissimilarity
-        i, j = i[keep], j[keep]
-        drawn = stack[who][:, i, j]  # (P, M)
-        model_vectors = matrices[:, i, j]  # (K, M)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
-            quiet.filter(RuntimeWarning)
-            group = np.nanmean(drawn, axis=0)
-        group_r[b] = _row_correlations(model_vectors, group, method)
-        per = np.stack([_row_correlations(model_vectors, v, method) for v in drawn])  # (P, K)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
-            quiet.filter(RuntimeWarning)
-            subject_r[b] = np.nanmean(per, axis=0)
-        if progress is not None:
-            progress(1)
-    return {"group": group_r, "subjects": subject_r, "names": np.asarray(names)}
-
-
-def _interval(samples: np.ndarray, alpha: float) -> tuple[float, float]:
-    valid = samples[np.isfinite(samples)]
-    if not len(valid):
-        return float("nan"), float("nan")
-    return float(np.quantile(valid, alpha / 2)), float(np.quantile(valid, 1 - alpha / 2))
-
-
-def rsa_table(models: Mapping[str, Any], subjects: Any, *, method: str = "spearman", permutations: int = 1000,
-              bootstraps: int = 1000, over: str = "both", alpha: float = 0.05, seed: int = 0,
-              progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Every model against the participants: one row per model, and the bootstrap draws.
-
-    Columns: ``model``, ``rsa_group`` with its bootstrap CI (``group_ci_low``/``high``) and
-    permutation ``p_perm``; ``rsa_subjects`` (mean over participants) with its CI, its
-    ``sem`` over participants and a one-sample t test against 0 across participants
-    (``t``, ``p_t``); the ceiling's ``ceiling_lower``/``upper``; ``n_stimuli``, ``n_subjects``,
-    ``method``.
-    """
-    stack = _subject_stack(subjects)
-    if not models:
-        raise InputError("RSA needs at least one model RDM")
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
-        quiet.filter(RuntimeWarning)
-        group = np.nanmean(stack, axis=0)
-    ceiling = noise_ceiling(stack, method) if len(stack) >= 2 else {"lower": np.nan, "upper": np.nan}
-    draws = bootstrap_rsa(models, stack, n=bootstraps, seed=seed, over=over, method=method, progress=progress) \
-        if bootstraps else None
-    rows = []
-    for k, (name, rdm) in enumerate(models.items()):
-        test = permutation_test(rdm, group, n=permutations, seed=seed + 1 + k, method=method) \
-            if permutations else {"observed": rdm_correlation(rdm, group, method), "p": np.nan}
-        per = subject_correlations(rdm, stack, method)
-        valid = per[np.isfinite(per)]
-        t = stats.ttest_1samp(valid, 0.0) if len(valid) >= 2 and np.ptp(valid) > 0 else None
-        g_low, g_high = _interval(draws["group"][:, k], alpha) if draws else (np.nan, np.nan)
-        s_low, s_high = _interval(draws["subjects"][:, k], alpha) if draws else (np.nan, np.nan)
-        rows.append({"model": name, "rsa_group": test["observed"], "group_ci_low": g_low, "group_ci_high": g_high,
-                     "p_perm": test["p"], "rsa_subjects": float(valid.mean()) if len(valid) else np.nan,
-                     "subjects_ci_low": s_low, "subjects_ci_high": s_high,
-                     "sem": float(valid.std(ddof=1) / np.sqrt(len(valid))) if len(valid) > 1 else np.nan,
-                     "t": float(t.statistic) if t is not None else np.nan,
-                     "p_t": float(t.pvalue) if t is not None else np.nan,
-                     "ceiling_lower": ceiling["lower"], "ceiling_upper": ceiling["upper"],
-                     "n_stimuli": int(stack.shape[1]), "n_subjects": int(len(stack)), "method": method})
-    return pd.DataFrame(rows), (draws or {})
-
-
-def _relation(a: str, b: str) -> str:
-    """How two ``variant:rdm`` model names differ (pretraining, task, seed, ...), or 'rdm'."""
-    (va, _, ra), (vb, _, rb) = a.partition(":"), b.partition(":")
-    if va == vb:
-        return "same variant, other RDM"
-    if ra != rb:
-        return "other RDM"
-    try:
-        parse_variant_name(va), parse_variant_name(vb)
-    except InputError:
-        return "other model"
-    return variant_relation(va, vb)
-
-
-def compare_models(table: pd.DataFrame, draws: Mapping[str, np.ndarray], *, statistic: str = "subjects",
-                   alpha: float = 0.05, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Differences between models' RSA with bootstrap CIs and two-sided bootstrap p-values.
-
-    ``statistic`` is ``subjects`` (mean over participants) or ``group``. ``pairs`` defaults to
-    every pair of models; ``relation`` says how two variants differ (stimuli.contracts.variants).
-    """
-    if statistic not in ("subjects", "group"):
-        raise InputError(f"compare models on 'subjects' or 'group', not '{statistic}'")
-    if not draws:
-        raise InputError("comparing models needs the bootstrap draws (bootstraps > 0)")
-    names = [str(n) for n in draws["names"]]
-    samples = draws[statistic]
-    column = "rsa_subjects" if statistic == "subjects" else "rsa_group"
-    observed = dict(zip(table["model"], table[column]))
-    pairs = list(pairs) if pairs is not None else [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    rows = []
-    for a, b in pairs:
-        diff = samples[:, names.index(a)] - samples[:, names.index(b)]
-        diff = diff[np.isfinite(diff)]
-        low, high = _interval(diff, alpha)
-        p = min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean())) if len(diff) else np.nan
-        rows.append({"model_a": a, "model_b": b, "relation": _relation(a, b), "statistic": statistic,
-                     "difference": observed[a] - observed[b], "ci_low": low, "ci_high": high, "p_boot": p,
-                     "n_boot": int(len(diff))})
-    return pd.DataFrame(rows)

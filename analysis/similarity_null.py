@@ -42,9 +42,7 @@ True
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,18 +51,14 @@ import pandas as pd
 from stimuli.contracts.relevance import (
     BASELINE_KINDS,
     RelevanceMaps,
-    baseline_command,
-    baseline_set,
-    relevance_path,
 )
 
-from .model_stats import LEVELS, load_variant_maps, per_image_similarity
+from .model_stats import LEVELS, per_image_similarity
 from .reliability import fisher_z
 
 __all__ = [
     "BASELINE_KINDS",
     "oriented",
-    "load_baseline_maps",
     "baseline_similarity",
     "paired_levels",
     "bootstrap_statistic",
@@ -80,13 +74,21 @@ CONTRAST_COLUMNS = ["relation", "baseline", "n_images", "n_pairs", "effect_r", "
                     "ci_low", "ci_high", "n_boot", "seed"]
 
 
-def _warn_default(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> RelevanceMaps:
     """Each map times the sign of the logit it explains (of its sum where the logit is 0 or not
     finite), optionally only the maps of ``stimulus_id`` (in the order of ``maps``).
+
+    Parameters
+    ----------
+    maps : RelevanceMaps
+        A variant's maps.
+    stimulus_id : sequence of str, optional
+        Only these images.
+
+    Returns
+    -------
+    RelevanceMaps
+        The oriented maps.
 
     Examples
     --------
@@ -105,34 +107,24 @@ def oriented(maps: RelevanceMaps, stimulus_id: Sequence[str] | None = None) -> R
                          maps.target[keep], maps.prediction[keep], maps.logit[keep], maps.meta)
 
 
-def load_baseline_maps(variants: Iterable[str], stimuli: str, results: str | Path = "results", *,
-                       kinds: Sequence[str] = BASELINE_KINDS,
-                       warn: Callable[[str], None] | None = None) -> dict[str, dict[str, RelevanceMaps]]:
-    """Each kind's baseline maps of ``variants`` (``{kind: {variant: maps}}``; kinds with none left out).
-
-    Variants without a baseline file are named in one warning per kind, with the command that
-    makes the first one's.
-    """
-    warn = warn or _warn_default
-    variants = list(variants)
-    out: dict[str, dict[str, RelevanceMaps]] = {}
-    for kind in kinds:
-        name = baseline_set(stimuli, kind)
-        present = [v for v in variants if relevance_path(v, name, results).is_file()]
-        missing = [v for v in variants if v not in present]
-        if missing and present:
-            warn(f"no '{kind}' baseline maps of set '{stimuli}' for {', '.join(missing)}; make them with: "
-                 f"{baseline_command(missing[0], stimuli, kind, results)}")
-        if present:
-            loaded = load_variant_maps(present, name, results, warn=warn)
-            if loaded:
-                out[kind] = loaded
-    return out
-
-
 def baseline_similarity(baselines: Mapping[str, RelevanceMaps], pairs: Sequence[tuple[str, str]], *,
                         region: Any = None) -> pd.DataFrame:
-    """:func:`analysis.model_stats.per_image_similarity` of the baselines of ``pairs`` (those with both)."""
+    """:func:`analysis.model_stats.per_image_similarity` of the baselines of ``pairs`` (those with both).
+
+    Parameters
+    ----------
+    baselines : mapping of str to RelevanceMaps
+        variant -> its baseline maps of one kind.
+    pairs : sequence of (str, str)
+        The trained pairs.
+    region : bool array, optional
+        Pixels compared (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`analysis.model_stats.per_image_similarity` of the baseline pairs.
+    """
     pairs = [(a, b) for a, b in pairs if a in baselines and b in baselines]
     return per_image_similarity(dict(baselines), region=region, pairs=pairs)
 
@@ -143,6 +135,20 @@ def paired_levels(trained: pd.DataFrame, baseline: pd.DataFrame, metric: str = "
     same pairs' baselines (``z_baseline``), on the (pair, image) cells both tables have.
 
     Columns: ``stimulus_id``, ``relation``, ``z``, ``z_baseline``, ``n_pairs``.
+
+    Parameters
+    ----------
+    trained, baseline : pandas.DataFrame
+        Per-image pair tables of the trained maps and of one kind of baselines.
+    metric : str
+        The similarity compared, ``spearman`` or ``pearson``.
+    levels : sequence of str
+        The relations kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image and relation.
     """
     keys = ["variant_a", "variant_b", "relation", "stimulus_id"]
     cells = trained[keys + [metric]].merge(baseline[keys + [metric]], on=keys, suffixes=("", "_baseline"))
@@ -164,6 +170,24 @@ def bootstrap_statistic(columns: Mapping[str, np.ndarray], statistic: Callable[[
     Every column holds one value per image (the same images, in the same order); a resample
     draws images with replacement and keeps each image's values together (paired).
     Returns (value, CI low, CI high); NaN bounds with fewer than 3 images.
+
+    Parameters
+    ----------
+    columns : mapping of str to numpy.ndarray
+        Per-image values, one array per column.
+    statistic : callable
+        Maps a dict of (resampled) columns to a number.
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Their seed.
+    confidence : float
+        Level of the CI.
+
+    Returns
+    -------
+    value, low, high : float
+        The statistic and its CI.
     """
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}
     n = len(next(iter(arrays.values())))
@@ -188,6 +212,22 @@ def baseline_contrasts(paired: Mapping[str, pd.DataFrame], *, n_boot: int = 2000
     ``paired`` maps a baseline kind to its :func:`paired_levels` table. ``effect_r`` and
     ``baseline_r`` are ``tanh`` of the mean Fisher z over images; ``difference`` is their
     difference, with a percentile bootstrap CI over images (``ci_low``, ``ci_high``).
+
+    Parameters
+    ----------
+    paired : mapping of str to pandas.DataFrame
+        baseline kind -> :func:`paired_levels`.
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Their seed.
+    confidence : float
+        Level of the CIs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`CONTRAST_COLUMNS`, one row per relation and baseline kind.
     """
     rows = []
     for kind, table in paired.items():
@@ -212,6 +252,24 @@ def level_contrasts(paired: pd.DataFrame, *, target: str = "pretrain", others: S
     r_target,baseline)``): a gap the design gives for free does not count. Percentile bootstrap
     CI over the images that have both relations. Columns: ``target``, ``versus``, ``kind``,
     ``baseline``, ``n_images``, ``difference``, ``ci_low``, ``ci_high``, ``n_boot``, ``seed``.
+
+    Parameters
+    ----------
+    paired : pandas.DataFrame
+        :func:`paired_levels` of one baseline kind.
+    target : str
+        The relation compared.
+    others : sequence of str
+        The relations it is compared with.
+    baseline : str
+        The baseline kind (named in the table).
+    n_boot, seed, confidence
+        As for :func:`baseline_contrasts`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per other relation and comparison (raw, excess).
     """
     wide = paired.pivot_table(index="stimulus_id", columns="relation", values=["z", "z_baseline"])
     rows = []
@@ -246,6 +304,20 @@ def pair_baselines(trained: pd.DataFrame, baselines: Mapping[str, pd.DataFrame],
     Columns: ``variant_a``, ``variant_b``, ``relation``, ``baseline``, ``n_images``,
     ``r_trained``, ``r_baseline``, ``difference``: the spread over seeds and tasks that the
     image-level CIs do not show.
+
+    Parameters
+    ----------
+    trained : pandas.DataFrame
+        Per-image pair table of the trained maps.
+    baselines : mapping of str to pandas.DataFrame
+        baseline kind -> its per-image pair table.
+    metric : str
+        ``spearman`` or ``pearson``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair and baseline kind.
     """
     keys = ["variant_a", "variant_b", "relation", "stimulus_id"]
     parts = []
@@ -273,6 +345,18 @@ def similarity_verdict(rows: pd.DataFrame, *, stable_r: float = 0.5) -> str:
     trained similarity reaches ``stable_r``; ``differs`` otherwise; ``no null`` when there is
     no baseline to compare with (a similarity without a null is not evidence).
 
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One relation's :func:`baseline_contrasts` rows.
+    stable_r : float
+        The similarity called stable.
+
+    Returns
+    -------
+    str
+        The verdict (``agrees``, ...).
+
     Examples
     --------
     >>> row = {"relation": "seed", "baseline": "untrained", "effect_r": 0.8, "ci_low": 0.1, "ci_high": 0.2}
@@ -295,6 +379,16 @@ def pretrain_verdict(contrasts: pd.DataFrame) -> str:
     present by more than the CI (the CI of the difference above 0), both raw and as excess over
     the baseline; ``not measured`` without a contrast; ``differs`` otherwise.
 
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        :func:`level_contrasts`.
+
+    Returns
+    -------
+    str
+        ``agrees``, ``differs`` or why there is no verdict.
+
     Examples
     --------
     >>> rows = [{"versus": v, "kind": k, "ci_low": 0.05} for v in ("seed", "task") for k in ("raw", "excess")]
@@ -311,7 +405,18 @@ def pretrain_verdict(contrasts: pd.DataFrame) -> str:
 
 def trained_layers_text(baselines: Mapping[str, Mapping[str, RelevanceMaps]]) -> str:
     """What the variants trained, read from the ``untrained`` baseline maps' ``meta`` (their
-    ``trainable`` part and first re-initialised layer), e.g. ``block5 (from features.24 on)``."""
+    ``trainable`` part and first re-initialised layer), e.g. ``block5 (from features.24 on)``.
+
+    Parameters
+    ----------
+    baselines : mapping of str to mapping of str to RelevanceMaps
+        kind -> variant -> baseline maps.
+
+    Returns
+    -------
+    str
+        A short text, empty when unknown.
+    """
     seen: dict[str, str] = {}
     for maps in baselines.get("untrained", {}).values():
         record = maps.meta.get("baseline") or {}

@@ -74,8 +74,8 @@ data0 = make_data_root()
 res0 = snap(R)
 ci = ["analysis", "ci", "--data-root", D, "--task", "gender", "--results", R, "--min-trials", "20"]
 
-rc, last, n = run(*ci, "--stimuli", "orl32", "--out", D, "--overwrite")
-row("analysis ci --out participants --overwrite", rc, last, n, snap(D) != data0 if D.exists() else "DELETED")
+rc, last, n = run(*ci, "--stimuli", "orl32", "--out", D, "--force")
+row("analysis ci --out participants --force", rc, last, n, snap(D) != data0 if D.exists() else "DELETED")
 if snap(D) != data0:  # restore the data root for the next attacks
     print("(re-making the data root)")
     data0 = make_data_root()
@@ -84,8 +84,8 @@ R2 = work / "results_copy"
 shutil.copytree(R, R2)
 n_before = len(snap(R2))
 rc, last, n = run("analysis", "ci", "--data-root", D, "--task", "gender", "--results", R2, "--min-trials", "20",
-                  "--stimuli", "orl32", "--out", R2, "--overwrite")
-row("analysis ci --out <results root> --overwrite", rc, last, n,
+                  "--stimuli", "orl32", "--out", R2, "--force")
+row("analysis ci --out <results root> --force", rc, last, n,
     f"{n_before} files before, {len(snap(R2)) if R2.exists() else 0} of them after" if snap(R2) != snap(R) else False)
 
 rc, last, n = run("stimuli", "render", "--stimuli", "orl32", "--mode", "random", "--n-bubbles", "5", "--sigma", "2",
@@ -100,9 +100,9 @@ row("analysis ci --stimuli orl48 on orl32 sessions", rc, last, n, snap(D) != dat
 out = work / "ci_own"
 run(*ci, "--stimuli", "orl32", "--out", out)
 first = snap(out)
-rc, last, n = run(*ci, "--stimuli", "orl32", "--out", out, "--overwrite")
+rc, last, n = run(*ci, "--stimuli", "orl32", "--out", out, "--force")
 aside = [p for p in work.iterdir() if p.name.startswith("ci_own.old-")]
-row("analysis ci --overwrite of its own earlier output", rc, last, n,
+row("analysis ci --force of its own earlier output", rc, last, n,
     f"old output kept aside: {bool(aside) and snap(aside[0]) == first}")
 
 # resume on a re-prepared set

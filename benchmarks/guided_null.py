@@ -53,10 +53,11 @@ from ci_simulation import simulate_guided_observer  # noqa: E402
 from analysis.ci_null import CentreDensity  # noqa: E402
 from analysis.classification import aperture_ci, centre_histogram, compute_ci, group_z  # noqa: E402
 from analysis.error_rates import clopper_pearson
-from analysis.guided_densities import GuidedDensities  # noqa: E402
 from analysis.metrics import region_auc  # noqa: E402
 from analysis.permutation import max_statistic_test, permutation_quantile  # noqa: E402
-from analysis.stat4ci import cluster_test, fwhm_from_sigma, pixel_test  # noqa: E402
+from analysis.readers.guided_densities import GuidedDensities  # noqa: E402
+from analysis.rft import fwhm_from_sigma  # noqa: E402
+from analysis.stat4ci import cluster_test, pixel_test  # noqa: E402
 from stimuli.contracts.prepared import load_prepared_set  # noqa: E402
 from stimuli.contracts.provenance import file_sha256  # noqa: E402
 from stimuli.contracts.relevance import relevance_path, save_relevance  # noqa: E402

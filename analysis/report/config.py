@@ -19,7 +19,7 @@ from typing import Literal
 
 from stimuli.contracts.config import require
 
-from ..ci_command import CIConfig
+from ..ci_pipeline import CIConfig
 from ..quality import QCRules
 
 __all__ = ["DataRoots", "CISettings", "Exclusion", "ModelSettings", "AlignmentSettings", "FindingSettings",

@@ -35,9 +35,10 @@ from stimuli.contracts.provenance import atomic_write_text
 from stimuli.contracts.relevance import RelevanceMaps, relevance_path
 from stimuli.contracts.trials import find_trial_files, read_sidecar, sidecar_path
 
-from ..ci_command import CIOutputs, _search_region, run_ci
-from ..model_stats import discover_variants, load_variant_maps
-from ..quality import GroupQuality, assess_quality
+from ..ci_pipeline import CIOutputs, run_ci, search_region
+from ..quality import GroupQuality
+from ..readers.relevance import discover_variants, load_variant_maps
+from ..readers.trials import assess_quality
 from .config import DataRoots, ReportConfig
 
 __all__ = ["ObserverGroup", "GroupCI", "ReportContext", "find_observer_groups", "discover_rdm_variants"]
@@ -230,7 +231,7 @@ class ReportContext:
     def region(self) -> np.ndarray | None:
         """The search region of the tests (the face aperture by default), None without a set."""
         try:
-            return self._once("region", lambda: _search_region(self.config.ci.search_region, self.stim()))
+            return self._once("region", lambda: search_region(self.config.ci.search_region, self.stim()))
         except InputError:
             return None
 

@@ -20,12 +20,12 @@ from ..masking_transfer import (
     asymmetry_tests,
     evaluate_command,
     oriented_asymmetry,
-    read_masking,
     source_relation,
     transfer_levels,
     transfer_relations,
     transfer_tests,
 )
+from ..readers.masking import read_masking
 from .charts import plot_curves
 from .context import ReportContext
 from .page import Section

@@ -33,12 +33,12 @@ from ..model_stats import (
     summary_map,
     variant_reliability,
 )
+from ..readers.relevance import load_baseline_maps
 from ..reliability import fisher_mean
 from ..similarity_null import (
     baseline_contrasts,
     baseline_similarity,
     level_contrasts,
-    load_baseline_maps,
     oriented,
     pair_baselines,
     paired_levels,

@@ -32,8 +32,9 @@ from stimuli.contracts.rdm import load_rdms, rdm_command, rdm_path
 from stimuli.contracts.trials import sidecar_path
 
 from ..multiple import fdr
-from ..rdm import HumanRDMs, embedding_rdm, load_human_rdms, split_half_reliability
-from ..rsa import compare_models, rsa_table
+from ..rdm import HumanRDMs, embedding_rdm, split_half_reliability
+from ..readers.similarity import load_human_rdms
+from ..rsa_tables import compare_models, rsa_table
 from .charts import plot_rsa_bars
 from .config import RSASettings
 from .context import ObserverGroup, ReportContext, discover_rdm_variants

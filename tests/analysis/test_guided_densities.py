@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from ci_simulation import simulate_guided_observer, simulate_trials, trial_rows, write_trial_file
 
-from analysis.ci_command import CIConfig, run_ci
-from analysis.guided_densities import GuidedDensities
+from analysis.ci_pipeline import CIConfig, run_ci
+from analysis.readers.guided_densities import GuidedDensities
 from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
 from stimuli.contracts.provenance import atomic_save_npz, file_sha256
 from stimuli.contracts.relevance import relevance_path, save_relevance

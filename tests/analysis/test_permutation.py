@@ -9,7 +9,8 @@ from ci_simulation import simulate_trials
 
 from analysis.classification import centre_histogram, compute_ci, group_z, parse_bubble_trials
 from analysis.permutation import max_statistic_test, permutation_quantile
-from analysis.stat4ci import cluster_test, pixel_test_threshold
+from analysis.rft import pixel_test_threshold
+from analysis.stat4ci import cluster_test
 from stimuli.contracts.errors import InputError
 
 

@@ -23,16 +23,15 @@ from analysis.error_rates import clopper_pearson
 from analysis.quality import (
     QCRules,
     accuracy_windows,
-    events_path,
     excluded_by_accuracy,
-    load_quality,
     quality_table,
-    read_frame_events,
     staircase_trace,
 )
+from analysis.readers.trials import load_quality
 from analysis.report.config import ReportConfig
 from stimuli.contracts.config import from_dict, load_config
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.trials import events_path, read_frame_events
 
 
 def _trials(participant: str, correct, *, session: str = "1", dropped=None, rt=None, condition="random",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from analysis.rdm import read_similarity_trials
+from analysis.readers.similarity import read_similarity_trials
 from experiments.__main__ import main
 from experiments.engine import load_task, run_session
 from experiments.session import SessionFiles

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# the simulated studies live next to the tests (similarity_simulation.py)
-sys.path.insert(0, str(Path(__file__).parent))
 
 BASE: dict[str, Any] = {
     "paradigm": "similarity",

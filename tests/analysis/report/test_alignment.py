@@ -169,8 +169,8 @@ def test_burn_in_removes_exactly_the_first_n_trials_of_each_staircase():
 def test_area_summary_recomputes_old_files_and_run_ci_reports_area_after_burn_in(tmp_path):
     from fake_study import TEMPLATE, make_set, write_session
 
-    from analysis.ci_command import CIConfig, run_ci
-    from analysis.revealed import area_summary
+    from analysis.ci_pipeline import CIConfig, run_ci
+    from analysis.readers.trials import area_summary
 
     aperture = make_set(tmp_path / "results")
     columns = [*session_rows(0, [("random", 1)], aperture=aperture)[0]]

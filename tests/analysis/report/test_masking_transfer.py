@@ -11,10 +11,10 @@ from fake_study import VARIANTS, make_evaluate, write_config
 from analysis.masking_transfer import (
     asymmetry_tests,
     oriented_asymmetry,
-    read_masking,
     source_relation,
     transfer_levels,
 )
+from analysis.readers.masking import read_masking
 
 FACES, IMAGENET = "vgg16-faces-gender-s0", "vgg16-imagenet-gender-s0"
 FACES_ID, IMAGENET_ID = "vgg16-faces-identity-s0", "vgg16-imagenet-identity-s0"

@@ -12,7 +12,6 @@ from scipy import stats
 from analysis.model_stats import (
     level_summary,
     level_tests,
-    load_variant_maps,
     mean_map_similarity,
     per_image_similarity,
     relation_levels,
@@ -21,6 +20,7 @@ from analysis.model_stats import (
     similarity_matrix,
     variant_reliability,
 )
+from analysis.readers.relevance import load_variant_maps
 from analysis.reliability import fisher_mean, map_icc, spearman_brown, split_half
 from stimuli.contracts.errors import InputError
 
@@ -155,10 +155,10 @@ def test_masking_tables_read_by_relation_and_directed_asymmetry(tmp_path):
     from analysis.masking_transfer import (
         asymmetry_tests,
         oriented_asymmetry,
-        read_masking,
         transfer_levels,
         transfer_tests,
     )
+    from analysis.readers.masking import read_masking
 
     tables = read_masking(make_evaluate(tmp_path / "evaluate" / "demo"))
     assert tables.mode == "remove" and len(tables.transfer) == 64
@@ -182,7 +182,7 @@ def test_masking_tables_read_by_relation_and_directed_asymmetry(tmp_path):
 def test_masking_tables_problems_are_named(tmp_path):
     from fake_study import make_evaluate
 
-    from analysis.masking_transfer import read_masking
+    from analysis.readers.masking import read_masking
 
     with pytest.raises(InputError, match=r"no model evaluate output here; make it with: python -m model evaluate "
                                          r"CONFIG.yaml --out .* \(CONFIG named 'missing'"):

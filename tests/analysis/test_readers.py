@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from ci_simulation import simulate_trials, write_trial_file
 
-from analysis.ci_command import CIConfig, run_ci
-from analysis.rdm import load_human_rdms
+from analysis.ci_pipeline import CIConfig, run_ci
+from analysis.readers.similarity import load_human_rdms
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.trials import SIMILARITY_COLUMNS, read_trials
 

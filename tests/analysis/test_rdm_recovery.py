@@ -1,7 +1,7 @@
 """The issue's numbers: simulated observers recover a known embedding (RSA >= 0.9, inside the noise
 ceiling), and RSA between unrelated embeddings is significant at the rate alpha promises.
 
-Small sizes here; ``python tests/similarity/measure_full.py`` measures the issue's full sizes.
+Small sizes here; ``python benchmarks/similarity_full.py`` measures the issue's full sizes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 from similarity_simulation import null_p_values, recovery
 
-from analysis.rdm import embedding_rdm, load_human_rdms
+from analysis.rdm import embedding_rdm
+from analysis.readers.similarity import load_human_rdms
 from analysis.rsa import noise_ceiling, rdm_correlation, subject_correlations
 from experiments.engine import run_session
 from stimuli.contracts.trials import find_trial_files

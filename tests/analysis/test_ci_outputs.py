@@ -20,7 +20,7 @@ import pytest
 from ci_simulation import simulate_trials, write_trial_file
 from cli_checks import one_line_error, snapshot
 
-from analysis.cli import main
+from analysis.__main__ import main
 from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
 from stimuli.contracts.provenance import read_provenance
 from stimuli.contracts.trials import sidecar_path
@@ -72,7 +72,7 @@ def ci_args(data: Path, results: Path, out: Path, *extra: str, stimuli: str = "f
 def test_ci_out_participants_overwrite_is_refused_as_a_command(study):
     results, data = study
     before, kept = snapshot(data), snapshot(results)
-    run = subprocess.run([sys.executable, "-m", "analysis", *ci_args(data, results, data, "--overwrite")],
+    run = subprocess.run([sys.executable, "-m", "analysis", *ci_args(data, results, data, "--force")],
                          capture_output=True, text=True, cwd=REPO, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
@@ -89,13 +89,13 @@ def test_ci_out_refuses_results_roots_other_data_roots_and_others_outputs(study,
     render.mkdir()
     (render / "provenance.json").write_text(json.dumps({"command": ["python", "-m", "stimuli", "render"]}))
     before = snapshot(tmp_path)
-    err = one_line_error(capsys, main, ci_args(data, results, results, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, results, "--force"))
     assert "results: refusing to replace it: it is a results or data root this command reads" in err
-    err = one_line_error(capsys, main, ci_args(data, results, lab, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, lab, "--force"))
     assert "refusing to replace it: it is a data root (participants.tsv)" in err
-    err = one_line_error(capsys, main, ci_args(data, results, render, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, render, "--force"))
     assert "it was made by `stimuli render`, not by `analysis ci`" in err
-    err = one_line_error(capsys, main, ci_args(data, results, tmp_path, "--overwrite"))
+    err = one_line_error(capsys, main, ci_args(data, results, tmp_path, "--force"))
     assert "it holds a results or data root this command reads" in err
     assert snapshot(tmp_path) == before
     # a new folder inside a data root: BIDS names no such folder, and nothing is made
@@ -110,7 +110,7 @@ def test_ci_overwrite_of_its_own_output_moves_the_old_one_aside(study, tmp_path,
     out = tmp_path / "analysis" / "ci"
     assert main(ci_args(data, results, out, "--conditions", "random")) == 0
     first, data_before = snapshot(out), snapshot(data)
-    assert main(ci_args(data, results, out, "--overwrite", "--alpha", "0.01")) == 0
+    assert main(ci_args(data, results, out, "--force", "--alpha", "0.01")) == 0
     assert "moved aside to" in capsys.readouterr().err
     aside = [p for p in out.parent.iterdir() if p.name.startswith("ci.old-")]
     assert len(aside) == 1 and snapshot(aside[0]) == first

@@ -1,38 +1,53 @@
-"""The ``python -m analysis`` command line: one subcommand per analysis.
+"""``python -m analysis ci``: per-participant and group classification images with Stat4Ci tests.
 
-``ci``   per-participant and group classification images with Stat4Ci tests.
-``run``  the whole analysis from a YAML config, as ``report.html`` with tables, maps and figures.
+The command line of :func:`analysis.ci_pipeline.run_ci`: reads the trial files of a task
+under ``--data-root``, writes ``maps/*.npz``, ``tables/*.csv``, ``figures/*.png`` and
+``provenance.json`` into ``--out`` (made all at once on success; replaced only with
+``--force`` and only when an earlier ``analysis ci`` made it).
 
 Examples
 --------
->>> main(["ci", "--data-root", "results/simulated", "--task", "gender", "--stimuli", "orl64",
+>>> main(["--data-root", "results/simulated", "--task", "gender", "--stimuli", "orl64",
 ...       "--out", "results/analysis/ci"])                                  # doctest: +SKIP
->>> main(["run", "analysis/configs/demo.yaml", "--out", "results/demo"])     # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from stimuli.contracts.cli import add_force, add_out, add_results
 from stimuli.contracts.config import from_dict, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir, check_replaceable
 from stimuli.contracts.prepared import prepared_set_dir
 from stimuli.contracts.provenance import Provenance, record_run
 
-from .ci_command import CIConfig, input_files, run_ci
-from .report.run import main as run_report_main
+from .ci_pipeline import CIConfig, run_ci
+from .readers.trials import input_files
 
-__all__ = ["main", "build_parser"]
+__all__ = ["CI_COMMAND", "build_parser", "main"]
 
 CI_COMMAND = "analysis ci"  # recorded in provenance.json: only this command replaces its folders
 
 
-def _add_ci(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "ci", help="classification images and Stat4Ci pixel/cluster tests from trial files",
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ci`` command's options.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser of ``python -m analysis ci``.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["--data-root", "d", "--task", "g", "--stimuli", "s", "--out", "o"]).force
+    False
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis ci",
         description="Per-participant and group classification images (CIs) for each condition of a "
                     "task, with the Stat4Ci pixel and cluster tests (random field theory) and, "
                     "optionally, a max-statistic permutation test. Writes maps/*.npz, tables/*.csv, "
@@ -40,8 +55,8 @@ def _add_ci(subparsers) -> None:
     parser.add_argument("--data-root", required=True, help="folder holding sub-*/ses-*/beh/*_beh.tsv trial files")
     parser.add_argument("--task", required=True, help="task label of the trial files (e.g. gender)")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set the trials were shown on")
-    parser.add_argument("--results", default="results", help="results root holding the prepared set (default: results)")
-    parser.add_argument("--out", required=True, help="output folder (made all at once on success)")
+    add_results(parser)
+    add_out(parser, required=True, what="the output folder")
     parser.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default 0.05)")
     parser.add_argument("--sigma-smooth", type=float, default=0.0,
                         help="extra Gaussian smoothing sigma in pixels on top of the apertures (default 0)")
@@ -63,39 +78,35 @@ def _add_ci(subparsers) -> None:
     parser.add_argument("--search-region", default="auto",
                         help="pixels tested: auto (face aperture if the set has one, else all), all, face, "
                              "a named region (eyes, mouth, ...) or box:top,bottom,left,right (default auto)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder made by an earlier 'analysis ci' (it is moved "
-                             "aside as <out>.old-<time>, never deleted)")
+    add_force(parser)
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 2, nothing written) on any bad file or exclusion instead of reporting it")
-    parser.set_defaults(handler=_run_ci)
-
-
-def _add_run(subparsers) -> None:
-    # listed here for the overview; `run` itself is analysis.report.run.main (see main below)
-    subparsers.add_parser("run", help="the whole analysis from a YAML config, as report.html", add_help=False)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis",
-        description="Analyses of Bubbles trial files and relevance maps: classification images, "
-                    "Stat4Ci tests, map comparisons.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_ci(subparsers)
-    _add_run(subparsers)
     return parser
 
 
-def _run_ci(args: argparse.Namespace) -> int:
+@cli_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m analysis ci``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``ci`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success (bad input: one line on stderr and exit status 2).
+    """
+    args = build_parser().parse_args(argv)
     values = {k: getattr(args, k) for k in (
         "data_root", "task", "stimuli", "results", "alpha", "sigma_smooth", "cluster_threshold", "z",
         "z_permutations", "permutations", "seed", "min_trials", "require_all_conditions", "conditions",
         "search_region")}
     config = from_dict(CIConfig, values, "command line")
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out} exists already; pass --overwrite to replace it (or choose another --out)")
+    if out.exists() and not args.force:
+        raise InputError(f"{out} exists already; pass --force to replace it (or choose another --out)")
     protect = (config.results, config.data_root)
     check_replaceable(out, command=CI_COMMAND, protect=protect)  # before any work: a data root is never replaced
     problems: list[str] = []
@@ -106,11 +117,11 @@ def _run_ci(args: argparse.Namespace) -> int:
             print(f"warning: {message}", file=sys.stderr)
 
     provenance = Provenance(config=to_dict(config), seeds={"permutation": config.seed}, tool=CI_COMMAND)
-    with atomic_output_dir(out, replace=args.overwrite, command=CI_COMMAND, protect=protect) as work:
+    with atomic_output_dir(out, replace=args.force, command=CI_COMMAND, protect=protect) as work:
         outputs = run_ci(config, work, warn=warn)
         if args.strict and problems:
             raise InputError(f"{problems[0]} (--strict: nothing written; {len(problems)} problem(s) in all)")
-        for path in input_files(outputs):
+        for path in input_files(outputs.inputs):
             provenance.add_input(path)
         set_folder = prepared_set_dir(config.stimuli, config.results)
         for name in ("manifest.csv", "set.json"):
@@ -124,12 +135,3 @@ def _run_ci(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(outputs.maps)} group CI(s); significant {groups}"
           + (f"; {len(problems)} problem(s) reported" if problems else "") + ")")
     return 0
-
-
-@cli_errors
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["run"]:  # the report command is its own module with its own parser
-        return run_report_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    return args.handler(args)

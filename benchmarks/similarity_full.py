@@ -1,7 +1,7 @@
 """Measure the issue's numbers at full size (not a test: run it, read the lines it prints).
 
-    .venv/bin/python tests/similarity/measure_full.py [--runs 200] [--method probability]
-    .venv/bin/python tests/similarity/measure_full.py --skip-recovery --method embedding --seed 2026 --studies 11 --jobs 2
+    .venv/bin/python benchmarks/similarity_full.py [--runs 200] [--method probability]
+    .venv/bin/python benchmarks/similarity_full.py --skip-recovery --method embedding --seed 2026 --studies 11 --jobs 2
 
 Recovery: 10 simulated observers x 300 triplets over 20 faces (5-dimensional embedding, the
 shipped config's noise_sd 0.1), for several embeddings and both human-RDM methods: RSA of the
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analysis"))  # the simulation helper
 
 from similarity_simulation import null_p_value, recovery  # noqa: E402
 

@@ -10,13 +10,12 @@ from scipy.spatial.distance import pdist
 from analysis.rdm import (
     fit_triplet_embedding,
     human_rdm,
-    load_human_rdms,
     rating_rdm,
-    read_similarity_trials,
     split_half_reliability,
     triplet_counts,
     triplet_rdm,
 )
+from analysis.readers.similarity import load_human_rdms, read_similarity_trials
 from analysis.rsa import rdm_correlation
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.trials import SIMILARITY_COLUMNS

@@ -1,6 +1,7 @@
-"""``python -m analysis ci``: per-participant and group CIs with Stat4Ci tests, from trial files.
+"""The CI pipeline: per-participant and group CIs with Stat4Ci tests, from trial files.
 
-Reads every ``sub-*/ses-*/beh/*_task-<task>_beh.tsv`` under the data root (main-phase
+What ``python -m analysis ci`` (:mod:`analysis.ci`) and the report run. Reads (through
+:mod:`analysis.readers`) every ``sub-*/ses-*/beh/*_task-<task>_beh.tsv`` under the data root (main-phase
 trials only; a participant's sessions are pooled), builds each participant's CI per
 condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and cluster tests
 (and, if asked, the max-statistic permutation test). Writes into the output folder::
@@ -16,7 +17,7 @@ condition, the group CI ``sum Z / sqrt(n)``, and tests it with the pixel and clu
 The analytic null of a condition uses each trial's own centre density: one density pooled
 over all participants' centres for random conditions, and for guided ones the density each
 session drew from, rebuilt from its sidecar and relevance file
-(:class:`~analysis.guided_densities.GuidedDensities`; per face with ``maps: per_image``).
+(:class:`~analysis.readers.guided_densities.GuidedDensities`; per face with ``maps: per_image``).
 A guided condition whose density cannot be rebuilt (relevance file missing or changed,
 sidecar without the fields) is refused for that session, one line saying why.
 
@@ -26,8 +27,9 @@ and left out; the rest is still produced. So is a session whose sidecar records 
 stimulus set than ``--stimuli``: another name or grid, or another content hash (the set was
 re-prepared or altered since the session ran). A session whose sidecar records the set
 without a content hash (an older session) is kept, with a warning line; one whose sidecar
-records no stimulus set at all (not written by ``python -m experiments``) is not checked. :func:`run_ci` does the work into a given
-folder, so the report (``python -m analysis run``) can reuse it.
+records no stimulus set at all (not written by ``python -m experiments``) is not checked.
+:func:`run_ci` does the work into a given folder, so the report (``python -m analysis run``)
+can reuse it.
 
 Examples
 --------
@@ -54,34 +56,55 @@ from stimuli.contracts.errors import InputError
 from stimuli.contracts.names import check_name
 from stimuli.contracts.prepared import PreparedSet, load_prepared_set
 from stimuli.contracts.provenance import atomic_save_npz, atomic_write_text
-from stimuli.contracts.set_hash import CONTENT_HASH_KEY, set_record_mismatch
-from stimuli.contracts.trials import find_trial_files, read_sidecar, read_trials, sidecar_path
 from stimuli.regions import region_mask
 
-from .classification import (
-    BubbleTrials,
-    ClassificationImage,
-    compute_ci,
-    concat_bubble_trials,
-    group_z,
-    parse_bubble_trials,
-)
-from .guided_densities import GuidedDensities
+from .classification import BubbleTrials, ClassificationImage, compute_ci, group_z
 from .permutation import max_statistic_test
+from .readers.guided_densities import GuidedDensities
+from .readers.trials import area_summary, load_participants, session_files
 from .report.plots import plot_ci, plot_ci_grid
-from .revealed import DEFAULT_BURN_IN, area_summary, session_files
-from .stat4ci import CLUSTER_COLUMNS, cluster_test, intrinsic_volumes, pixel_test
+from .revealed import DEFAULT_BURN_IN
+from .search_region import intrinsic_volumes
+from .stat4ci import CLUSTER_COLUMNS, cluster_test, pixel_test
 
-__all__ = ["CIConfig", "CIOutputs", "run_ci", "group_map_path", "SEARCH_REGIONS"]
+__all__ = ["CIConfig", "CIOutputs", "run_ci", "group_map_path", "search_region", "SEARCH_REGIONS"]
 
 SEARCH_REGIONS = ("auto", "all", "face")
-# columns a trial file needs for a CI (the rest of the contract is not used here)
-NEEDED_COLUMNS = ("phase", "condition", "correct", "bubbles", "sigma_px")
 
 
 @dataclass
 class CIConfig:
-    """Settings of the ``ci`` analysis (the ``ci:`` section of an analysis config)."""
+    """Settings of the ``ci`` analysis (the ``ci:`` section of an analysis config).
+
+    Parameters
+    ----------
+    data_root : str
+        The BIDS data root of the trial files.
+    task : str
+        Task label of the trial files.
+    stimuli : str
+        The prepared set the trials were shown on.
+    results : str
+        The results root holding the prepared set and relevance files.
+    alpha, sigma_smooth, cluster_threshold : float
+        Family-wise error rate, extra smoothing sigma (px) and cluster-forming Z threshold.
+    z : str
+        ``analytic`` or ``permutation`` Z of each CI.
+    z_permutations, permutations, seed : int
+        Permutations of a permutation Z, of the max-statistic test (0: none), and their seed.
+    min_trials : int
+        Fewest main trials a participant needs in a condition.
+    require_all_conditions : bool
+        Exclude a participant from every condition when excluded from one.
+    conditions : list of str, optional
+        Conditions analysed (default: all found).
+    search_region : str
+        The pixels tested (:func:`search_region`).
+    trial_files : list of str, optional
+        Only these trial files.
+    burn_in_trials : int
+        Trials of each staircase left out of the area summaries.
+    """
 
     data_root: str
     task: str
@@ -120,7 +143,19 @@ class CIConfig:
 
 @dataclass
 class CIOutputs:
-    """What :func:`run_ci` produced (tables as DataFrames, files as paths)."""
+    """What :func:`run_ci` produced (tables as DataFrames, files as paths).
+
+    Parameters
+    ----------
+    summary, participants, clusters, exclusions : pandas.DataFrame
+        The four tables of ``tables/ci_*.csv``.
+    maps : dict of str to Path
+        condition -> its group map file.
+    figures : list of Path
+        The figures written.
+    inputs : list of Path
+        The trial files read.
+    """
 
     summary: pd.DataFrame
     participants: pd.DataFrame
@@ -145,11 +180,44 @@ def _safe(name: str) -> str:
 
 
 def group_map_path(folder: str | Path, task: str, condition: str) -> Path:
-    """``maps/ci_group_<task>_<condition>.npz`` inside an analysis folder."""
+    """``maps/ci_group_<task>_<condition>.npz`` inside an analysis folder.
+
+    Parameters
+    ----------
+    folder : path
+        The analysis folder.
+    task, condition : str
+        Task and condition labels.
+
+    Returns
+    -------
+    Path
+        The group map's path.
+
+    Examples
+    --------
+    >>> group_map_path("out", "gender", "random").as_posix()
+    'out/maps/ci_group_gender_random.npz'
+    """
     return Path(folder) / "maps" / f"ci_group_{task}_{_safe(condition)}.npz"
 
 
-def _search_region(spec: str, stim: PreparedSet) -> np.ndarray:
+def search_region(spec: str, stim: PreparedSet) -> np.ndarray:
+    """The pixels a CI is tested on: ``auto``, ``all``, ``face``, a named region or a box.
+
+    Parameters
+    ----------
+    spec : str
+        ``auto`` (the set's face aperture if it has one, else all), ``all``, ``face``, a named
+        region (eyes, mouth, ...) or ``box:top,bottom,left,right``.
+    stim : PreparedSet
+        The prepared set (its grid and face aperture).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean (H, W) search region.
+    """
     if spec == "all":
         return np.ones(stim.shape, dtype=bool)
     if spec in ("auto", "face"):
@@ -159,86 +227,6 @@ def _search_region(spec: str, stim: PreparedSet) -> np.ndarray:
             raise InputError(f"prepared set '{stim.name}' has no face aperture; use --search-region all")
         return np.ones(stim.shape, dtype=bool)
     return region_mask(spec, stim.shape)
-
-
-def _check_session_set(path: Path, stim: PreparedSet) -> str | None:
-    """Refuse (InputError) a session whose sidecar records another set than ``stim``.
-
-    Returns a warning when the record holds no content hash (an older session: name,
-    grid and manifest are compared); None when it matches or no set is recorded at all.
-    """
-    record = (read_sidecar(path) or {}).get("StimulusSet")  # a damaged sidecar is an InputError
-    if record is None:
-        return None  # not written by the session engine: nothing to compare
-    mismatch = set_record_mismatch(record, stim)
-    if mismatch:
-        raise InputError(f"{path}: {mismatch} (--stimuli {stim.name})")
-    if not record.get(CONTENT_HASH_KEY):
-        return (f"{sidecar_path(path)}: records no content hash of stimulus set '{stim.name}' (an older "
-                "session); only its name, grid and manifest were checked")
-    return None
-
-
-@dataclass
-class _Participant:
-    trials: dict[str, BubbleTrials] = field(default_factory=dict)  # condition -> trials
-    sessions: list[str] = field(default_factory=list)
-
-
-def _load_participants(config: CIConfig, shape: tuple[int, int], report: Callable[[str, str, str, str], None],
-                       densities: GuidedDensities, stim: PreparedSet | None = None
-                       ) -> tuple[dict[str, _Participant], list[Path]]:
-    files = find_trial_files(config.data_root, config.task)
-    if config.trial_files is not None:  # e.g. the sessions of one kind of observer
-        wanted = {Path(f).resolve() for f in config.trial_files}
-        files = [tf for tf in files if tf.path.resolve() in wanted]
-    if not files:
-        raise InputError(f"{config.data_root}: no trial files of task '{config.task}' "
-                         f"(expected sub-*/ses-*/beh/sub-*_ses-*_task-{config.task}_beh.tsv)")
-    parts: dict[str, dict[str, list[BubbleTrials]]] = {}
-    people: dict[str, _Participant] = {}
-    for tf in files:
-        try:
-            unchecked = _check_session_set(tf.path, stim) if stim is not None else None
-            if unchecked:
-                report(tf.participant, "", str(tf.path), unchecked)
-            table = read_trials(tf.path, required=NEEDED_COLUMNS,
-                                warn=lambda message, tf=tf: report(tf.participant, "", str(tf.path), message))
-            main = table[table["phase"] == "main"]
-            if len(main) == 0:
-                raise InputError(f"{tf.path}: no main-phase trials")
-            unanswered = main["correct"].isna()
-            if unanswered.any():  # e.g. a session cut off mid-trial: keep the answered trials
-                report(tf.participant, "", str(tf.path),
-                       f"{tf.path}: {int(unanswered.sum())} main trial(s) without a 'correct' value (n/a) left out")
-                main = main[~unanswered]
-                if len(main) == 0:
-                    continue
-            missing_condition = main["condition"].isna()
-            if missing_condition.any():
-                line = int(main.index[missing_condition][0]) + 2
-                raise InputError(f"{tf.path}, line {line}: 'condition' is n/a")
-            parsed = parse_bubble_trials(main, shape, where=str(tf.path))
-        except InputError as error:
-            report(tf.participant, "", str(tf.path), str(error))
-            continue
-        person = people.setdefault(tf.participant, _Participant())
-        person.sessions.append(tf.session)
-        conditions = main["condition"].astype(str).to_numpy()
-        ids = main["stimulus_id"].astype(str).to_numpy() if "stimulus_id" in main.columns else None
-        for condition in np.unique(conditions):
-            keep = conditions == condition
-            try:  # each trial labelled with the centre density it was drawn from (guided: rebuilt)
-                piece = densities.label(parsed.subset(keep), tf.path, condition, None if ids is None else ids[keep])
-            except InputError as error:
-                report(tf.participant, condition, str(tf.path), str(error))
-                continue
-            parts.setdefault(tf.participant, {}).setdefault(condition, []).append(piece)
-    for participant, by_condition in parts.items():
-        for condition, pieces in by_condition.items():
-            people[participant].trials[condition] = concat_bubble_trials(
-                pieces, where=f"sub-{participant} condition {condition}")
-    return people, [tf.path for tf in files]
 
 
 def _exclusion_reason(bt: BubbleTrials | None, min_trials: int) -> str | None:
@@ -258,6 +246,22 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     Problems (bad files, excluded participants, empty conditions) are passed to ``warn``
     (default: one ``warning: ...`` line on stderr each) and listed in ``ci_exclusions.csv``.
     Raises :class:`~stimuli.InputError` only when nothing at all can be computed.
+
+    Parameters
+    ----------
+    config : CIConfig
+        What to compute.
+    out : path
+        The folder written into (maps/, tables/, figures/).
+    progress : bool, optional
+        Show a progress bar (default: when on a terminal).
+    warn : callable, optional
+        Called with one line per problem.
+
+    Returns
+    -------
+    CIOutputs
+        The tables and the files written.
     """
     from tqdm.auto import tqdm
 
@@ -265,7 +269,7 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
     stim = load_prepared_set(config.stimuli, config.results)
     shape = stim.shape
-    region = _search_region(config.search_region, stim)
+    region = search_region(config.search_region, stim)
     excluded: list[dict[str, str]] = []
 
     def report(participant: str, condition: str, where: str, reason: str) -> None:
@@ -273,7 +277,8 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
         warn(reason if reason.startswith(where) else f"{where}: {reason}")
 
     densities = GuidedDensities(stim, config.results)
-    people, inputs = _load_participants(config, shape, report, densities, stim)
+    people, inputs = load_participants(config.data_root, config.task, shape, report, densities, stim,
+                                       config.trial_files)
     found = sorted({c for p in people.values() for c in p.trials})
     conditions = list(config.conditions) if config.conditions else found
     for condition in conditions:
@@ -424,11 +429,3 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     return outputs
 
 
-def input_files(outputs: CIOutputs) -> list[Path]:
-    """Trial files and their sidecars (for provenance hashes)."""
-    files = []
-    for path in outputs.inputs:
-        files.append(path)
-        if sidecar_path(path).is_file():
-            files.append(sidecar_path(path))
-    return files

@@ -10,10 +10,10 @@ import pytest
 from ci_simulation import simulate_group
 from scipy import ndimage
 
-from analysis.ci_command import CIConfig, run_ci
+from analysis.ci_pipeline import CIConfig, run_ci
 from analysis.classification import BubbleTrials, centre_histogram, compute_ci, group_z
 from analysis.metrics import region_auc
-from analysis.stat4ci import fwhm_from_sigma, pixel_test_threshold
+from analysis.rft import fwhm_from_sigma, pixel_test_threshold
 from stimuli.regions import region_mask
 
 

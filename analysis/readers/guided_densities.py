@@ -43,8 +43,8 @@ from stimuli.contracts.trials import read_sidecar, sidecar_path
 from stimuli.guided import GUIDED_MODES, guidance_density
 from stimuli.regions import region_mask
 
-from .apertures import BubbleTrials, centre_histogram
-from .ci_null import CentreDensity
+from ..apertures import BubbleTrials, centre_histogram
+from ..ci_null import CentreDensity
 
 __all__ = ["GuidedSpec", "GuidedDensities", "POOLED"]
 
@@ -53,7 +53,25 @@ POOLED = ""  # stratum of trials whose density is estimated from the pooled cent
 
 @dataclass(frozen=True)
 class GuidedSpec:
-    """Everything that defines one guided condition's density (per image or set-mean)."""
+    """Everything that defines one guided condition's density (per image or set-mean).
+
+    Parameters
+    ----------
+    mode : str
+        ``guided`` or ``antiguided``.
+    variant : str
+        The model variant whose relevance guided the centres.
+    maps : str
+        ``per_image`` or ``mean`` (the set-mean map).
+    strength, sigma_px : float
+        The guidance strength and aperture sigma.
+    region : str or None
+        The region the density was limited to.
+    relevance : str
+        Path of the relevance file used.
+    sha256 : str
+        Its content hash as the session recorded it.
+    """
 
     mode: str
     variant: str

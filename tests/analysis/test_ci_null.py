@@ -19,7 +19,8 @@ from analysis.classification import centre_histogram, compute_ci, group_z
 from analysis.error_rates import clopper_pearson
 from analysis.metrics import region_auc
 from analysis.permutation import max_statistic_test
-from analysis.stat4ci import cluster_test, fwhm_from_sigma, pixel_test
+from analysis.rft import fwhm_from_sigma
+from analysis.stat4ci import cluster_test, pixel_test
 from stimuli.contracts.errors import InputError
 
 SHAPE, SIGMA, FACES = (32, 32), 2.0, 4

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from ci_simulation import simulate_trials, write_trial_file
 
-from analysis.ci_command import CIConfig, run_ci
-from analysis.cli import main
+from analysis.__main__ import main
+from analysis.ci_pipeline import CIConfig, run_ci
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import read_provenance
@@ -178,12 +178,12 @@ def test_strict_mode_and_exit_codes(tmp_path, good_data, tiny_set, capsys):
         main(ci_args(good_data, results, name, out, "--min-trials", "5000"))
     assert exit.value.code == 2 and "no classification image could be computed" in capsys.readouterr().err
     assert not out.exists()
-    # an existing output folder is kept unless --overwrite
+    # an existing output folder is kept unless --force
     assert main(ci_args(good_data, results, name, out, "--conditions", "random")) == 0
     with pytest.raises(SystemExit) as exit:
         main(ci_args(good_data, results, name, out))
-    assert exit.value.code == 2 and "--overwrite" in capsys.readouterr().err
-    assert main(ci_args(good_data, results, name, out, "--overwrite")) == 0
+    assert exit.value.code == 2 and "--force" in capsys.readouterr().err
+    assert main(ci_args(good_data, results, name, out, "--force")) == 0
     assert (out / "maps" / "ci_group_gender_guided.npz").is_file()
     # impossible settings are named
     with pytest.raises(SystemExit) as exit:
