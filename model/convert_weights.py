@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from stimuli.contracts.cli import add_force
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.provenance import (
     Provenance,
@@ -38,9 +39,10 @@ from stimuli.contracts.provenance import (
     move_aside,
 )
 
+from .options import command_parser
 from .vggface import FORMATS, vggface_state_dict
 
-__all__ = ["COMMAND", "provenance_path", "convert_weights", "build_parser", "main"]
+__all__ = ["COMMAND", "provenance_path", "convert_weights"]
 
 COMMAND = "model convert-weights"  # recorded in the provenance: only this command replaces OUT
 
@@ -100,24 +102,24 @@ def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, k
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m model convert-weights",
-        description="Convert VGG-Face weights (vgg_face_dag.pth or the keras-vggface VGG16 .h5) to a "
-                    "torchvision-layout VGG-16 state_dict with the file's preprocessing folded into "
-                    "conv1 (use it with pretrain: file:OUT.pt). Nothing is downloaded.")
+    """The parser of ``python -m model convert-weights`` (its ``--help``)."""
+    parser = command_parser("convert-weights", (
+        "Convert VGG-Face weights (vgg_face_dag.pth or the keras-vggface VGG16 .h5) to a "
+        "torchvision-layout VGG-16 state_dict with the file's preprocessing folded into "
+        "conv1 (use it with pretrain: file:OUT.pt). Nothing is downloaded."))
     parser.add_argument("source", metavar="IN", help="the VGG-Face file")
     parser.add_argument("out", metavar="OUT.pt", help="the state_dict to write")
     parser.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto",
                         help="the file's layout (default: auto, an HDF5 file is keras_vggface)")
     parser.add_argument("--keep-fc8", action="store_true",
                         help="keep FC8, the 2622-identity head, as classifier.6 (dropped by default)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace OUT.pt when an earlier convert-weights made it (moved aside)")
+    add_force(parser)  # replaces OUT.pt only when an earlier convert-weights made it
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m model convert-weights`` with ``argv`` (default: the command line); the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     out = convert_weights(args.source, args.out, args.fmt, keep_fc8=args.keep_fc8, force=args.force,

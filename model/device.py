@@ -22,16 +22,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
+import torch.distributed as dist
 
 from stimuli.contracts.errors import InputError
 
 __all__ = ["select_device", "Distributed", "init_distributed", "set_amp", "amp_enabled", "amp_dtype",
-           "autocast", "grad_scaler", "full_precision", "precision_name"]
+           "autocast", "grad_scaler", "optimizer_step", "full_precision", "precision_name"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _AUTOCAST_KINDS = ("cuda", "cpu", "mps", "xpu")
@@ -86,8 +87,6 @@ def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed(), device
-    import torch.distributed as dist
-
     rank = int(os.environ["RANK"])
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -148,6 +147,49 @@ def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torc
     if amp_dtype(device, enabled) != torch.float16:
         return None
     return torch.amp.GradScaler("cuda")
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler | None = None, *, clip_grad_norm: float | None = None,
+                   parameters: Iterable[torch.nn.Parameter] | None = None) -> None:
+    """One optimizer step on ``loss``: zero the gradients, backward, (clip,) step.
+
+    With a scaler (fp16) the loss is scaled, the gradients unscaled before clipping, and a
+    step with inf gradients is skipped; without one (float32, bf16) a plain step.
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        The scalar loss.
+    optimizer : torch.optim.Optimizer
+        The optimizer to step.
+    scaler : torch.amp.GradScaler, optional
+        :func:`grad_scaler`'s scaler (None: no scaling).
+    clip_grad_norm : float, optional
+        Clip the gradients of ``parameters`` to this total norm first.
+    parameters : iterable of torch.nn.Parameter, optional
+        What ``clip_grad_norm`` clips.
+
+    Examples
+    --------
+    >>> w = torch.nn.Parameter(torch.ones(1))
+    >>> optimizer_step((2 * w).sum(), torch.optim.SGD([w], lr=0.5))
+    >>> w.item()
+    0.0
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:  # float32 or bf16
+        loss.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+        optimizer.step()
+    else:  # fp16: scale the loss, unscale before clipping, skip steps with inf gradients
+        scaler.scale(loss).backward()
+        if clip_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
 
 
 @contextlib.contextmanager

@@ -1,9 +1,9 @@
 """Explaining a prepared set into its relevance file, batch by batch (bounded memory, issue #15).
 
-:func:`explain_variant` reads a batch of stimuli, explains it (:func:`model.explain.explain_batches`)
+:func:`explain_variant` reads a batch of stimuli, explains it (:func:`model.lrp.explain_batches`)
 and appends its maps to the contract file (:func:`stimuli.contracts.relevance.relevance_writer`), so
 memory holds one batch of images and maps whatever the set's size; the file appears at its
-path only once every map is in it. The returned :class:`~model.explain.ExplainedMaps` holds
+path only once every map is in it. The returned :class:`~model.lrp.ExplainedMaps` holds
 the maps memory-mapped from that file. :func:`write_maps` writes maps already in memory
 through the same metadata. Also here: the per-folder provenance record and the summary line.
 
@@ -24,14 +24,17 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import zennit
 from torch import nn
 
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set, prepared_set_dir
 from stimuli.contracts.relevance import (
     SET_HASH_KEY,
     load_relevance,
@@ -39,11 +42,11 @@ from stimuli.contracts.relevance import (
     save_relevance,
 )
 
-from .explain import (
+from .grid import ToInput
+from .lrp import (
     CONSERVATION_TOLERANCE,
     DEFAULT_METHOD,
     ExplainedMaps,
-    ToInput,
     collect_maps,
     explain_batches,
 )
@@ -68,8 +71,6 @@ def true_targets(variant, manifest) -> np.ndarray:
 
 
 def _version(name: str) -> str | None:
-    from importlib import metadata
-
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -78,8 +79,6 @@ def _version(name: str) -> str | None:
 
 def _set_hash(path: Path, stimuli: str) -> str | None:
     """Content hash of the set the maps are of: ``<results>/stimuli/<set>`` next to the contract path."""
-    from stimuli.contracts.prepared import load_prepared_set, prepared_set_dir
-
     results = Path(path).parent.parent.parent
     if not (prepared_set_dir(stimuli, results) / "manifest.csv").is_file():
         return None
@@ -94,8 +93,6 @@ def maps_meta(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, ta
     ``set_hash`` is the prepared set's content hash (else that of ``<results>/stimuli/<stimuli>``
     for a contract ``path``), so maps of an older version of the set are refused later.
     """
-    import zennit
-
     check = dict(maps.conservation)
     check["far_off_ids"] = [str(stimulus_id[i]) for i in check["far_off"]]
     check["nonfinite_ids"] = [str(stimulus_id[i]) for i in check["nonfinite"]]

@@ -40,7 +40,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm.auto import tqdm
+
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.provenance import atomic_write_text
+
+from .__main__ import COMMANDS
+from .config import expand_grid, load_grid, select_variants
+from .device import set_amp
+from .variants import is_trained
 
 __all__ = [
     "LAUNCHERS",
@@ -190,8 +199,6 @@ class CommandJob(_JobBase):
         self.cwd = str(cwd or os.getcwd())
 
     def __call__(self) -> int:
-        from .__main__ import COMMANDS
-
         os.chdir(self.cwd)
         module = importlib.import_module(COMMANDS[self.command][0])
         main = getattr(module.main, "__wrapped__", module.main)  # an InputError fails the job, message kept
@@ -201,7 +208,7 @@ class CommandJob(_JobBase):
         return code
 
     def checkpoint(self, *args: Any, **kwargs: Any):
-        import submitit
+        import submitit  # lazy: submitit is the optional 'cluster' extra
 
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
@@ -230,15 +237,13 @@ def executor_parameters(options: LaunchOptions, *, name: str, after: str | None 
 
 
 def _cuda_count() -> int:
-    import torch
-
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def make_executor(options: LaunchOptions, folder: Path, **params: Any):
     """A configured ``submitit.AutoExecutor`` for ``options.launcher`` (local or slurm)."""
     try:
-        import submitit
+        import submitit  # lazy: submitit is the optional 'cluster' extra
     except ImportError:
         raise InputError(f"--launcher {options.launcher} needs submitit: pip install '.[cluster]'") from None
 
@@ -297,8 +302,6 @@ def _state(job: Any) -> str:
 
 
 def _write_table(folder: Path, names: Sequence[str], jobs: Sequence[Any], states: Sequence[str]) -> None:
-    from stimuli.contracts.provenance import atomic_write_text
-
     lines = ["name\tjob_id\tstate\tstdout\tstderr"]
     lines += [f"{n}\t{j.job_id}\t{s}\t{j.paths.stdout}\t{j.paths.stderr}" for n, j, s in zip(names, jobs, states)]
     table = folder / "jobs.tsv"
@@ -314,8 +317,6 @@ _DONE = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_F
 def watch(jobs: Sequence[Any], names: Sequence[str], folder: Path, *, poll_s: float = 1.0,
           desc: str = "jobs", progress: bool = True) -> list[str]:
     """Show the jobs' states (one status line) until all are done; returns their final states."""
-    from tqdm.auto import tqdm
-
     states = ["SUBMITTED"] * len(jobs)
     bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=not progress, file=sys.stdout)
     try:
@@ -439,9 +440,6 @@ def jobs_folder(results: str | os.PathLike, command: str) -> Path:
 def train_stages(config: str, results: str | os.PathLike, only: Sequence[str] | None,
                  argv: Sequence[str]) -> list[Stage]:
     """``train``: face-pretraining sources, then the other variants; finished variants left out."""
-    from .config import expand_grid, load_grid, select_variants
-    from .variants import is_trained
-
     variants = select_variants(expand_grid(load_grid(config), config), list(only or []), config)
     todo = [v for v in variants if not is_trained(v.variant, results)]
     for v in variants:
@@ -456,8 +454,6 @@ def train_stages(config: str, results: str | os.PathLike, only: Sequence[str] | 
 def dispatch(command: str, args: argparse.Namespace, argv: Sequence[str]) -> int | None:
     """Apply ``--no-amp``; with ``--launcher local|slurm`` run the command as jobs and return
     its exit code, else None (the caller runs it in this process)."""
-    from .device import set_amp
-
     if getattr(args, "no_amp", False):
         set_amp(False)
     if getattr(args, "launcher", "none") == "none":

@@ -26,18 +26,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import torch
+from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
 
+from stimuli.contracts.config import require
 from stimuli.contracts.errors import InputError
 
-if TYPE_CHECKING:
-    import torch
+from .device import autocast
 
 __all__ = [
+    "METRICS",
+    "SCORES",
+    "uniform_fractions",
+    "MaskingConfig",
     "RANDOM",
     "SET_MEAN",
     "set_mean_name",
@@ -56,6 +63,66 @@ __all__ = [
 RANDOM = "random"
 SET_MEAN = "setmean:"  # prefix of a set-mean-map source: setmean:<variant>
 SCORES = ("accuracy", "balanced_accuracy", "p_true")
+METRICS = ("p_true", "accuracy", "balanced_accuracy")  # what AOPC may measure (masking.metric)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def uniform_fractions(step: float = 0.05, stop: float = 0.5) -> list[float]:
+    """The grid ``step, 2 step, ..., stop`` (fraction 0 is always added).
+
+    >>> uniform_fractions(0.1, 0.5)
+    [0.1, 0.2, 0.3, 0.4, 0.5]
+    """
+    return [round(step * k, 10) for k in range(1, int(round(stop / step)) + 1)]
+
+
+@dataclass
+class MaskingConfig:
+    """Relevance-based masking of the targets' held-out images."""
+
+    # a uniform grid step, 2 step, ..., so that AOPC (a mean over fractions) weighs the curve evenly
+    fractions: list[float] = field(default_factory=uniform_fractions)
+    modes: list[Literal["remove", "keep"]] = field(default_factory=lambda: ["remove", "keep"])
+    # hidden pixels become a blurred copy of the image (or the set's background grey: with it,
+    # removing everything leaves one blank image and the score is exactly chance)
+    fill: Literal["background", "blur"] = "blur"
+    blur_sigma: float = 3.0  # px on the stimulus grid, for fill: blur
+    random_repeats: int = 3
+    # random masks: blobs (thresholded Gaussian noise of this sigma, px), contiguous like relevance
+    # masks, so the baseline adds no pixel noise the relevance masks lack; 0 = independent pixels
+    random_smoothing: float = 4.0
+    # random blobs inside the face aperture (where the maps can point; blobs on the constant
+    # background hide nothing and flatter every face-centred map), or anywhere on the grid
+    random_within: Literal["aperture", "grid"] = "aperture"
+    # set-mean-map baselines: of every variant (all), of each target's own variant only, or none
+    set_mean: Literal["all", "own", "none"] = "all"
+    within: Literal["grid", "aperture"] = "grid"  # rank pixels of the whole grid or the face aperture
+    transfer_mode: Literal["remove", "keep"] = "remove"  # the mode the transfer matrix is made of
+    # what AOPC measures per image: the true-class probability (graded), correctness, or
+    # correctness weighted so that its mean is the balanced accuracy
+    metric: Literal["p_true", "accuracy", "balanced_accuracy"] = "p_true"
+    bootstrap: int = 2000  # resamples of images for every CI and the asymmetry p (seeded by seed)
+    confidence: float = 0.95
+
+    def __post_init__(self):
+        require(len(self.fractions) >= 1, "fractions", "needs at least one fraction")
+        require(all(0 < f <= 1 for f in self.fractions), "fractions", "must lie in (0, 1] (0 is always added)")
+        require(len(set(self.fractions)) == len(self.fractions), "fractions", "lists a fraction twice")
+        grid = sorted(self.fractions)
+        require(np.allclose(grid, grid[0] * np.arange(1, len(grid) + 1), atol=1e-9), "fractions",
+                f"must be a uniform grid step, 2 step, ... (AOPC averages over the fractions), e.g. "
+                f"{uniform_fractions(0.1, 0.5)}; got {self.fractions}")
+        require(len(self.modes) >= 1 and len(set(self.modes)) == len(self.modes), "modes",
+                "must list remove and/or keep once each")
+        require(self.transfer_mode in self.modes, "transfer_mode", "must be one of the listed modes")
+        require(self.metric in METRICS, "metric", f"must be one of {', '.join(METRICS)}")
+        require(self.blur_sigma > 0, "blur_sigma", "must be positive")
+        require(self.random_repeats >= 1, "random_repeats", "must be at least 1")
+        require(self.random_smoothing >= 0, "random_smoothing", "must be 0 (pixels) or a blob sigma in px")
+        require(self.bootstrap >= 100, "bootstrap", "needs at least 100 resamples")
+        require(0 < self.confidence < 1, "confidence", "must lie in (0, 1)")
 
 
 def set_mean_name(variant: str) -> str:
@@ -112,8 +179,6 @@ def random_masks(n_maps: int, shape: Sequence[int], fractions: Sequence[float], 
                          "fractions, masking.within: aperture, or masking.random_within: grid")
     rng = np.random.default_rng(seed)
     if smoothing > 0:
-        from scipy.ndimage import gaussian_filter
-
         noise = gaussian_filter(rng.normal(size=(n_maps, h, w)), sigma=(0, smoothing, smoothing), mode="wrap")
         keys = -noise.reshape(n_maps, -1)[:, candidates]
     else:
@@ -156,8 +221,6 @@ def fill_images(images: np.ndarray, fill: str, background: float, blur_sigma: fl
     if fill == "background":
         return np.full_like(images, background)
     if fill == "blur":
-        from scipy.ndimage import gaussian_filter
-
         return gaussian_filter(images, sigma=(0, blur_sigma, blur_sigma), mode="nearest").astype(images.dtype)
     raise InputError(f"unknown fill '{fill}' (choose background or blur)")
 
@@ -223,10 +286,6 @@ class SharedTrunk:
 
     def logits(self, variant, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Logits (N, C) of grey stimuli (N, H, W), as ``variant.predict_logits`` gives them."""
-        import torch
-
-        from .device import autocast
-
         keys = self.trunk_key(variant)
         if keys is None:
             return variant.predict_logits(images, batch_size=batch_size)
@@ -249,13 +308,11 @@ class SharedTrunk:
             return net.classifier[-1](penultimate).float().cpu().numpy()
 
 
-
-
 def image_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: int = 64,
                  trunks=None) -> tuple[np.ndarray, np.ndarray]:
     """Per image: the true-class probability and whether the answer is correct (float 0/1).
 
-    ``trunks`` (a :class:`model.evaluate.SharedTrunk`) shares trunk passes between variants.
+    ``trunks`` (a :class:`SharedTrunk`) shares trunk passes between variants.
     """
     logits = (trunks.logits(variant, images, batch_size) if trunks is not None
               else variant.predict_logits(images, batch_size=batch_size))

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stimuli.contracts.variants import variant_relation
+
 from .masking import RANDOM, SET_MEAN, set_mean_name
 
 __all__ = [
@@ -49,9 +51,6 @@ __all__ = [
     "baseline_summary",
     "matrix",
 ]
-
-METRICS = ("p_true", "accuracy", "balanced_accuracy")
-
 
 def is_baseline(source: str) -> bool:
     """Random masks or a set-mean map, not a variant's per-image maps."""
@@ -275,8 +274,6 @@ def asymmetry_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true"
 
 def group_table(transfer: pd.DataFrame) -> pd.DataFrame:
     """Transfer summarised by how source and target relate (same, seed, task, pretrain, ...)."""
-    from stimuli.contracts.variants import variant_relation
-
     columns = ["mode", "relation", "pairs", "aopc_mean", "aopc_sd", "relative_mean", "relative_sd",
                "relative_setmean_mean", "vs_setmean_mean"]
     if transfer.empty:

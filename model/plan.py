@@ -35,10 +35,12 @@ from torch.nn import functional as F
 
 from stimuli.contracts.config import load_yaml
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import prepared_set_dir
 
 from .architecture import build_vgg16, freeze_prefix
 from .config import VariantConfig, expand_grid, load_grid, pretrain_token, select_variants
-from .device import autocast, grad_scaler, precision_name, select_device
+from .data import load_train_data
+from .device import autocast, grad_scaler, optimizer_step, precision_name, select_device
 from .preprocess import normalise_grey, resize_grey
 from .trainer import CACHE_LIMIT_BYTES
 
@@ -119,15 +121,7 @@ def time_step(config: VariantConfig, num_classes: int, images: torch.Tensor, dev
         middle = time.perf_counter()
         with autocast(device):
             logits = suffix(features).float()
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        optimizer_step(F.cross_entropy(logits, labels), optimizer, scaler)
         sync()
         return middle - start, time.perf_counter() - middle, features[0].numel()
 
@@ -146,10 +140,6 @@ def _count_trainable(config: VariantConfig, num_classes: int) -> int:
 
 def _data(config: VariantConfig, results: Path) -> tuple[int, int | None, int | None, np.ndarray | None]:
     """(classes, train images, set size, the first images) of a variant; counts None when the set is missing."""
-    from stimuli.contracts.prepared import prepared_set_dir
-
-    from .data import load_train_data
-
     task = config.spec.label_task
     if not (prepared_set_dir(config.stimuli, results) / "manifest.csv").is_file():
         return (2 if task == "gender" else ASSUMED_IDENTITIES), None, None, None

@@ -51,10 +51,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.prepared import load_prepared_set
 from stimuli.contracts.provenance import Provenance, record_run
 from stimuli.contracts.rdm import rdm_path, save_rdms
+from stimuli.contracts.relevance import load_relevance, relevance_path
 
 from .architecture import flat_layers
+from .lrp import resolve_device
+from .options import add_results_root, command_parser
+from .variants import load_variant
 
 __all__ = [
     "METRICS",
@@ -188,12 +193,6 @@ def variant_rdms(variant: str, stimuli: str, results: str | Path = "results", *,
     variant's relevance maps of the set exist. A kind asked for explicitly that cannot be
     made (confusion of a gender variant, relevance without maps) is an InputError.
     """
-    from stimuli.contracts.prepared import load_prepared_set
-    from stimuli.contracts.relevance import load_relevance, relevance_path
-
-    from .explain import resolve_device
-    from .variants import load_variant
-
     if metric not in METRICS:
         raise InputError(f"unknown metric '{metric}' (choose {', '.join(METRICS)})")
     unknown = [k for k in (kinds or ()) if k not in KINDS]
@@ -243,11 +242,11 @@ def variant_rdms(variant: str, stimuli: str, results: str | Path = "results", *,
     return rdms, ids, meta
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m model rdm")
-    parser.description = ("Representational dissimilarity matrices (RDMs) of variants over a prepared "
-                          "stimulus set: layer activations, output confusion (identity variants) and "
-                          "relevance maps; written to <out>/rdm/<variant>/<set>.npz.")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m model rdm`` (its ``--help``)."""
+    parser = command_parser("rdm", ("Representational dissimilarity matrices (RDMs) of variants over a prepared "
+        "stimulus set: layer activations, output confusion (identity variants) and "
+        "relevance maps; written to <out>/rdm/<variant>/<set>.npz."))
     parser.add_argument("--variant", required=True, nargs="+", help="variant name(s), e.g. vgg16-imagenet-identity-s0")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set name (python -m stimuli prepare)")
     parser.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS),
@@ -258,15 +257,25 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                              "when the variant's relevance maps of the set exist)")
     parser.add_argument("--metric", choices=METRICS, default="correlation",
                         help="distance between activation patterns / relevance maps (default correlation)")
-    parser.add_argument("--out", default="results", help="results root to read from and write to (default results)")
+    add_results_root(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m model rdm``: write the RDMs of each ``--variant`` over ``--stimuli``.
 
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``rdm`` (default: the command line).
+
+    Returns
+    -------
+    int
+        The exit status (bad input exits 2 with one line, through ``cli_errors``).
+    """
     args = build_parser().parse_args(argv)
     for variant in args.variant:
         started = time.perf_counter()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,15 @@ from scipy.ndimage import gaussian_filter
 from scipy.stats import spearmanr
 from torch import nn
 from tqdm.auto import tqdm
+
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.relevance import BASELINE_KINDS
+
+from .architecture import first_trainable, flat_layers, init_like_torchvision
+from .data import load_train_data
+from .lrp import explain_images
+from .trainer import RunState, Trainer, initial_network
+from .variants import LoadedVariant, held_out, read_variant_config
 
 __all__ = ["ssim", "compare_maps", "randomisation_order", "cascading_randomisation",
            "random_label_network", "sanity_checks", "trained_layers", "baseline_seed", "baseline_network",
@@ -97,8 +107,6 @@ def randomisation_order(net: nn.Module) -> list[str]:
 
 def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
     """torchvision's init for one layer (and the batch norm right after it), from a fixed seed."""
-    from .architecture import init_like_torchvision
-
     modules = dict(net.named_modules())
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
@@ -114,8 +122,6 @@ def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
 
 def trained_layers(net: nn.Module, trainable: str) -> list[str]:
     """Names of the weight layers (conv, linear) a variant with ``trainable`` trains, in forward order."""
-    from .architecture import first_trainable, flat_layers
-
     names = [name for name, _ in flat_layers(net)]
     first = names.index(first_trainable(net, trainable))
     modules = dict(net.named_modules())
@@ -125,8 +131,6 @@ def trained_layers(net: nn.Module, trainable: str) -> list[str]:
 def baseline_seed(variant: str, seed: int = 0) -> int:
     """The re-initialisation seed of one variant's baseline: drawn from its name and ``seed``, so
     the baselines of two variants are independent (a seed pair would share an init otherwise)."""
-    import hashlib
-
     return int.from_bytes(hashlib.sha256(f"{variant}:{seed}".encode()).digest()[:4], "little")
 
 
@@ -147,8 +151,6 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     >>> bool(torch.equal(base.classifier[0].weight, net.classifier[0].weight))
     False
     """
-    from stimuli.contracts.relevance import BASELINE_KINDS
-
     if kind not in BASELINE_KINDS:
         raise ValueError(f"unknown baseline '{kind}' (choose {', '.join(BASELINE_KINDS)})")
     copy_ = copy.deepcopy(net)
@@ -158,7 +160,7 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     return copy_.eval()
 
 
-def baseline_variant(variant, kind: str, *, seed: int = 0):
+def baseline_variant(variant: LoadedVariant, kind: str, *, seed: int = 0):
     """A loaded variant (``model.load_variant``) whose net is its baseline of ``kind``; returns
     it and a record for the maps' ``meta`` (kind, seed, which layers were re-initialised)."""
     trainable = variant.config["train"]["trainable"]
@@ -180,8 +182,6 @@ def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target
     Row ``step`` 0 is the trained model compared with itself; step k has the top k weight
     layers re-initialised (``layer`` is the k-th).
     """
-    from .explain import explain_images
-
     kwargs = {"method": composite, "target": target, "device": device}
     reference = explain_images(net, images, to_input, **kwargs).relevance
     rows = [compare_maps(reference, reference).assign(step=0, layer="none (trained)")]
@@ -197,16 +197,12 @@ def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target
                                             "n_images"]]
 
 
-def random_label_network(variant, results: str | Path, *, seed: int = 0, progress: bool = False) -> nn.Module:
+def random_label_network(variant: LoadedVariant, results: str | Path, *, seed: int = 0, progress: bool = False) -> nn.Module:
     """The variant's recipe trained again with its training labels shuffled (Adebayo's data test).
 
     Same config, same initial network and split; only the training labels are permuted (seeded),
     and the last epoch is kept (a validation score means nothing here).
     """
-    from .data import load_train_data
-    from .train import RunState, Trainer, initial_network
-    from .variants import read_variant_config
-
     config = read_variant_config(variant.folder)
     spec = config.spec
     task = spec.label_task
@@ -225,15 +221,10 @@ def random_label_network(variant, results: str | Path, *, seed: int = 0, progres
     return net.eval()
 
 
-def sanity_checks(variant, results: str | Path, *, composites: Sequence[str] = ("epsilon_plus_flat",),
+def sanity_checks(variant: LoadedVariant, results: str | Path, *, composites: Sequence[str] = ("epsilon_plus_flat",),
                   images: int = 16, random_labels: bool = True, seed: int = 0, split: str = "test",
                   progress: bool = False) -> pd.DataFrame:
     """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table."""
-    from stimuli.contracts.prepared import load_prepared_set
-
-    from .evaluate import held_out
-    from .explain import explain_images
-
     stimuli = load_prepared_set(variant.config["stimuli"], results)
     rows, labels = held_out(variant, stimuli, split)
     pick = np.sort(np.random.default_rng(seed).permutation(len(rows))[:images])

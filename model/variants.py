@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 from torch import nn
 
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import PreparedSet
 from stimuli.contracts.provenance import file_sha256
 
 from .architecture import build_vgg16
@@ -60,6 +62,7 @@ __all__ = [
     "check_variant_files",
     "LoadedVariant",
     "load_variant",
+    "held_out",
 ]
 
 _FILES = ("model.pt", "config.yaml", "metrics.json", "provenance.json")
@@ -229,3 +232,40 @@ def load_variant(name: str, results: str | os.PathLike = "results",
     net = net.to(device).eval()
     return LoadedVariant(net=net, spec=spec, config=config.as_dict(), classes=list(config.classes),
                          task=spec.label_task, input_size=config.input_size, device=device, folder=folder)
+
+
+def held_out(variant: LoadedVariant, stimuli: PreparedSet, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Manifest rows of the variant's ``split`` images in ``stimuli`` and their class labels.
+
+    The split is the one saved with the variant (``split.csv``), so every target is tested on
+    images it never trained on.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        A loaded variant (its folder holds ``split.csv``).
+    stimuli : PreparedSet
+        The prepared set the rows index.
+    split : {"test", "val", "train", "all"}
+        Which of the saved split's images.
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        Row of each image in the set's manifest (int64).
+    labels : numpy.ndarray
+        Its class index for the variant's task (int64).
+    """
+    path = Path(variant.folder) / "split.csv"
+    if not path.is_file():
+        raise InputError(f"{path}: the variant's saved split is missing; retrain it")
+    table = pd.read_csv(path, dtype={"stimulus_id": str}, keep_default_na=False)
+    for column in ("stimulus_id", "split", "label"):
+        if column not in table.columns:
+            raise InputError(f"{path}: missing column '{column}'")
+    if split != "all":
+        table = table[table.split == split]
+    if len(table) == 0:
+        raise InputError(f"{path}: variant {variant.name} has no '{split}' images")
+    rows = np.array([stimuli.index_of(sid) for sid in table.stimulus_id], dtype=np.int64)
+    return rows, table.label.to_numpy(dtype=np.int64)

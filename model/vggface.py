@@ -139,7 +139,7 @@ def read_vgg_face_dag(path: str | os.PathLike, *, keep_fc8: bool = False) -> Lay
 
 def _h5py():
     try:
-        import h5py
+        import h5py  # lazy: h5py is the optional 'vggface' extra
     except ImportError:
         return None
     return h5py

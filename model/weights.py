@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import VGG16_BN_Weights, VGG16_Weights
 
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import file_sha256
@@ -87,7 +88,7 @@ def onnx_weights_path() -> Path:
 def onnx_conv_weights(path: str | os.PathLike | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """The 13 conv (weight OIHW, bias) pairs of the ONNX file, in forward order, as stored."""
     try:
-        import onnx
+        import onnx  # lazy: the optional 'offline-weights' extra
         from onnx import numpy_helper
     except ModuleNotFoundError:
         raise InputError("imagenet_source 'onnx' needs the onnx package: "
@@ -170,8 +171,6 @@ def onnx_vgg16_state_dict(path: str | os.PathLike | None = None) -> dict[str, to
 
 
 def _torchvision_weights(batch_norm: bool):
-    from torchvision.models import VGG16_BN_Weights, VGG16_Weights
-
     return VGG16_BN_Weights.IMAGENET1K_V1 if batch_norm else VGG16_Weights.IMAGENET1K_V1
 
 
@@ -183,7 +182,7 @@ def torchvision_cached_file(batch_norm: bool = False) -> Path:
 
 def _onnx_available() -> bool:
     try:
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (lazy: onnx is the optional 'offline-weights' extra)
 
         onnx_weights_path()
     except (ModuleNotFoundError, InputError):
