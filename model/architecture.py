@@ -74,6 +74,11 @@ def build_vgg16(
     dropout
         Dropout probability of the two hidden FC layers.
 
+    Returns
+    -------
+    torchvision.models.VGG
+        The network, in training mode.
+
     Examples
     --------
     >>> sum(p.numel() for p in build_vgg16(1000).parameters())

@@ -42,6 +42,21 @@ def select_device(name: str | torch.device | None = None) -> torch.device:
     """``name`` when given (``auto`` or None: cuda, else mps, else cpu).
 
     A requested device that is not available is an InputError.
+
+    Parameters
+    ----------
+    name : str or torch.device, optional
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Returns
+    -------
+    torch.device
+        The device to use.
+
+    Examples
+    --------
+    >>> select_device("cpu")
+    device(type='cpu')
     """
     if name is None or str(name) == "auto":
         if torch.cuda.is_available():

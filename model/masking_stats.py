@@ -1,6 +1,6 @@
 """Masking statistics: AOPC per image, relative transfer and its asymmetry, bootstrapped over images.
 
-From a target's per-image masking curves (:func:`model.masking.masking_curves`; fraction 0
+From a target's per-image masking curves (:func:`model.transfer.masking_curves`; fraction 0
 included: unmasked for ``remove``, fully hidden for ``keep``) on a uniform fraction grid:
 
 * ``aopc`` per image (Samek et al., 2017): the mean over the fractions of
@@ -60,7 +60,7 @@ def is_baseline(source: str) -> bool:
 def image_aopc(per_image: pd.DataFrame) -> pd.DataFrame:
     """AOPC of every image, per (source, target, mode), on each score.
 
-    ``per_image`` has the columns of :func:`model.masking.masking_curves`'s second table. Returns
+    ``per_image`` has the columns of :func:`model.transfer.masking_curves`'s second table. Returns
     ``source``, ``target``, ``mode``, ``stimulus_id``, ``label``, ``aopc_p_true``,
     ``aopc_accuracy``, ``aopc_balanced_accuracy``, ``fractions`` (0 included).
 

@@ -72,5 +72,11 @@ def to_model_input(
         unless it already has that size.
     device
         Where the returned tensor lives (default: where ``images`` is, CPU for numpy).
+
+    Returns
+    -------
+    torch.Tensor
+        The model input (N, 3, S, S), grey copied to the three channels and normalised with
+        ImageNet's mean and standard deviation.
     """
     return normalise_grey(resize_grey(images, input_size, device=device))

@@ -2,13 +2,14 @@
 
 For each target variant its held-out images (:func:`model.variants.held_out`) are masked with
 every source's relevance maps (:func:`model.explain.ensure_maps`) and the baselines
-(:func:`model.masking.masking_curves`, trunk passes shared between targets); each finished
+(:func:`masking_curves`, trunk passes shared between targets, :mod:`model.scoring`); each finished
 target's rows are kept in the run's work folder, so an interrupted run resumes. The per-image
 AOPC then gives the tables of :mod:`model.masking_stats` (AOPC, transfer, asymmetry, groups).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,15 @@ from stimuli.contracts.provenance import Provenance
 from stimuli.contracts.relevance import relevance_path, set_mean_map
 
 from .explain import ensure_maps
-from .masking import RANDOM, SCORES, SharedTrunk, masking_curves, random_masks
+from .masking import (
+    RANDOM,
+    SCORES,
+    baseline_masks,
+    fill_images,
+    mask_images,
+    random_masks,
+    top_fraction_masks,
+)
 from .masking_stats import (
     aopc_table,
     asymmetry_table,
@@ -33,9 +42,105 @@ from .masking_stats import (
     matrix,
     transfer_table,
 )
+from .scoring import SharedTrunk, balanced_weights, image_scores, score_summary
 from .variants import LoadedVariant, held_out
 
-__all__ = ["transfer_tables", "own_vs_random"]
+__all__ = ["masking_curves", "transfer_tables", "own_vs_random"]
+
+
+def masking_curves(target, images: np.ndarray, labels: np.ndarray, sources: dict[str, np.ndarray], *,
+                   masking, background: float, seed: int, within: np.ndarray | None = None,
+                   aperture: np.ndarray | None = None, set_means: dict[str, np.ndarray] | None = None,
+                   stimulus_id: Sequence[str] | None = None, batch_size: int = 64, progress: bool = False,
+                   desc: str = "", trunks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One target's masking curves: set-level rows and per-image rows, every source, mode, fraction.
+
+    Fraction 0 is always included. The scores of ``accuracy`` rows are averaged over the random
+    repeats; per-image rows hold ``p_true`` and ``correct`` (means over repeats) and ``weight``
+    (the balanced-accuracy weight, :func:`balanced_weights`).
+
+    Parameters
+    ----------
+    target : LoadedVariant
+        The variant whose scores are measured.
+    images : numpy.ndarray
+        The target's held-out images (n, H, W).
+    labels : numpy.ndarray
+        Their class indices.
+    sources : dict of str to numpy.ndarray
+        Source name -> its relevance maps of those same images (n, H, W).
+    masking : MaskingConfig
+        Fractions, modes, fill and the random baseline's settings.
+    background : float
+        The set's background grey.
+    seed : int
+        Seed of random masks and tie orders.
+    within : numpy.ndarray, optional
+        Where relevance maps rank pixels.
+    aperture : numpy.ndarray, optional
+        Where random blobs are drawn.
+    set_means : dict of str to numpy.ndarray, optional
+        Variant -> its set-mean map (H, W) (the ``setmean:`` baselines).
+    stimulus_id : sequence of str, optional
+        Ids of the images (default: their positions).
+    batch_size : int
+        Images per forward pass.
+    progress : bool
+        Show a progress bar.
+    desc : str
+        Its label.
+    trunks : SharedTrunk, optional
+        Shares trunk passes between targets.
+
+    Returns
+    -------
+    accuracy : pandas.DataFrame
+        One row per (source, mode, fraction).
+    per_image : pandas.DataFrame
+        One row per (source, mode, fraction, image).
+    """
+    fractions = [0.0] + sorted(masking.fractions)
+    n = len(images)
+    ids = np.asarray(stimulus_id if stimulus_id is not None else [str(i) for i in range(n)], dtype=str)
+    weights = balanced_weights(labels)
+    fill = fill_images(images, masking.fill, background, masking.blur_sigma)
+    unmasked = image_scores(target, images, labels, batch_size, trunks)
+    mask_sets: dict[str, list[list[np.ndarray]]] = {
+        name: [top_fraction_masks(maps, fractions, within=within, tie_seed=seed)] for name, maps in sources.items()}
+    mask_sets.update(baseline_masks(n, images.shape[1:], fractions, seed=seed, repeats=masking.random_repeats,
+                                    smoothing=masking.random_smoothing, aperture=aperture, within=within,
+                                    set_means=set_means))
+    rows, per_image = [], []
+    todo = [(name, mode) for name in mask_sets for mode in masking.modes]
+    for name, mode in tqdm(todo, desc=desc or "masking", unit="curve", disable=not progress, leave=False):
+        for fraction_index, fraction in enumerate(fractions):
+            draws = []
+            for masks in mask_sets[name]:
+                if mode == "remove" and fraction == 0:
+                    draws.append(unmasked)  # nothing removed: the images themselves
+                else:
+                    draws.append(image_scores(target, mask_images(images, masks[fraction_index], mode, fill), labels,
+                                              batch_size, trunks))
+            p_true = np.mean([d[0] for d in draws], axis=0)
+            correct = np.mean([d[1] for d in draws], axis=0)
+            spread = [score_summary(d[0], d[1], labels) for d in draws]
+            row = {"source": name, "target": target.name, "mode": mode, "fraction": fraction,
+                   **score_summary(p_true, correct, labels), "n_images": n, "repeats": len(draws)}
+            for score in ("accuracy", "balanced_accuracy"):
+                row[f"{score}_sd"] = float(np.std([s[score] for s in spread], ddof=1)) if len(spread) > 1 else 0.0
+            rows.append(row)
+            per_image.append(pd.DataFrame({"source": name, "target": target.name, "mode": mode, "fraction": fraction,
+                                           "stimulus_id": ids, "label": labels, "p_true": p_true,
+                                           "correct": correct, "weight": weights}))
+    summary = pd.DataFrame(rows)
+    summary["fill"] = masking.fill
+    plain = score_summary(*unmasked, labels)
+    summary["unmasked_accuracy"] = plain["accuracy"]
+    summary["unmasked_balanced_accuracy"] = plain["balanced_accuracy"]
+    summary["chance"] = 1.0 / len(target.classes)
+    summary["majority"] = float(np.bincount(labels, minlength=len(target.classes)).max() / len(labels))
+    summary["random_within"] = "aperture" if aperture is not None else "grid"
+    return summary, pd.concat(per_image, ignore_index=True)
 
 
 def transfer_tables(config, variants: dict[str, LoadedVariant], results: Path, work: Path,

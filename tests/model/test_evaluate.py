@@ -13,9 +13,7 @@ import yaml
 from model import load_variant
 from model.evaluate import EvaluateConfig, _variant_names, evaluate
 from model.evaluate import main as evaluate_main
-from model.masking import (
-    masked_scores,
-)
+from model.scoring import masked_scores
 from model.variants import held_out
 from stimuli.contracts.config import load_config
 from stimuli.contracts.errors import InputError

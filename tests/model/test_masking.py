@@ -3,31 +3,22 @@ asymmetry test (model.masking, model.masking_stats) on hand-made numbers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 
 from model import load_variant
 from model.masking import (
     RANDOM,
     MaskingConfig,
-    SharedTrunk,
     baseline_masks,
     fill_images,
     mask_images,
-    masked_scores,
-    masking_curves,
     random_masks,
     set_mean_name,
     top_fraction_masks,
     uniform_fractions,
 )
-from model.masking_stats import (
-    aopc_table,
-    image_aopc,
-)
+from model.scoring import masked_scores
 from model.variants import held_out
 from stimuli.contracts.config import ConfigValueError
 from stimuli.contracts.errors import InputError
@@ -93,41 +84,6 @@ def test_fractions_must_be_a_uniform_grid():
     assert MaskingConfig().metric == "p_true" and MaskingConfig().random_within == "aperture"
     with pytest.raises(ConfigValueError, match="uniform grid"):
         MaskingConfig(fractions=[0.05, 0.1, 0.2, 0.3, 0.5])
-
-
-class FakeTarget:
-    """Two classes; the logit of class 1 is the mean of the top-left quadrant (the evidence)."""
-
-    name = "t"
-    classes = ["a", "b"]
-
-    def predict_logits(self, images, batch_size=64):
-        evidence = images[:, :8, :8].mean(axis=(1, 2)) * 8 - 4
-        return np.stack([np.zeros(len(images)), evidence], axis=1)
-
-
-def test_masking_curves_keep_per_image_rows_that_add_up_to_the_set_rows():
-    rng = np.random.default_rng(8)
-    images = rng.random((12, 16, 16)).astype(np.float32)
-    labels = (images[:, :8, :8].mean(axis=(1, 2)) > 0.5).astype(int)
-    evidence = np.zeros((12, 16, 16))
-    evidence[:, :8, :8] = 1 + rng.random((12, 8, 8))
-    aperture = np.zeros((16, 16), bool)
-    aperture[2:14, 2:14] = True
-    masking = MaskingConfig(fractions=uniform_fractions(0.1, 0.5), modes=["remove"], fill="background",
-                            random_repeats=2, random_smoothing=0.0)
-    accuracy, per_image = masking_curves(FakeTarget(), images, labels, {"t": evidence}, masking=masking,
-                                         background=0.5, seed=0, aperture=aperture,
-                                         set_means={"t": evidence.mean(axis=0)},
-                                         stimulus_id=[f"s{i}" for i in range(12)])
-    assert set(accuracy.source) == {"t", RANDOM, set_mean_name("t")} and (accuracy.random_within == "aperture").all()
-    assert len(per_image) == 3 * 6 * 12
-    means = per_image.groupby(["source", "fraction"]).p_true.mean()
-    for r in accuracy.itertuples():
-        assert r.p_true == pytest.approx(means[(r.source, r.fraction)])
-    aopc = aopc_table(image_aopc(per_image), n_boot=200).set_index("source").aopc
-    # removing the evidence hurts more than random pixels inside the aperture
-    assert aopc["t"] > aopc[RANDOM] and aopc[set_mean_name("t")] > aopc[RANDOM]
 
 
 @pytest.mark.slow
@@ -216,37 +172,3 @@ def test_fill_images():
     assert np.array_equal(kept[:, :4], images[:, :4]) and np.array_equal(kept[:, 4:], blurred[:, 4:])
     with pytest.raises(InputError, match="unknown fill"):
         fill_images(images, "noise", 0.4)
-
-
-def test_shared_trunk_gives_each_heads_own_logits_with_one_trunk_pass(make_vgg, rng):
-    """Variants that share the conv trunk share its passes, and those that also share the FC
-    layers share those; a variant with its own trunk (or other images) never reuses anything;
-    every logit equals the variant's own forward."""
-    import copy
-
-    from model.config import parse_variant
-    from model.variants import LoadedVariant
-
-    def variant(net, name):
-        return LoadedVariant(net=net.eval(), spec=parse_variant(name), config={}, classes=["a", "b"], task="gender",
-                             input_size=32, device=torch.device("cpu"), folder=Path("."))
-
-    base = make_vgg(2, seed=0)
-    other_head, other_fc = copy.deepcopy(base), copy.deepcopy(base)
-    torch.nn.init.normal_(other_head.classifier[-1].weight)
-    torch.nn.init.normal_(other_fc.classifier[0].weight, std=0.01)
-    a, b = variant(base, "vgg16-faces-gender-s0"), variant(other_head, "vgg16-faces-gender-s1")
-    c = variant(other_fc, "vgg16-imagenet-gender-s1")
-    d = variant(make_vgg(2, seed=1), "vgg16-none-gender-s0")
-    images = rng.random((5, 40, 40)).astype(np.float32)
-    trunks = SharedTrunk()
-    for v in (a, b, c, d):
-        np.testing.assert_allclose(trunks.logits(v, images, batch_size=2), v.predict_logits(images, batch_size=2),
-                                   rtol=1e-5, atol=1e-6)
-    assert trunks.trunk_key(a) == trunks.trunk_key(b)
-    assert trunks.trunk_key(a)[0] == trunks.trunk_key(c)[0] and trunks.trunk_key(a)[1] != trunks.trunk_key(c)[1]
-    assert trunks.trunk_key(d)[0] != trunks.trunk_key(a)[0]
-    # a: conv + FC passes; b: reuses a's FC features; c: a's conv features, its own FC; d: all its own
-    assert (trunks.hits, trunks.misses) == (2, 5)
-    trunks.logits(a, images[::-1].copy())
-    assert trunks.misses == 7  # other pixels, other passes
