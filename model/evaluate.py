@@ -75,7 +75,19 @@ __all__ = [
 
 @dataclass
 class GroundTruthEntry:
-    """One ground-truth check: a variant trained on a set whose evidence lies in one region."""
+    """One ground-truth check: a variant trained on a set whose evidence lies in one region.
+
+    Parameters
+    ----------
+    variant : str
+        The variant (trained on a ``stimuli synth`` set).
+    stimuli : str, optional
+        The set its maps are scored on (default: the one it was trained on).
+    region : str, optional
+        A region spec (default: the set's own region mask).
+    threshold : float
+        Relevance mass accuracy the variant must reach.
+    """
 
     variant: str
     stimuli: str | None = None  # default: the set the variant was trained on
@@ -88,7 +100,19 @@ class GroundTruthEntry:
 
 @dataclass
 class SanityConfig:
-    """Adebayo et al. (2018) randomisation checks on some variants."""
+    """Adebayo et al. (2018) randomisation checks on some variants.
+
+    Parameters
+    ----------
+    variants : list of str
+        The variants checked (default: every evaluated variant).
+    composites : list of str
+        The methods checked (default: the config's composite).
+    images : int
+        Held-out images whose maps are compared.
+    random_labels : bool
+        Also retrain each variant's recipe on shuffled labels.
+    """
 
     variants: list[str] = field(default_factory=list)  # default: every evaluated variant
     composites: list[str] = field(default_factory=list)  # default: the config's composite
@@ -101,7 +125,35 @@ class SanityConfig:
 
 @dataclass
 class EvaluateConfig:
-    """``python -m model evaluate CONFIG``: which variants, how to explain, how to mask."""
+    """``python -m model evaluate CONFIG``: which variants, how to explain, how to mask.
+
+    Parameters
+    ----------
+    variants : list of str
+        The evaluated variants.
+    grid : str, optional
+        A training grid YAML: evaluate all of its (non-source) variants too.
+    name : str, optional
+        Output folder name (default: the config file's stem).
+    stimuli : str, optional
+        The set (default: the one the variants were trained on).
+    composite : str
+        The LRP composite of the maps.
+    target : {"true", "pred"}
+        Explain the true or the predicted class (a YAML ``true`` is accepted).
+    split : {"test", "val", "train", "all"}
+        Which of each target's saved images are masked.
+    seed : int
+        Seed of the random masks and of the bootstrap.
+    batch_size : int
+        Images per batch.
+    masking : MaskingConfig or None
+        The masking section (None: no masking).
+    groundtruth : list of GroundTruthEntry
+        Ground-truth checks.
+    sanity : SanityConfig or None
+        Randomisation checks.
+    """
 
     variants: list[str] = field(default_factory=list)
     grid: str | None = None  # a training grid YAML: evaluate all of its (non-source) variants
@@ -145,10 +197,34 @@ def _config_hash(config: EvaluateConfig) -> str:
 def evaluate(config: EvaluateConfig, results: str | Path = "results", *, where: str = "config",
              out: str | Path | None = None, device: torch.device | str | None = None, force: bool = False, progress: bool = True,
              command: list[str] | None = None) -> Path:
-    """Run an evaluate config; returns the output folder ``<out>/evaluate/<name>/``.
+    """Run an evaluate config: masking tables, ground-truth and sanity checks.
 
     Per-target results are kept in a work folder as they finish, so an interrupted run resumes
     where it stopped; a finished folder made from the same config is left as it is.
+
+    Parameters
+    ----------
+    config : EvaluateConfig
+        The config.
+    results : str or Path
+        The results root (variants, sets, relevance files).
+    where : str
+        The config file (named in errors, its folder resolves a relative ``grid``).
+    out : str or Path, optional
+        Root of the output (default: ``results``).
+    device : torch.device or str, optional
+        Where maps are made and targets run.
+    force : bool
+        Redo a finished evaluation.
+    progress : bool
+        Show progress bars.
+    command : list of str, optional
+        The command line recorded in ``provenance.json``.
+
+    Returns
+    -------
+    Path
+        The output folder ``<out>/evaluate/<name>/`` (``tables/*.csv``, ``summary.json``).
     """
     results = Path(results)
     for method in [config.composite, *(config.sanity.composites if config.sanity else [])]:

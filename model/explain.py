@@ -137,6 +137,20 @@ def image_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
 
     The same ``(n, seed)`` picks the same images for every variant, so maps of a subset pair up.
 
+    Parameters
+    ----------
+    n_total : int
+        Images in the set.
+    n : int or None
+        Images to pick (None, or at least ``n_total``: all of them).
+    seed : int
+        Seed of the pick.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted row indices.
+
     Examples
     --------
     >>> image_subset(10, 3, seed=1).tolist() == image_subset(10, 3, seed=1).tolist()

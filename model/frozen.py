@@ -32,6 +32,16 @@ def preserved(net: nn.Module) -> Iterator[nn.Module]:
     1.0 does it by re-assigning (``load_state_dict(assign=True)``, ``object.__setattr__``), which
     can leave new Parameter objects, merged batch-norm weights in the state dict, or instance
     attributes shadowing parameters behind. This puts the original objects back.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network to protect.
+
+    Yields
+    ------
+    torch.nn.Module
+        ``net`` itself.
     """
     snapshot = [(m, dict(m._parameters), dict(m._buffers),
                  {k for k in vars(m) if k in m._parameters or k in m._buffers}) for m in net.modules()]
@@ -53,6 +63,16 @@ def frozen_eval(net: nn.Module) -> Iterator[nn.Module]:
 
     Restored: each module's training flag, each parameter's ``requires_grad`` and the parameter
     and buffer objects themselves (:func:`preserved`).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network to run.
+
+    Yields
+    ------
+    torch.nn.Module
+        ``net`` itself, in eval mode with frozen parameters.
 
     Examples
     --------

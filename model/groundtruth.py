@@ -57,7 +57,20 @@ DEFAULT_COMPOSITE = DEFAULT_METHOD  # the explain command's default
 
 
 def region_for(stimuli: PreparedSet, region: str | None) -> np.ndarray:
-    """The ground-truth region on the set's grid: ``region`` (a spec) or the set's own mask."""
+    """The ground-truth region on the set's grid: ``region`` (a spec) or the set's own mask.
+
+    Parameters
+    ----------
+    stimuli : PreparedSet
+        The prepared set.
+    region : str or None
+        A :mod:`stimuli.regions` spec (None: the set's ``region`` mask).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean (H, W).
+    """
     if region:
         return region_mask(region, stimuli.shape)
     try:
@@ -68,7 +81,20 @@ def region_for(stimuli: PreparedSet, region: str | None) -> np.ndarray:
 
 
 def groundtruth_scores(maps: np.ndarray, region: np.ndarray) -> pd.DataFrame:
-    """Relevance mass and rank accuracy of every map against one boolean region."""
+    """Relevance mass and rank accuracy of every map against one boolean region.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray
+        Relevance maps (N, H, W).
+    region : numpy.ndarray
+        Boolean (H, W).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``index``, ``mass_accuracy``, ``rank_accuracy`` per map (NaN for a non-finite map).
+    """
     rows = []
     for i, relevance in enumerate(np.asarray(maps, dtype=np.float64)):
         if not np.isfinite(relevance).all():
@@ -82,10 +108,32 @@ def groundtruth_scores(maps: np.ndarray, region: np.ndarray) -> pd.DataFrame:
 def groundtruth_entry(entry, results: str | Path, *, composite: str = DEFAULT_COMPOSITE,
                       device: torch.device | str | None = None,
                       batch_size: int = 32, progress: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score one variant (``entry``: variant, stimuli, region, threshold): per-image table and summary.
+    """Score one variant against its evidence region: per-image table and summary.
 
     The variant's held-out images are scored when ``stimuli`` is the set it was trained on,
     every image otherwise. Maps come from (or are written to) the relevance contract file.
+
+    Parameters
+    ----------
+    entry : GroundTruthEntry or namespace
+        ``variant``, ``stimuli``, ``region`` and ``threshold``.
+    results : str or Path
+        The results root.
+    composite : str
+        The LRP composite of the maps.
+    device : torch.device or str, optional
+        Where maps are made.
+    batch_size : int
+        Images per batch.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per image (mass and rank accuracy, correctness).
+    summary : dict
+        Means, the region's share of the grid and whether the threshold was reached.
     """
     results = Path(results)
     device = resolve_device(device)

@@ -79,12 +79,29 @@ NON_CONSERVATIVE = ("gradient", "deconvnet", "guided_backprop", "beta_smooth")
 
 
 def methods() -> list[str]:
-    """Every valid method name: zennit's registered composites, then the baselines."""
+    """Every valid method name: zennit's registered composites, then the baselines.
+
+    Returns
+    -------
+    list of str
+        Sorted composite names, then ``gradient`` and ``gradient_x_input``.
+    """
     return sorted(COMPOSITES) + list(BASELINES)
 
 
 def check_method(name: str) -> str:
-    """``name`` if it is a valid method, else one InputError listing the valid ones."""
+    """``name`` if it is a valid method, else one InputError listing the valid ones.
+
+    Parameters
+    ----------
+    name : str
+        A composite or baseline name.
+
+    Returns
+    -------
+    str
+        ``name``.
+    """
     valid = methods()
     if name not in valid:
         raise InputError(f"unknown composite '{name}'; valid: {', '.join(valid)}")
@@ -108,6 +125,20 @@ def make_composite(name: str, net: nn.Module, *, low: torch.Tensor | None = None
     """zennit composite ``name`` for ``net`` (BatchNorm canonizer when it has batch norm).
 
     Composites whose constructor takes ``low``/``high`` (``epsilon_gamma_box``) get the bounds.
+
+    Parameters
+    ----------
+    name : str
+        A zennit composite name (not a baseline).
+    net : torch.nn.Module
+        The network it is for.
+    low, high : torch.Tensor, optional
+        Model-input bounds (:func:`model.grid.input_bounds`).
+
+    Returns
+    -------
+    zennit.core.Composite
+        The composite, not yet registered.
     """
     check_method(name)
     if name in BASELINES:
@@ -203,7 +234,21 @@ def conservation_check(total: np.ndarray, logit: np.ndarray, *, applicable: bool
                        tolerance: float) -> dict[str, Any]:
     """Per-map ratio sum(R) / logit and which maps are far off or not finite.
 
-    Returns the JSON-ready summary stored in the relevance file's ``meta``.
+    Parameters
+    ----------
+    total : numpy.ndarray
+        Sum of each map.
+    logit : numpy.ndarray
+        The explained logit of each image.
+    applicable : bool
+        Whether the method conserves relevance (modified gradients do not).
+    tolerance : float
+        ``|ratio - 1|`` above this flags a map.
+
+    Returns
+    -------
+    dict
+        The JSON-ready summary stored in the relevance file's ``meta`` (ratios, flagged maps).
     """
     total = np.asarray(total, dtype=np.float64)
     logit = np.asarray(logit, dtype=np.float64)
@@ -225,7 +270,25 @@ def conservation_check(total: np.ndarray, logit: np.ndarray, *, applicable: bool
 
 @dataclass
 class ExplainedMaps:
-    """Maps on the stimulus grid with the explained logits and the conservation summary."""
+    """Maps on the stimulus grid with the explained logits and the conservation summary.
+
+    Parameters
+    ----------
+    relevance : numpy.ndarray
+        Maps (N, H, W), float32 (memory-mapped when streamed to a file).
+    target : numpy.ndarray
+        The explained class per image.
+    prediction : numpy.ndarray
+        The predicted class per image.
+    logit : numpy.ndarray
+        The explained logit per image.
+    conservation : dict
+        :func:`conservation_check`'s summary.
+    backend : str
+        ``fast``, ``zennit`` or ``autograd``.
+    info : dict
+        Grid, input size, bounds, canonizer and why the fast path was not used.
+    """
 
     relevance: np.ndarray  # (N, H, W) float32
     target: np.ndarray
@@ -242,7 +305,18 @@ class ExplainedMaps:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The device to explain on: :func:`model.device.select_device` (``auto``: cuda, else mps, else cpu)."""
+    """The device to explain on: :func:`model.device.select_device` (``auto``: cuda, else mps, else cpu).
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        The requested device.
+
+    Returns
+    -------
+    torch.device
+        The device.
+    """
     return select_device(device)
 
 
@@ -271,10 +345,34 @@ def explain_batches(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(start, maps, logits)`` batch by batch: ``read(start, stop)`` gives images ``start:stop``.
 
-    ``maps`` (k, H, W) float32 on the stimulus grid, ``logits`` (k, K); only one batch is held,
-    so a set of any size streams (:mod:`model.explain_stream` writes each batch to the
-    relevance file). ``info`` (when given) receives the backend, grid and input bounds before
-    the first batch. Arguments as :func:`explain_images`.
+    Only one batch is held, so a set of any size streams (:mod:`model.explain_stream` writes
+    each batch to the relevance file).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The classifier; moved to ``device``, otherwise unchanged.
+    read : callable
+        ``read(start, stop)`` -> grey images (k, H, W) in [0, 1].
+    n : int
+        Images in all.
+    grid_shape : sequence of int
+        The stimulus grid (H, W).
+    to_input : callable
+        The model's preprocessing.
+    method, target, batch_size, device, fast, ids, progress
+        As :func:`explain_images`.
+    info : dict, optional
+        Receives the backend, grid and input bounds before the first batch.
+
+    Yields
+    ------
+    start : int
+        Index of the batch's first image.
+    maps : numpy.ndarray
+        Its maps (k, H, W), float32 on the stimulus grid.
+    logits : numpy.ndarray
+        Its logits (k, K).
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
@@ -303,7 +401,32 @@ def explain_batches(
 def collect_maps(net: nn.Module, totals: np.ndarray, logits: np.ndarray, target: np.ndarray | None,
                  info: dict[str, Any], *, method: str, tolerance: float,
                  relevance: np.ndarray | None = None) -> ExplainedMaps:
-    """The explained classes, logits and conservation check of a finished run (``totals``: sum of each map)."""
+    """The explained classes, logits and conservation check of a finished run.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The classifier (whether it is bias-free sets the tolerance).
+    totals : numpy.ndarray
+        Sum of each map.
+    logits : numpy.ndarray
+        Logits (N, K).
+    target : numpy.ndarray or None
+        The explained classes (None: the predicted ones).
+    info : dict
+        What :func:`explain_batches` recorded (its ``backend`` is taken out).
+    method : str
+        The method.
+    tolerance : float
+        Conservation tolerance (bias-free networks: at most 1e-3).
+    relevance : numpy.ndarray, optional
+        The maps, when held in memory.
+
+    Returns
+    -------
+    ExplainedMaps
+        The run's maps and summary.
+    """
     n = len(totals)
     prediction = logits.argmax(1) if n else np.zeros(0, np.int64)
     explained = target if target is not None else prediction
@@ -350,6 +473,12 @@ def explain_images(
         at most 1e-3.
     ids
         Names used in error messages (stimulus ids).
+
+    Returns
+    -------
+    ExplainedMaps
+        Maps (N, H, W) on the images' grid, with the explained classes, logits and the
+        conservation check.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3:

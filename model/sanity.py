@@ -62,6 +62,20 @@ def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, sigma: float 
 
     The same definition as ``skimage.metrics.structural_similarity(a, b, data_range=...,
     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        The images (H, W).
+    data_range : float
+        The value range of the images.
+    sigma : float
+        The Gaussian window's sigma (px).
+
+    Returns
+    -------
+    float
+        The mean SSIM over the window positions inside the image.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
@@ -87,7 +101,18 @@ def _unit_abs(m: np.ndarray) -> np.ndarray:
 
 
 def compare_maps(reference: np.ndarray, other: np.ndarray) -> pd.DataFrame:
-    """Per-image Spearman (signed and absolute) and SSIM (absolute, scaled to [0, 1]), then the mean."""
+    """Per-image Spearman (signed and absolute) and SSIM (absolute, scaled to [0, 1]), then the mean.
+
+    Parameters
+    ----------
+    reference, other : numpy.ndarray
+        Maps (N, H, W) of the same images.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: mean ``spearman``, ``spearman_abs``, ``ssim`` and ``n_images``.
+    """
     rows = []
     for a, b in zip(np.asarray(reference, np.float64), np.asarray(other, np.float64)):
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -100,7 +125,18 @@ def compare_maps(reference: np.ndarray, other: np.ndarray) -> pd.DataFrame:
 
 
 def randomisation_order(net: nn.Module) -> list[str]:
-    """Names of the layers with weights, output layer first (the cascade's order)."""
+    """Names of the layers with weights, output layer first (the cascade's order).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    list of str
+        Module names of its convolutions and linear layers, last first.
+    """
     names = [name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     return names[::-1]
 
@@ -121,7 +157,20 @@ def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
 
 
 def trained_layers(net: nn.Module, trainable: str) -> list[str]:
-    """Names of the weight layers (conv, linear) a variant with ``trainable`` trains, in forward order."""
+    """Names of the weight layers (conv, linear) a variant with ``trainable`` trains, in forward order.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+    trainable : str
+        The variant's trainable part (``all``, ``classifier``, ``head``, a layer name, ...).
+
+    Returns
+    -------
+    list of str
+        Module names.
+    """
     names = [name for name, _ in flat_layers(net)]
     first = names.index(first_trainable(net, trainable))
     modules = dict(net.named_modules())
@@ -129,8 +178,23 @@ def trained_layers(net: nn.Module, trainable: str) -> list[str]:
 
 
 def baseline_seed(variant: str, seed: int = 0) -> int:
-    """The re-initialisation seed of one variant's baseline: drawn from its name and ``seed``, so
-    the baselines of two variants are independent (a seed pair would share an init otherwise)."""
+    """The re-initialisation seed of one variant's baseline.
+
+    Drawn from its name and ``seed``, so the baselines of two variants are independent (a seed
+    pair would share an init otherwise).
+
+    Parameters
+    ----------
+    variant : str
+        The variant name.
+    seed : int
+        The baseline seed (``--baseline-seed``).
+
+    Returns
+    -------
+    int
+        A 32-bit seed.
+    """
     return int.from_bytes(hashlib.sha256(f"{variant}:{seed}".encode()).digest()[:4], "little")
 
 
@@ -140,6 +204,22 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     ``untrained``: the layers of the trainable part (:func:`trained_layers`) get torchvision's
     init from ``seed``, everything before them keeps its (pretrained) weights; ``random``:
     every layer does. Each layer draws from ``seed`` plus its position, like the cascade.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network.
+    kind : {"untrained", "random"}
+        Which baseline.
+    trainable : str
+        The variant's trainable part.
+    seed : int
+        The re-initialisation seed.
+
+    Returns
+    -------
+    torch.nn.Module
+        The baseline network.
 
     Examples
     --------
@@ -161,8 +241,24 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
 
 
 def baseline_variant(variant: LoadedVariant, kind: str, *, seed: int = 0):
-    """A loaded variant (``model.load_variant``) whose net is its baseline of ``kind``; returns
-    it and a record for the maps' ``meta`` (kind, seed, which layers were re-initialised)."""
+    """A loaded variant whose net is its baseline of ``kind``, and a record for the maps' ``meta``.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The trained variant.
+    kind : {"untrained", "random"}
+        Which baseline (:func:`baseline_network`).
+    seed : int
+        The baseline seed (mixed with the variant name, :func:`baseline_seed`).
+
+    Returns
+    -------
+    variant : LoadedVariant
+        A copy with the baseline network.
+    record : dict
+        Kind, seeds and which layers were re-initialised.
+    """
     trainable = variant.config["train"]["trainable"]
     drawn = baseline_seed(variant.name, seed)
     net = baseline_network(variant.net, kind, trainable=trainable, seed=drawn)
@@ -181,6 +277,30 @@ def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target
 
     Row ``step`` 0 is the trained model compared with itself; step k has the top k weight
     layers re-initialised (``layer`` is the k-th).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network (a copy is randomised).
+    images : numpy.ndarray
+        Grey images (N, H, W).
+    to_input : callable
+        The model's preprocessing.
+    target : numpy.ndarray
+        The explained class per image.
+    composite : str
+        The method.
+    seed : int
+        Re-initialisation seed (plus the step).
+    device : torch.device or str
+        Where maps are made.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step: ``test``, ``step``, ``layer``, the similarities, ``n_images``.
     """
     kwargs = {"method": composite, "target": target, "device": device}
     reference = explain_images(net, images, to_input, **kwargs).relevance
@@ -202,6 +322,22 @@ def random_label_network(variant: LoadedVariant, results: str | Path, *, seed: i
 
     Same config, same initial network and split; only the training labels are permuted (seeded),
     and the last epoch is kept (a validation score means nothing here).
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The trained variant.
+    results : str or Path
+        The results root (its set and sources).
+    seed : int
+        Seed of the permutation.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network trained on shuffled labels, in eval mode.
     """
     config = read_variant_config(variant.folder)
     spec = config.spec
@@ -224,7 +360,32 @@ def random_label_network(variant: LoadedVariant, results: str | Path, *, seed: i
 def sanity_checks(variant: LoadedVariant, results: str | Path, *, composites: Sequence[str] = ("epsilon_plus_flat",),
                   images: int = 16, random_labels: bool = True, seed: int = 0, split: str = "test",
                   progress: bool = False) -> pd.DataFrame:
-    """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table."""
+    """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The trained variant.
+    results : str or Path
+        The results root.
+    composites : sequence of str
+        The methods checked.
+    images : int
+        Held-out images compared (a seeded pick).
+    random_labels : bool
+        Also run the data-randomisation test.
+    seed : int
+        Seed of the pick, the re-initialisations and the permutation.
+    split : str
+        Which saved split the images come from.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The cascade's rows and the random-label row per composite, with the variant's name.
+    """
     stimuli = load_prepared_set(variant.config["stimuli"], results)
     rows, labels = held_out(variant, stimuli, split)
     pick = np.sort(np.random.default_rng(seed).permutation(len(rows))[:images])

@@ -137,9 +137,23 @@ def image_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: in
 
 
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-image weights whose mean times correctness is the balanced accuracy (mean recall
-    over the classes present): ``n / (classes present * n of the image's class)``.
+    """Per-image weights whose mean times correctness is the balanced accuracy.
 
+    The balanced accuracy is the mean recall over the classes present; an image's weight is
+    ``n / (classes present * n of the image's class)``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Class index per image.
+
+    Returns
+    -------
+    numpy.ndarray
+        One weight per image (mean 1).
+
+    Examples
+    --------
     >>> balanced_weights(np.array([0, 0, 0, 1])).tolist()
     [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
     """
@@ -148,6 +162,22 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def score_summary(p_true: np.ndarray, correct: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Set-level scores from per-image ones.
+
+    Parameters
+    ----------
+    p_true : numpy.ndarray
+        True-class probability per image.
+    correct : numpy.ndarray
+        Correctness per image (0/1, or a mean over repeats).
+    labels : numpy.ndarray
+        Class index per image.
+
+    Returns
+    -------
+    dict of str to float
+        ``accuracy``, ``balanced_accuracy`` (mean recall over the classes present) and ``p_true``.
+    """
     recall = [correct[labels == c].mean() for c in np.unique(labels)]
     return {"accuracy": float(correct.mean()), "balanced_accuracy": float(np.mean(recall)),
             "p_true": float(p_true.mean())}
