@@ -55,7 +55,20 @@ __all__ = ["explain_to_file", "explain_variant", "true_targets", "maps_meta", "w
 
 
 def true_targets(variant, manifest) -> np.ndarray:
-    """Class index of each manifest row's true label for ``variant``'s task (InputError naming a stranger)."""
+    """Class index of each manifest row's true label for ``variant``'s task.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The variant (its task and classes).
+    manifest : pandas.DataFrame
+        Rows of a prepared set's manifest.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 class indices; a label that is not a class of the variant is an InputError naming it.
+    """
     task = variant.task
     if task not in manifest.columns:
         raise InputError(f"the stimulus manifest has no '{task}' column for the true class; use --target pred")
@@ -90,8 +103,27 @@ def maps_meta(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, ta
               set_hash: str | None = None) -> dict[str, Any]:
     """The relevance file's ``meta``: how the maps were made, the conservation check, the set's hash.
 
-    ``set_hash`` is the prepared set's content hash (else that of ``<results>/stimuli/<stimuli>``
-    for a contract ``path``), so maps of an older version of the set are refused later.
+    Parameters
+    ----------
+    maps : ExplainedMaps
+        The run's maps.
+    path : Path
+        The relevance file (its set's hash is read next to it when ``set_hash`` is None).
+    variant, stimuli : str
+        The names recorded.
+    target_rule : {"true", "pred"}
+        Which class was explained.
+    stimulus_id : sequence of str
+        Ids of the maps (flagged maps are named by them).
+    extra : dict, optional
+        More keys (a baseline's record, an image subset).
+    set_hash : str, optional
+        The prepared set's content hash, so maps of an older version of the set are refused later.
+
+    Returns
+    -------
+    dict
+        The JSON-ready ``meta``.
     """
     check = dict(maps.conservation)
     check["far_off_ids"] = [str(stimulus_id[i]) for i in check["far_off"]]
@@ -116,7 +148,22 @@ def maps_meta(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, ta
 def write_maps(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, target_rule: str,
                stimulus_id: Sequence[str], extra: dict[str, Any] | None = None,
                set_hash: str | None = None) -> Path:
-    """Save maps held in memory through the contract's writer, :func:`maps_meta` as ``meta``."""
+    """Save maps held in memory through the contract's writer, :func:`maps_meta` as ``meta``.
+
+    Parameters
+    ----------
+    maps : ExplainedMaps
+        Maps in memory.
+    path : Path
+        The relevance file to write.
+    variant, stimuli, target_rule, stimulus_id, extra, set_hash
+        As :func:`maps_meta`.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
     meta = maps_meta(maps, path, variant=variant, stimuli=stimuli, target_rule=target_rule,
                      stimulus_id=stimulus_id, extra=extra, set_hash=set_hash)
     return save_relevance(path, maps.relevance, stimulus_id, maps.target, maps.prediction, maps.logit, meta)
@@ -127,11 +174,36 @@ def explain_to_file(net: nn.Module, read: Callable[[int, int], np.ndarray], n: i
                     method: str = DEFAULT_METHOD, target: np.ndarray | None = None, batch_size: int = 16,
                     device: torch.device | str = "cpu", fast: bool = True,
                     tolerance: float = CONSERVATION_TOLERANCE, progress: bool = False) -> ExplainedMaps:
-    """Explain ``n`` images read a batch at a time (``read(start, stop)``) straight into relevance file ``path``.
+    """Explain ``n`` images read a batch at a time straight into relevance file ``path``.
 
-    ``meta`` holds ``variant``, ``stimuli``, ``target_rule`` and optionally ``set_hash`` and
-    ``extra`` (see :func:`maps_meta`). Returns the run's maps, ``relevance`` memory-mapped
-    from the finished file. An error midway leaves no file at ``path``.
+    An error midway leaves no file at ``path``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The classifier.
+    read : callable
+        ``read(start, stop)`` -> grey images ``start:stop``.
+    n : int
+        Images in all.
+    grid_shape : sequence of int
+        The stimulus grid (H, W).
+    to_input : callable
+        The model's preprocessing.
+    path : str or Path
+        The relevance file.
+    stimulus_id : sequence of str
+        One id per image.
+    meta : dict
+        ``variant``, ``stimuli``, ``target_rule`` and optionally ``set_hash`` and ``extra``
+        (see :func:`maps_meta`).
+    method, target, batch_size, device, fast, tolerance, progress
+        As :func:`model.lrp.explain_images`.
+
+    Returns
+    -------
+    ExplainedMaps
+        The run's maps, ``relevance`` memory-mapped from the finished file.
     """
     path = Path(path)
     stimulus_id = [str(s) for s in stimulus_id]
@@ -164,9 +236,36 @@ def explain_variant(variant, stimuli, path: str | Path, *, rows: np.ndarray | No
                     tolerance: float = CONSERVATION_TOLERANCE, progress: bool = False,
                     extra: dict[str, Any] | None = None, set_hash: str | None = None,
                     name: str | None = None) -> ExplainedMaps:
-    """Maps of a loaded variant (``model.load_variant``) on a prepared set (``load_prepared_set``),
-    or on its ``rows``, written to relevance file ``path`` as they are made (see :func:`explain_to_file`).
-    ``name`` is the variant recorded in ``meta`` (a baseline's maps record the variant's own name)."""
+    """Maps of a loaded variant on a prepared set (or its ``rows``), written to ``path`` as they are made.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The variant (:func:`model.load_variant`), or a baseline of it.
+    stimuli : PreparedSet
+        The set (``load_prepared_set``).
+    path : str or Path
+        The relevance file.
+    rows : numpy.ndarray, optional
+        Explain only these manifest rows.
+    method : str
+        The method.
+    target_rule : {"true", "pred"}
+        Explain the true or the predicted class.
+    batch_size, device, fast, tolerance, progress
+        As :func:`model.lrp.explain_images`.
+    extra : dict, optional
+        More ``meta`` keys.
+    set_hash : str, optional
+        The set's content hash.
+    name : str, optional
+        The variant recorded in ``meta`` (a baseline's maps record the variant's own name).
+
+    Returns
+    -------
+    ExplainedMaps
+        As :func:`explain_to_file`.
+    """
     if target_rule not in ("true", "pred"):
         raise InputError(f"target must be 'true' or 'pred', got '{target_rule}'")
     rows = np.arange(len(stimuli.manifest)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -181,7 +280,18 @@ def explain_variant(variant, stimuli, path: str | Path, *, rows: np.ndarray | No
 
 
 def summary_line(maps: ExplainedMaps) -> str:
-    """One printed line: how many maps, backend, conservation, flags."""
+    """One printed line: how many maps, backend, conservation, flags.
+
+    Parameters
+    ----------
+    maps : ExplainedMaps
+        A run's maps.
+
+    Returns
+    -------
+    str
+        The line.
+    """
     c = maps.conservation
     head = f"{len(maps.target)} maps ({c['method']}, {maps.backend})"
     if not c["applicable"]:

@@ -43,22 +43,14 @@ from stimuli.contracts.provenance import (
     record_run,
 )
 
+from .checkpoint import checkpoint_payload, read_checkpoint, restore, save_checkpoint
 from .config import VariantConfig, expand_grid, load_grid, select_variants
 from .data import TrainData, load_train_data
 from .device import Distributed, init_distributed, select_device, set_amp
 from .launch import add_execution_arguments, dispatch
 from .options import add_results_root, command_parser
 from .plan import print_plan
-from .trainer import (
-    SINGLE,
-    RunState,
-    Trainer,
-    checkpoint_payload,
-    initial_network,
-    read_checkpoint,
-    restore,
-    save_checkpoint,
-)
+from .trainer import SINGLE, RunState, Trainer, initial_network
 from .variants import (
     is_trained,
     read_variant_config,
@@ -120,8 +112,30 @@ def train_variant(
 ) -> Path:
     """Train one variant into ``<results>/models/<variant>/`` (skipped when finished).
 
-    ``after_epoch(epoch)`` runs after each epoch's checkpoint (tests use it to simulate an
-    interruption). Returns the variant folder.
+    Parameters
+    ----------
+    config : VariantConfig
+        The variant.
+    results : str or Path
+        The results root (its set, face sources, and where it is written).
+    device : torch.device or str, optional
+        Where it trains (default: auto).
+    dist : Distributed
+        The process group under ``torchrun`` (default: one process).
+    grid_file : str, optional
+        The grid YAML (recorded, and named in hints).
+    after_epoch : callable, optional
+        ``after_epoch(epoch)`` runs after each epoch's checkpoint (tests use it to simulate an
+        interruption).
+    progress : bool
+        Show progress bars.
+    command : list of str, optional
+        The command line recorded in ``provenance.json``.
+
+    Returns
+    -------
+    Path
+        The variant folder.
     """
     results = Path(results)
     name = config.variant
@@ -203,7 +217,26 @@ def train_variant(
 
 def train_grid(config_file: str | Path, results: str | Path = "results", *, only: Sequence[str] | None = None,
                device: str | None = None, progress: bool = True) -> list[Path]:
-    """Train every (or each ``only``) variant of a grid YAML, face sources first."""
+    """Train every (or each ``only``) variant of a grid YAML, face sources first.
+
+    Parameters
+    ----------
+    config_file : str or Path
+        The grid YAML.
+    results : str or Path
+        The results root.
+    only : sequence of str, optional
+        Train only these variants.
+    device : str, optional
+        Where to train (default: auto; one GPU per process under ``torchrun``).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    list of Path
+        The variant folders.
+    """
     where = str(config_file)
     variants = select_variants(expand_grid(load_grid(config_file), where), list(only or []), where)
     device_ = select_device(device)

@@ -7,7 +7,7 @@ weights of its source, a new seeded head).
 and the trainable suffix), its data on the device, optimizer and schedule; :meth:`Trainer.fit`
 runs epochs from a :class:`RunState` and calls back for checkpoints. Every epoch draws its order,
 augmentation and dropout from ``(seed, epoch)`` only, so a run resumed from a checkpoint
-(:func:`read_checkpoint`, :func:`restore`) ends with the same weights as an uninterrupted one.
+(:mod:`model.checkpoint`) ends with the same weights as an uninterrupted one.
 
 On CUDA the steps run under automatic mixed precision (:func:`model.device.autocast`: bf16
 where supported, else fp16 with a gradient scaler) in ``channels_last``; on the CPU they run in
@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.provenance import atomic_write_bytes, file_sha256
+from stimuli.contracts.provenance import file_sha256
 
 from .architecture import build_vgg16, first_trainable, flat_layers, freeze_prefix
 from .config import TrainConfig, VariantConfig
@@ -48,21 +47,15 @@ from .features import prefix_outputs
 from .preprocess import normalise_grey, resize_grey
 from .variants import check_variant_files, is_trained, train_command, variant_dir
 from .vggface import vggface_state_dict
-from .weights import imagenet_state_dict, load_compatible, read_state_dict, safe_load
+from .weights import imagenet_state_dict, load_compatible, read_state_dict
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "initial_network",
     "selection_metric",
     "RunState",
     "Trainer",
-    "checkpoint_payload",
-    "save_checkpoint",
-    "read_checkpoint",
-    "restore",
 ]
 
-CHECKPOINT_FORMAT = 1
 SINGLE = Distributed()  # one process, not distributed
 # feature caches above this size fall back to the plain path (recomputing the prefix)
 CACHE_LIMIT_BYTES = 4 << 30
@@ -142,16 +135,51 @@ def initial_network(config: VariantConfig, num_classes: int, results: str | Path
 
 
 def selection_metric(task: str) -> str:
-    """Validation score that selects epochs: balanced accuracy for (unbalanced) gender."""
-    return "balanced_accuracy" if task == "gender" else "accuracy"
+    """Validation score that selects epochs: balanced accuracy for (unbalanced) gender.
 
+    Parameters
+    ----------
+    task : str
+        ``gender`` or ``identity``.
+
+    Returns
+    -------
+    str
+        ``balanced_accuracy`` or ``accuracy``.
+
+    Examples
+    --------
+    >>> selection_metric("gender")
+    'balanced_accuracy'
+    """
+    return "balanced_accuracy" if task == "gender" else "accuracy"
 
 
 # ---------------------------------------------------------------------------- the training loop
 
 @dataclass
 class RunState:
-    """Everything a checkpoint holds besides weights and optimizer: where the run stands."""
+    """Everything a checkpoint holds besides weights and optimizer: where the run stands.
+
+    Parameters
+    ----------
+    epoch : int
+        Epochs completed.
+    history : list of dict
+        Per-epoch scores.
+    best_epoch : int or None
+        The epoch selected so far.
+    best_key : list of float or None
+        Its (validation score, -validation loss).
+    best_state : dict or None
+        Its trainable weights.
+    bad_epochs : int
+        Epochs without improvement (early stopping).
+    stopped : bool
+        Whether early stopping ended the run.
+    seconds : float
+        Training time so far.
+    """
 
     epoch: int = 0  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
@@ -178,6 +206,29 @@ class Trainer:
     gradient) and the trainable suffix. On the fast path the prefix's outputs are computed once
     (see :mod:`model.features`); on the plain path they are computed for every batch. Both feed
     the same suffix the same values, so they train the same weights (up to float rounding).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network (:func:`initial_network`); trained in place.
+    config : TrainConfig
+        The recipe.
+    data : TrainData
+        Images, labels and split.
+    seed : int
+        The variant seed: every epoch draws from ``(seed, epoch)``.
+    input_size : int
+        Side of the square model input.
+    task : str
+        ``gender`` or ``identity``.
+    device : torch.device or str
+        Where it trains.
+    dist : Distributed
+        The process group (default: one process).
+    name : str
+        For progress bars and messages.
+    progress : bool
+        Show progress bars.
     """
 
     def __init__(self, net: nn.Module, config: TrainConfig, data: TrainData, *, seed: int,
@@ -398,57 +449,3 @@ class Trainer:
         finally:
             bar.close()
         return state
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-def checkpoint_payload(config: VariantConfig, trainer: Trainer, state: RunState) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "variant": config.variant,
-        "config": config.as_dict(),
-        "trainable": trainer.trainable_state(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state()},
-        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,  # informational: every epoch reseeds from (seed, epoch)
-        "run": {"epoch": state.epoch, "history": state.history, "best_epoch": state.best_epoch,
-                "best_key": state.best_key, "best_state": state.best_state,
-                "bad_epochs": state.bad_epochs, "stopped": state.stopped, "seconds": state.seconds},
-    }
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_checkpoint(path: Path, config: VariantConfig) -> dict[str, Any] | None:
-    """An interrupted run's checkpoint (None when there is none); one made with another
-    config is an InputError, raised before any expensive work."""
-    if not path.is_file():
-        return None
-    payload = safe_load(path)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a checkpoint of this version; delete {path.parent} to start over")
-    if payload.get("config") != config.as_dict():
-        old, new = payload.get("config") or {}, config.as_dict()
-        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        raise InputError(f"{path}: the interrupted run used another config (differs in "
-                         f"{', '.join(keys[:3]) or 'its format'}); restore that config or delete "
-                         f"{path.parent} to start over")
-    return payload
-
-
-def restore(payload: dict[str, Any], trainer: Trainer) -> RunState:
-    """Put a checkpoint's weights, optimizer and schedule into ``trainer``; return its run state."""
-    trainer.load_trainable_state(payload["trainable"])
-    trainer.optimizer.load_state_dict(payload["optimizer"])
-    trainer.scheduler.load_state_dict(payload["scheduler"])
-    if trainer.scaler is not None and payload.get("scaler"):
-        trainer.scaler.load_state_dict(payload["scaler"])
-    run = payload["run"]
-    return RunState(epoch=run["epoch"], history=list(run["history"]), best_epoch=run["best_epoch"],
-                    best_key=run["best_key"], best_state=run["best_state"],
-                    bad_epochs=run["bad_epochs"], stopped=run["stopped"], seconds=run["seconds"])
