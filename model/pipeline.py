@@ -1,6 +1,6 @@
 """``python -m model pipeline GRID --stimuli SET``: train -> explain -> evaluate as chained jobs.
 
-The stages, each a set of jobs (:mod:`model.launch`):
+The stages, each a set of jobs (:mod:`model.jobs`):
 
 1. ``train``: the grid's face-pretraining sources, then its variants (one job per variant);
 2. ``explain``: each trained (non-source) variant's relevance maps of prepared set ``SET``;
@@ -38,15 +38,8 @@ from stimuli.contracts.prepared import prepared_set_dir
 from .__main__ import COMMANDS
 from .config import expand_grid, load_grid, select_variants
 from .device import set_amp
-from .launch import (
-    JobSpec,
-    Stage,
-    add_execution_arguments,
-    jobs_folder,
-    options_from_args,
-    run_stages,
-    train_stages,
-)
+from .jobs import JobSpec, Stage, run_stages
+from .launch import add_execution_arguments, jobs_folder, options_from_args, train_stages
 from .options import add_results_root, command_parser
 
 __all__ = ["pipeline_stages"]
