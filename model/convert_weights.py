@@ -48,7 +48,18 @@ COMMAND = "model convert-weights"  # recorded in the provenance: only this comma
 
 
 def provenance_path(out: str | Path) -> Path:
-    """Where the provenance of a converted file lives: ``OUT.provenance.json`` beside it."""
+    """Where the provenance of a converted file lives: ``OUT.provenance.json`` beside it.
+
+    Parameters
+    ----------
+    out : str or Path
+        The converted file.
+
+    Returns
+    -------
+    Path
+        Its provenance file.
+    """
     return Path(out).with_suffix(".provenance.json")
 
 
@@ -73,9 +84,29 @@ def _check_replaceable(out: Path, force: bool) -> None:
 
 def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, keep_fc8: bool = False,
                     force: bool = False, command: list[str] | None = None) -> Path:
-    """Convert ``source`` and write ``out`` (a state_dict) and its provenance; returns ``out``.
+    """Convert ``source`` and write ``out`` (a state_dict) and its provenance.
 
     Every check (the input, the output place) comes before anything is written.
+
+    Parameters
+    ----------
+    source : str or Path
+        The VGG-Face file.
+    out : str or Path
+        The state_dict to write.
+    fmt : str
+        ``auto`` or a format of :data:`model.vggface.FORMATS`.
+    keep_fc8 : bool
+        Keep the 2622-identity head as ``classifier.6``.
+    force : bool
+        Replace ``out`` when an earlier convert-weights made it (moved aside).
+    command : list of str, optional
+        The command line recorded.
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     source, out = Path(source), Path(out)
     if out.exists() and source.exists() and out.resolve() == source.resolve():

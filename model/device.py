@@ -80,7 +80,15 @@ def select_device(name: str | torch.device | None = None) -> torch.device:
 
 @dataclass(frozen=True)
 class Distributed:
-    """This process's place in a data-parallel run (rank 0 of 1 when not distributed)."""
+    """This process's place in a data-parallel run (rank 0 of 1 when not distributed).
+
+    Parameters
+    ----------
+    rank : int
+        This process's rank.
+    world_size : int
+        Processes in the run.
+    """
 
     rank: int = 0
     world_size: int = 1
@@ -98,6 +106,18 @@ def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1), else stay single.
 
     Backend nccl on CUDA (one GPU per local rank), gloo on CPU.
+
+    Parameters
+    ----------
+    device : torch.device
+        The device asked for.
+
+    Returns
+    -------
+    dist : Distributed
+        This process's place.
+    device : torch.device
+        Its device (``cuda:<local rank>`` on CUDA).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -120,6 +140,11 @@ def set_amp(enabled: bool) -> None:
     """Switch automatic mixed precision on or off for this process (``--no-amp``).
 
     Also exported as ``MODEL_AMP`` so that child processes (local jobs) follow.
+
+    Parameters
+    ----------
+    enabled : bool
+        On or off.
     """
     global _amp
     _amp = bool(enabled)
@@ -127,12 +152,31 @@ def set_amp(enabled: bool) -> None:
 
 
 def amp_enabled() -> bool:
-    """Whether AMP is switched on (it still only acts on CUDA)."""
+    """Whether AMP is switched on (it still only acts on CUDA).
+
+    Returns
+    -------
+    bool
+        The switch.
+    """
     return _amp
 
 
 def amp_dtype(device: torch.device | str, enabled: bool | None = None) -> torch.dtype | None:
-    """The autocast dtype on ``device``: bf16 or fp16 on CUDA, None (float32) elsewhere or when off."""
+    """The autocast dtype on ``device``: bf16 or fp16 on CUDA, None (float32) elsewhere or when off.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device.
+    enabled : bool, optional
+        Override the switch (default: :func:`amp_enabled`).
+
+    Returns
+    -------
+    torch.dtype or None
+        The dtype.
+    """
     device = torch.device(device)
     if not (amp_enabled() if enabled is None else enabled) or device.type != "cuda":
         return None
@@ -140,7 +184,25 @@ def amp_dtype(device: torch.device | str, enabled: bool | None = None) -> torch.
 
 
 def precision_name(device: torch.device | str, enabled: bool | None = None) -> str:
-    """``bfloat16``, ``float16`` or ``float32``: what the passes on ``device`` compute in."""
+    """``bfloat16``, ``float16`` or ``float32``: what the passes on ``device`` compute in.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device.
+    enabled : bool, optional
+        Override the AMP switch.
+
+    Returns
+    -------
+    str
+        The name (recorded in metrics and provenance).
+
+    Examples
+    --------
+    >>> precision_name("cpu")
+    'float32'
+    """
     dtype = amp_dtype(device, enabled)
     return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
@@ -150,6 +212,18 @@ def autocast(device: torch.device | str, enabled: bool | None = None) -> context
 
     A no-op (float32) on the CPU, MPS or with AMP off; ``torch.autocast`` in :func:`amp_dtype`
     on CUDA.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device.
+    enabled : bool, optional
+        Override the AMP switch.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        The context.
     """
     dtype = amp_dtype(device, enabled)
     if dtype is None:
@@ -158,7 +232,20 @@ def autocast(device: torch.device | str, enabled: bool | None = None) -> context
 
 
 def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torch.amp.GradScaler | None:
-    """A gradient scaler for fp16 autocast; None for bf16 and float32, which need none."""
+    """A gradient scaler for fp16 autocast; None for bf16 and float32, which need none.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device.
+    enabled : bool, optional
+        Override the AMP switch.
+
+    Returns
+    -------
+    torch.amp.GradScaler or None
+        The scaler.
+    """
     if amp_dtype(device, enabled) != torch.float16:
         return None
     return torch.amp.GradScaler("cuda")
@@ -222,6 +309,16 @@ def _no_autocast() -> Iterator[None]:
 
 def full_precision(fn: _F) -> _F:
     """Decorator: ``fn`` runs with every enclosing autocast switched off (float32 LRP).
+
+    Parameters
+    ----------
+    fn : callable
+        The function.
+
+    Returns
+    -------
+    callable
+        The wrapped function.
 
     Examples
     --------

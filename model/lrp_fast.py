@@ -60,7 +60,20 @@ class Unsupported(ValueError):
 
 
 def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """zennit's stabiliser, ``z + epsilon * sign(z)`` with sign(0) = +1 (same floating-point steps)."""
+    """zennit's stabiliser, ``z + epsilon * sign(z)`` with sign(0) = +1 (same floating-point steps).
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        The denominators.
+    epsilon : float
+        The stabiliser.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor.
+    """
     return z + ((z == 0.0).to(z) + z.sign()) * epsilon
 
 

@@ -91,7 +91,20 @@ def _evaluate_config(args: argparse.Namespace, variants: list[str], grid_stimuli
 
 
 def pipeline_stages(args: argparse.Namespace, argv: Sequence[str]) -> list[Stage]:
-    """The stages of a pipeline run: train (sources, variants), explain, evaluate."""
+    """The stages of a pipeline run: train (sources, variants), explain, evaluate.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The pipeline's parsed arguments.
+    argv : sequence of str
+        Its arguments as typed.
+
+    Returns
+    -------
+    list of Stage
+        The stages, in order.
+    """
     where = str(args.config)
     grid = load_grid(where)
     variants = select_variants(expand_grid(grid, where), list(args.only or []), where)
