@@ -51,7 +51,17 @@ ASSUMED_IDENTITIES = 100  # identity classes assumed when the set is not prepare
 
 @dataclass(frozen=True)
 class StepTiming:
-    """Seconds per batch of the frozen prefix (no gradient) and of the trainable suffix's step."""
+    """Seconds per batch of the frozen prefix (no gradient) and of the trainable suffix's step.
+
+    Parameters
+    ----------
+    prefix_s : float
+        Seconds of the prefix's forward pass.
+    suffix_s : float
+        Seconds of the suffix's forward, backward and optimizer step.
+    feature_dim : int
+        Values per image at the prefix's output (the feature cache's size).
+    """
 
     prefix_s: float
     suffix_s: float
@@ -65,7 +75,17 @@ class StepTiming:
 def readable_grid(config_file: str | Path) -> tuple[list[VariantConfig], list[str]]:
     """The grid's variants, leaving out pretraining entries this installation cannot read.
 
-    Returns the variants and one line per entry left out (naming it and why).
+    Parameters
+    ----------
+    config_file : str or Path
+        The grid YAML.
+
+    Returns
+    -------
+    variants : list of VariantConfig
+        The readable variants.
+    notes : list of str
+        One line per entry left out, naming it and why.
     """
     where = str(config_file)
     raw = load_yaml(config_file)
@@ -92,7 +112,23 @@ def time_step(config: VariantConfig, num_classes: int, images: torch.Tensor, dev
               steps: int = 2) -> StepTiming:
     """Mean seconds per step over ``steps`` timed steps after one warm-up step.
 
-    ``images``: one batch of grey (B, S, S) images in [0, 1] at the input size, on ``device``.
+    Parameters
+    ----------
+    config : VariantConfig
+        The variant (architecture, trainable part, optimizer).
+    num_classes : int
+        Outputs of the network.
+    images : torch.Tensor
+        One batch of grey (B, S, S) images in [0, 1] at the input size, on ``device``.
+    device : torch.device
+        Where it is timed.
+    steps : int
+        Timed steps.
+
+    Returns
+    -------
+    StepTiming
+        The mean timings.
     """
     spec, train = config.spec, config.train
     torch.manual_seed(0)
@@ -150,7 +186,28 @@ def _data(config: VariantConfig, results: Path) -> tuple[int, int | None, int | 
 
 def plan_rows(config_file: str | Path, results: str | Path = "results", *, only: Sequence[str] | None = None,
               device: str | torch.device | None = None, steps: int = 2) -> tuple[list[dict], list[str]]:
-    """One row per variant (name, trainable parameters, images per epoch, seconds per step) and notes."""
+    """One row per variant (name, trainable parameters, images per epoch, seconds per step) and notes.
+
+    Parameters
+    ----------
+    config_file : str or Path
+        The grid YAML.
+    results : str or Path
+        The results root (the grid's prepared set, when it exists).
+    only : sequence of str, optional
+        Only these variants.
+    device : str or torch.device, optional
+        Where steps are timed.
+    steps : int
+        Timed steps per architecture.
+
+    Returns
+    -------
+    rows : list of dict
+        One per variant.
+    notes : list of str
+        What was assumed or left out.
+    """
     if steps < 1:
         raise InputError("--plan-steps: must be at least 1")
     results = Path(results)
@@ -204,7 +261,18 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 def print_plan(config_file: str | Path, results: str | Path = "results", *, only: Sequence[str] | None = None,
                device: str | torch.device | None = None, steps: int = 2) -> list[dict]:
-    """Print the plan of a grid (see the module docstring); returns its rows."""
+    """Print the plan of a grid (see the module docstring).
+
+    Parameters
+    ----------
+    config_file, results, only, device, steps
+        As :func:`plan_rows`.
+
+    Returns
+    -------
+    list of dict
+        The rows printed.
+    """
     device = select_device(device)
     rows, notes = plan_rows(config_file, results, only=only, device=device, steps=steps)
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
