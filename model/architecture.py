@@ -237,7 +237,7 @@ def head(net: tv_vgg.VGG) -> nn.Linear:
     Parameters
     ----------
     net : torchvision.models.VGG
-        The network.
+        A VGG-16 of :func:`build_vgg16`.
 
     Returns
     -------

@@ -44,7 +44,14 @@ from .vggface import FORMATS, vggface_state_dict
 
 __all__ = ["COMMAND", "provenance_path", "convert_weights"]
 
+
 COMMAND = "model convert-weights"  # recorded in the provenance: only this command replaces OUT
+
+
+DESCRIPTION = (  # the command's --help text
+    "Convert VGG-Face weights (vgg_face_dag.pth or the keras-vggface VGG16 .h5) to a "
+    "torchvision-layout VGG-16 state_dict with the file's preprocessing folded into "
+    "conv1 (use it with pretrain: file:OUT.pt). Nothing is downloaded.")
 
 
 def provenance_path(out: str | Path) -> Path:
@@ -134,10 +141,7 @@ def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, k
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model convert-weights`` (its ``--help``)."""
-    parser = command_parser("convert-weights", (
-        "Convert VGG-Face weights (vgg_face_dag.pth or the keras-vggface VGG16 .h5) to a "
-        "torchvision-layout VGG-16 state_dict with the file's preprocessing folded into "
-        "conv1 (use it with pretrain: file:OUT.pt). Nothing is downloaded."))
+    parser = command_parser("convert-weights", DESCRIPTION)
     parser.add_argument("source", metavar="IN", help="the VGG-Face file")
     parser.add_argument("out", metavar="OUT.pt", help="the state_dict to write")
     parser.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto",

@@ -189,9 +189,9 @@ def precision_name(device: torch.device | str, enabled: bool | None = None) -> s
     Parameters
     ----------
     device : torch.device or str
-        The device.
+        Where the passes run.
     enabled : bool, optional
-        Override the AMP switch.
+        Override :func:`amp_enabled`.
 
     Returns
     -------
@@ -215,10 +215,8 @@ def autocast(device: torch.device | str, enabled: bool | None = None) -> context
 
     Parameters
     ----------
-    device : torch.device or str
-        The device.
-    enabled : bool, optional
-        Override the AMP switch.
+    device, enabled
+        Where the passes run and the AMP override (:func:`amp_dtype`).
 
     Returns
     -------
@@ -236,10 +234,8 @@ def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torc
 
     Parameters
     ----------
-    device : torch.device or str
-        The device.
-    enabled : bool, optional
-        Override the AMP switch.
+    device, enabled
+        As :func:`amp_dtype`.
 
     Returns
     -------

@@ -73,6 +73,13 @@ __all__ = [
 # --------------------------------------------------------------------------- config
 
 
+DESCRIPTION = (  # the command's --help text
+    "Relevance-based masking of every ordered pair of variants (transfer matrix, "
+    "AOPC, asymmetry, group summaries), plus the config's ground-truth and sanity "
+    "checks, written to <out>/evaluate/<name>/ (tables/*.csv, summary.json, "
+    "provenance.json). Resumes an interrupted run; a finished one is kept.")
+
+
 @dataclass
 class GroundTruthEntry:
     """One ground-truth check: a variant trained on a set whose evidence lies in one region.
@@ -217,9 +224,9 @@ def evaluate(config: EvaluateConfig, results: str | Path = "results", *, where: 
     force : bool
         Redo a finished evaluation.
     progress : bool
-        Show progress bars.
+        Show a bar per target and per curve.
     command : list of str, optional
-        The command line recorded in ``provenance.json``.
+        What ``provenance.json`` records as the command.
 
     Returns
     -------
@@ -296,10 +303,7 @@ def _read_hash(work: Path) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model evaluate`` (its ``--help``)."""
-    parser = command_parser("evaluate", ("Relevance-based masking of every ordered pair of variants (transfer matrix, "
-        "AOPC, asymmetry, group summaries), plus the config's ground-truth and sanity "
-        "checks, written to <out>/evaluate/<name>/ (tables/*.csv, summary.json, "
-        "provenance.json). Resumes an interrupted run; a finished one is kept."))
+    parser = command_parser("evaluate", DESCRIPTION)
     parser.add_argument("config", help="evaluate YAML, e.g. model/configs/demo_evaluate.yaml")
     add_results_root(parser)
     add_force(parser)

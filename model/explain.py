@@ -50,6 +50,11 @@ from .variants import LoadedVariant, load_variant
 __all__ = ["ensure_maps", "image_subset"]
 
 
+DESCRIPTION = (  # the command's --help text
+    "Relevance maps (LRP with zennit, or a gradient baseline) of one variant on a "
+    "prepared stimulus set, written to <out>/relevance/<variant>/<set>.npz.")
+
+
 def ensure_maps(variant: LoadedVariant, stimuli: PreparedSet, results: str | Path, *, composite: str,
                 target: str, batch_size: int, device: torch.device | str,
                 progress: bool = False) -> RelevanceMaps:
@@ -104,8 +109,7 @@ def ensure_maps(variant: LoadedVariant, stimuli: PreparedSet, results: str | Pat
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model explain`` (its ``--help``)."""
-    parser = command_parser("explain", ("Relevance maps (LRP with zennit, or a gradient baseline) of one variant on a "
-        "prepared stimulus set, written to <out>/relevance/<variant>/<set>.npz."))
+    parser = command_parser("explain", DESCRIPTION)
     parser.add_argument("--variant", required=True, help="variant name, e.g. vgg16-imagenet-gender-s0")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set name (python -m stimuli prepare)")
     parser.add_argument("--composite", default=DEFAULT_METHOD,

@@ -180,16 +180,8 @@ def explain_to_file(net: nn.Module, read: Callable[[int, int], np.ndarray], n: i
 
     Parameters
     ----------
-    net : torch.nn.Module
-        The classifier.
-    read : callable
-        ``read(start, stop)`` -> grey images ``start:stop``.
-    n : int
-        Images in all.
-    grid_shape : sequence of int
-        The stimulus grid (H, W).
-    to_input : callable
-        The model's preprocessing.
+    net, read, n, grid_shape, to_input
+        As :func:`model.lrp.explain_batches`.
     path : str or Path
         The relevance file.
     stimulus_id : sequence of str

@@ -53,7 +53,14 @@ from .variants import held_out, load_variant
 
 __all__ = ["DEFAULT_COMPOSITE", "region_for", "groundtruth_scores", "groundtruth_entry"]
 
+
 DEFAULT_COMPOSITE = DEFAULT_METHOD  # the explain command's default
+
+
+DESCRIPTION = (  # the command's --help text
+    "Score a variant's relevance maps against the region that holds its evidence "
+    "(relevance mass and rank accuracy), written to "
+    "<out>/groundtruth/<variant>/<set>[-<region>][-<composite>]/ (scores.csv, summary.json, provenance.json).")
 
 
 def region_for(stimuli: PreparedSet, region: str | None) -> np.ndarray:
@@ -181,9 +188,7 @@ def _folder_name(stimuli: str, region: str | None, composite: str = DEFAULT_COMP
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model groundtruth`` (its ``--help``)."""
-    parser = command_parser("groundtruth", ("Score a variant's relevance maps against the region that holds its evidence "
-        "(relevance mass and rank accuracy), written to "
-        "<out>/groundtruth/<variant>/<set>[-<region>][-<composite>]/ (scores.csv, summary.json, provenance.json)."))
+    parser = command_parser("groundtruth", DESCRIPTION)
     parser.add_argument("--variant", required=True, help="a variant trained on a synthetic set")
     parser.add_argument("--stimuli", default=None, help="prepared set (default: the set the variant trained on)")
     parser.add_argument("--region", default=None,

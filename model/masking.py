@@ -167,7 +167,7 @@ def set_mean_name(variant: str) -> str:
     Parameters
     ----------
     variant : str
-        The variant name.
+        Whose set-mean map.
 
     Returns
     -------

@@ -352,12 +352,8 @@ def asymmetry_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true"
 
     Parameters
     ----------
-    aopc_images : pandas.DataFrame
-        :func:`image_aopc`'s table.
-    mode : {"remove", "keep"}
-        The mode compared.
-    metric, n_boot, seed, confidence
-        As :func:`aopc_table`.
+    aopc_images, mode, metric, n_boot, seed, confidence
+        As :func:`transfer_table` (``mode``: the mode compared).
 
     Returns
     -------

@@ -45,10 +45,14 @@ from .options import add_results_root, command_parser
 __all__ = ["pipeline_stages"]
 
 
+DESCRIPTION = (  # the command's --help text
+    "Train a grid's variants, explain each on a prepared set and evaluate them "
+    "(relevance-based masking), as chained jobs (--launcher local|slurm) or here.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model pipeline`` (its ``--help``)."""
-    parser = command_parser("pipeline", ("Train a grid's variants, explain each on a prepared set and evaluate them "
-        "(relevance-based masking), as chained jobs (--launcher local|slurm) or here."))
+    parser = command_parser("pipeline", DESCRIPTION)
     parser.add_argument("config", help="grid YAML, e.g. model/configs/seed_study.yaml")
     parser.add_argument("--stimuli", required=True, help="prepared set the variants are explained on")
     parser.add_argument("--evaluate", metavar="YAML",

@@ -77,9 +77,16 @@ __all__ = [
     "main",
 ]
 
+
 METRICS = ("correlation", "euclidean", "cosine")
 KINDS = ("activation", "confusion", "relevance")
 DEFAULT_LAYERS = ("pool3", "pool4", "pool5", "fc6", "penultimate")
+
+
+DESCRIPTION = (  # the command's --help text
+    "Representational dissimilarity matrices (RDMs) of variants over a prepared "
+    "stimulus set: layer activations, output confusion (identity variants) and "
+    "relevance maps; written to <out>/rdm/<variant>/<set>.npz.")
 
 
 def layer_aliases(net: nn.Module) -> dict[str, str]:
@@ -247,15 +254,9 @@ def variant_features(loaded: Any, images: np.ndarray, layers: Sequence[str], *, 
     Parameters
     ----------
     loaded : LoadedVariant
-        The variant.
-    images : numpy.ndarray
-        Grey stimuli (N, H, W).
-    layers : sequence of str
-        Aliases or flat layer names.
-    batch_size : int
-        Images per pass.
-    progress : bool
-        Show a progress bar.
+        The variant (its net and preprocessing).
+    images, layers, batch_size, progress
+        As :func:`activations`.
 
     Returns
     -------
@@ -366,9 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Its arguments and options.
     """
-    parser = command_parser("rdm", ("Representational dissimilarity matrices (RDMs) of variants over a prepared "
-        "stimulus set: layer activations, output confusion (identity variants) and "
-        "relevance maps; written to <out>/rdm/<variant>/<set>.npz."))
+    parser = command_parser("rdm", DESCRIPTION)
     parser.add_argument("--variant", required=True, nargs="+", help="variant name(s), e.g. vgg16-imagenet-identity-s0")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set name (python -m stimuli prepare)")
     parser.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS),

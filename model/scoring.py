@@ -189,16 +189,8 @@ def masked_scores(variant, images: np.ndarray, labels: np.ndarray, batch_size: i
 
     Parameters
     ----------
-    variant : LoadedVariant
-        The target.
-    images : numpy.ndarray
-        Grey images (n, H, W), masked or not.
-    labels : numpy.ndarray
-        Class index per image.
-    batch_size : int
-        Images per forward pass.
-    trunks : SharedTrunk, optional
-        Shares trunk passes between variants.
+    variant, images, labels, batch_size, trunks
+        As :func:`image_scores` (the images masked or not).
 
     Returns
     -------

@@ -61,10 +61,18 @@ from .variants import (
 
 __all__ = ["TRAIN_COMMAND", "train_variant", "train_grid"]
 
+
 TRAIN_COMMAND = "model train"  # recorded in provenance.json: only this command replaces a variant folder
 
 
 # ---------------------------------------------------------------------------- one variant
+
+DESCRIPTION = (  # the command's --help text
+    "Train the VGG-16 variants of a grid YAML into <out>/models/<variant>/ "
+    "(model.pt, config.yaml, metrics.json, split.csv, provenance.json). Finished "
+    "variants are skipped; an interrupted one resumes from its last epoch. "
+    "Under torchrun the training is data-parallel.")
+
 
 def _check_face_source_split(config: VariantConfig, data: TrainData, results: Path) -> None:
     """A faces variant must not be tested on images its face source trained on."""
@@ -255,10 +263,7 @@ def train_grid(config_file: str | Path, results: str | Path = "results", *, only
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model train`` (its ``--help``)."""
-    parser = command_parser("train", ("Train the VGG-16 variants of a grid YAML into <out>/models/<variant>/ "
-        "(model.pt, config.yaml, metrics.json, split.csv, provenance.json). Finished "
-        "variants are skipped; an interrupted one resumes from its last epoch. "
-        "Under torchrun the training is data-parallel."))
+    parser = command_parser("train", DESCRIPTION)
     parser.add_argument("config", help="grid YAML, e.g. model/configs/demo.yaml")
     parser.add_argument("--only", nargs="+", metavar="VARIANT",
                         help="train only these variants of the grid (e.g. one per cluster array job)")

@@ -114,10 +114,8 @@ def resume_dir(name: str, results: str | os.PathLike = "results") -> Path:
 
     Parameters
     ----------
-    name : str
-        The variant name.
-    results : str or os.PathLike
-        The results root.
+    name, results
+        As :func:`variant_dir`.
 
     Returns
     -------
@@ -132,10 +130,8 @@ def is_trained(name: str, results: str | os.PathLike = "results") -> bool:
 
     Parameters
     ----------
-    name : str
-        The variant name.
-    results : str or os.PathLike
-        The results root.
+    name, results
+        The variant and the results root (:func:`variant_dir`).
 
     Returns
     -------
@@ -179,7 +175,7 @@ def find_config(variant: str) -> str | None:
     Parameters
     ----------
     variant : str
-        The variant name.
+        A variant of some packaged grid, or not.
 
     Returns
     -------
@@ -241,7 +237,7 @@ def variant_file_hashes(folder: str | os.PathLike) -> dict[str, str]:
     Parameters
     ----------
     folder : str or os.PathLike
-        The variant folder.
+        A variant folder (finished or being written).
 
     Returns
     -------
