@@ -1,4 +1,5 @@
-"""The command line: subcommand overview, --help, unknown commands and devices."""
+"""The command line: subcommand overview, --help, unknown commands, devices, and every command
+wired into ``python -m model``."""
 
 from __future__ import annotations
 

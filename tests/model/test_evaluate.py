@@ -1,4 +1,5 @@
-"""Masks, AOPC, the transfer matrix and its summaries on hand-made numbers; the packaged config."""
+"""model.evaluate: the config (the packaged demo config, a boolean target) and the evaluate command
+end to end on tiny trained variants (tables, resuming, bad configs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The explain, evaluate and groundtruth commands end to end on tiny trained variants; sanity checks."""
+"""model.explain: the explain command end to end on tiny trained variants (its contract file, bad
+input, baseline maps), ensure_maps reusing only maps of this set's version, and image subsets."""
 
 from __future__ import annotations
 

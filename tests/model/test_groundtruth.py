@@ -1,4 +1,5 @@
-"""The ground-truth number of the explain issue: relevance mass accuracy >= 0.8 in two regions.
+"""model.groundtruth: the command at tiny size, its errors, and the ground-truth number of the
+explain issue: relevance mass accuracy >= 0.8 in two regions.
 
 The demo-scale recipe of ``make groundtruth`` (``model/configs/groundtruth.yaml``): a synthetic
 set at 128 px whose class cue lies only in the named region, a tiny VGG-16-bn trained on it

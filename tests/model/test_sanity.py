@@ -1,4 +1,5 @@
-"""Baseline networks and their maps: the nulls of the map-similarity findings."""
+"""model.sanity: baseline networks and their maps (the nulls of the map-similarity findings) and
+the randomisation checks on a tiny trained variant."""
 
 from __future__ import annotations
 
