@@ -16,7 +16,7 @@ sweep in which
 * stacked weights turn two transposed convolutions into one;
 * nothing is cloned that is not changed, and the sweep runs under ``torch.inference_mode``.
 
-zennit stays the reference: ``tests/explain`` check that every composite served here matches
+zennit stays the reference: ``tests/model/test_lrp.py`` checks that every composite served here matches
 zennit's ``Gradient`` attributor to 1e-5 relative. A network or composite this module does not
 serve raises :class:`Unsupported`; :mod:`model.explain` then falls back to zennit.
 
