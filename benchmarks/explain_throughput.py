@@ -39,8 +39,9 @@ def worker(method: str, size: int, batch: int, device: str, composite: str, repe
     from zennit.attribution import Gradient
 
     from model.architecture import build_vgg16
-    from model.explain import make_composite
-    from model.lrp_fast import FastLRP, frozen_eval
+    from model.frozen import frozen_eval
+    from model.lrp import make_composite
+    from model.lrp_fast import FastLRP
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.architecture import freeze_prefix
     from model.config import TrainConfig
     from model.data import load_train_data
-    from model.device import autocast, grad_scaler, precision_name, set_amp
-    from model.explain import Explainer, explain_images
+    from model.device import autocast, grad_scaler, optimizer_step, precision_name, set_amp
+    from model.lrp import Explainer, explain_images
     from model.preprocess import normalise_grey, resize_grey, to_model_input
     from model.trainer import Trainer
 
@@ -153,14 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 with torch.no_grad():
                     x = prefix(inputs[batch])
                 loss = F.cross_entropy(suffix(x).float(), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+            optimizer_step(loss, optimizer, scaler)
 
     def our_epoch() -> None:
         trainer.train_epoch(next(epochs))

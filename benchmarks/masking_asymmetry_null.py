@@ -7,7 +7,7 @@ as a (every AOPC doubled), and each target's own map, random blobs and the other
 their own per-image noise. Under the null both relative transfers are 0.5 (raw asymmetry
 about 0.125, the issue's example); under the alternatives a's map keeps 0.6 (0.8) of b's
 own-map advantage and b's map 0.4 (0.3) of a's. Prints the rejection rate at alpha with its Clopper-Pearson
-interval; tests/explain/test_masking.py runs a smaller null.
+interval; tests/model/test_masking_stats.py runs a smaller null.
 
 Run:  python benchmarks/masking_asymmetry_null.py [--runs 1000 --images 80 --boot 2000 --seed 0]
 """

@@ -1,9 +1,9 @@
 """Measurement: conv-trunk passes of the demo's masking evaluation, before and after issue #12.
 
 The demo evaluates 8 variants in two pretraining arms (4 each) on the same 80 held-out images;
-:class:`model.evaluate.SharedTrunk` runs the conv trunk once per arm and distinct masked batch,
+:class:`model.scoring.SharedTrunk` runs the conv trunk once per arm and distinct masked batch,
 so the cost is the number of distinct (arm, masked batch) pairs. This runs
-:func:`model.masking.masking_curves` for every target with a stand-in trunk that counts them
+:func:`model.transfer.masking_curves` for every target with a stand-in trunk that counts them
 (masks built for real; logits are zeros), for the demo's old masking config (5 uneven
 fractions, 3 random repeats, no set-mean maps) and the new one (``model/configs/
 demo_evaluate.yaml``), then times one VGG-16 conv pass of a batch at the demo's 64-px input
@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from model.evaluate import EvaluateConfig
-from model.masking import masking_curves
+from model.transfer import masking_curves
 from stimuli.contracts.config import load_config
 from stimuli.framing import DEFAULT_APERTURE, elliptical_aperture
 

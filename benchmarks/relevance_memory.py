@@ -107,7 +107,8 @@ def run_explain(results: Path, width: float, batch_size: int, old: bool) -> dict
 
     started, cpu = time.perf_counter(), time.process_time()
     if old:  # the code before issue #15: every image and map in memory, then one compressed write
-        from model.explain import explain_images, write_maps
+        from model.explain_stream import write_maps
+        from model.lrp import explain_images
 
         maps = explain_images(net, stim.images, to_input, batch_size=batch_size)
         write_maps(maps, path, variant=VARIANT.format(width=width), stimuli=SET, target_rule="pred",

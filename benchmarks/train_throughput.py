@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.config import TrainConfig
     from model.data import load_train_data
     from model.preprocess import to_model_input
-    from model.train import Trainer
+    from model.trainer import Trainer
 
     device = select_device(args.device)
     gpu = device.type != "cpu"

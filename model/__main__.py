@@ -34,6 +34,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m model <command> ...``: run a command of :data:`COMMANDS`.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command and its arguments (default: the command line).
+
+    Returns
+    -------
+    int
+        The command's exit status (2 for no or an unknown command).
+    """
     return dispatch("model", COMMANDS, argv)
 
 

@@ -43,7 +43,14 @@ def _scaled(channels: int, width: float) -> int:
 
 
 def init_like_torchvision(module: nn.Module) -> None:
-    """Initialise conv, BN and linear layers exactly as torchvision's ``VGG.__init__`` does."""
+    """Initialise conv, BN and linear layers exactly as torchvision's ``VGG.__init__`` does.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A network or one layer; every conv, batch-norm and linear layer in it is re-initialised
+        in place from torch's current random state.
+    """
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -73,6 +80,11 @@ def build_vgg16(
         Batch normalisation after every conv (torchvision's ``vgg16_bn``).
     dropout
         Dropout probability of the two hidden FC layers.
+
+    Returns
+    -------
+    torchvision.models.VGG
+        The network, in training mode.
 
     Examples
     --------
@@ -110,7 +122,18 @@ def build_vgg16(
 
 
 def flat_layers(net: tv_vgg.VGG) -> list[tuple[str, nn.Module]]:
-    """The network as one sequence of named layers, in forward order (flatten included)."""
+    """The network as one sequence of named layers, in forward order (flatten included).
+
+    Parameters
+    ----------
+    net : torchvision.models.VGG
+        The network.
+
+    Returns
+    -------
+    list of (str, torch.nn.Module)
+        ``features.<i>``, ``avgpool``, ``flatten``, ``classifier.<i>``.
+    """
     layers = [(f"features.{i}", m) for i, m in enumerate(net.features)]
     layers += [("avgpool", net.avgpool), ("flatten", nn.Flatten(1))]
     layers += [(f"classifier.{i}", m) for i, m in enumerate(net.classifier)]
@@ -127,7 +150,20 @@ def _conv_block_starts(net: tv_vgg.VGG) -> list[int]:
 
 
 def first_trainable(net: tv_vgg.VGG, trainable: str) -> str:
-    """Name of the first layer that trains under ``trainable`` (see :data:`TRAINABLE`)."""
+    """Name of the first layer that trains under ``trainable`` (see :data:`TRAINABLE`).
+
+    Parameters
+    ----------
+    net : torchvision.models.VGG
+        The network.
+    trainable : str
+        The trainable part of a variant's recipe.
+
+    Returns
+    -------
+    str
+        A name of :func:`flat_layers`.
+    """
     if trainable == "head":
         return f"classifier.{len(net.classifier) - 1}"
     if trainable == "classifier":
@@ -146,6 +182,18 @@ def split_at(net: tv_vgg.VGG, name: str) -> tuple[nn.Sequential, nn.Sequential]:
     """(prefix, suffix) sequences that share ``net``'s modules; suffix starts at layer ``name``.
 
     ``suffix(prefix(x))`` equals ``net(x)``.
+
+    Parameters
+    ----------
+    net : torchvision.models.VGG
+        The network.
+    name : str
+        A name of :func:`flat_layers`.
+
+    Returns
+    -------
+    prefix, suffix : torch.nn.Sequential
+        The layers before ``name`` and from ``name`` on.
     """
     layers = flat_layers(net)
     names = [n for n, _ in layers]
@@ -161,6 +209,18 @@ def freeze_prefix(net: tv_vgg.VGG, trainable: str) -> tuple[nn.Sequential, nn.Se
 
     Frozen layers get ``requires_grad=False`` and stay in eval mode (no dropout, BN running
     statistics fixed), so the prefix is a fixed function: its outputs can be cached.
+
+    Parameters
+    ----------
+    net : torchvision.models.VGG
+        The network (changed in place).
+    trainable : str
+        The trainable part.
+
+    Returns
+    -------
+    prefix, suffix : torch.nn.Sequential
+        As :func:`split_at` at :func:`first_trainable`.
     """
     prefix, suffix = split_at(net, first_trainable(net, trainable))
     for p in prefix.parameters():
@@ -172,12 +232,36 @@ def freeze_prefix(net: tv_vgg.VGG, trainable: str) -> tuple[nn.Sequential, nn.Se
 
 
 def head(net: tv_vgg.VGG) -> nn.Linear:
-    """The output layer."""
+    """The output layer.
+
+    Parameters
+    ----------
+    net : torchvision.models.VGG
+        A VGG-16 of :func:`build_vgg16`.
+
+    Returns
+    -------
+    torch.nn.Linear
+        ``classifier.6``.
+    """
     return net.classifier[-1]
 
 
 def replace_head(net: tv_vgg.VGG, num_classes: int) -> nn.Linear:
-    """Give ``net`` a new, torchvision-initialised output layer with ``num_classes`` outputs."""
+    """Give ``net`` a new, torchvision-initialised output layer with ``num_classes`` outputs.
+
+    Parameters
+    ----------
+    net : torchvision.models.VGG
+        The network (changed in place).
+    num_classes : int
+        Outputs of the new layer.
+
+    Returns
+    -------
+    torch.nn.Linear
+        The new layer.
+    """
     old = head(net)
     new = nn.Linear(old.in_features, num_classes)
     init_like_torchvision(new)

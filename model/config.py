@@ -61,8 +61,21 @@ VGGFACE_TOKEN = "vggface"  # the name token of every ``vggface:PATH`` entry
 
 
 def pretrain_token(pretrain: str, where: str = "pretrain") -> str:
-    """The name token of a pretraining entry: itself, a ``file:PATH``'s cleaned file stem, or
-    ``vggface`` for a ``vggface:PATH`` (a VGG-Face file, see :mod:`model.vggface`)."""
+    """The name token of a pretraining entry.
+
+    Parameters
+    ----------
+    pretrain : str
+        ``none``, ``imagenet``, ``faces``, ``file:PATH`` or ``vggface:PATH``.
+    where : str
+        Names the entry in errors.
+
+    Returns
+    -------
+    str
+        The entry itself, a ``file:PATH``'s cleaned file stem, or ``vggface`` for a
+        ``vggface:PATH`` (a VGG-Face file, see :mod:`model.vggface`).
+    """
     if pretrain in RESERVED_PRETRAIN:
         return pretrain
     if pretrain.startswith("vggface:") and len(pretrain) > 8:
@@ -79,7 +92,15 @@ def pretrain_token(pretrain: str, where: str = "pretrain") -> str:
 
 @dataclass
 class Augment:
-    """Training-image augmentation, drawn from the variant seed."""
+    """Training-image augmentation, drawn from the variant seed.
+
+    Parameters
+    ----------
+    hflip : bool
+        Mirror half the images (the feature cache holds both orientations).
+    max_shift : float
+        Random translation, as a fraction of the image side.
+    """
 
     hflip: bool = False  # mirror half the images (the feature cache holds both orientations)
     max_shift: float = 0.0  # random translation, as a fraction of the image side
@@ -90,7 +111,45 @@ class Augment:
 
 @dataclass
 class TrainConfig:
-    """How one variant trains."""
+    """How one variant trains (the grid's ``train`` section).
+
+    Parameters
+    ----------
+    trainable : str
+        The part that trains (:data:`model.architecture.TRAINABLE`); the rest is frozen.
+    optimizer : {"sgd", "adam"}
+        The optimizer.
+    lr, momentum, weight_decay : float
+        Its settings (momentum: SGD only).
+    epochs, batch_size : int
+        Length of the run and images per step.
+    schedule : {"constant", "cosine", "step"}
+        The learning-rate schedule.
+    step_size : int
+        Epochs per decay of the ``step`` schedule.
+    gamma : float
+        Its decay factor.
+    patience : int or None
+        Early stopping: epochs without a better validation score.
+    select : {"best", "last"}
+        Weights kept: best validation epoch or last.
+    balance : {"none", "weights", "sampler"}
+        Against unequal class sizes.
+    clip_grad_norm : float or None
+        Clip the gradient's global norm.
+    dropout : float
+        Of the hidden FC layers.
+    augment : Augment
+        Training-image augmentation.
+    cache_features : {"auto", "off"}
+        The exact fast path for a frozen prefix.
+    checkpoint_every : int
+        Epochs between resumable checkpoints.
+    eval_batch_size : int
+        Images per evaluation pass.
+    deterministic : bool
+        Deterministic cuDNN on CUDA.
+    """
 
     trainable: Literal[TRAINABLE] = "head"  # type: ignore[valid-type]
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -131,7 +190,19 @@ class TrainConfig:
 
 @dataclass
 class SplitConfig:
-    """The train/val/test split: the same for every variant of a grid."""
+    """The train/val/test split: the same for every variant of a grid.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the split.
+    fractions : list of float
+        Train, validation and test shares.
+    gender : {"image", "identity"}
+        Split kind of the gender task.
+    identity : {"image"}
+        Split kind of the identity task (every person must be seen in training).
+    """
 
     seed: int = 0
     fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
@@ -149,7 +220,21 @@ class SplitConfig:
 
 @dataclass
 class GridAxes:
-    """The axes a grid crosses: every combination is one variant."""
+    """The axes a grid crosses: every combination is one variant.
+
+    Parameters
+    ----------
+    arch : list of {"vgg16", "vgg16-bn"}
+        Architectures.
+    width : list of float
+        Width multipliers.
+    pretrain : list of str
+        Pretraining entries (:func:`pretrain_token`).
+    task : list of {"gender", "identity"}
+        Tasks.
+    seed : list of int
+        Variant seeds.
+    """
 
     arch: list[Literal["vgg16", "vgg16-bn"]] = field(default_factory=lambda: ["vgg16"])
     width: list[float] = field(default_factory=lambda: [1.0])
@@ -171,8 +256,16 @@ class FaceSource:
     """The face-pretraining source that ``pretrain: faces`` variants start from.
 
     It is trained like a variant, for identity on the grid's train split, and named
-    ``<arch>[-w<width>]-<pretrain>-faces-s<seed>``. ``train`` overrides keys of the grid's
-    ``train`` section (e.g. more trainable layers).
+    ``<arch>[-w<width>]-<pretrain>-faces-s<seed>``.
+
+    Parameters
+    ----------
+    pretrain : str
+        Where the source itself starts.
+    seed : int
+        Its seed.
+    train : dict
+        Overrides of the grid's ``train`` section (e.g. more trainable layers).
     """
 
     pretrain: str = "imagenet"
@@ -186,7 +279,25 @@ class FaceSource:
 
 @dataclass
 class GridConfig:
-    """A grid YAML: data, input, split, the axes to cross and how to train."""
+    """A grid YAML: data, input, split, the axes to cross and how to train.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set.
+    input_size : int
+        Side of the square model input.
+    imagenet_source : str
+        ``auto``, ``torchvision``, ``onnx`` or a state_dict path.
+    split : SplitConfig
+        The split.
+    grid : GridAxes
+        The axes.
+    train : TrainConfig
+        The recipe.
+    face_source : FaceSource or None
+        The source of ``faces`` variants.
+    """
 
     stimuli: str
     input_size: int = 224
@@ -203,7 +314,29 @@ class GridConfig:
 
 @dataclass
 class VariantConfig:
-    """The resolved config of one variant (saved as its ``config.yaml``)."""
+    """The resolved config of one variant (saved as its ``config.yaml``).
+
+    Parameters
+    ----------
+    variant : str
+        Its name.
+    stimuli : str
+        The prepared set.
+    input_size : int
+        Side of the square model input.
+    pretrain : str
+        ``none``, ``imagenet``, ``faces``, ``file:PATH`` or ``vggface:PATH``.
+    imagenet_source : str
+        Where ImageNet weights come from.
+    split : SplitConfig
+        The split.
+    train : TrainConfig
+        The recipe.
+    face_source : str or None
+        The source variant a ``faces`` variant starts from.
+    classes : list of str or None
+        Filled in when training starts.
+    """
 
     variant: str
     stimuli: str
@@ -224,7 +357,18 @@ class VariantConfig:
 
 
 def load_grid(path: str | os.PathLike) -> GridConfig:
-    """Read and validate a grid YAML."""
+    """Read and validate a grid YAML.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML file.
+
+    Returns
+    -------
+    GridConfig
+        The grid (an invalid key or value is one InputError with a hint).
+    """
     where = str(path)
     grid = from_dict(GridConfig, load_yaml(path), where)
     for i, entry in enumerate(grid.grid.pretrain):
@@ -274,7 +418,17 @@ def _source_train(grid: GridConfig, where: str) -> TrainConfig:
 def expand_grid(grid: GridConfig, where: str = "config") -> list[VariantConfig]:
     """Every variant of a grid, face-pretraining sources first (they must train before use).
 
-    ``where`` (the grid file) names the file in errors.
+    Parameters
+    ----------
+    grid : GridConfig
+        The grid.
+    where : str
+        The grid file, named in errors.
+
+    Returns
+    -------
+    list of VariantConfig
+        The variants.
     """
     sources: dict[str, VariantConfig] = {}
     variants: list[VariantConfig] = []
@@ -309,7 +463,22 @@ def expand_grid(grid: GridConfig, where: str = "config") -> list[VariantConfig]:
 
 
 def select_variants(variants: list[VariantConfig], only: list[str] | None, where: str) -> list[VariantConfig]:
-    """The variants named by ``--only`` (all when None); an unknown name is an InputError."""
+    """The variants named by ``--only`` (all when None); an unknown name is an InputError.
+
+    Parameters
+    ----------
+    variants : list of VariantConfig
+        A grid's variants.
+    only : list of str or None
+        The names asked for.
+    where : str
+        The grid file, named in errors.
+
+    Returns
+    -------
+    list of VariantConfig
+        The selected variants, in grid order.
+    """
     if not only:
         return variants
     by_name = {v.variant: v for v in variants}

@@ -29,19 +29,39 @@ from pathlib import Path
 
 import torch
 
+from stimuli.contracts.cli import add_force
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import check_outside_data_root, move_aside
 from stimuli.contracts.provenance import Provenance, atomic_write_bytes, atomic_write_json
 
+from .options import command_parser
 from .vggface import FORMATS, vggface_state_dict
 
-__all__ = ["COMMAND", "provenance_path", "convert_weights", "build_parser", "main"]
+__all__ = ["COMMAND", "provenance_path", "convert_weights"]
+
 
 COMMAND = "model convert-weights"  # recorded in the provenance: only this command replaces OUT
 
 
+DESCRIPTION = (  # the command's --help text
+    "Convert VGG-Face weights (vgg_face_dag.pth or the keras-vggface VGG16 .h5) to a "
+    "torchvision-layout VGG-16 state_dict with the file's preprocessing folded into "
+    "conv1 (use it with pretrain: file:OUT.pt). Nothing is downloaded.")
+
+
 def provenance_path(out: str | Path) -> Path:
-    """Where the provenance of a converted file lives: ``OUT.provenance.json`` beside it."""
+    """Where the provenance of a converted file lives: ``OUT.provenance.json`` beside it.
+
+    Parameters
+    ----------
+    out : str or Path
+        The converted file.
+
+    Returns
+    -------
+    Path
+        Its provenance file.
+    """
     return Path(out).with_suffix(".provenance.json")
 
 
@@ -66,9 +86,29 @@ def _check_replaceable(out: Path, force: bool) -> None:
 
 def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, keep_fc8: bool = False,
                     force: bool = False, command: list[str] | None = None) -> Path:
-    """Convert ``source`` and write ``out`` (a state_dict) and its provenance; returns ``out``.
+    """Convert ``source`` and write ``out`` (a state_dict) and its provenance.
 
     Every check (the input, the output place) comes before anything is written.
+
+    Parameters
+    ----------
+    source : str or Path
+        The VGG-Face file.
+    out : str or Path
+        The state_dict to write.
+    fmt : str
+        ``auto`` or a format of :data:`model.vggface.FORMATS`.
+    keep_fc8 : bool
+        Keep the 2622-identity head as ``classifier.6``.
+    force : bool
+        Replace ``out`` when an earlier convert-weights made it (moved aside).
+    command : list of str, optional
+        The command line recorded.
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     source, out = Path(source), Path(out)
     if out.exists() and source.exists() and out.resolve() == source.resolve():
@@ -95,24 +135,21 @@ def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, k
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m model convert-weights",
-        description="Convert VGG-Face weights (vgg_face_dag.pth or the keras-vggface VGG16 .h5) to a "
-                    "torchvision-layout VGG-16 state_dict with the file's preprocessing folded into "
-                    "conv1 (use it with pretrain: file:OUT.pt). Nothing is downloaded.")
+    """The parser of ``python -m model convert-weights`` (its ``--help``)."""
+    parser = command_parser("convert-weights", DESCRIPTION)
     parser.add_argument("source", metavar="IN", help="the VGG-Face file")
     parser.add_argument("out", metavar="OUT.pt", help="the state_dict to write")
     parser.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto",
                         help="the file's layout (default: auto, an HDF5 file is keras_vggface)")
     parser.add_argument("--keep-fc8", action="store_true",
                         help="keep FC8, the 2622-identity head, as classifier.6 (dropped by default)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace OUT.pt when an earlier convert-weights made it (moved aside)")
+    add_force(parser)  # replaces OUT.pt only when an earlier convert-weights made it
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m model convert-weights`` with ``argv`` (default: the command line); the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     out = convert_weights(args.source, args.out, args.fmt, keep_fc8=args.keep_fc8, force=args.force,

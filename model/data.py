@@ -30,7 +30,21 @@ __all__ = ["TrainData", "load_train_data", "class_weights", "EpochPlan", "epoch_
 
 @dataclass(frozen=True)
 class TrainData:
-    """Stimuli, labels and split of one variant."""
+    """Stimuli, labels and split of one variant.
+
+    Parameters
+    ----------
+    stimuli : PreparedSet
+        The prepared set.
+    split : pandas.DataFrame
+        Manifest rows with ``split`` and ``label`` (saved as ``split.csv``).
+    labels : numpy.ndarray
+        (N,) int64 class indices, manifest order.
+    classes : list of str
+        The classes, in index order.
+    index : dict of str to numpy.ndarray
+        Split name -> manifest row indices.
+    """
 
     stimuli: PreparedSet
     split: pd.DataFrame  # manifest rows + split, label (saved as split.csv)
@@ -45,8 +59,28 @@ class TrainData:
 
 def load_train_data(stimuli: str, results: str | os.PathLike, task: str, *, kind: str,
                     fractions: list[float], seed: int) -> TrainData:
-    """Load prepared set ``stimuli`` and split it for ``task`` (missing set: InputError with the
-    ``python -m stimuli prepare`` command)."""
+    """Load prepared set ``stimuli`` and split it for ``task``.
+
+    Parameters
+    ----------
+    stimuli : str
+        The prepared set (missing: InputError with the ``python -m stimuli prepare`` command).
+    results : str or os.PathLike
+        The results root.
+    task : str
+        ``gender`` or ``identity``.
+    kind : str
+        The split kind (by image or by identity).
+    fractions : list of float
+        Train, validation and test shares.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    TrainData
+        The set, its labels and split.
+    """
     stim = load_prepared_set(stimuli, results)
     manifest = stim.manifest.copy()
     manifest.attrs["name"] = stim.name
@@ -57,7 +91,25 @@ def load_train_data(stimuli: str, results: str | os.PathLike, task: str, *, kind
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Inverse-frequency weights ``n / (C * count)`` (1 for every class when balanced)."""
+    """Inverse-frequency weights ``n / (C * count)`` (1 for every class when balanced).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Training labels.
+    num_classes : int
+        Classes of the output layer (absent ones weigh 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        One weight per class.
+
+    Examples
+    --------
+    >>> class_weights(np.array([0, 0, 0, 1]), 2).tolist()
+    [0.6666666666666666, 2.0]
+    """
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     weights = np.zeros(num_classes)
     present = counts > 0
@@ -67,7 +119,17 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """One epoch's draws: positions into the training set, flips and shifts per position."""
+    """One epoch's draws: positions into the training set, flips and shifts per position.
+
+    Parameters
+    ----------
+    order : numpy.ndarray
+        (n,) positions into the train index.
+    flips : numpy.ndarray
+        (n,) bool.
+    shifts : numpy.ndarray
+        (n, 2) int, rows and columns in model-input pixels.
+    """
 
     order: np.ndarray  # (n,) positions into the train index
     flips: np.ndarray  # (n,) bool
@@ -80,6 +142,24 @@ def epoch_plan(train_labels: np.ndarray, *, seed: int, epoch: int, balance: str 
 
     ``balance="sampler"`` draws ``n`` positions with replacement, each class equally likely;
     otherwise it is a permutation.
+
+    Parameters
+    ----------
+    train_labels : numpy.ndarray
+        Labels of the training images.
+    seed, epoch : int
+        What the draws come from.
+    balance : str
+        ``sampler`` or anything else (a permutation).
+    hflip : bool
+        Draw horizontal flips.
+    max_shift_px : int
+        Largest shift in model-input pixels (0: none).
+
+    Returns
+    -------
+    EpochPlan
+        The epoch's draws.
     """
     rng = np.random.default_rng([seed, epoch, 0x5EED])
     n = len(train_labels)
@@ -96,12 +176,42 @@ def epoch_plan(train_labels: np.ndarray, *, seed: int, epoch: int, balance: str 
 
 
 def torch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    """Seed of torch's generator (dropout) for one epoch on one process."""
+    """Seed of torch's generator (dropout) for one epoch on one process.
+
+    Parameters
+    ----------
+    seed, epoch : int
+        The variant seed and the epoch.
+    rank : int
+        The process's rank.
+
+    Returns
+    -------
+    int
+        A 63-bit seed.
+    """
     return int(np.random.SeedSequence([seed, epoch, rank, 0xD0]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def augment_batch(grey: torch.Tensor, flips: np.ndarray, shifts: np.ndarray, background: float) -> torch.Tensor:
-    """Mirror and translate grey (B, S, S) images; uncovered pixels take the set's background."""
+    """Mirror and translate grey (B, S, S) images; uncovered pixels take the set's background.
+
+    Parameters
+    ----------
+    grey : torch.Tensor
+        The batch (B, S, S).
+    flips : numpy.ndarray
+        (B,) bool.
+    shifts : numpy.ndarray
+        (B, 2) rows and columns.
+    background : float
+        The set's background grey.
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented batch.
+    """
     if flips.any():
         grey = grey.clone()
         which = torch.as_tensor(np.flatnonzero(flips), device=grey.device)

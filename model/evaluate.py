@@ -7,7 +7,8 @@ replaces the source's top-f most relevant pixels by the fill (the set's backgrou
 blurred copy of the image), ``keep`` replaces all the others. Baselines, sources like the
 variants: random blobs of the same area drawn inside the face aperture (``random``), each
 variant's set-mean map applied to every image (``setmean:<variant>``) and the target's own map.
-The masks and curves are :mod:`model.masking`; AOPC per image, relative transfer and the
+The masking config, masks and curves are :mod:`model.masking`, the run over the targets
+:mod:`model.transfer`; AOPC per image, relative transfer and the
 bootstrap over images are :mod:`model.masking_stats`. Tables (``tables/*.csv``):
 
 * ``accuracy``: set-level scores per source, target, mode and fraction;
@@ -37,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+import torch
 
+from stimuli.contracts.cli import add_force
 from stimuli.contracts.config import load_config, require, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir
@@ -50,122 +51,50 @@ from stimuli.contracts.provenance import (
     atomic_write_text,
     record_run,
 )
-from stimuli.contracts.relevance import (
-    SET_HASH_KEY,
-    RelevanceMaps,
-    load_relevance,
-    relevance_path,
-    set_mean_map,
-)
 
+from .config import expand_grid, load_grid
+from .groundtruth import groundtruth_entry
 from .launch import add_execution_arguments, dispatch
-from .masking import (
-    RANDOM,
-    SCORES,
-    SharedTrunk,
-    fill_images,
-    mask_images,
-    masked_scores,
-    masking_curves,
-    random_masks,
-    top_fraction_masks,
-)
-from .masking_stats import (
-    METRICS,
-    aopc_table,
-    asymmetry_table,
-    baseline_summary,
-    group_table,
-    image_aopc,
-    matrix,
-    transfer_table,
-)
+from .lrp import check_method, resolve_device
+from .masking import MaskingConfig
+from .options import add_results_root, command_parser
+from .sanity import sanity_checks
+from .transfer import transfer_tables
+from .variants import load_variant
 
 __all__ = [
-    "uniform_fractions",
-    "MaskingConfig",
     "GroundTruthEntry",
     "SanityConfig",
     "EvaluateConfig",
-    "top_fraction_masks",
-    "random_masks",
-    "mask_images",
-    "fill_images",
-    "masked_scores",
-    "SharedTrunk",
-    "source_maps",
-    "masking_curves",
-    "aopc_table",
-    "transfer_table",
-    "asymmetry_table",
-    "group_table",
     "evaluate",
-    "main",
 ]
 
 
 # --------------------------------------------------------------------------- config
 
 
-def uniform_fractions(step: float = 0.05, stop: float = 0.5) -> list[float]:
-    """The grid ``step, 2 step, ..., stop`` (fraction 0 is always added).
-
-    >>> uniform_fractions(0.1, 0.5)
-    [0.1, 0.2, 0.3, 0.4, 0.5]
-    """
-    return [round(step * k, 10) for k in range(1, int(round(stop / step)) + 1)]
-
-
-@dataclass
-class MaskingConfig:
-    """Relevance-based masking of the targets' held-out images."""
-
-    # a uniform grid step, 2 step, ..., so that AOPC (a mean over fractions) weighs the curve evenly
-    fractions: list[float] = field(default_factory=uniform_fractions)
-    modes: list[Literal["remove", "keep"]] = field(default_factory=lambda: ["remove", "keep"])
-    # hidden pixels become a blurred copy of the image (or the set's background grey: with it,
-    # removing everything leaves one blank image and the score is exactly chance)
-    fill: Literal["background", "blur"] = "blur"
-    blur_sigma: float = 3.0  # px on the stimulus grid, for fill: blur
-    random_repeats: int = 3
-    # random masks: blobs (thresholded Gaussian noise of this sigma, px), contiguous like relevance
-    # masks, so the baseline adds no pixel noise the relevance masks lack; 0 = independent pixels
-    random_smoothing: float = 4.0
-    # random blobs inside the face aperture (where the maps can point; blobs on the constant
-    # background hide nothing and flatter every face-centred map), or anywhere on the grid
-    random_within: Literal["aperture", "grid"] = "aperture"
-    # set-mean-map baselines: of every variant (all), of each target's own variant only, or none
-    set_mean: Literal["all", "own", "none"] = "all"
-    within: Literal["grid", "aperture"] = "grid"  # rank pixels of the whole grid or the face aperture
-    transfer_mode: Literal["remove", "keep"] = "remove"  # the mode the transfer matrix is made of
-    # what AOPC measures per image: the true-class probability (graded), correctness, or
-    # correctness weighted so that its mean is the balanced accuracy
-    metric: Literal["p_true", "accuracy", "balanced_accuracy"] = "p_true"
-    bootstrap: int = 2000  # resamples of images for every CI and the asymmetry p (seeded by seed)
-    confidence: float = 0.95
-
-    def __post_init__(self):
-        require(len(self.fractions) >= 1, "fractions", "needs at least one fraction")
-        require(all(0 < f <= 1 for f in self.fractions), "fractions", "must lie in (0, 1] (0 is always added)")
-        require(len(set(self.fractions)) == len(self.fractions), "fractions", "lists a fraction twice")
-        grid = sorted(self.fractions)
-        require(np.allclose(grid, grid[0] * np.arange(1, len(grid) + 1), atol=1e-9), "fractions",
-                f"must be a uniform grid step, 2 step, ... (AOPC averages over the fractions), e.g. "
-                f"{uniform_fractions(0.1, 0.5)}; got {self.fractions}")
-        require(len(self.modes) >= 1 and len(set(self.modes)) == len(self.modes), "modes",
-                "must list remove and/or keep once each")
-        require(self.transfer_mode in self.modes, "transfer_mode", "must be one of the listed modes")
-        require(self.metric in METRICS, "metric", f"must be one of {', '.join(METRICS)}")
-        require(self.blur_sigma > 0, "blur_sigma", "must be positive")
-        require(self.random_repeats >= 1, "random_repeats", "must be at least 1")
-        require(self.random_smoothing >= 0, "random_smoothing", "must be 0 (pixels) or a blob sigma in px")
-        require(self.bootstrap >= 100, "bootstrap", "needs at least 100 resamples")
-        require(0 < self.confidence < 1, "confidence", "must lie in (0, 1)")
+DESCRIPTION = (  # the command's --help text
+    "Relevance-based masking of every ordered pair of variants (transfer matrix, "
+    "AOPC, asymmetry, group summaries), plus the config's ground-truth and sanity "
+    "checks, written to <out>/evaluate/<name>/ (tables/*.csv, summary.json, "
+    "provenance.json). Resumes an interrupted run; a finished one is kept.")
 
 
 @dataclass
 class GroundTruthEntry:
-    """One ground-truth check: a variant trained on a set whose evidence lies in one region."""
+    """One ground-truth check: a variant trained on a set whose evidence lies in one region.
+
+    Parameters
+    ----------
+    variant : str
+        The variant (trained on a ``stimuli synth`` set).
+    stimuli : str, optional
+        The set its maps are scored on (default: the one it was trained on).
+    region : str, optional
+        A region spec (default: the set's own region mask).
+    threshold : float
+        Relevance mass accuracy the variant must reach.
+    """
 
     variant: str
     stimuli: str | None = None  # default: the set the variant was trained on
@@ -178,7 +107,19 @@ class GroundTruthEntry:
 
 @dataclass
 class SanityConfig:
-    """Adebayo et al. (2018) randomisation checks on some variants."""
+    """Adebayo et al. (2018) randomisation checks on some variants.
+
+    Parameters
+    ----------
+    variants : list of str
+        The variants checked (default: every evaluated variant).
+    composites : list of str
+        The methods checked (default: the config's composite).
+    images : int
+        Held-out images whose maps are compared.
+    random_labels : bool
+        Also retrain each variant's recipe on shuffled labels.
+    """
 
     variants: list[str] = field(default_factory=list)  # default: every evaluated variant
     composites: list[str] = field(default_factory=list)  # default: the config's composite
@@ -191,7 +132,35 @@ class SanityConfig:
 
 @dataclass
 class EvaluateConfig:
-    """``python -m model evaluate CONFIG``: which variants, how to explain, how to mask."""
+    """``python -m model evaluate CONFIG``: which variants, how to explain, how to mask.
+
+    Parameters
+    ----------
+    variants : list of str
+        The evaluated variants.
+    grid : str, optional
+        A training grid YAML: evaluate all of its (non-source) variants too.
+    name : str, optional
+        Output folder name (default: the config file's stem).
+    stimuli : str, optional
+        The set (default: the one the variants were trained on).
+    composite : str
+        The LRP composite of the maps.
+    target : {"true", "pred"}
+        Explain the true or the predicted class (a YAML ``true`` is accepted).
+    split : {"test", "val", "train", "all"}
+        Which of each target's saved images are masked.
+    seed : int
+        Seed of the random masks and of the bootstrap.
+    batch_size : int
+        Images per batch.
+    masking : MaskingConfig or None
+        The masking section (None: no masking).
+    groundtruth : list of GroundTruthEntry
+        Ground-truth checks.
+    sanity : SanityConfig or None
+        Randomisation checks.
+    """
 
     variants: list[str] = field(default_factory=list)
     grid: str | None = None  # a training grid YAML: evaluate all of its (non-source) variants
@@ -214,67 +183,12 @@ class EvaluateConfig:
         require(len(set(self.variants)) == len(self.variants), "variants", "lists a variant twice")
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-def held_out(variant, stimuli, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Manifest rows of the variant's ``split`` images in ``stimuli`` and their class labels.
-
-    The split is the one saved with the variant (``split.csv``), so every target is tested on
-    images it never trained on.
-    """
-    path = Path(variant.folder) / "split.csv"
-    if not path.is_file():
-        raise InputError(f"{path}: the variant's saved split is missing; retrain it")
-    table = pd.read_csv(path, dtype={"stimulus_id": str}, keep_default_na=False)
-    for column in ("stimulus_id", "split", "label"):
-        if column not in table.columns:
-            raise InputError(f"{path}: missing column '{column}'")
-    if split != "all":
-        table = table[table.split == split]
-    if len(table) == 0:
-        raise InputError(f"{path}: variant {variant.name} has no '{split}' images")
-    rows = np.array([stimuli.index_of(sid) for sid in table.stimulus_id], dtype=np.int64)
-    return rows, table.label.to_numpy(dtype=np.int64)
-
-
-def source_maps(variant, stimuli, results: Path, *, composite: str, target: str, batch_size: int,
-                device, progress: bool = False) -> RelevanceMaps:
-    """The variant's relevance maps of every stimulus (manifest order), explained if missing.
-
-    Maps already in ``<results>/relevance/<variant>/<set>.npz`` with the same composite and
-    target rule, made on this version of the set (its content hash), are reused; otherwise
-    they are made and written there (the contract file), batch by batch. The maps come back
-    memory-mapped from that file: read them with ``take(rows)`` / :func:`set_mean_map`.
-    """
-    from .explain_stream import explain_variant, summary_line
-
-    path = relevance_path(variant.name, stimuli.name, results)
-    ids = list(stimuli.manifest.stimulus_id)
-    if path.is_file():
-        maps = load_relevance(path)
-        if (maps.meta.get("composite") == composite and maps.meta.get("target_rule") == target
-                and maps.meta.get(SET_HASH_KEY) == stimuli.content_hash
-                and list(maps.stimulus_id) == ids and maps.relevance.shape[1:] == stimuli.shape):
-            return maps
-    prov = Provenance(config={"variant": variant.name, "stimuli": stimuli.name, "composite": composite,
-                              "target": target, "by": "model evaluate"})
-    prov.add_input(stimuli.folder / "manifest.csv")
-    explained = explain_variant(variant, stimuli, path, method=composite, target_rule=target, batch_size=batch_size,
-                                device=device, progress=progress, set_hash=stimuli.content_hash)
-    record_run(path.parent, prov, run=stimuli.name, output=path)
-    tqdm.write(f"{variant.name}: {summary_line(explained)}")
-    return load_relevance(path)
-
-
 # --------------------------------------------------------------------------- the command
 
 
 def _variant_names(config: EvaluateConfig, where: str) -> list[str]:
     names = list(config.variants)
     if config.grid:
-        from .config import expand_grid, load_grid
-
         grid_path = Path(config.grid)
         if not grid_path.is_file() and not grid_path.is_absolute():
             grid_path = Path(where).parent / config.grid
@@ -288,16 +202,37 @@ def _config_hash(config: EvaluateConfig) -> str:
 
 
 def evaluate(config: EvaluateConfig, results: str | Path = "results", *, where: str = "config",
-             out: str | Path | None = None, device=None, force: bool = False, progress: bool = True,
+             out: str | Path | None = None, device: torch.device | str | None = None, force: bool = False, progress: bool = True,
              command: list[str] | None = None) -> Path:
-    """Run an evaluate config; returns the output folder ``<out>/evaluate/<name>/``.
+    """Run an evaluate config: masking tables, ground-truth and sanity checks.
 
     Per-target results are kept in a work folder as they finish, so an interrupted run resumes
     where it stopped; a finished folder made from the same config is left as it is.
-    """
-    from . import load_variant
-    from .explain import check_method, resolve_device
 
+    Parameters
+    ----------
+    config : EvaluateConfig
+        The config.
+    results : str or Path
+        The results root (variants, sets, relevance files).
+    where : str
+        The config file (named in errors, its folder resolves a relative ``grid``).
+    out : str or Path, optional
+        Root of the output (default: ``results``).
+    device : torch.device or str, optional
+        Where maps are made and targets run.
+    force : bool
+        Redo a finished evaluation.
+    progress : bool
+        Show a bar per target and per curve.
+    command : list of str, optional
+        What ``provenance.json`` records as the command.
+
+    Returns
+    -------
+    Path
+        The output folder ``<out>/evaluate/<name>/`` (``tables/*.csv``, ``summary.json``).
+    """
     results = Path(results)
     for method in [config.composite, *(config.sanity.composites if config.sanity else [])]:
         check_method(method)
@@ -330,10 +265,8 @@ def evaluate(config: EvaluateConfig, results: str | Path = "results", *, where: 
 
     variants = {n: load_variant(n, results, device) for n in names}
     if names and config.masking is not None:
-        tables.update(_masking(config, variants, results, work, device, prov, progress, summary))
+        tables.update(transfer_tables(config, variants, results, work, device, prov, progress, summary))
     if config.groundtruth:
-        from .groundtruth import groundtruth_entry
-
         rows, per_image = [], []
         for entry in config.groundtruth:
             scores, row = groundtruth_entry(entry, results, composite=config.composite, device=device,
@@ -343,8 +276,6 @@ def evaluate(config: EvaluateConfig, results: str | Path = "results", *, where: 
         tables["groundtruth"] = pd.DataFrame(rows)
         tables["groundtruth_images"] = pd.concat(per_image, ignore_index=True)
     if config.sanity is not None and (config.sanity.variants or names):
-        from .sanity import sanity_checks
-
         chosen = config.sanity.variants or names
         sanity_rows = [sanity_checks(variants[n] if n in variants else load_variant(n, results, device),
                                      results, composites=config.sanity.composites or [config.composite],
@@ -370,122 +301,19 @@ def _read_hash(work: Path) -> str | None:
         return None
 
 
-def _masking(config: EvaluateConfig, variants: dict, results: Path, work: Path, device, prov: Provenance,
-             progress: bool, summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    from stimuli.contracts.prepared import load_prepared_set
-
-    masking = config.masking
-    assert masking is not None
-    sets = {v.config.get("stimuli") for v in variants.values()}
-    set_name = config.stimuli or (sets.pop() if len(sets) == 1 else None)
-    if set_name is None:
-        raise InputError(f"the variants were trained on different sets ({', '.join(sorted(map(str, sets)))}); "
-                         "name one with 'stimuli'")
-    stimuli = load_prepared_set(set_name, results)
-    prov.add_input(stimuli.folder / "manifest.csv")
-    within = None
-    if masking.within == "aperture":
-        within = stimuli.aperture
-        if within is None:
-            raise InputError(f"masking.within: aperture, but set '{set_name}' has no aperture")
-    aperture = stimuli.aperture if masking.random_within == "aperture" else None
-    if masking.random_within == "aperture" and aperture is None:
-        tqdm.write(f"warning: set '{set_name}' has no face aperture; random masks are drawn over the whole grid")
-    if aperture is not None:  # before any map is made: random blobs must fit inside the aperture
-        random_masks(0, stimuli.shape, masking.fractions, seed=0, within=aperture,
-                     total=int(within.sum()) if within is not None else int(np.prod(stimuli.shape)))
-    maps = {n: source_maps(v, stimuli, results, composite=config.composite, target=config.target,
-                           batch_size=config.batch_size, device=device, progress=progress)
-            for n, v in variants.items()}
-    for n in variants:
-        prov.add_input(relevance_path(n, stimuli.name, results))
-    set_means = {n: set_mean_map(m, name=f"relevance of {n}") for n, m in maps.items()}
-    accuracy_parts, image_parts = [], []
-    trunks = SharedTrunk()  # the targets of one arm share their frozen trunk's passes
-    for n, target in tqdm(variants.items(), desc="targets", unit="variant", disable=not progress):
-        parts = work / f"accuracy-{n}.csv", work / f"images-{n}.csv"
-        if all(part.is_file() for part in parts):  # finished before an interruption
-            accuracy_parts.append(pd.read_csv(parts[0]))
-            image_parts.append(pd.read_csv(parts[1], dtype={"stimulus_id": str}, keep_default_na=False))
-            continue
-        rows, labels = held_out(target, stimuli, config.split)
-        means = {} if masking.set_mean == "none" else (
-            {n: set_means[n]} if masking.set_mean == "own" else set_means)
-        curve, per_image = masking_curves(
-            target, stimuli.read_images(rows), labels, {s: m.take(rows) for s, m in maps.items()}, masking=masking,
-            background=stimuli.background, seed=config.seed, within=within, aperture=aperture, set_means=means,
-            stimulus_id=stimuli.manifest.stimulus_id.to_numpy()[rows], batch_size=config.batch_size,
-            progress=progress, desc=n, trunks=trunks)
-        images = image_aopc(per_image)
-        curve.to_csv(parts[0], index=False)
-        images.to_csv(parts[1], index=False)
-        accuracy_parts.append(curve)
-        image_parts.append(images)
-    accuracy = pd.concat(accuracy_parts, ignore_index=True)
-    images = pd.concat(image_parts, ignore_index=True)
-    stats = {"metric": masking.metric, "n_boot": masking.bootstrap, "seed": config.seed,
-             "confidence": masking.confidence}
-    tables = {"accuracy": accuracy, "aopc_per_image": images, "aopc": aopc_table(images, **stats)}
-    names = list(variants)
-    for mode in masking.modes:
-        transfer = transfer_table(images, mode, **stats)
-        tables[f"transfer_{mode}"] = transfer
-        tables[f"matrix_{mode}"] = matrix(transfer, names=names)
-        tables[f"matrix_{mode}_relative"] = matrix(transfer, "relative", names=names)
-        tables[f"asymmetry_{mode}"] = asymmetry_table(images, mode, **stats)
-        tables[f"groups_{mode}"] = group_table(transfer)
-    summary["stimuli"] = set_name
-    summary["random_within"] = "aperture" if aperture is not None else "grid"
-    summary["bootstrap"] = {"resamples": masking.bootstrap, "seed": config.seed, "confidence": masking.confidence,
-                            "unit": "images"}
-    summary["own_vs_random"] = _own_vs_random(accuracy, masking.metric)
-    summary["baselines"] = baseline_summary(tables["aopc"], masking.transfer_mode)
-    return tables
-
-
-def _own_vs_random(accuracy: pd.DataFrame, metric: str, fraction: float = 0.2) -> list[dict[str, Any]]:
-    """Per variant: scores after removing its own top pixels vs random pixels (the issue's check),
-    at the grid's fraction nearest to ``fraction``."""
-    rows = []
-    grid = np.unique(accuracy.fraction[accuracy.fraction > 0])
-    if not len(grid):
-        return rows
-    fraction = float(grid[np.argmin(np.abs(grid - fraction))])
-    table = accuracy[(accuracy["mode"] == "remove") & np.isclose(accuracy.fraction, fraction)]
-    for target, group in table.groupby("target"):
-        own, rand = group[group.source == target], group[group.source == RANDOM]
-        unmasked = accuracy[(accuracy.target == target) & (accuracy["mode"] == "remove")
-                            & (accuracy.fraction == 0) & (accuracy.source == target)]
-        if len(own) and len(rand) and len(unmasked):
-            row = {"variant": target, "fraction": fraction, "metric": metric}
-            for score in SCORES:
-                row.update({f"unmasked_{score}": float(unmasked[score].iloc[0]),
-                            f"remove_own_{score}": float(own[score].iloc[0]),
-                            f"remove_random_{score}": float(rand[score].iloc[0])})
-            row["own_lowers_more"] = bool(own[metric].iloc[0] < rand[metric].iloc[0])
-            for score in SCORES:  # on every score: balanced accuracy is coarse with few images of a class
-                row[f"own_lowers_more_{score}"] = bool(own[score].iloc[0] < rand[score].iloc[0])
-            rows.append(row)
-    return rows
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m model evaluate")
-    parser.description = ("Relevance-based masking of every ordered pair of variants (transfer matrix, "
-                          "AOPC, asymmetry, group summaries), plus the config's ground-truth and sanity "
-                          "checks, written to <out>/evaluate/<name>/ (tables/*.csv, summary.json, "
-                          "provenance.json). Resumes an interrupted run; a finished one is kept.")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m model evaluate`` (its ``--help``)."""
+    parser = command_parser("evaluate", DESCRIPTION)
     parser.add_argument("config", help="evaluate YAML, e.g. model/configs/demo_evaluate.yaml")
-    parser.add_argument("--out", default="results", help="results root: reads models/stimuli/relevance, "
-                                                         "writes evaluate/ (default results)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
-    parser.add_argument("--force", action="store_true", help="redo a finished evaluation")
+    add_results_root(parser)
+    add_force(parser)
     add_execution_arguments(parser)  # --no-amp, --launcher local|slurm: the evaluation as one job
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m model evaluate`` with ``argv`` (default: the command line); the exit status."""
     args = build_parser().parse_args(argv)
     if (code := dispatch("evaluate", args, sys.argv[1:] if argv is None else argv)) is not None:
         return code

@@ -1,9 +1,9 @@
 """Explaining a prepared set into its relevance file, batch by batch (bounded memory, issue #15).
 
-:func:`explain_variant` reads a batch of stimuli, explains it (:func:`model.explain.explain_batches`)
+:func:`explain_variant` reads a batch of stimuli, explains it (:func:`model.lrp.explain_batches`)
 and appends its maps to the contract file (:func:`stimuli.contracts.relevance.relevance_writer`), so
 memory holds one batch of images and maps whatever the set's size; the file appears at its
-path only once every map is in it. The returned :class:`~model.explain.ExplainedMaps` holds
+path only once every map is in it. The returned :class:`~model.lrp.ExplainedMaps` holds
 the maps memory-mapped from that file. :func:`write_maps` writes maps already in memory
 through the same metadata. Also here: the per-folder provenance record and the summary line.
 
@@ -24,14 +24,17 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import zennit
 from torch import nn
 
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import load_prepared_set, prepared_set_dir
 from stimuli.contracts.relevance import (
     SET_HASH_KEY,
     load_relevance,
@@ -39,11 +42,11 @@ from stimuli.contracts.relevance import (
     save_relevance,
 )
 
-from .explain import (
+from .grid import ToInput
+from .lrp import (
     CONSERVATION_TOLERANCE,
     DEFAULT_METHOD,
     ExplainedMaps,
-    ToInput,
     collect_maps,
     explain_batches,
 )
@@ -52,7 +55,20 @@ __all__ = ["explain_to_file", "explain_variant", "true_targets", "maps_meta", "w
 
 
 def true_targets(variant, manifest) -> np.ndarray:
-    """Class index of each manifest row's true label for ``variant``'s task (InputError naming a stranger)."""
+    """Class index of each manifest row's true label for ``variant``'s task.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The variant (its task and classes).
+    manifest : pandas.DataFrame
+        Rows of a prepared set's manifest.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 class indices; a label that is not a class of the variant is an InputError naming it.
+    """
     task = variant.task
     if task not in manifest.columns:
         raise InputError(f"the stimulus manifest has no '{task}' column for the true class; use --target pred")
@@ -68,8 +84,6 @@ def true_targets(variant, manifest) -> np.ndarray:
 
 
 def _version(name: str) -> str | None:
-    from importlib import metadata
-
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -78,8 +92,6 @@ def _version(name: str) -> str | None:
 
 def _set_hash(path: Path, stimuli: str) -> str | None:
     """Content hash of the set the maps are of: ``<results>/stimuli/<set>`` next to the contract path."""
-    from stimuli.contracts.prepared import load_prepared_set, prepared_set_dir
-
     results = Path(path).parent.parent.parent
     if not (prepared_set_dir(stimuli, results) / "manifest.csv").is_file():
         return None
@@ -91,11 +103,28 @@ def maps_meta(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, ta
               set_hash: str | None = None) -> dict[str, Any]:
     """The relevance file's ``meta``: how the maps were made, the conservation check, the set's hash.
 
-    ``set_hash`` is the prepared set's content hash (else that of ``<results>/stimuli/<stimuli>``
-    for a contract ``path``), so maps of an older version of the set are refused later.
-    """
-    import zennit
+    Parameters
+    ----------
+    maps : ExplainedMaps
+        The run's maps.
+    path : Path
+        The relevance file (its set's hash is read next to it when ``set_hash`` is None).
+    variant, stimuli : str
+        The names recorded.
+    target_rule : {"true", "pred"}
+        Which class was explained.
+    stimulus_id : sequence of str
+        Ids of the maps (flagged maps are named by them).
+    extra : dict, optional
+        More keys (a baseline's record, an image subset).
+    set_hash : str, optional
+        The prepared set's content hash, so maps of an older version of the set are refused later.
 
+    Returns
+    -------
+    dict
+        The JSON-ready ``meta``.
+    """
     check = dict(maps.conservation)
     check["far_off_ids"] = [str(stimulus_id[i]) for i in check["far_off"]]
     check["nonfinite_ids"] = [str(stimulus_id[i]) for i in check["nonfinite"]]
@@ -119,7 +148,22 @@ def maps_meta(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, ta
 def write_maps(maps: ExplainedMaps, path: Path, *, variant: str, stimuli: str, target_rule: str,
                stimulus_id: Sequence[str], extra: dict[str, Any] | None = None,
                set_hash: str | None = None) -> Path:
-    """Save maps held in memory through the contract's writer, :func:`maps_meta` as ``meta``."""
+    """Save maps held in memory through the contract's writer, :func:`maps_meta` as ``meta``.
+
+    Parameters
+    ----------
+    maps : ExplainedMaps
+        Maps in memory.
+    path : Path
+        The relevance file to write.
+    variant, stimuli, target_rule, stimulus_id, extra, set_hash
+        As :func:`maps_meta`.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
     meta = maps_meta(maps, path, variant=variant, stimuli=stimuli, target_rule=target_rule,
                      stimulus_id=stimulus_id, extra=extra, set_hash=set_hash)
     return save_relevance(path, maps.relevance, stimulus_id, maps.target, maps.prediction, maps.logit, meta)
@@ -130,11 +174,28 @@ def explain_to_file(net: nn.Module, read: Callable[[int, int], np.ndarray], n: i
                     method: str = DEFAULT_METHOD, target: np.ndarray | None = None, batch_size: int = 16,
                     device: torch.device | str = "cpu", fast: bool = True,
                     tolerance: float = CONSERVATION_TOLERANCE, progress: bool = False) -> ExplainedMaps:
-    """Explain ``n`` images read a batch at a time (``read(start, stop)``) straight into relevance file ``path``.
+    """Explain ``n`` images read a batch at a time straight into relevance file ``path``.
 
-    ``meta`` holds ``variant``, ``stimuli``, ``target_rule`` and optionally ``set_hash`` and
-    ``extra`` (see :func:`maps_meta`). Returns the run's maps, ``relevance`` memory-mapped
-    from the finished file. An error midway leaves no file at ``path``.
+    An error midway leaves no file at ``path``.
+
+    Parameters
+    ----------
+    net, read, n, grid_shape, to_input
+        As :func:`model.lrp.explain_batches`.
+    path : str or Path
+        The relevance file.
+    stimulus_id : sequence of str
+        One id per image.
+    meta : dict
+        ``variant``, ``stimuli``, ``target_rule`` and optionally ``set_hash`` and ``extra``
+        (see :func:`maps_meta`).
+    method, target, batch_size, device, fast, tolerance, progress
+        As :func:`model.lrp.explain_images`.
+
+    Returns
+    -------
+    ExplainedMaps
+        The run's maps, ``relevance`` memory-mapped from the finished file.
     """
     path = Path(path)
     stimulus_id = [str(s) for s in stimulus_id]
@@ -167,9 +228,36 @@ def explain_variant(variant, stimuli, path: str | Path, *, rows: np.ndarray | No
                     tolerance: float = CONSERVATION_TOLERANCE, progress: bool = False,
                     extra: dict[str, Any] | None = None, set_hash: str | None = None,
                     name: str | None = None) -> ExplainedMaps:
-    """Maps of a loaded variant (``model.load_variant``) on a prepared set (``load_prepared_set``),
-    or on its ``rows``, written to relevance file ``path`` as they are made (see :func:`explain_to_file`).
-    ``name`` is the variant recorded in ``meta`` (a baseline's maps record the variant's own name)."""
+    """Maps of a loaded variant on a prepared set (or its ``rows``), written to ``path`` as they are made.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The variant (:func:`model.load_variant`), or a baseline of it.
+    stimuli : PreparedSet
+        The set (``load_prepared_set``).
+    path : str or Path
+        The relevance file.
+    rows : numpy.ndarray, optional
+        Explain only these manifest rows.
+    method : str
+        The method.
+    target_rule : {"true", "pred"}
+        Explain the true or the predicted class.
+    batch_size, device, fast, tolerance, progress
+        As :func:`model.lrp.explain_images`.
+    extra : dict, optional
+        More ``meta`` keys.
+    set_hash : str, optional
+        The set's content hash.
+    name : str, optional
+        The variant recorded in ``meta`` (a baseline's maps record the variant's own name).
+
+    Returns
+    -------
+    ExplainedMaps
+        As :func:`explain_to_file`.
+    """
     if target_rule not in ("true", "pred"):
         raise InputError(f"target must be 'true' or 'pred', got '{target_rule}'")
     rows = np.arange(len(stimuli.manifest)) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -184,7 +272,18 @@ def explain_variant(variant, stimuli, path: str | Path, *, rows: np.ndarray | No
 
 
 def summary_line(maps: ExplainedMaps) -> str:
-    """One printed line: how many maps, backend, conservation, flags."""
+    """One printed line: how many maps, backend, conservation, flags.
+
+    Parameters
+    ----------
+    maps : ExplainedMaps
+        A run's maps.
+
+    Returns
+    -------
+    str
+        The line.
+    """
     c = maps.conservation
     head = f"{len(maps.target)} maps ({c['method']}, {maps.backend})"
     if not c["applicable"]:

@@ -39,11 +39,34 @@ def clear_memo() -> None:
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes.
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+        The tensor.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
     return hashlib.sha256(tensor.detach().contiguous().cpu().numpy().tobytes()).hexdigest()
 
 
 def state_digest(module: nn.Module) -> str:
-    """SHA-256 of a module's architecture and state (parameters and buffers)."""
+    """SHA-256 of a module's architecture and state (parameters and buffers).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
     digest = hashlib.sha256(repr(module).encode())
     for name, value in module.state_dict().items():
         digest.update(name.encode())
@@ -78,11 +101,28 @@ def prefix_outputs(prefix: nn.Sequential, grey: torch.Tensor, *, batch_size: int
                    memo: bool = True, desc: str | None = None) -> torch.Tensor:
     """``prefix(normalise_grey(grey))`` in batches, without gradient.
 
-    ``grey`` is (N, S, S) at the model's input size (see ``model.preprocess.resize_grey``).
     With ``memo`` the conv part (up to the flatten) and the whole prefix are memoised, each
     keyed by the digest of its weights and of the pixels: variants sharing a conv trunk but
     not its frozen FC layers (ONNX-sourced nets draw those from their seed) share the first,
     variants sharing everything (the faces arm) the second.
+
+    Parameters
+    ----------
+    prefix : torch.nn.Sequential
+        The frozen prefix.
+    grey : torch.Tensor
+        Grey images (N, S, S) at the model's input size (``model.preprocess.resize_grey``).
+    batch_size : int
+        Images per pass.
+    memo : bool
+        Memoise (and reuse) the outputs.
+    desc : str, optional
+        Progress bar label (None: no bar).
+
+    Returns
+    -------
+    torch.Tensor
+        The prefix's outputs (N, ...).
     """
     layers = list(prefix)
     cut = next((i + 1 for i, m in enumerate(layers) if isinstance(m, nn.Flatten)), len(layers))

@@ -25,6 +25,20 @@ def input_bounds(to_input: ToInput, grid_shape: Sequence[int], device: torch.dev
 
     They are the images of an all-black and an all-white stimulus under the model's own
     preprocessing, i.e. the range of the normalised pixel values (zennit's ZBox ``low``/``high``).
+
+    Parameters
+    ----------
+    to_input : callable
+        The model's preprocessing.
+    grid_shape : sequence of int
+        The stimulus grid (H, W).
+    device : torch.device or str
+        Where the bounds live.
+
+    Returns
+    -------
+    low, high : torch.Tensor
+        The bounds.
     """
     h, w = int(grid_shape[0]), int(grid_shape[1])
     with torch.no_grad():
@@ -42,6 +56,22 @@ def to_stimulus_grid(relevance: torch.Tensor, to_input: ToInput, grid_shape: Seq
     Applies the adjoint (transpose) of the preprocessing's resize to the channel sum: the
     vector-Jacobian product of ``to_input`` with the relevance scaled by the per-channel std
     (``1 / (high - low)``), which cancels the normalisation and keeps the resize's transpose.
+
+    Parameters
+    ----------
+    relevance : torch.Tensor
+        Relevance on the model input.
+    to_input : callable
+        The model's preprocessing.
+    grid_shape : sequence of int
+        The stimulus grid (H, W).
+    low, high : torch.Tensor
+        :func:`input_bounds`.
+
+    Returns
+    -------
+    torch.Tensor
+        Relevance on the grid; each map's sum is kept when the resize reproduces a constant image.
     """
     n = relevance.shape[0]
     h, w = int(grid_shape[0]), int(grid_shape[1])

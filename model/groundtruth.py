@@ -27,26 +27,53 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.maps import relevance_mass_accuracy, relevance_rank_accuracy
 from stimuli.contracts.outputs import atomic_output_dir
+from stimuli.contracts.prepared import PreparedSet, load_prepared_set
 from stimuli.contracts.provenance import Provenance, atomic_write_json, record_run
 from stimuli.contracts.relevance import relevance_path
 from stimuli.regions import region_mask
 
-__all__ = ["region_for", "groundtruth_scores", "groundtruth_entry", "main"]
+from .explain import ensure_maps
+from .lrp import DEFAULT_METHOD, check_method, resolve_device
+from .options import add_results_root, command_parser
+from .variants import held_out, load_variant
 
-# model.explain.DEFAULT_METHOD, named here so that this module imports without torch
-DEFAULT_COMPOSITE = "epsilon_plus_flat"
+__all__ = ["DEFAULT_COMPOSITE", "region_for", "groundtruth_scores", "groundtruth_entry"]
 
 
-def region_for(stimuli, region: str | None) -> np.ndarray:
-    """The ground-truth region on the set's grid: ``region`` (a spec) or the set's own mask."""
+DEFAULT_COMPOSITE = DEFAULT_METHOD  # the explain command's default
+
+
+DESCRIPTION = (  # the command's --help text
+    "Score a variant's relevance maps against the region that holds its evidence "
+    "(relevance mass and rank accuracy), written to "
+    "<out>/groundtruth/<variant>/<set>[-<region>][-<composite>]/ (scores.csv, summary.json, provenance.json).")
+
+
+def region_for(stimuli: PreparedSet, region: str | None) -> np.ndarray:
+    """The ground-truth region on the set's grid: ``region`` (a spec) or the set's own mask.
+
+    Parameters
+    ----------
+    stimuli : PreparedSet
+        The prepared set.
+    region : str or None
+        A :mod:`stimuli.regions` spec (None: the set's ``region`` mask).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean (H, W).
+    """
     if region:
         return region_mask(region, stimuli.shape)
     try:
@@ -57,7 +84,20 @@ def region_for(stimuli, region: str | None) -> np.ndarray:
 
 
 def groundtruth_scores(maps: np.ndarray, region: np.ndarray) -> pd.DataFrame:
-    """Relevance mass and rank accuracy of every map against one boolean region."""
+    """Relevance mass and rank accuracy of every map against one boolean region.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray
+        Relevance maps (N, H, W).
+    region : numpy.ndarray
+        Boolean (H, W).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``index``, ``mass_accuracy``, ``rank_accuracy`` per map (NaN for a non-finite map).
+    """
     rows = []
     for i, relevance in enumerate(np.asarray(maps, dtype=np.float64)):
         if not np.isfinite(relevance).all():
@@ -68,26 +108,43 @@ def groundtruth_scores(maps: np.ndarray, region: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def groundtruth_entry(entry, results: str | Path, *, composite: str = DEFAULT_COMPOSITE, device=None,
+def groundtruth_entry(entry, results: str | Path, *, composite: str = DEFAULT_COMPOSITE,
+                      device: torch.device | str | None = None,
                       batch_size: int = 32, progress: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score one variant (``entry``: variant, stimuli, region, threshold): per-image table and summary.
+    """Score one variant against its evidence region: per-image table and summary.
 
     The variant's held-out images are scored when ``stimuli`` is the set it was trained on,
     every image otherwise. Maps come from (or are written to) the relevance contract file.
+
+    Parameters
+    ----------
+    entry : GroundTruthEntry or namespace
+        ``variant``, ``stimuli``, ``region`` and ``threshold``.
+    results : str or Path
+        The results root.
+    composite : str
+        The LRP composite of the maps.
+    device : torch.device or str, optional
+        Where maps are made.
+    batch_size : int
+        Images per batch.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per image (mass and rank accuracy, correctness).
+    summary : dict
+        Means, the region's share of the grid and whether the threshold was reached.
     """
-    from stimuli.contracts.prepared import load_prepared_set
-
-    from . import load_variant
-    from .evaluate import held_out, source_maps
-    from .explain import resolve_device
-
     results = Path(results)
     device = resolve_device(device)
     variant = load_variant(entry.variant, results, device)
     set_name = entry.stimuli or variant.config.get("stimuli")
     stimuli = load_prepared_set(set_name, results)
     region = region_for(stimuli, entry.region)
-    maps = source_maps(variant, stimuli, results, composite=composite, target="true", batch_size=batch_size,
+    maps = ensure_maps(variant, stimuli, results, composite=composite, target="true", batch_size=batch_size,
                        device=device, progress=progress)
     if set_name == variant.config.get("stimuli"):
         rows, _ = held_out(variant, stimuli, "test")
@@ -125,11 +182,9 @@ def _folder_name(stimuli: str, region: str | None, composite: str = DEFAULT_COMP
     return name
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m model groundtruth")
-    parser.description = ("Score a variant's relevance maps against the region that holds its evidence "
-                          "(relevance mass and rank accuracy), written to "
-                          "<out>/groundtruth/<variant>/<set>[-<region>][-<composite>]/ (scores.csv, summary.json, provenance.json).")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m model groundtruth`` (its ``--help``)."""
+    parser = command_parser("groundtruth", DESCRIPTION)
     parser.add_argument("--variant", required=True, help="a variant trained on a synthetic set")
     parser.add_argument("--stimuli", default=None, help="prepared set (default: the set the variant trained on)")
     parser.add_argument("--region", default=None,
@@ -137,18 +192,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--composite", default=DEFAULT_COMPOSITE, help=f"zennit composite (default {DEFAULT_COMPOSITE})")
     parser.add_argument("--threshold", type=float, default=0.8,
                         help="relevance mass accuracy the variant must reach (default 0.8)")
-    parser.add_argument("--out", default="results", help="results root (default results)")
+    add_results_root(parser)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    from types import SimpleNamespace
-
-    from .explain import check_method
-
+    """Run ``python -m model groundtruth`` with ``argv`` (default: the command line); the exit status."""
     args = build_parser().parse_args(argv)
     check_method(args.composite)
     if not 0 < args.threshold <= 1:

@@ -16,7 +16,7 @@ sweep in which
 * stacked weights turn two transposed convolutions into one;
 * nothing is cloned that is not changed, and the sweep runs under ``torch.inference_mode``.
 
-zennit stays the reference: ``tests/explain`` check that every composite served here matches
+zennit stays the reference: ``tests/model/test_lrp.py`` checks that every composite served here matches
 zennit's ``Gradient`` attributor to 1e-5 relative. A network or composite this module does not
 serve raises :class:`Unsupported`; :mod:`model.explain` then falls back to zennit.
 
@@ -33,15 +33,16 @@ torch.Size([4, 3, 32, 32])
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from zennit.torchvision import VGGCanonizer
 
-__all__ = ["SERVED_COMPOSITES", "Unsupported", "FastLRP", "stabilize", "frozen_eval", "preserved"]
+from .frozen import frozen_eval, preserved
+
+__all__ = ["SERVED_COMPOSITES", "Unsupported", "FastLRP", "stabilize"]
 
 # zennit registry name -> (rule of the first linear layer, rule of the other convolutions)
 _PLANS: dict[str, tuple[str | None, str]] = {
@@ -59,67 +60,26 @@ class Unsupported(ValueError):
 
 
 def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """zennit's stabiliser, ``z + epsilon * sign(z)`` with sign(0) = +1 (same floating-point steps)."""
+    """zennit's stabiliser, ``z + epsilon * sign(z)`` with sign(0) = +1 (same floating-point steps).
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        The denominators.
+    epsilon : float
+        The stabiliser.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor.
+    """
     return z + ((z == 0.0).to(z) + z.sign()) * epsilon
 
 
 def _stabilize_(z: torch.Tensor, epsilon: float) -> torch.Tensor:
     """In-place :func:`stabilize`, bitwise the same: ``z + (+-epsilon)`` (``z - e == z + (-e)`` in IEEE)."""
     return z.add_(torch.where(z >= 0.0, z.new_tensor(epsilon), z.new_tensor(-epsilon)))
-
-
-@contextlib.contextmanager
-def preserved(net: nn.Module) -> Iterator[nn.Module]:
-    """Whatever happens inside, every module ends with the parameter and buffer objects it began with.
-
-    zennit's canonizers and parameter modifiers swap tensors on modules while they work; zennit
-    1.0 does it by re-assigning (``load_state_dict(assign=True)``, ``object.__setattr__``), which
-    can leave new Parameter objects, merged batch-norm weights in the state dict, or instance
-    attributes shadowing parameters behind. This puts the original objects back.
-    """
-    snapshot = [(m, dict(m._parameters), dict(m._buffers),
-                 {k for k in vars(m) if k in m._parameters or k in m._buffers}) for m in net.modules()]
-    try:
-        yield net
-    finally:
-        for m, params, buffers, shadowed in snapshot:
-            for key in [k for k in vars(m) if (k in params or k in buffers) and k not in shadowed]:
-                del m.__dict__[key]
-            m._parameters.clear()
-            m._parameters.update(params)
-            m._buffers.clear()
-            m._buffers.update(buffers)
-
-
-@contextlib.contextmanager
-def frozen_eval(net: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and parameters without gradients for the duration; the model is restored afterwards.
-
-    Restored: each module's training flag, each parameter's ``requires_grad`` and the parameter
-    and buffer objects themselves (:func:`preserved`).
-
-    Examples
-    --------
-    >>> net = torch.nn.Linear(2, 1)
-    >>> with frozen_eval(net):
-    ...     net.weight.requires_grad
-    False
-    >>> net.weight.requires_grad, net.training
-    (True, True)
-    """
-    modes = {m: m.training for m in net.modules()}
-    grads = {p: p.requires_grad for p in net.parameters()}
-    with preserved(net):
-        try:
-            net.eval()
-            for p in grads:
-                p.requires_grad_(False)
-            yield net
-        finally:
-            for m, mode in modes.items():
-                m.train(mode)
-            for p, flag in grads.items():
-                p.requires_grad_(flag)
 
 
 # --------------------------------------------------------------------------- linear operators
@@ -376,8 +336,6 @@ def _vgg_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _merged_parameters(net: nn.Module) -> dict[str, dict[str, torch.Tensor | float]]:
     """Conv and batch-norm parameters after zennit's own BatchNorm merge (model restored afterwards)."""
-    from zennit.torchvision import VGGCanonizer
-
     state: dict[str, dict[str, torch.Tensor | float]] = {}
     with torch.no_grad(), preserved(net):
         applied = VGGCanonizer().apply(net)

@@ -1,6 +1,6 @@
 """Masking statistics: AOPC per image, relative transfer and its asymmetry, bootstrapped over images.
 
-From a target's per-image masking curves (:func:`model.masking.masking_curves`; fraction 0
+From a target's per-image masking curves (:func:`model.transfer.masking_curves`; fraction 0
 included: unmasked for ``remove``, fully hidden for ``keep``) on a uniform fraction grid:
 
 * ``aopc`` per image (Samek et al., 2017): the mean over the fractions of
@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stimuli.contracts.variants import variant_relation
+
 from .masking import RANDOM, SET_MEAN, set_mean_name
 
 __all__ = [
@@ -50,9 +52,6 @@ __all__ = [
     "matrix",
 ]
 
-METRICS = ("p_true", "accuracy", "balanced_accuracy")
-
-
 def is_baseline(source: str) -> bool:
     """Random masks or a set-mean map, not a variant's per-image maps."""
     return source == RANDOM or source.startswith(SET_MEAN)
@@ -61,10 +60,19 @@ def is_baseline(source: str) -> bool:
 def image_aopc(per_image: pd.DataFrame) -> pd.DataFrame:
     """AOPC of every image, per (source, target, mode), on each score.
 
-    ``per_image`` has the columns of :func:`model.masking.masking_curves`'s second table. Returns
-    ``source``, ``target``, ``mode``, ``stimulus_id``, ``label``, ``aopc_p_true``,
-    ``aopc_accuracy``, ``aopc_balanced_accuracy``, ``fractions`` (0 included).
+    Parameters
+    ----------
+    per_image : pandas.DataFrame
+        The per-image rows of :func:`model.transfer.masking_curves` (fraction 0 included).
 
+    Returns
+    -------
+    pandas.DataFrame
+        ``source``, ``target``, ``mode``, ``stimulus_id``, ``label``, ``aopc_p_true``,
+        ``aopc_accuracy``, ``aopc_balanced_accuracy``, ``fractions`` (0 included).
+
+    Examples
+    --------
     >>> rows = pd.DataFrame({"source": "a", "target": "t", "mode": "remove", "fraction": [0.0, 0.5, 1.0],
     ...                      "stimulus_id": "x", "label": 0, "p_true": [0.9, 0.6, 0.3], "correct": [1, 1, 0],
     ...                      "weight": 1.0})
@@ -92,14 +100,43 @@ def image_aopc(per_image: pd.DataFrame) -> pd.DataFrame:
 
 
 def bootstrap_indices(n: int, n_boot: int, seed: Any) -> np.ndarray:
-    """(n_boot, n) image indices drawn with replacement (seeded)."""
+    """(n_boot, n) image indices drawn with replacement (seeded).
+
+    Parameters
+    ----------
+    n : int
+        Images.
+    n_boot : int
+        Resamples.
+    seed : int or sequence of int
+        Seed of the draw.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 (n_boot, n).
+    """
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
 def bootstrap_p(boot: np.ndarray) -> float:
-    """Two-sided bootstrap p of ``value == 0``: twice the smaller tail share of the resampled
-    values at or beyond 0 (add-one corrected, so never 0).
+    """Two-sided bootstrap p of ``value == 0``.
 
+    Twice the smaller tail share of the resampled values at or beyond 0 (add-one corrected, so
+    never 0).
+
+    Parameters
+    ----------
+    boot : numpy.ndarray
+        Resampled values (non-finite ones are left out).
+
+    Returns
+    -------
+    float
+        The p value (NaN with no finite value).
+
+    Examples
+    --------
     >>> bootstrap_p(np.array([0.1, 0.2, 0.3])), bootstrap_p(np.array([-1.0, 1.0]))
     (0.5, 1.0)
     """
@@ -123,6 +160,22 @@ def _interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
 def relative_transfer(aopc: np.ndarray, random: np.ndarray, own: np.ndarray) -> np.ndarray:
     """``(mean aopc - mean random) / (mean own - mean random)`` over the last axis (images).
 
+    Parameters
+    ----------
+    aopc : numpy.ndarray
+        Per-image AOPC of the source's maps on the target.
+    random : numpy.ndarray
+        Of random masks on the target.
+    own : numpy.ndarray
+        Of the target's own maps.
+
+    Returns
+    -------
+    numpy.ndarray
+        0 = random blobs, 1 = the target's own map (one value per leading index).
+
+    Examples
+    --------
     >>> round(float(relative_transfer(np.array([0.3]), np.array([0.1]), np.array([0.5]))), 6)
     0.5
     """
@@ -140,11 +193,26 @@ def asymmetry_bootstrap(ab: np.ndarray, random_b: np.ndarray, own_b: np.ndarray,
                         confidence: float = 0.95, paired: bool = True) -> dict[str, float]:
     """Is a's map worth more to b than b's map to a, relative to each target's baselines?
 
-    ``ab``, ``random_b``, ``own_b``: per-image AOPC on target b of a's maps, random masks and b's
-    own maps (the same images); ``ba``, ``random_a``, ``own_a`` likewise on target a. Returns
-    ``relative_ab``, ``relative_ba``, their ``difference``, its bootstrap ``ci_low``/``ci_high``
-    and two-sided ``p`` (:func:`bootstrap_p`). ``paired``: both targets saw the same images in
-    the same order, so one resample of images serves both.
+    Parameters
+    ----------
+    ab, random_b, own_b : numpy.ndarray
+        Per-image AOPC on target b of a's maps, random masks and b's own maps (the same images).
+    ba, random_a, own_a : numpy.ndarray
+        Likewise on target a.
+    n_boot : int
+        Resamples of images.
+    seed : int or sequence of int
+        Seed of the resamples.
+    confidence : float
+        Level of the CI.
+    paired : bool
+        Both targets saw the same images in the same order: one resample serves both.
+
+    Returns
+    -------
+    dict of str to float
+        ``relative_ab``, ``relative_ba``, their ``difference``, its bootstrap ``ci_low``/``ci_high``
+        and two-sided ``p`` (:func:`bootstrap_p`).
     """
     # the resamples asymmetry_table draws for the first (and, paired, only) image set
     index_b = bootstrap_indices(len(ab), n_boot, [seed, 0])
@@ -190,8 +258,27 @@ class _PerImage:
 
 def aopc_table(aopc_images: pd.DataFrame, metric: str = "p_true", *, n_boot: int = 2000, seed: int = 0,
                confidence: float = 0.95) -> pd.DataFrame:
-    """AOPC per (source, target, mode): the mean over images on ``metric`` (``aopc``) with a bootstrap
-    CI over images, and the means on every score (``aopc_p`` is the true-class probability's)."""
+    """AOPC per (source, target, mode): the mean over images on ``metric`` with a bootstrap CI.
+
+    Parameters
+    ----------
+    aopc_images : pandas.DataFrame
+        :func:`image_aopc`'s table.
+    metric : {"p_true", "accuracy", "balanced_accuracy"}
+        The score ``aopc`` is the mean AOPC of.
+    n_boot : int
+        Resamples of images (shared by every source of a target).
+    seed : int
+        Seed of the resamples (recorded as ``boot_seed``).
+    confidence : float
+        Level of the CIs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``aopc`` with ``aopc_ci_low``/``_high``, and the means on every score (``aopc_p`` is the
+        true-class probability's).
+    """
     rows = []
     for mode in pd.unique(aopc_images["mode"]):
         data = _PerImage(aopc_images, mode, metric, n_boot, seed)
@@ -213,11 +300,22 @@ def transfer_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true",
                    seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
     """M[source, target] with the target's baselines, the relative transfer and bootstrap CIs.
 
-    Columns: ``aopc`` (source's maps), ``aopc_own`` (target's maps), ``aopc_random``,
-    ``aopc_setmean`` (the source's set-mean map on the target, NaN when not measured),
-    ``relative`` (0 = random, 1 = own map) with ``relative_ci_low``/``_high``,
-    ``relative_setmean`` (the set-mean map's relative transfer) and ``vs_setmean`` = aopc -
-    aopc_setmean with its CI (> 0: the per-image maps beat the source's set-mean map).
+    Parameters
+    ----------
+    aopc_images : pandas.DataFrame
+        :func:`image_aopc`'s table.
+    mode : {"remove", "keep"}
+        The mode the matrix is made of.
+    metric, n_boot, seed, confidence
+        As :func:`aopc_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (source, target): ``aopc`` (source's maps), ``aopc_own`` (target's maps),
+        ``aopc_random``, ``aopc_setmean`` (NaN when not measured), ``relative`` (0 = random,
+        1 = own map) with ``relative_ci_low``/``_high``, ``relative_setmean`` and ``vs_setmean``
+        = aopc - aopc_setmean with its CI (> 0: the per-image maps beat the set-mean map).
     """
     data = _PerImage(aopc_images, mode, metric, n_boot, seed)
     rows = []
@@ -250,10 +348,21 @@ def transfer_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true",
 
 def asymmetry_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true", *, n_boot: int = 2000,
                     seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
-    """For each unordered pair {a, b}: raw M[a, b] - M[b, a] (``asymmetry``, confounded with how
-    fragile each target is), and the relative-transfer asymmetry ``relative_ab - relative_ba``
-    with its bootstrap CI and p over images (``relative_asymmetry_ci_low``/``_high``/``_p``;
-    ``paired``: both targets saw the same images, resampled together)."""
+    """Per unordered pair {a, b}: the raw and the relative-transfer asymmetry.
+
+    Parameters
+    ----------
+    aopc_images, mode, metric, n_boot, seed, confidence
+        As :func:`transfer_table` (``mode``: the mode compared).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Raw M[a, b] - M[b, a] (``asymmetry``, confounded with how fragile each target is), and
+        ``relative_ab - relative_ba`` with its bootstrap CI and p over images
+        (``relative_asymmetry_ci_low``/``_high``/``_p``; ``paired``: both targets saw the same
+        images, resampled together).
+    """
     data = _PerImage(aopc_images, mode, metric, n_boot, seed)
     names = sorted(t for t in data.ids if not is_baseline(t))
     rows = []
@@ -274,9 +383,19 @@ def asymmetry_table(aopc_images: pd.DataFrame, mode: str, metric: str = "p_true"
 
 
 def group_table(transfer: pd.DataFrame) -> pd.DataFrame:
-    """Transfer summarised by how source and target relate (same, seed, task, pretrain, ...)."""
-    from stimuli.contracts.variants import variant_relation
+    """Transfer summarised by how source and target relate (same, seed, task, pretrain, ...).
 
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        :func:`transfer_table`'s table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per (mode, relation): pairs, mean and SD of ``aopc`` and ``relative``, and the set-mean
+        columns' means.
+    """
     columns = ["mode", "relation", "pairs", "aopc_mean", "aopc_sd", "relative_mean", "relative_sd",
                "relative_setmean_mean", "vs_setmean_mean"]
     if transfer.empty:
@@ -293,8 +412,20 @@ def group_table(transfer: pd.DataFrame) -> pd.DataFrame:
 
 
 def baseline_summary(aopc: pd.DataFrame, mode: str) -> list[dict[str, Any]]:
-    """Per variant: AOPC ``[mean, ci_low, ci_high]`` of its own maps (``own``), its set-mean map
-    (``setmean``) and random blobs (``random``) in ``mode``, from :func:`aopc_table`."""
+    """Per variant: AOPC ``[mean, ci_low, ci_high]`` of its own maps, its set-mean map and random blobs.
+
+    Parameters
+    ----------
+    aopc : pandas.DataFrame
+        :func:`aopc_table`'s table.
+    mode : {"remove", "keep"}
+        The mode summarised.
+
+    Returns
+    -------
+    list of dict
+        ``variant``, ``mode``, ``metric`` and ``own``, ``setmean``, ``random`` where measured.
+    """
     rows = []
     table = aopc[aopc["mode"] == mode].set_index(["source", "target"])
     for target in pd.unique(aopc["target"]):
@@ -308,6 +439,21 @@ def baseline_summary(aopc: pd.DataFrame, mode: str) -> list[dict[str, Any]]:
 
 
 def matrix(transfer: pd.DataFrame, value: str = "aopc", names: Sequence[str] | None = None) -> pd.DataFrame:
-    """Wide transfer matrix: rows = source, columns = target."""
+    """Wide transfer matrix: rows = source, columns = target.
+
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        :func:`transfer_table`'s table.
+    value : str
+        The column shown.
+    names : sequence of str, optional
+        Row and column order (default: as pivoted).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The matrix.
+    """
     wide = transfer.pivot(index="source", columns="target", values=value)
     return wide.reindex(index=names, columns=names) if names is not None else wide

@@ -1,6 +1,6 @@
 """``python -m model pipeline GRID --stimuli SET``: train -> explain -> evaluate as chained jobs.
 
-The stages, each a set of jobs (:mod:`model.launch`):
+The stages, each a set of jobs (:mod:`model.jobs`):
 
 1. ``train``: the grid's face-pretraining sources, then its variants (one job per variant);
 2. ``explain``: each trained (non-source) variant's relevance maps of prepared set ``SET``;
@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,24 +33,26 @@ from pathlib import Path
 import yaml
 
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.prepared import prepared_set_dir
 
-from .launch import (
-    JobSpec,
-    Stage,
-    add_execution_arguments,
-    jobs_folder,
-    options_from_args,
-    run_stages,
-    train_stages,
-)
+from .__main__ import COMMANDS
+from .config import expand_grid, load_grid, select_variants
+from .device import set_amp
+from .jobs import JobSpec, Stage, run_stages
+from .launch import add_execution_arguments, jobs_folder, options_from_args, train_stages
+from .options import add_results_root, command_parser
 
-__all__ = ["build_parser", "pipeline_stages", "main"]
+__all__ = ["pipeline_stages"]
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m model pipeline")
-    parser.description = ("Train a grid's variants, explain each on a prepared set and evaluate them "
-                          "(relevance-based masking), as chained jobs (--launcher local|slurm) or here.")
+DESCRIPTION = (  # the command's --help text
+    "Train a grid's variants, explain each on a prepared set and evaluate them "
+    "(relevance-based masking), as chained jobs (--launcher local|slurm) or here.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m model pipeline`` (its ``--help``)."""
+    parser = command_parser("pipeline", DESCRIPTION)
     parser.add_argument("config", help="grid YAML, e.g. model/configs/seed_study.yaml")
     parser.add_argument("--stimuli", required=True, help="prepared set the variants are explained on")
     parser.add_argument("--evaluate", metavar="YAML",
@@ -59,8 +62,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--target", choices=("true", "pred"), default="true",
                         help="explain the true (default) or the predicted class (--evaluate's wins)")
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="only these variants of the grid")
-    parser.add_argument("--out", default="results", help="results root (default results)")
-    parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda")
+    add_results_root(parser)
     add_execution_arguments(parser)
     return parser
 
@@ -93,11 +95,20 @@ def _evaluate_config(args: argparse.Namespace, variants: list[str], grid_stimuli
 
 
 def pipeline_stages(args: argparse.Namespace, argv: Sequence[str]) -> list[Stage]:
-    """The stages of a pipeline run: train (sources, variants), explain, evaluate."""
-    from stimuli.contracts.prepared import prepared_set_dir
+    """The stages of a pipeline run: train (sources, variants), explain, evaluate.
 
-    from .config import expand_grid, load_grid, select_variants
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The pipeline's parsed arguments.
+    argv : sequence of str
+        Its arguments as typed.
 
+    Returns
+    -------
+    list of Stage
+        The stages, in order.
+    """
     where = str(args.config)
     grid = load_grid(where)
     variants = select_variants(expand_grid(grid, where), list(args.only or []), where)
@@ -121,10 +132,6 @@ def pipeline_stages(args: argparse.Namespace, argv: Sequence[str]) -> list[Stage
 
 def _run_here(stages: Sequence[Stage]) -> int:
     """``--launcher none``: every job's command in this process, in order; stops at a failure."""
-    import importlib
-
-    from .__main__ import COMMANDS
-
     for stage in stages:
         for job in stage.jobs:
             print(f"{stage.label}: python -m model {job.command} {' '.join(job.argv)}")
@@ -138,12 +145,11 @@ def _run_here(stages: Sequence[Stage]) -> int:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m model pipeline`` with ``argv`` (default: the command line); the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     options = options_from_args(args)
     if args.no_amp:
-        from .device import set_amp
-
         set_amp(False)
     stages = pipeline_stages(args, argv)
     if options.launcher == "none":

@@ -35,10 +35,12 @@ from torch.nn import functional as F
 
 from stimuli.contracts.config import load_yaml
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import prepared_set_dir
 
 from .architecture import build_vgg16, freeze_prefix
 from .config import VariantConfig, expand_grid, load_grid, pretrain_token, select_variants
-from .device import autocast, grad_scaler, precision_name, select_device
+from .data import load_train_data
+from .device import autocast, grad_scaler, optimizer_step, precision_name, select_device
 from .preprocess import normalise_grey, resize_grey
 from .trainer import CACHE_LIMIT_BYTES
 
@@ -49,7 +51,17 @@ ASSUMED_IDENTITIES = 100  # identity classes assumed when the set is not prepare
 
 @dataclass(frozen=True)
 class StepTiming:
-    """Seconds per batch of the frozen prefix (no gradient) and of the trainable suffix's step."""
+    """Seconds per batch of the frozen prefix (no gradient) and of the trainable suffix's step.
+
+    Parameters
+    ----------
+    prefix_s : float
+        Seconds of the prefix's forward pass.
+    suffix_s : float
+        Seconds of the suffix's forward, backward and optimizer step.
+    feature_dim : int
+        Values per image at the prefix's output (the feature cache's size).
+    """
 
     prefix_s: float
     suffix_s: float
@@ -63,7 +75,17 @@ class StepTiming:
 def readable_grid(config_file: str | Path) -> tuple[list[VariantConfig], list[str]]:
     """The grid's variants, leaving out pretraining entries this installation cannot read.
 
-    Returns the variants and one line per entry left out (naming it and why).
+    Parameters
+    ----------
+    config_file : str or Path
+        The grid YAML.
+
+    Returns
+    -------
+    variants : list of VariantConfig
+        The readable variants.
+    notes : list of str
+        One line per entry left out, naming it and why.
     """
     where = str(config_file)
     raw = load_yaml(config_file)
@@ -90,7 +112,23 @@ def time_step(config: VariantConfig, num_classes: int, images: torch.Tensor, dev
               steps: int = 2) -> StepTiming:
     """Mean seconds per step over ``steps`` timed steps after one warm-up step.
 
-    ``images``: one batch of grey (B, S, S) images in [0, 1] at the input size, on ``device``.
+    Parameters
+    ----------
+    config : VariantConfig
+        The variant (architecture, trainable part, optimizer).
+    num_classes : int
+        Outputs of the network.
+    images : torch.Tensor
+        One batch of grey (B, S, S) images in [0, 1] at the input size, on ``device``.
+    device : torch.device
+        Where it is timed.
+    steps : int
+        Timed steps.
+
+    Returns
+    -------
+    StepTiming
+        The mean timings.
     """
     spec, train = config.spec, config.train
     torch.manual_seed(0)
@@ -119,15 +157,7 @@ def time_step(config: VariantConfig, num_classes: int, images: torch.Tensor, dev
         middle = time.perf_counter()
         with autocast(device):
             logits = suffix(features).float()
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        optimizer_step(F.cross_entropy(logits, labels), optimizer, scaler)
         sync()
         return middle - start, time.perf_counter() - middle, features[0].numel()
 
@@ -146,10 +176,6 @@ def _count_trainable(config: VariantConfig, num_classes: int) -> int:
 
 def _data(config: VariantConfig, results: Path) -> tuple[int, int | None, int | None, np.ndarray | None]:
     """(classes, train images, set size, the first images) of a variant; counts None when the set is missing."""
-    from stimuli.contracts.prepared import prepared_set_dir
-
-    from .data import load_train_data
-
     task = config.spec.label_task
     if not (prepared_set_dir(config.stimuli, results) / "manifest.csv").is_file():
         return (2 if task == "gender" else ASSUMED_IDENTITIES), None, None, None
@@ -160,7 +186,28 @@ def _data(config: VariantConfig, results: Path) -> tuple[int, int | None, int | 
 
 def plan_rows(config_file: str | Path, results: str | Path = "results", *, only: Sequence[str] | None = None,
               device: str | torch.device | None = None, steps: int = 2) -> tuple[list[dict], list[str]]:
-    """One row per variant (name, trainable parameters, images per epoch, seconds per step) and notes."""
+    """One row per variant (name, trainable parameters, images per epoch, seconds per step) and notes.
+
+    Parameters
+    ----------
+    config_file : str or Path
+        The grid YAML.
+    results : str or Path
+        The results root (the grid's prepared set, when it exists).
+    only : sequence of str, optional
+        Only these variants.
+    device : str or torch.device, optional
+        Where steps are timed.
+    steps : int
+        Timed steps per architecture.
+
+    Returns
+    -------
+    rows : list of dict
+        One per variant.
+    notes : list of str
+        What was assumed or left out.
+    """
     if steps < 1:
         raise InputError("--plan-steps: must be at least 1")
     results = Path(results)
@@ -214,7 +261,18 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 def print_plan(config_file: str | Path, results: str | Path = "results", *, only: Sequence[str] | None = None,
                device: str | torch.device | None = None, steps: int = 2) -> list[dict]:
-    """Print the plan of a grid (see the module docstring); returns its rows."""
+    """Print the plan of a grid (see the module docstring).
+
+    Parameters
+    ----------
+    config_file, results, only, device, steps
+        As :func:`plan_rows`.
+
+    Returns
+    -------
+    list of dict
+        The rows printed.
+    """
     device = select_device(device)
     rows, notes = plan_rows(config_file, results, only=only, device=device, steps=steps)
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -32,6 +32,20 @@ def resize_grey(
     """Grey images (N, H, W) or (H, W) -> float32 (N, S, S), resized bilinear with antialias.
 
     The first half of :func:`to_model_input` (training augments between the two halves).
+
+    Parameters
+    ----------
+    images : numpy.ndarray or torch.Tensor
+        Grey images in [0, 1].
+    input_size : int
+        The side S.
+    device : torch.device or str, optional
+        Where the result lives.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, S, S) float32.
     """
     x = images if torch.is_tensor(images) else torch.from_numpy(np.asarray(images, dtype=np.float32))
     x = x.to(dtype=torch.float32, device=device)
@@ -49,6 +63,16 @@ def normalise_grey(x: torch.Tensor) -> torch.Tensor:
     """Grey (N, S, S) in [0, 1] -> (N, 3, S, S), repeated to RGB and ImageNet-normalised.
 
     The second half of :func:`to_model_input`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Grey images at the input size.
+
+    Returns
+    -------
+    torch.Tensor
+        The model input.
     """
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
@@ -72,5 +96,11 @@ def to_model_input(
         unless it already has that size.
     device
         Where the returned tensor lives (default: where ``images`` is, CPU for numpy).
+
+    Returns
+    -------
+    torch.Tensor
+        The model input (N, 3, S, S), grey copied to the three channels and normalised with
+        ImageNet's mean and standard deviation.
     """
     return normalise_grey(resize_grey(images, input_size, device=device))

@@ -51,10 +51,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError, cli_errors
+from stimuli.contracts.prepared import load_prepared_set
 from stimuli.contracts.provenance import Provenance, record_run
 from stimuli.contracts.rdm import rdm_path, save_rdms
+from stimuli.contracts.relevance import load_relevance, relevance_path
 
 from .architecture import flat_layers
+from .lrp import resolve_device
+from .options import add_results_root, command_parser
+from .variants import load_variant
 
 __all__ = [
     "METRICS",
@@ -72,9 +77,16 @@ __all__ = [
     "main",
 ]
 
+
 METRICS = ("correlation", "euclidean", "cosine")
 KINDS = ("activation", "confusion", "relevance")
 DEFAULT_LAYERS = ("pool3", "pool4", "pool5", "fc6", "penultimate")
+
+
+DESCRIPTION = (  # the command's --help text
+    "Representational dissimilarity matrices (RDMs) of variants over a prepared "
+    "stimulus set: layer activations, output confusion (identity variants) and "
+    "relevance maps; written to <out>/rdm/<variant>/<set>.npz.")
 
 
 def layer_aliases(net: nn.Module) -> dict[str, str]:
@@ -93,7 +105,22 @@ def layer_aliases(net: nn.Module) -> dict[str, str]:
 
 
 def resolve_layer(net: nn.Module, layer: str) -> tuple[str, nn.Module]:
-    """A layer alias or flat name -> (flat name, module); an unknown name is one InputError."""
+    """A layer alias or flat name -> (flat name, module); an unknown name is one InputError.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+    layer : str
+        An alias (:func:`layer_aliases`) or a flat layer name.
+
+    Returns
+    -------
+    name : str
+        The flat name.
+    module : torch.nn.Module
+        The layer.
+    """
     aliases = layer_aliases(net)
     modules = {name: m for name, m in flat_layers(net) if name != "flatten"}
     name = aliases.get(layer, layer)
@@ -110,6 +137,26 @@ def activations(net: nn.Module, images: np.ndarray, layers: Sequence[str],
 
     One forward pass per batch, with forward hooks that copy each layer's output (the
     network is left as it was: eval mode is the caller's, the hooks are removed).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+    images : numpy.ndarray
+        Grey stimuli (N, H, W).
+    layers : sequence of str
+        Aliases or flat layer names.
+    to_input : callable
+        The model's preprocessing.
+    batch_size : int
+        Images per pass.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Layer (as asked) -> activations (N, F).
     """
     resolved = {layer: resolve_layer(net, layer) for layer in layers}
     collected: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
@@ -149,7 +196,24 @@ def distance_matrix(features: np.ndarray, metric: str = "correlation") -> np.nda
 
 
 def confusion_rdm(logits: np.ndarray, identities: Sequence[str], classes: Sequence[str]) -> tuple[np.ndarray, str]:
-    """The output-confusion RDM of an identity variant and the rule used (see the module docstring)."""
+    """The output-confusion RDM of an identity variant and the rule used (see the module docstring).
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        Logits (N, C) of the faces.
+    identities : sequence of str
+        Each face's identity.
+    classes : sequence of str
+        The variant's classes.
+
+    Returns
+    -------
+    rdm : numpy.ndarray
+        (N, N), zero diagonal.
+    rule : str
+        Which definition was used.
+    """
     z = np.asarray(logits, dtype=np.float64)
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
@@ -166,13 +230,41 @@ def confusion_rdm(logits: np.ndarray, identities: Sequence[str], classes: Sequen
 
 
 def relevance_rdm(relevance: np.ndarray, metric: str = "correlation") -> np.ndarray:
-    """Distances between relevance maps (N, H, W): how differently the variant explains two faces."""
+    """Distances between relevance maps (N, H, W): how differently the variant explains two faces.
+
+    Parameters
+    ----------
+    relevance : numpy.ndarray
+        Maps (N, H, W).
+    metric : str
+        A distance of :data:`METRICS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, N) distances.
+    """
     return distance_matrix(np.asarray(relevance).reshape(len(relevance), -1), metric)
 
 
 def variant_features(loaded: Any, images: np.ndarray, layers: Sequence[str], *, batch_size: int = 32,
                      progress: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """A loaded variant's (``model.load_variant``) activations of ``layers``, and each layer's flat name."""
+    """A loaded variant's (``model.load_variant``) activations of ``layers``, and each layer's flat name.
+
+    Parameters
+    ----------
+    loaded : LoadedVariant
+        The variant (its net and preprocessing).
+    images, layers, batch_size, progress
+        As :func:`activations`.
+
+    Returns
+    -------
+    features : dict of str to numpy.ndarray
+        Layer -> activations (N, F).
+    names : dict of str to str
+        Layer -> its flat name.
+    """
     names = {layer: resolve_layer(loaded.net, layer)[0] for layer in layers}
     feats = activations(loaded.net, images, layers, loaded.to_input, batch_size=batch_size, progress=progress)
     return feats, names
@@ -182,18 +274,42 @@ def variant_rdms(variant: str, stimuli: str, results: str | Path = "results", *,
                  layers: Sequence[str] = DEFAULT_LAYERS, kinds: Sequence[str] | None = None,
                  metric: str = "correlation", batch_size: int = 32, device: str | None = None,
                  progress: bool = False) -> tuple[dict[str, np.ndarray], list[str], dict[str, Any]]:
-    """Every RDM of ``variant`` over prepared set ``stimuli``: (name -> RDM, stimulus ids, meta).
+    """Every RDM of ``variant`` over prepared set ``stimuli``.
 
     ``kinds`` None means: activations, confusion for identity variants, relevance when the
     variant's relevance maps of the set exist. A kind asked for explicitly that cannot be
     made (confusion of a gender variant, relevance without maps) is an InputError.
+
+    Parameters
+    ----------
+    variant : str
+        The variant name.
+    stimuli : str
+        The prepared set.
+    results : str or Path
+        The results root.
+    layers : sequence of str
+        Layers of the activation RDMs.
+    kinds : sequence of str, optional
+        Which RDMs (:data:`KINDS`).
+    metric : str
+        The distance.
+    batch_size : int
+        Images per pass.
+    device : str, optional
+        Where the variant runs.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    rdms : dict of str to numpy.ndarray
+        Name -> (N, N) RDM.
+    ids : list of str
+        The stimulus ids, in manifest order.
+    meta : dict
+        Metric, kinds, layers and a description of each RDM.
     """
-    from stimuli.contracts.prepared import load_prepared_set
-    from stimuli.contracts.relevance import load_relevance, relevance_path
-
-    from .explain import resolve_device
-    from .variants import load_variant
-
     if metric not in METRICS:
         raise InputError(f"unknown metric '{metric}' (choose {', '.join(METRICS)})")
     unknown = [k for k in (kinds or ()) if k not in KINDS]
@@ -243,11 +359,15 @@ def variant_rdms(variant: str, stimuli: str, results: str | Path = "results", *,
     return rdms, ids, meta
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m model rdm")
-    parser.description = ("Representational dissimilarity matrices (RDMs) of variants over a prepared "
-                          "stimulus set: layer activations, output confusion (identity variants) and "
-                          "relevance maps; written to <out>/rdm/<variant>/<set>.npz.")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m model rdm`` (its ``--help``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Its arguments and options.
+    """
+    parser = command_parser("rdm", DESCRIPTION)
     parser.add_argument("--variant", required=True, nargs="+", help="variant name(s), e.g. vgg16-imagenet-identity-s0")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set name (python -m stimuli prepare)")
     parser.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS),
@@ -258,15 +378,25 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                              "when the variant's relevance maps of the set exist)")
     parser.add_argument("--metric", choices=METRICS, default="correlation",
                         help="distance between activation patterns / relevance maps (default correlation)")
-    parser.add_argument("--out", default="results", help="results root to read from and write to (default results)")
+    add_results_root(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     return parser
 
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m model rdm``: write the RDMs of each ``--variant`` over ``--stimuli``.
 
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``rdm`` (default: the command line).
+
+    Returns
+    -------
+    int
+        The exit status (bad input exits 2 with one line, through ``cli_errors``).
+    """
     args = build_parser().parse_args(argv)
     for variant in args.variant:
         started = time.perf_counter()

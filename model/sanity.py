@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +43,15 @@ from scipy.stats import spearmanr
 from torch import nn
 from tqdm.auto import tqdm
 
+from stimuli.contracts.prepared import load_prepared_set
+from stimuli.contracts.relevance import BASELINE_KINDS
+
+from .architecture import first_trainable, flat_layers, init_like_torchvision
+from .data import load_train_data
+from .lrp import explain_images
+from .trainer import RunState, Trainer, initial_network
+from .variants import LoadedVariant, held_out, read_variant_config
+
 __all__ = ["ssim", "compare_maps", "randomisation_order", "cascading_randomisation",
            "random_label_network", "sanity_checks", "trained_layers", "baseline_seed", "baseline_network",
            "baseline_variant"]
@@ -52,6 +62,20 @@ def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, sigma: float 
 
     The same definition as ``skimage.metrics.structural_similarity(a, b, data_range=...,
     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        The images (H, W).
+    data_range : float
+        The value range of the images.
+    sigma : float
+        The Gaussian window's sigma (px).
+
+    Returns
+    -------
+    float
+        The mean SSIM over the window positions inside the image.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
@@ -77,7 +101,18 @@ def _unit_abs(m: np.ndarray) -> np.ndarray:
 
 
 def compare_maps(reference: np.ndarray, other: np.ndarray) -> pd.DataFrame:
-    """Per-image Spearman (signed and absolute) and SSIM (absolute, scaled to [0, 1]), then the mean."""
+    """Per-image Spearman (signed and absolute) and SSIM (absolute, scaled to [0, 1]), then the mean.
+
+    Parameters
+    ----------
+    reference, other : numpy.ndarray
+        Maps (N, H, W) of the same images.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: mean ``spearman``, ``spearman_abs``, ``ssim`` and ``n_images``.
+    """
     rows = []
     for a, b in zip(np.asarray(reference, np.float64), np.asarray(other, np.float64)):
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -90,15 +125,24 @@ def compare_maps(reference: np.ndarray, other: np.ndarray) -> pd.DataFrame:
 
 
 def randomisation_order(net: nn.Module) -> list[str]:
-    """Names of the layers with weights, output layer first (the cascade's order)."""
+    """Names of the layers with weights, output layer first (the cascade's order).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    list of str
+        Module names of its convolutions and linear layers, last first.
+    """
     names = [name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     return names[::-1]
 
 
 def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
     """torchvision's init for one layer (and the batch norm right after it), from a fixed seed."""
-    from .architecture import init_like_torchvision
-
     modules = dict(net.named_modules())
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
@@ -113,9 +157,20 @@ def _reinitialise(net: nn.Module, layer: str, seed: int) -> None:
 
 
 def trained_layers(net: nn.Module, trainable: str) -> list[str]:
-    """Names of the weight layers (conv, linear) a variant with ``trainable`` trains, in forward order."""
-    from .architecture import first_trainable, flat_layers
+    """Names of the weight layers (conv, linear) a variant with ``trainable`` trains, in forward order.
 
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network.
+    trainable : str
+        The variant's trainable part (``all``, ``classifier``, ``head``, a layer name, ...).
+
+    Returns
+    -------
+    list of str
+        Module names.
+    """
     names = [name for name, _ in flat_layers(net)]
     first = names.index(first_trainable(net, trainable))
     modules = dict(net.named_modules())
@@ -123,10 +178,23 @@ def trained_layers(net: nn.Module, trainable: str) -> list[str]:
 
 
 def baseline_seed(variant: str, seed: int = 0) -> int:
-    """The re-initialisation seed of one variant's baseline: drawn from its name and ``seed``, so
-    the baselines of two variants are independent (a seed pair would share an init otherwise)."""
-    import hashlib
+    """The re-initialisation seed of one variant's baseline.
 
+    Drawn from its name and ``seed``, so the baselines of two variants are independent (a seed
+    pair would share an init otherwise).
+
+    Parameters
+    ----------
+    variant : str
+        The variant name.
+    seed : int
+        The baseline seed (``--baseline-seed``).
+
+    Returns
+    -------
+    int
+        A 32-bit seed.
+    """
     return int.from_bytes(hashlib.sha256(f"{variant}:{seed}".encode()).digest()[:4], "little")
 
 
@@ -136,6 +204,22 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     ``untrained``: the layers of the trainable part (:func:`trained_layers`) get torchvision's
     init from ``seed``, everything before them keeps its (pretrained) weights; ``random``:
     every layer does. Each layer draws from ``seed`` plus its position, like the cascade.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network.
+    kind : {"untrained", "random"}
+        Which baseline.
+    trainable : str
+        The variant's trainable part.
+    seed : int
+        The re-initialisation seed.
+
+    Returns
+    -------
+    torch.nn.Module
+        The baseline network.
 
     Examples
     --------
@@ -147,8 +231,6 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     >>> bool(torch.equal(base.classifier[0].weight, net.classifier[0].weight))
     False
     """
-    from stimuli.contracts.relevance import BASELINE_KINDS
-
     if kind not in BASELINE_KINDS:
         raise ValueError(f"unknown baseline '{kind}' (choose {', '.join(BASELINE_KINDS)})")
     copy_ = copy.deepcopy(net)
@@ -158,9 +240,25 @@ def baseline_network(net: nn.Module, kind: str, *, trainable: str = "all", seed:
     return copy_.eval()
 
 
-def baseline_variant(variant, kind: str, *, seed: int = 0):
-    """A loaded variant (``model.load_variant``) whose net is its baseline of ``kind``; returns
-    it and a record for the maps' ``meta`` (kind, seed, which layers were re-initialised)."""
+def baseline_variant(variant: LoadedVariant, kind: str, *, seed: int = 0):
+    """A loaded variant whose net is its baseline of ``kind``, and a record for the maps' ``meta``.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The trained variant.
+    kind : {"untrained", "random"}
+        Which baseline (:func:`baseline_network`).
+    seed : int
+        The baseline seed (mixed with the variant name, :func:`baseline_seed`).
+
+    Returns
+    -------
+    variant : LoadedVariant
+        A copy with the baseline network.
+    record : dict
+        Kind, seeds and which layers were re-initialised.
+    """
     trainable = variant.config["train"]["trainable"]
     drawn = baseline_seed(variant.name, seed)
     net = baseline_network(variant.net, kind, trainable=trainable, seed=drawn)
@@ -179,9 +277,31 @@ def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target
 
     Row ``step`` 0 is the trained model compared with itself; step k has the top k weight
     layers re-initialised (``layer`` is the k-th).
-    """
-    from .explain import explain_images
 
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network (a copy is randomised).
+    images : numpy.ndarray
+        Grey images (N, H, W).
+    to_input : callable
+        The model's preprocessing.
+    target : numpy.ndarray
+        The explained class per image.
+    composite : str
+        The method.
+    seed : int
+        Re-initialisation seed (plus the step).
+    device : torch.device or str
+        Where maps are made.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step: ``test``, ``step``, ``layer``, the similarities, ``n_images``.
+    """
     kwargs = {"method": composite, "target": target, "device": device}
     reference = explain_images(net, images, to_input, **kwargs).relevance
     rows = [compare_maps(reference, reference).assign(step=0, layer="none (trained)")]
@@ -197,16 +317,28 @@ def cascading_randomisation(net: nn.Module, images: np.ndarray, to_input, target
                                             "n_images"]]
 
 
-def random_label_network(variant, results: str | Path, *, seed: int = 0, progress: bool = False) -> nn.Module:
+def random_label_network(variant: LoadedVariant, results: str | Path, *, seed: int = 0, progress: bool = False) -> nn.Module:
     """The variant's recipe trained again with its training labels shuffled (Adebayo's data test).
 
     Same config, same initial network and split; only the training labels are permuted (seeded),
     and the last epoch is kept (a validation score means nothing here).
-    """
-    from .data import load_train_data
-    from .train import RunState, Trainer, initial_network
-    from .variants import read_variant_config
 
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The trained variant.
+    results : str or Path
+        The results root (its set and sources).
+    seed : int
+        Seed of the permutation.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network trained on shuffled labels, in eval mode.
+    """
     config = read_variant_config(variant.folder)
     spec = config.spec
     task = spec.label_task
@@ -225,15 +357,35 @@ def random_label_network(variant, results: str | Path, *, seed: int = 0, progres
     return net.eval()
 
 
-def sanity_checks(variant, results: str | Path, *, composites: Sequence[str] = ("epsilon_plus_flat",),
+def sanity_checks(variant: LoadedVariant, results: str | Path, *, composites: Sequence[str] = ("epsilon_plus_flat",),
                   images: int = 16, random_labels: bool = True, seed: int = 0, split: str = "test",
                   progress: bool = False) -> pd.DataFrame:
-    """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table."""
-    from stimuli.contracts.prepared import load_prepared_set
+    """Both checks, for each method in ``composites``, on ``images`` held-out images; one tidy table.
 
-    from .evaluate import held_out
-    from .explain import explain_images
+    Parameters
+    ----------
+    variant : LoadedVariant
+        The trained variant.
+    results : str or Path
+        The results root.
+    composites : sequence of str
+        The methods checked.
+    images : int
+        Held-out images compared (a seeded pick).
+    random_labels : bool
+        Also run the data-randomisation test.
+    seed : int
+        Seed of the pick, the re-initialisations and the permutation.
+    split : str
+        Which saved split the images come from.
+    progress : bool
+        Show progress bars.
 
+    Returns
+    -------
+    pandas.DataFrame
+        The cascade's rows and the random-label row per composite, with the variant's name.
+    """
     stimuli = load_prepared_set(variant.config["stimuli"], results)
     rows, labels = held_out(variant, stimuli, split)
     pick = np.sort(np.random.default_rng(seed).permutation(len(rows))[:images])

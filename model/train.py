@@ -28,123 +28,47 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+import pandas as pd
 import torch
+import torch.distributed as tdist
 import yaml
-from torch import nn
 from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir
-from stimuli.contracts.provenance import Provenance, atomic_write_json, file_sha256, record_run
+from stimuli.contracts.provenance import Provenance, atomic_write_json, record_run
 
-from .architecture import build_vgg16
+from .checkpoint import checkpoint_payload, read_checkpoint, restore, save_checkpoint
 from .config import VariantConfig, expand_grid, load_grid, select_variants
 from .data import TrainData, load_train_data
 from .device import Distributed, init_distributed, select_device, set_amp
 from .launch import add_execution_arguments, dispatch
-from .trainer import (  # re-exported: model.train.Trainer etc. stay importable
-    CHECKPOINT_FORMAT,
-    SINGLE,
-    RunState,
-    Trainer,
-    checkpoint_payload,
-    read_checkpoint,
-    restore,
-    save_checkpoint,
-    selection_metric,
-)
+from .options import add_results_root, command_parser
+from .plan import print_plan
+from .trainer import SINGLE, RunState, Trainer, initial_network
 from .variants import (
-    check_variant_files,
     is_trained,
     read_variant_config,
     resume_dir,
-    train_command,
     variant_dir,
     variant_file_hashes,
 )
-from .weights import imagenet_state_dict, load_compatible, read_state_dict
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "initial_network",
-    "Trainer",
-    "RunState",
-    "selection_metric",
-    "read_checkpoint",
-    "save_checkpoint",
-    "restore",
-    "train_variant",
-    "train_grid",
-    "main",
-]
+__all__ = ["TRAIN_COMMAND", "train_variant", "train_grid"]
+
 
 TRAIN_COMMAND = "model train"  # recorded in provenance.json: only this command replaces a variant folder
-_HEAD = ("classifier.6.",)
-
-
-# ---------------------------------------------------------------------------- initial weights
-
-def initial_network(config: VariantConfig, num_classes: int, results: str | Path, *,
-                    grid_file: str | None = None) -> tuple[nn.Module, dict[str, Any], list[Path]]:
-    """The network a variant starts from: seeded init, pretrained weights, a new seeded head.
-
-    Returns the net, a provenance record of where its weights came from and the weight files
-    read (for input hashes).
-    """
-    spec = config.spec
-    torch.manual_seed(spec.seed)  # the variant seed draws every layer the source does not fill
-    net = build_vgg16(num_classes, width=spec.width, batch_norm=spec.batch_norm,
-                      dropout=config.train.dropout)
-    pretrain = config.pretrain
-    info: dict[str, Any] = {"pretrain": pretrain, "head": f"new, seeded init (seed {spec.seed})"}
-    files: list[Path] = []
-    if pretrain == "none":
-        info["source"] = f"random init (seed {spec.seed})"
-    elif pretrain == "imagenet":
-        state, source = imagenet_state_dict(config.imagenet_source, batch_norm=spec.batch_norm,
-                                            where=f"{config.variant}: imagenet_source")
-        onnx = source["source"] == "onnx"
-        load_compatible(net, state, where=source.get("file") or "ImageNet weights", skip=_HEAD,
-                        allow_missing=("classifier.",) if onnx else (), describe=spec.arch)
-        info.update(source)
-        if source.get("file") and Path(source["file"]).is_file():
-            files.append(Path(source["file"]))
-    elif pretrain == "faces":
-        if not config.face_source:
-            raise InputError(f"{config.variant}: pretrain 'faces' needs a face_source variant")
-        if not is_trained(config.face_source, results):
-            raise InputError(f"{config.variant} starts from face source {config.face_source}, which is "
-                             f"not trained yet; train it first with: "
-                             f"{train_command(config.face_source, results, grid_file)}")
-        path = variant_dir(config.face_source, results) / "model.pt"
-        check_variant_files(path.parent)  # a source edited since its training is not a source
-        load_compatible(net, read_state_dict(path), where=str(path), skip=_HEAD,
-                        describe=f"{spec.arch} width {spec.width:g}")
-        info.update(source="face source", variant=config.face_source, file=str(path),
-                    sha256=file_sha256(path))
-        files.append(path)
-    elif pretrain.startswith("file:"):
-        path = Path(pretrain[5:])
-        load_compatible(net, read_state_dict(path), where=str(path), skip=_HEAD,
-                        describe=f"{spec.arch} width {spec.width:g}")
-        info.update(source="file", file=str(path), sha256=file_sha256(path))
-        files.append(path)
-    elif pretrain.startswith("vggface:"):  # a VGG-Face file, converted on the fly
-        from .vggface import vggface_state_dict
-
-        path = Path(pretrain[8:])
-        state, source = vggface_state_dict(path)
-        load_compatible(net, state, where=str(path), skip=_HEAD, describe=f"{spec.arch} width {spec.width:g}")
-        info.update(source)
-        files.append(path)
-    else:  # pragma: no cover - load_grid refuses other values
-        raise InputError(f"{config.variant}: unknown pretrain '{pretrain}'")
-    return net, info, files
 
 
 # ---------------------------------------------------------------------------- one variant
+
+DESCRIPTION = (  # the command's --help text
+    "Train the VGG-16 variants of a grid YAML into <out>/models/<variant>/ "
+    "(model.pt, config.yaml, metrics.json, split.csv, provenance.json). Finished "
+    "variants are skipped; an interrupted one resumes from its last epoch. "
+    "Under torchrun the training is data-parallel.")
+
 
 def _check_face_source_split(config: VariantConfig, data: TrainData, results: Path) -> None:
     """A faces variant must not be tested on images its face source trained on."""
@@ -152,8 +76,6 @@ def _check_face_source_split(config: VariantConfig, data: TrainData, results: Pa
     split_file = source / "split.csv"
     if not split_file.is_file():
         return
-    import pandas as pd
-
     source_split = pd.read_csv(split_file, dtype=str, keep_default_na=False)
     source_config = read_variant_config(source)
     if source_config.stimuli != config.stimuli or "stimulus_id" not in source_split:
@@ -194,8 +116,30 @@ def train_variant(
 ) -> Path:
     """Train one variant into ``<results>/models/<variant>/`` (skipped when finished).
 
-    ``after_epoch(epoch)`` runs after each epoch's checkpoint (tests use it to simulate an
-    interruption). Returns the variant folder.
+    Parameters
+    ----------
+    config : VariantConfig
+        The variant.
+    results : str or Path
+        The results root (its set, face sources, and where it is written).
+    device : torch.device or str, optional
+        Where it trains (default: auto).
+    dist : Distributed
+        The process group under ``torchrun`` (default: one process).
+    grid_file : str, optional
+        The grid YAML (recorded, and named in hints).
+    after_epoch : callable, optional
+        ``after_epoch(epoch)`` runs after each epoch's checkpoint (tests use it to simulate an
+        interruption).
+    progress : bool
+        Show progress bars.
+    command : list of str, optional
+        The command line recorded in ``provenance.json``.
+
+    Returns
+    -------
+    Path
+        The variant folder.
     """
     results = Path(results)
     name = config.variant
@@ -277,7 +221,26 @@ def train_variant(
 
 def train_grid(config_file: str | Path, results: str | Path = "results", *, only: Sequence[str] | None = None,
                device: str | None = None, progress: bool = True) -> list[Path]:
-    """Train every (or each ``only``) variant of a grid YAML, face sources first."""
+    """Train every (or each ``only``) variant of a grid YAML, face sources first.
+
+    Parameters
+    ----------
+    config_file : str or Path
+        The grid YAML.
+    results : str or Path
+        The results root.
+    only : sequence of str, optional
+        Train only these variants.
+    device : str, optional
+        Where to train (default: auto; one GPU per process under ``torchrun``).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    list of Path
+        The variant folders.
+    """
     where = str(config_file)
     variants = select_variants(expand_grid(load_grid(config_file), where), list(only or []), where)
     device_ = select_device(device)
@@ -288,26 +251,19 @@ def train_grid(config_file: str | Path, results: str | Path = "results", *, only
         folders.append(train_variant(config, results, device=device_, dist=dist, grid_file=where,
                                      progress=progress, command=list(sys.argv)))
         if dist.active:
-            import torch.distributed as tdist
-
             tdist.barrier()
     return folders
 
 
 # ---------------------------------------------------------------------------- command line
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m model train")
-    parser.description = ("Train the VGG-16 variants of a grid YAML into <out>/models/<variant>/ "
-                          "(model.pt, config.yaml, metrics.json, split.csv, provenance.json). Finished "
-                          "variants are skipped; an interrupted one resumes from its last epoch. "
-                          "Under torchrun the training is data-parallel.")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m model train`` (its ``--help``)."""
+    parser = command_parser("train", DESCRIPTION)
     parser.add_argument("config", help="grid YAML, e.g. model/configs/demo.yaml")
     parser.add_argument("--only", nargs="+", metavar="VARIANT",
                         help="train only these variants of the grid (e.g. one per cluster array job)")
-    parser.add_argument("--out", default="results",
-                        help="results root: reads <out>/stimuli, writes <out>/models (default results)")
-    parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
+    add_results_root(parser)
     parser.add_argument("--list", action="store_true", help="print the grid's variant names and exit")
     parser.add_argument("--plan", action="store_true",
                         help="print, without training, each variant's trainable parameters, images per "
@@ -320,6 +276,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m model train`` with ``argv`` (default: the command line); the exit status."""
     args = build_parser().parse_args(argv)
     if args.list:
         where = str(args.config)
@@ -328,8 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     argv = list(sys.argv[1:] if argv is None else argv)
     if args.plan:
-        from .plan import print_plan
-
         if args.no_amp:
             set_amp(False)
         print_plan(args.config, args.out, only=args.only, device=args.device, steps=args.plan_steps)

@@ -1,10 +1,13 @@
-"""One variant's training loop and its resumable checkpoints.
+"""One variant's training: its initial weights, the training loop and its resumable checkpoints.
+
+:func:`initial_network` builds the network a variant starts from (seeded init, the pretrained
+weights of its source, a new seeded head).
 
 :class:`Trainer` holds a variant's network split at its first trainable layer (a frozen prefix
 and the trainable suffix), its data on the device, optimizer and schedule; :meth:`Trainer.fit`
 runs epochs from a :class:`RunState` and calls back for checkpoints. Every epoch draws its order,
 augmentation and dropout from ``(seed, epoch)`` only, so a run resumed from a checkpoint
-(:func:`read_checkpoint`, :func:`restore`) ends with the same weights as an uninterrupted one.
+(:mod:`model.checkpoint`) ends with the same weights as an uninterrupted one.
 
 On CUDA the steps run under automatic mixed precision (:func:`model.device.autocast`: bf16
 where supported, else fp16 with a gradient scaler) in ``channels_last``; on the CPU they run in
@@ -18,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Callable
@@ -28,48 +30,156 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as tdist
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from stimuli.contracts.errors import InputError
-from stimuli.contracts.provenance import atomic_write_bytes
+from stimuli.contracts.provenance import file_sha256
 
-from .architecture import first_trainable, flat_layers, freeze_prefix
+from .architecture import build_vgg16, first_trainable, flat_layers, freeze_prefix
 from .config import TrainConfig, VariantConfig
 from .data import TrainData, augment_batch, class_weights, epoch_plan, torch_seed
-from .device import Distributed, autocast, grad_scaler, precision_name
+from .device import Distributed, autocast, grad_scaler, optimizer_step, precision_name
 from .features import prefix_outputs
 from .preprocess import normalise_grey, resize_grey
-from .weights import safe_load
+from .variants import check_variant_files, is_trained, train_command, variant_dir
+from .vggface import vggface_state_dict
+from .weights import imagenet_state_dict, load_compatible, read_state_dict
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
+    "initial_network",
     "selection_metric",
     "RunState",
     "Trainer",
-    "checkpoint_payload",
-    "save_checkpoint",
-    "read_checkpoint",
-    "restore",
 ]
 
-CHECKPOINT_FORMAT = 1
 SINGLE = Distributed()  # one process, not distributed
 # feature caches above this size fall back to the plain path (recomputing the prefix)
 CACHE_LIMIT_BYTES = 4 << 30
+_HEAD = ("classifier.6.",)  # the output layer: always new, never taken from a source
+
+def initial_network(config: VariantConfig, num_classes: int, results: str | Path, *,
+                    grid_file: str | None = None) -> tuple[nn.Module, dict[str, Any], list[Path]]:
+    """The network a variant starts from: seeded init, pretrained weights, a new seeded head.
+
+    Parameters
+    ----------
+    config : VariantConfig
+        The variant (its spec, pretraining source and training settings).
+    num_classes : int
+        Outputs of the new head.
+    results : str or Path
+        The results root (a face-pretraining source variant is read from it).
+    grid_file : str, optional
+        The grid YAML, named in the hint when a face source is not trained yet.
+
+    Returns
+    -------
+    net : torch.nn.Module
+        The network, ready to train.
+    info : dict
+        Provenance record of where its weights came from.
+    files : list of Path
+        The weight files read (for input hashes).
+    """
+    spec = config.spec
+    torch.manual_seed(spec.seed)  # the variant seed draws every layer the source does not fill
+    net = build_vgg16(num_classes, width=spec.width, batch_norm=spec.batch_norm,
+                      dropout=config.train.dropout)
+    pretrain = config.pretrain
+    info: dict[str, Any] = {"pretrain": pretrain, "head": f"new, seeded init (seed {spec.seed})"}
+    files: list[Path] = []
+    if pretrain == "none":
+        info["source"] = f"random init (seed {spec.seed})"
+    elif pretrain == "imagenet":
+        state, source = imagenet_state_dict(config.imagenet_source, batch_norm=spec.batch_norm,
+                                            where=f"{config.variant}: imagenet_source")
+        onnx = source["source"] == "onnx"
+        load_compatible(net, state, where=source.get("file") or "ImageNet weights", skip=_HEAD,
+                        allow_missing=("classifier.",) if onnx else (), describe=spec.arch)
+        info.update(source)
+        if source.get("file") and Path(source["file"]).is_file():
+            files.append(Path(source["file"]))
+    elif pretrain == "faces":
+        if not config.face_source:
+            raise InputError(f"{config.variant}: pretrain 'faces' needs a face_source variant")
+        if not is_trained(config.face_source, results):
+            raise InputError(f"{config.variant} starts from face source {config.face_source}, which is "
+                             f"not trained yet; train it first with: "
+                             f"{train_command(config.face_source, results, grid_file)}")
+        path = variant_dir(config.face_source, results) / "model.pt"
+        check_variant_files(path.parent)  # a source edited since its training is not a source
+        load_compatible(net, read_state_dict(path), where=str(path), skip=_HEAD,
+                        describe=f"{spec.arch} width {spec.width:g}")
+        info.update(source="face source", variant=config.face_source, file=str(path),
+                    sha256=file_sha256(path))
+        files.append(path)
+    elif pretrain.startswith("file:"):
+        path = Path(pretrain[5:])
+        load_compatible(net, read_state_dict(path), where=str(path), skip=_HEAD,
+                        describe=f"{spec.arch} width {spec.width:g}")
+        info.update(source="file", file=str(path), sha256=file_sha256(path))
+        files.append(path)
+    elif pretrain.startswith("vggface:"):  # a VGG-Face file, converted on the fly
+        path = Path(pretrain[8:])
+        state, source = vggface_state_dict(path)
+        load_compatible(net, state, where=str(path), skip=_HEAD, describe=f"{spec.arch} width {spec.width:g}")
+        info.update(source)
+        files.append(path)
+    else:  # pragma: no cover - load_grid refuses other values
+        raise InputError(f"{config.variant}: unknown pretrain '{pretrain}'")
+    return net, info, files
+
 
 def selection_metric(task: str) -> str:
-    """Validation score that selects epochs: balanced accuracy for (unbalanced) gender."""
-    return "balanced_accuracy" if task == "gender" else "accuracy"
+    """Validation score that selects epochs: balanced accuracy for (unbalanced) gender.
 
+    Parameters
+    ----------
+    task : str
+        ``gender`` or ``identity``.
+
+    Returns
+    -------
+    str
+        ``balanced_accuracy`` or ``accuracy``.
+
+    Examples
+    --------
+    >>> selection_metric("gender")
+    'balanced_accuracy'
+    """
+    return "balanced_accuracy" if task == "gender" else "accuracy"
 
 
 # ---------------------------------------------------------------------------- the training loop
 
 @dataclass
 class RunState:
-    """Everything a checkpoint holds besides weights and optimizer: where the run stands."""
+    """Everything a checkpoint holds besides weights and optimizer: where the run stands.
+
+    Parameters
+    ----------
+    epoch : int
+        Epochs completed.
+    history : list of dict
+        Per-epoch scores.
+    best_epoch : int or None
+        The epoch selected so far.
+    best_key : list of float or None
+        Its (validation score, -validation loss).
+    best_state : dict or None
+        Its trainable weights.
+    bad_epochs : int
+        Epochs without improvement (early stopping).
+    stopped : bool
+        Whether early stopping ended the run.
+    seconds : float
+        Training time so far.
+    """
 
     epoch: int = 0  # epochs completed
     history: list[dict[str, float]] = field(default_factory=list)
@@ -96,6 +206,29 @@ class Trainer:
     gradient) and the trainable suffix. On the fast path the prefix's outputs are computed once
     (see :mod:`model.features`); on the plain path they are computed for every batch. Both feed
     the same suffix the same values, so they train the same weights (up to float rounding).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network (:func:`initial_network`); trained in place.
+    config : TrainConfig
+        The recipe.
+    data : TrainData
+        Images, labels and split.
+    seed : int
+        The variant seed: every epoch draws from ``(seed, epoch)``.
+    input_size : int
+        Side of the square model input.
+    task : str
+        ``gender`` or ``identity``.
+    device : torch.device or str
+        Where it trains.
+    dist : Distributed
+        The process group (default: one process).
+    name : str
+        For progress bars and messages.
+    progress : bool
+        Show progress bars.
     """
 
     def __init__(self, net: nn.Module, config: TrainConfig, data: TrainData, *, seed: int,
@@ -131,8 +264,6 @@ class Trainer:
                              f"{dist.world_size} processes")
         self.model: nn.Module = self.suffix
         if dist.active:
-            from torch.nn.parallel import DistributedDataParallel
-
             self.model = DistributedDataParallel(
                 self.suffix, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         params = [p for p in self.suffix.parameters() if p.requires_grad]
@@ -242,27 +373,14 @@ class Trainer:
             losses = F.cross_entropy(logits, y, reduction="none") * weight[share]
             # DDP averages gradients over processes: scale so the sum is the global-batch loss
             loss = losses.sum() / batch_weight * dist.world_size
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is None:  # float32 or bf16
-                loss.backward()
-                if cfg.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
-                self.optimizer.step()
-            else:  # fp16: scale the loss, unscale before clipping, skip steps with inf gradients
-                self.scaler.scale(loss).backward()
-                if cfg.clip_grad_norm is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.suffix.parameters(), cfg.clip_grad_norm)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+            optimizer_step(loss, self.optimizer, self.scaler, clip_grad_norm=cfg.clip_grad_norm,
+                           parameters=self.suffix.parameters())
             with torch.no_grad():
                 predicted = logits.argmax(1)
                 counts[:, 1] += torch.bincount(y, minlength=self.num_classes)
                 counts[:, 0] += torch.bincount(y[predicted == y], minlength=self.num_classes)
                 totals += torch.stack([losses.sum().double(), weight[share].sum().double()])
         if dist.active:
-            import torch.distributed as tdist
-
             tdist.all_reduce(counts)
             tdist.all_reduce(totals)
         scores = _scores(counts)
@@ -331,57 +449,3 @@ class Trainer:
         finally:
             bar.close()
         return state
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-def checkpoint_payload(config: VariantConfig, trainer: Trainer, state: RunState) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "variant": config.variant,
-        "config": config.as_dict(),
-        "trainable": trainer.trainable_state(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state()},
-        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,  # informational: every epoch reseeds from (seed, epoch)
-        "run": {"epoch": state.epoch, "history": state.history, "best_epoch": state.best_epoch,
-                "best_key": state.best_key, "best_state": state.best_state,
-                "bad_epochs": state.bad_epochs, "stopped": state.stopped, "seconds": state.seconds},
-    }
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_checkpoint(path: Path, config: VariantConfig) -> dict[str, Any] | None:
-    """An interrupted run's checkpoint (None when there is none); one made with another
-    config is an InputError, raised before any expensive work."""
-    if not path.is_file():
-        return None
-    payload = safe_load(path)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a checkpoint of this version; delete {path.parent} to start over")
-    if payload.get("config") != config.as_dict():
-        old, new = payload.get("config") or {}, config.as_dict()
-        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        raise InputError(f"{path}: the interrupted run used another config (differs in "
-                         f"{', '.join(keys[:3]) or 'its format'}); restore that config or delete "
-                         f"{path.parent} to start over")
-    return payload
-
-
-def restore(payload: dict[str, Any], trainer: Trainer) -> RunState:
-    """Put a checkpoint's weights, optimizer and schedule into ``trainer``; return its run state."""
-    trainer.load_trainable_state(payload["trainable"])
-    trainer.optimizer.load_state_dict(payload["optimizer"])
-    trainer.scheduler.load_state_dict(payload["scheduler"])
-    if trainer.scaler is not None and payload.get("scaler"):
-        trainer.scaler.load_state_dict(payload["scaler"])
-    run = payload["run"]
-    return RunState(epoch=run["epoch"], history=list(run["history"]), best_epoch=run["best_epoch"],
-                    best_key=run["best_key"], best_state=run["best_state"],
-                    bad_epochs=run["bad_epochs"], stopped=run["stopped"], seconds=run["seconds"])

@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 from torch import nn
 
 from stimuli.contracts.config import from_dict
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.prepared import PreparedSet
 from stimuli.contracts.provenance import file_sha256
 from stimuli.contracts.variants import VariantName, parse_variant_name
 
@@ -61,6 +63,7 @@ __all__ = [
     "check_variant_files",
     "LoadedVariant",
     "load_variant",
+    "held_out",
 ]
 
 _FILES = ("model.pt", "config.yaml", "metrics.json", "provenance.json")
@@ -69,25 +72,85 @@ _unhashed_warned: set[str] = set()
 
 
 def models_dir(results: str | os.PathLike = "results") -> Path:
+    """Where variants live: ``<results>/models``.
+
+    Parameters
+    ----------
+    results : str or os.PathLike
+        The results root.
+
+    Returns
+    -------
+    Path
+        The models folder (it may not exist yet).
+
+    Examples
+    --------
+    >>> models_dir("out").as_posix()
+    'out/models'
+    """
     return Path(results) / "models"
 
 
 def variant_dir(name: str, results: str | os.PathLike = "results") -> Path:
+    """A variant's folder: ``<results>/models/<name>``.
+
+    Parameters
+    ----------
+    name : str
+        The variant name.
+    results : str or os.PathLike
+        The results root.
+
+    Returns
+    -------
+    Path
+        The folder (it may not exist yet).
+    """
     return models_dir(results) / name
 
 
 def resume_dir(name: str, results: str | os.PathLike = "results") -> Path:
-    """Where an unfinished run keeps its checkpoint (hidden, so listings show finished variants)."""
+    """Where an unfinished run keeps its checkpoint (hidden, so listings show finished variants).
+
+    Parameters
+    ----------
+    name, results
+        As :func:`variant_dir`.
+
+    Returns
+    -------
+    Path
+        ``<results>/models/.<name>.resume``.
+    """
     return models_dir(results) / f".{name}.resume"
 
 
 def is_trained(name: str, results: str | os.PathLike = "results") -> bool:
+    """Whether the variant's folder holds every file a finished training writes.
+
+    Parameters
+    ----------
+    name, results
+        The variant and the results root (:func:`variant_dir`).
+
+    Returns
+    -------
+    bool
+        True when ``model.pt``, ``config.yaml``, ``metrics.json`` and ``provenance.json`` are there.
+    """
     folder = variant_dir(name, results)
     return all((folder / f).is_file() for f in _FILES)
 
 
 def packaged_configs() -> list[Path]:
-    """The grid YAMLs shipped in ``model/configs``."""
+    """The grid YAMLs shipped in ``model/configs``.
+
+    Returns
+    -------
+    list of Path
+        Sorted paths (empty when the folder is missing).
+    """
     folder = Path(str(resources.files("model") / "configs"))
     return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
 
@@ -108,7 +171,18 @@ def _shown(path: Path) -> str:
 
 
 def find_config(variant: str) -> str | None:
-    """The packaged grid YAML that makes ``variant`` (as a path to type), if any."""
+    """The packaged grid YAML that makes ``variant`` (as a path to type), if any.
+
+    Parameters
+    ----------
+    variant : str
+        A variant of some packaged grid, or not.
+
+    Returns
+    -------
+    str or None
+        The path, relative to the working folder when it lies below it; None if no grid has it.
+    """
     for path in packaged_configs():
         if variant in _grid_names(str(path)):
             return _shown(path)
@@ -116,14 +190,40 @@ def find_config(variant: str) -> str | None:
 
 
 def train_command(variant: str, results: str | os.PathLike = "results", config: str | None = None) -> str:
-    """The exact command that trains ``variant`` (for error messages)."""
+    """The exact command that trains ``variant`` (for error messages).
+
+    Parameters
+    ----------
+    variant : str
+        The variant name.
+    results : str or os.PathLike
+        The results root (``--out`` is added when it is not ``results``).
+    config : str, optional
+        The grid YAML (default: the packaged grid that makes it, else ``CONFIG.yaml``).
+
+    Returns
+    -------
+    str
+        ``python -m model train CONFIG --only VARIANT [--out DIR]``.
+    """
     config = config or find_config(variant) or "CONFIG.yaml"
     out = "" if str(results) == "results" else f" --out {results}"
     return f"python -m model train {config} --only {variant}{out}"
 
 
 def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
-    """A variant folder's ``config.yaml``, validated."""
+    """A variant folder's ``config.yaml``, validated.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The variant folder.
+
+    Returns
+    -------
+    VariantConfig
+        The resolved config the variant was trained with (InputError when unreadable).
+    """
     path = Path(folder) / "config.yaml"
     try:
         data = yaml.safe_load(path.read_text())
@@ -133,7 +233,18 @@ def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
 
 
 def variant_file_hashes(folder: str | os.PathLike) -> dict[str, str]:
-    """SHA-256 of a variant folder's ``config.yaml`` and ``model.pt`` (what training records)."""
+    """SHA-256 of a variant folder's ``config.yaml`` and ``model.pt`` (what training records).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A variant folder (finished or being written).
+
+    Returns
+    -------
+    dict of str to str
+        File name -> hex digest.
+    """
     return {name: file_sha256(Path(folder) / name) for name in VARIANT_FILES}
 
 
@@ -142,6 +253,13 @@ def check_variant_files(folder: str | os.PathLike, names: tuple[str, ...] = VARI
 
     Compares them with the hashes ``provenance.json`` recorded (``variant_files``). A variant
     trained before hashes were recorded passes with one warning line on stderr.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The variant folder.
+    names : tuple of str
+        Which of its files to check (default: ``config.yaml`` and ``model.pt``).
 
     Examples
     --------
@@ -168,7 +286,27 @@ def check_variant_files(folder: str | os.PathLike, names: tuple[str, ...] = VARI
 
 @dataclass
 class LoadedVariant:
-    """A trained variant ready for inference: ``net`` in eval mode on ``device``."""
+    """A trained variant ready for inference: ``net`` in eval mode on ``device``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network, in eval mode.
+    spec : VariantName
+        The parsed variant name.
+    config : dict
+        Its ``config.yaml``.
+    classes : list of str
+        The output classes, in order.
+    task : str
+        What the output layer classifies: gender or identity.
+    input_size : int
+        Side of the square model input.
+    device : torch.device
+        Where ``net`` lives.
+    folder : Path
+        The variant folder.
+    """
 
     net: nn.Module
     spec: VariantName
@@ -206,7 +344,22 @@ def load_variant(name: str, results: str | os.PathLike = "results",
     """Load trained variant ``name`` from ``<results>/models/`` in eval mode.
 
     A variant that does not exist (or is unfinished) is an InputError holding the exact
-    ``python -m model train ... --only <name>`` command that makes it.
+    ``python -m model train ... --only <name>`` command that makes it; one whose config or
+    weights changed since training is refused (:func:`check_variant_files`).
+
+    Parameters
+    ----------
+    name : str
+        The variant name, e.g. ``vgg16-imagenet-gender-s0``.
+    results : str or os.PathLike
+        The results root.
+    device : str or torch.device, optional
+        Where to load it (:func:`model.device.select_device`; default: auto).
+
+    Returns
+    -------
+    LoadedVariant
+        The variant, ready for inference.
     """
     spec = parse_variant_name(name)
     folder = variant_dir(name, results)
@@ -230,3 +383,40 @@ def load_variant(name: str, results: str | os.PathLike = "results",
     net = net.to(device).eval()
     return LoadedVariant(net=net, spec=spec, config=config.as_dict(), classes=list(config.classes),
                          task=spec.label_task, input_size=config.input_size, device=device, folder=folder)
+
+
+def held_out(variant: LoadedVariant, stimuli: PreparedSet, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Manifest rows of the variant's ``split`` images in ``stimuli`` and their class labels.
+
+    The split is the one saved with the variant (``split.csv``), so every target is tested on
+    images it never trained on.
+
+    Parameters
+    ----------
+    variant : LoadedVariant
+        A loaded variant (its folder holds ``split.csv``).
+    stimuli : PreparedSet
+        The prepared set the rows index.
+    split : {"test", "val", "train", "all"}
+        Which of the saved split's images.
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        Row of each image in the set's manifest (int64).
+    labels : numpy.ndarray
+        Its class index for the variant's task (int64).
+    """
+    path = Path(variant.folder) / "split.csv"
+    if not path.is_file():
+        raise InputError(f"{path}: the variant's saved split is missing; retrain it")
+    table = pd.read_csv(path, dtype={"stimulus_id": str}, keep_default_na=False)
+    for column in ("stimulus_id", "split", "label"):
+        if column not in table.columns:
+            raise InputError(f"{path}: missing column '{column}'")
+    if split != "all":
+        table = table[table.split == split]
+    if len(table) == 0:
+        raise InputError(f"{path}: variant {variant.name} has no '{split}' images")
+    rows = np.array([stimuli.index_of(sid) for sid in table.stimulus_id], dtype=np.int64)
+    return rows, table.label.to_numpy(dtype=np.int64)

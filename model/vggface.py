@@ -78,7 +78,18 @@ Layers = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """``keras_vggface`` for an HDF5 file (by its signature), else ``vgg_face_dag``."""
+    """``keras_vggface`` for an HDF5 file (by its signature), else ``vgg_face_dag``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file.
+
+    Returns
+    -------
+    str
+        The format name.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: weights file not found")
@@ -114,6 +125,18 @@ def read_vgg_face_dag(path: str | os.PathLike, *, keep_fc8: bool = False) -> Lay
 
     A missing or unexpected key, or a wrong shape, is an InputError naming the first one.
     ``fc8`` may be absent unless ``keep_fc8``, and its number of identities is free.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``vgg_face_dag.pth`` file.
+    keep_fc8 : bool
+        Require and keep the identity head.
+
+    Returns
+    -------
+    Layers
+        Layer name -> (weight, bias) in torch layout.
     """
     path = Path(path)
     state = read_state_dict(path)
@@ -139,7 +162,7 @@ def read_vgg_face_dag(path: str | os.PathLike, *, keep_fc8: bool = False) -> Lay
 
 def _h5py():
     try:
-        import h5py
+        import h5py  # lazy: h5py is the optional 'vggface' extra
     except ImportError:
         return None
     return h5py
@@ -174,6 +197,18 @@ def read_keras_vggface(path: str | os.PathLike, *, keep_fc8: bool = False) -> La
 
     Needs ``h5py`` (the ``vggface`` extra). A missing layer, an unexpected layer with weights or
     a wrong shape is an InputError naming the first one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.h5`` file.
+    keep_fc8 : bool
+        Require and keep the 2622-identity head.
+
+    Returns
+    -------
+    Layers
+        Layer name -> (weight, bias), converted from Keras to torch layout.
     """
     path = Path(path)
     h5py = _h5py()
@@ -224,7 +259,22 @@ def read_keras_vggface(path: str | os.PathLike, *, keep_fc8: bool = False) -> La
 # ---------------------------------------------------------------------------- torchvision layout
 
 def to_torchvision(layers: Layers, *, mean: tuple[float, float, float], channels: str) -> dict[str, torch.Tensor]:
-    """torchvision ``vgg16`` keys for the layers, the file's preprocessing folded into conv1."""
+    """torchvision ``vgg16`` keys for the layers, the file's preprocessing folded into conv1.
+
+    Parameters
+    ----------
+    layers : Layers
+        :func:`read_vgg_face_dag` or :func:`read_keras_vggface`'s layers.
+    mean : tuple of float
+        The file's mean pixel (0-255), in ``channels`` order.
+    channels : {"rgb", "bgr"}
+        The file's channel order.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The state_dict.
+    """
     state: dict[str, torch.Tensor] = {}
 
     def put(key: str, weight: np.ndarray, bias: np.ndarray) -> None:
@@ -248,6 +298,22 @@ def vggface_state_dict(path: str | os.PathLike, fmt: str = "auto", *,
 
     ``fmt`` is ``auto`` (an HDF5 file is ``keras_vggface``, anything else ``vgg_face_dag``)
     or one of :data:`FORMATS`. FC8 (``classifier.6``) is included only with ``keep_fc8``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The VGG-Face file.
+    fmt : str
+        The format.
+    keep_fc8 : bool
+        Keep the identity head.
+
+    Returns
+    -------
+    state : dict of str to torch.Tensor
+        The state_dict.
+    record : dict
+        Where it came from (file, SHA-256, format).
     """
     path = Path(path)
     found = detect_format(path)

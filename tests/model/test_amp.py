@@ -8,7 +8,7 @@ import torch
 
 from model.architecture import build_vgg16
 from model.device import amp_dtype, autocast, full_precision, grad_scaler, precision_name, set_amp
-from model.explain import Explainer, explain_images
+from model.lrp import Explainer, explain_images
 from model.preprocess import to_model_input
 
 

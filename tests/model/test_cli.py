@@ -1,4 +1,5 @@
-"""The command line: subcommand overview, --help, unknown commands and devices."""
+"""The command line: subcommand overview, --help, unknown commands, devices, and every command
+wired into ``python -m model``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from model import select_device
 from model.__main__ import COMMANDS
 from model.__main__ import main as model_main
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.relevance import load_relevance
+
+V0 = "vgg16-bn-w0.0625-none-gender-s0"
+
+
+def run(main, argv, capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_overview_lists_the_commands(capsys):
@@ -38,3 +51,25 @@ def test_select_device():
         with pytest.raises(InputError, match="no CUDA GPU is available"):
             select_device("cuda")
         assert select_device("auto") != torch.device("cuda")
+
+
+@pytest.mark.slow
+def test_commands_are_wired_into_python_m_model(trained, capsys):
+    import subprocess
+    import sys
+
+    from model.__main__ import main as model_main
+
+    for command in ("explain", "evaluate", "groundtruth"):
+        code, out, _ = run(model_main, [command, "--help"], capsys)
+        assert code == 0 and f"python -m model {command}" in out
+    code, _, err = run(model_main, ["evaluate", str(trained / "missing.yaml")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "config file not found" in err
+    # one real run through the interpreter's -m entry point
+    done = subprocess.run([sys.executable, "-m", "model", "explain", "--variant", V0, "--stimuli", "synth-eyes",
+                           "--out", str(trained), "--device", "cpu", "--composite", "gradient", "--target", "pred"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    maps = load_relevance(V0, "synth-eyes", trained)
+    assert maps.meta["composite"] == "gradient" and maps.meta["target_rule"] == "pred"
+    assert list(maps.target) == list(maps.prediction)

@@ -55,7 +55,7 @@ def test_two_gloo_processes_match_one_process(write_grid, results, tmp_path, var
     for key in a:
         assert torch.allclose(a[key], b[key], rtol=1e-3, atol=1e-6), key
     # training moved the weights: the agreement is not that of two untouched nets
-    from model.train import initial_network
+    from model.trainer import initial_network
 
     start = initial_network(variant_configs(path)[0], 2, results)[0].state_dict()
     assert (a["features.0.weight"] - start["features.0.weight"]).abs().max() > 100 * (

@@ -9,8 +9,10 @@ import pytest
 import torch
 import yaml
 
+from model import jobs as jobs_module
 from model import launch
-from model.launch import LaunchOptions, Stage, dependency, executor_parameters, parse_time
+from model.jobs import LaunchOptions, Stage, dependency, executor_parameters
+from model.launch import parse_time
 from stimuli.contracts.errors import InputError
 
 submitit = pytest.importorskip("submitit")
@@ -52,7 +54,7 @@ class _FakeJob:
 def test_slurm_without_sbatch_is_one_line_and_writes_nothing(tmp_path, capsys):
     from model.train import main
 
-    if launch.shutil.which("sbatch"):
+    if jobs_module.shutil.which("sbatch"):
         pytest.skip("this machine has sbatch")
     out = tmp_path / "out"
     grid = Path(__file__).resolve().parents[2] / "model" / "configs" / "demo.yaml"
@@ -73,11 +75,11 @@ def test_slurm_sbatch_script_holds_partition_gpus_time_and_dependency(tmp_path, 
     from submitit.slurm import slurm
 
     monkeypatch.setattr(slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # pretend srun exists
-    monkeypatch.setattr(launch.shutil, "which", lambda name: f"/usr/bin/{name}")  # and sbatch
+    monkeypatch.setattr(jobs_module.shutil, "which", lambda name: f"/usr/bin/{name}")  # and sbatch
     options = LaunchOptions(launcher="slurm", partition="gpu", gpus_per_job=1, cpus_per_job=6, mem_gb=48,
                             time_min=parse_time("4:00:00"), max_requeue=5, slurm={"account": "lab"})
     params = executor_parameters(options, name="model-explain", after="afterok:1234", array_size=20)
-    executor = launch.make_executor(options, tmp_path / "jobs", **params)
+    executor = jobs_module.make_executor(options, tmp_path / "jobs", **params)
     text = executor._executor._make_submission_file_text("python -u -m submitit.core._submit x", "uid")
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --time=240",
                  "#SBATCH --cpus-per-task=6", "#SBATCH --mem=48GB", "#SBATCH --dependency=afterok:1234",
@@ -98,12 +100,12 @@ def test_slurm_stages_chain_by_afterok_and_a_failure_cancels_the_rest(tmp_path, 
         submitted.append([_FakeJob(f"{array}_{i}", state) for i, _ in enumerate(stage.jobs)])
         return submitted[-1]
 
-    monkeypatch.setattr(launch, "submit_stage", fake_submit)
-    spec = launch.JobSpec("v", "train", ())
+    monkeypatch.setattr(jobs_module, "submit_stage", fake_submit)
+    spec = jobs_module.JobSpec("v", "train", ())
     stages = [Stage("train face sources", [spec]), Stage("train", [spec, spec]), Stage("explain", [spec]),
               Stage("evaluate", [spec])]
     options = LaunchOptions(launcher="slurm", partition="gpu", poll_s=0.01)
-    assert launch.run_stages(stages, options, tmp_path, progress=False) == 1
+    assert jobs_module.run_stages(stages, options, tmp_path, progress=False) == 1
     assert calls == [("train face sources", None), ("train", "afterok:100"), ("explain", "afterok:101"),
                      ("evaluate", "afterok:102")]
     err = capsys.readouterr().err
@@ -173,15 +175,15 @@ def test_local_launcher_interrupted_job_resumes_to_the_uninterrupted_weights(wri
     stage = stages[1]
     assert not stages[0].jobs and [s.name for s in stage.jobs] == [p.name for p in expected]
     options = LaunchOptions(launcher="local", time_min=20)
-    folder = launch.stage_folder(results / "jobs", stage)
-    jobs = launch.submit_stage(stage, options, folder)
+    folder = jobs_module.stage_folder(results / "jobs", stage)
+    jobs = jobs_module.submit_stage(stage, options, folder)
     checkpoint = resume_dir(stage.jobs[0].name, results) / "checkpoint.pt"
     deadline = time.time() + 240
     while not checkpoint.is_file() and time.time() < deadline and not jobs[0].done():
         time.sleep(0.02)
     assert checkpoint.is_file(), "the first checkpoint never appeared"
     assert _preempt(jobs[0]) == 1  # submitit's preemption signal: checkpoint() and requeue
-    states = launch.watch(jobs, [s.name for s in stage.jobs], folder, poll_s=0.2, progress=False)
+    states = jobs_module.watch(jobs, [s.name for s in stage.jobs], folder, poll_s=0.2, progress=False)
     assert states == ["COMPLETED", "COMPLETED"], states
     log = (folder / f"{stage.jobs[0].name}.out").read_text()
     err = (folder / f"{stage.jobs[0].name}.err").read_text()

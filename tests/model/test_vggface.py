@@ -24,7 +24,7 @@ from model.__main__ import main as model_main
 from model.config import load_grid, pretrain_token
 from model.convert_weights import provenance_path
 from model.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from model.train import initial_network
+from model.trainer import initial_network
 from model.vggface import (
     CONV_NAMES,
     DAG_MEAN_RGB,

@@ -1,4 +1,5 @@
-"""Baseline networks and their maps: the nulls of the map-similarity findings."""
+"""model.sanity: baseline networks and their maps (the nulls of the map-similarity findings) and
+the randomisation checks on a tiny trained variant."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.explain import explain_images, image_subset
+from model import load_variant
+from model.lrp import explain_images
 from model.preprocess import to_model_input
 from model.sanity import baseline_network, baseline_seed, trained_layers
-from stimuli.contracts.errors import InputError
-from stimuli.contracts.relevance import baseline_set
+
+V0 = "vgg16-bn-w0.0625-none-gender-s0"
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module, layer: str) -> bool:
@@ -67,35 +69,19 @@ def test_baseline_maps_differ_from_the_trained_ones(make_vgg, rng):
         assert np.abs(base / np.abs(base).max(axis=(1, 2), keepdims=True) - own / scale).max() > 0.01, kind
 
 
-def test_image_subset_is_seeded_sorted_and_checked():
-    rows = image_subset(50, 10, seed=2)
-    assert len(rows) == 10 and len(set(rows)) == 10 and (np.diff(rows) > 0).all()
-    assert rows.tolist() == image_subset(50, 10, seed=2).tolist() != image_subset(50, 10, seed=3).tolist()
-    assert image_subset(5, None).tolist() == [0, 1, 2, 3, 4] == image_subset(5, 9).tolist()
-    with pytest.raises(InputError, match="at least 1"):
-        image_subset(5, 0)
-    assert baseline_set("orl128", "random") == "orl128.baseline-random"
-    with pytest.raises(InputError, match="unknown baseline"):
-        baseline_set("orl128", "nope")
-
-
 @pytest.mark.slow
-def test_explain_command_writes_baseline_maps_next_to_the_variants(trained, capsys):
-    from model.explain import main as explain_main
-    from stimuli.contracts.relevance import load_relevance, relevance_path
+def test_randomisation_changes_the_maps(trained):
+    from model.sanity import sanity_checks
 
-    variant = "vgg16-bn-w0.0625-none-gender-s0"
-    common = ["--variant", variant, "--stimuli", "synth-eyes", "--out", str(trained), "--device", "cpu"]
-    assert explain_main(common + ["--images", "24", "--image-seed", "4"]) == 0
-    own = load_relevance(variant, "synth-eyes", trained)
-    assert explain_main(common + ["--baseline", "untrained", "random", "--images", "24", "--image-seed", "4"]) == 0
-    for kind in ("untrained", "random"):
-        path = relevance_path(variant, f"synth-eyes.baseline-{kind}", trained)
-        assert path.is_file()
-        base = load_relevance(path)
-        assert base.meta["baseline"]["kind"] == kind and base.meta["images"] == {"n": 24, "of": 200, "seed": 4}
-        assert base.meta["baseline"]["reinit_seed"] == baseline_seed(variant, 0)
-        assert list(base.stimulus_id) == list(own.stimulus_id)  # the same subset: maps pair up
-        r = [np.corrcoef(x.ravel(), y.ravel())[0, 1] for x, y in zip(own.relevance, base.relevance)]
-        assert np.mean(r) < 0.9, kind
-    capsys.readouterr()
+    variant = load_variant(V0, trained, "cpu")
+    table = sanity_checks(variant, trained, composites=["epsilon_plus_flat", "gradient"], images=8,
+                          random_labels=True, seed=0)
+    assert set(table.composite) == {"epsilon_plus_flat", "gradient"}
+    table = table[table.composite == "epsilon_plus_flat"]
+    cascade = table[table.test == "cascading"]
+    assert cascade.step.tolist() == list(range(17))  # trained, then 16 weight layers top down
+    assert cascade.layer.iloc[1] == "classifier.6" and cascade.layer.iloc[-1] == "features.0"
+    assert cascade.spearman.iloc[0] == pytest.approx(1.0) and cascade.ssim.iloc[0] == pytest.approx(1.0)
+    assert cascade.spearman.iloc[-1] < 0.5 and cascade.ssim.iloc[-1] < 0.5
+    shuffled = table[table.test == "random_labels"]
+    assert len(shuffled) == 1 and shuffled.spearman.iloc[0] < 0.9

@@ -1,5 +1,5 @@
-"""Masking baselines, per-image AOPC on the uniform grid, relative transfer and the bootstrap
-asymmetry test (model.masking, model.masking_stats) on hand-made numbers."""
+"""Per-image AOPC on the uniform grid, relative transfer, the transfer matrix and its group
+summaries, and the bootstrap asymmetry test (model.masking_stats) on hand-made numbers."""
 
 from __future__ import annotations
 
@@ -10,34 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.evaluate import MaskingConfig, uniform_fractions
 from model.masking import (
     RANDOM,
-    baseline_masks,
-    masking_curves,
     set_mean_name,
-    top_fraction_masks,
+    uniform_fractions,
 )
 from model.masking_stats import (
     aopc_table,
     asymmetry_bootstrap,
     asymmetry_table,
+    group_table,
     image_aopc,
+    matrix,
     transfer_table,
 )
-from stimuli.contracts.config import ConfigValueError
-from stimuli.framing import DEFAULT_APERTURE, elliptical_aperture
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "masking_asymmetry_null.py"
-
-
-@pytest.mark.parametrize("name", ["masking", "masking_stats"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"model.{name}"), optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def load_benchmark():
@@ -45,55 +33,6 @@ def load_benchmark():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_random_blobs_lie_inside_the_aperture_and_match_the_relevance_area():
-    shape = (48, 48)
-    aperture = elliptical_aperture(shape, DEFAULT_APERTURE)
-    fractions = [0.0, *uniform_fractions(0.1, 0.5)]
-    masks = baseline_masks(6, shape, fractions, seed=3, repeats=2, smoothing=4.0, aperture=aperture)
-    ranked = top_fraction_masks(np.random.default_rng(0).normal(size=(6, *shape)), fractions)
-    assert list(masks) == [RANDOM] and len(masks[RANDOM]) == 2
-    for repeat in masks[RANDOM]:
-        for mask, relevance_mask in zip(repeat, ranked):
-            assert not (mask & ~aperture).any()  # every random-blob pixel inside the aperture
-            assert mask.sum(axis=(1, 2)).tolist() == relevance_mask.sum(axis=(1, 2)).tolist()
-    assert not np.array_equal(masks[RANDOM][0][3], masks[RANDOM][1][3])  # repeats differ
-    # without an aperture they spread over the grid: about half of them outside this one
-    anywhere = baseline_masks(6, shape, fractions, seed=3, repeats=1, smoothing=4.0, aperture=None)[RANDOM][0][2]
-    assert (anywhere & ~aperture).sum() / anywhere.sum() > 0.25
-
-
-def test_more_pixels_than_the_aperture_holds_is_refused():
-    from stimuli.contracts.errors import InputError
-
-    aperture = np.zeros((10, 10), bool)
-    aperture[:5] = True
-    with pytest.raises(InputError, match="masking.fractions: a fraction of 0.6 is 60 pixels, more than the 50"):
-        baseline_masks(2, (10, 10), [0.3, 0.6], seed=0, repeats=1, smoothing=0.0, aperture=aperture)
-
-
-def test_set_mean_baseline_is_the_mean_maps_ordering_for_every_image():
-    rng = np.random.default_rng(1)
-    mean_map = rng.normal(size=(16, 16))
-    fractions = [0.0, 0.1, 0.2]
-    masks = baseline_masks(5, (16, 16), fractions, seed=2, repeats=1, smoothing=0.0, aperture=None,
-                           set_means={"v": mean_map})[set_mean_name("v")]
-    assert len(masks) == 1
-    order = np.argsort(-mean_map.ravel(), kind="stable")
-    for fraction, mask in zip(fractions, masks[0]):
-        k = int(round(fraction * 256))
-        expected = np.zeros(256, bool)
-        expected[order[:k]] = True
-        for image_mask in mask:  # the same top pixels of the mean map, whatever the image
-            assert np.array_equal(image_mask.ravel(), expected)
-
-
-def test_fractions_must_be_a_uniform_grid():
-    assert MaskingConfig().fractions == pytest.approx([0.05 * k for k in range(1, 11)])
-    assert MaskingConfig().metric == "p_true" and MaskingConfig().random_within == "aperture"
-    with pytest.raises(ConfigValueError, match="uniform grid"):
-        MaskingConfig(fractions=[0.05, 0.1, 0.2, 0.3, 0.5])
 
 
 def curve(source, target, stimulus, label, weight, p_true, correct, mode="remove"):
@@ -198,41 +137,6 @@ def test_asymmetry_test_false_positive_rate_under_a_symmetric_null():
     assert bench.clopper_pearson(k, n)[0] > 0.8  # and it finds a real asymmetry
 
 
-class FakeTarget:
-    """Two classes; the logit of class 1 is the mean of the top-left quadrant (the evidence)."""
-
-    name = "t"
-    classes = ["a", "b"]
-
-    def predict_logits(self, images, batch_size=64):
-        evidence = images[:, :8, :8].mean(axis=(1, 2)) * 8 - 4
-        return np.stack([np.zeros(len(images)), evidence], axis=1)
-
-
-def test_masking_curves_keep_per_image_rows_that_add_up_to_the_set_rows():
-    rng = np.random.default_rng(8)
-    images = rng.random((12, 16, 16)).astype(np.float32)
-    labels = (images[:, :8, :8].mean(axis=(1, 2)) > 0.5).astype(int)
-    evidence = np.zeros((12, 16, 16))
-    evidence[:, :8, :8] = 1 + rng.random((12, 8, 8))
-    aperture = np.zeros((16, 16), bool)
-    aperture[2:14, 2:14] = True
-    masking = MaskingConfig(fractions=uniform_fractions(0.1, 0.5), modes=["remove"], fill="background",
-                            random_repeats=2, random_smoothing=0.0)
-    accuracy, per_image = masking_curves(FakeTarget(), images, labels, {"t": evidence}, masking=masking,
-                                         background=0.5, seed=0, aperture=aperture,
-                                         set_means={"t": evidence.mean(axis=0)},
-                                         stimulus_id=[f"s{i}" for i in range(12)])
-    assert set(accuracy.source) == {"t", RANDOM, set_mean_name("t")} and (accuracy.random_within == "aperture").all()
-    assert len(per_image) == 3 * 6 * 12
-    means = per_image.groupby(["source", "fraction"]).p_true.mean()
-    for r in accuracy.itertuples():
-        assert r.p_true == pytest.approx(means[(r.source, r.fraction)])
-    aopc = aopc_table(image_aopc(per_image), n_boot=200).set_index("source").aopc
-    # removing the evidence hurts more than random pixels inside the aperture
-    assert aopc["t"] > aopc[RANDOM] and aopc[set_mean_name("t")] > aopc[RANDOM]
-
-
 def test_targets_on_different_images_are_resampled_independently():
     rng = np.random.default_rng(9)
     values = pair_values(rng, 30, 0.5, 0.5)
@@ -244,3 +148,36 @@ def test_targets_on_different_images_are_resampled_independently():
     direct = asymmetry_bootstrap(values[("a", "b")], values[(RANDOM, "b")], values[("b", "b")], values[("b", "a")],
                                  values[(RANDOM, "a")], values[("a", "a")], n_boot=300, seed=2, paired=False)
     assert direct["difference"] == pytest.approx(asym.relative_asymmetry)
+
+
+def test_transfer_matrix_and_groups_from_per_image_aopc():
+    ids = ["x", "y", "z"]
+    values = {("a", "a"): [0.4, 0.5, 0.6], ("b", "a"): [0.2, 0.3, 0.4], ("random", "a"): [0.1, 0.1, 0.1],
+              ("b", "b"): [0.8, 0.8, 0.8], ("a", "b"): [0.5, 0.5, 0.5], ("random", "b"): [0.2, 0.2, 0.2]}
+    images = pd.concat([pd.DataFrame({"source": s, "target": t, "mode": "remove", "stimulus_id": ids, "label": 0,
+                                      "aopc_p_true": v, "aopc_accuracy": v, "aopc_balanced_accuracy": v,
+                                      "fractions": 3}) for (s, t), v in values.items()])
+    aopc = aopc_table(images, n_boot=100).set_index(["source", "target"])
+    assert aopc.loc[("a", "a"), "aopc"] == pytest.approx(0.5) and aopc.loc[("random", "b"), "aopc"] == pytest.approx(0.2)
+    transfer = transfer_table(images, "remove", n_boot=100)
+    assert set(zip(transfer.source, transfer.target)) == {("a", "a"), ("b", "a"), ("a", "b"), ("b", "b")}
+    rel = {(r.source, r.target): r.relative for r in transfer.itertuples()}
+    assert rel[("a", "a")] == pytest.approx(1.0) and rel[("b", "b")] == pytest.approx(1.0)
+    # b's map on a keeps half of a's own-map advantage over random masks: (0.3 - 0.1) / (0.5 - 0.1)
+    assert rel[("b", "a")] == pytest.approx(0.5) and rel[("a", "b")] == pytest.approx(0.5)
+    wide = matrix(transfer, names=["b", "a"])
+    assert list(wide.index) == ["b", "a"] and wide.loc["a", "b"] == pytest.approx(0.5)
+    asym = asymmetry_table(images, "remove", n_boot=100)
+    assert len(asym) == 1 and asym.asymmetry.iloc[0] == pytest.approx(0.5 - 0.3)
+    assert asym.relative_asymmetry.iloc[0] == pytest.approx(0.0)
+
+
+def test_groups_follow_variant_relations():
+    transfer = pd.DataFrame({
+        "source": ["vgg16-imagenet-gender-s0", "vgg16-imagenet-gender-s1", "vgg16-faces-gender-s0",
+                   "vgg16-imagenet-identity-s0"],
+        "target": ["vgg16-imagenet-gender-s0"] * 4, "mode": "remove", "aopc": [0.4, 0.3, 0.1, 0.2],
+        "relative": [1.0, 0.7, 0.1, 0.5]})
+    groups = group_table(transfer).set_index("relation")
+    assert groups.loc["same", "aopc_mean"] == 0.4 and groups.loc["seed", "relative_mean"] == 0.7
+    assert groups.loc["pretrain", "aopc_mean"] == 0.1 and groups.loc["task", "pairs"] == 1

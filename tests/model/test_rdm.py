@@ -14,6 +14,7 @@ from stimuli.contracts.prepared import load_prepared_set, write_prepared_set
 from stimuli.contracts.provenance import read_provenance
 from stimuli.contracts.rdm import check_rdm, load_rdms, rdm_path
 from stimuli.contracts.trials import SIMILARITY_COLUMNS, read_trials
+from stimuli.prepare import prepare_set
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
@@ -23,14 +24,22 @@ GENDER = "vgg16-w0.0625-none-gender-s0"
 
 
 @pytest.fixture(scope="module")
-def trained(results, tmp_path_factory):
+def orl32(tmp_path_factory):
+    """A results root with the ORL faces prepared at 32 px."""
+    root = tmp_path_factory.mktemp("results")
+    prepare_set("orl", 32, "orl32", results=root, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(orl32, tmp_path_factory):
     """A results root with set 'orl10' (identities s1..s10 x 5 images) and two tiny variants."""
     from model.train import train_grid
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions on a shared 2-core machine: one thread is fastest
     root = tmp_path_factory.mktemp("rdm_results")
-    full = load_prepared_set("orl32", results)
+    full = load_prepared_set("orl32", orl32)
     keep = full.manifest[full.manifest.identity.isin([f"s{i}" for i in range(1, 11)])
                          & full.manifest.stimulus_id.str[-2:].astype(int).le(5)]
     write_prepared_set(root / "stimuli" / "orl10", full.images[keep.index.to_numpy()],

@@ -8,15 +8,10 @@ import torch
 from zennit.attribution import Gradient
 from zennit.composites import COMPOSITES
 
-from model.explain import (
-    Explainer,
-    explain_images,
-    input_bounds,
-    make_composite,
-    methods,
-    to_stimulus_grid,
-)
-from model.lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported, frozen_eval
+from model.frozen import frozen_eval
+from model.grid import input_bounds, to_stimulus_grid
+from model.lrp import Explainer, explain_images, make_composite, methods
+from model.lrp_fast import SERVED_COMPOSITES, FastLRP, Unsupported
 from model.preprocess import to_model_input
 from stimuli.contracts.errors import InputError
 
@@ -56,7 +51,7 @@ def test_conservation_on_bias_free_vgg(name, fast, rng, make_vgg):
 
 
 def test_nonconservative_and_nonfinite_maps_are_flagged(rng, make_vgg):
-    from model.explain import conservation_check
+    from model.lrp import conservation_check
 
     check = conservation_check(np.array([1.0, 0.2, np.nan, 2.0]), np.array([1.0, 1.0, 1.0, 2.0]),
                                applicable=True, tolerance=0.5)
@@ -201,7 +196,7 @@ def test_pred_target_explains_the_argmax(rng, make_vgg):
 
 def test_preserved_undoes_reassigned_parameters(make_vgg):
     """zennit 1.0 swaps parameter objects (assign=True loads, object.__setattr__); they come back."""
-    from model.lrp_fast import preserved
+    from model.frozen import preserved
 
     net = make_vgg(batch_norm=True)
     conv, bn = net.features[0], net.features[1]
