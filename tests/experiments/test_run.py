@@ -32,4 +32,4 @@ def test_command_line_help_and_missing_participant(tmp_path):
 def test_the_command_table_lists_run_and_check():
     done = subprocess.run([sys.executable, "-m", "experiments"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and list(COMMANDS) == ["run", "check"]
-    assert all(verb in done.stdout for verb in COMMANDS)
+    assert all(verb in done.stderr for verb in COMMANDS)  # no verb: a usage error, the overview on stderr
