@@ -19,8 +19,6 @@ from collections.abc import Sequence
 
 from stimuli.contracts.cli import dispatch
 
-__all__ = ["COMMANDS", "main"]
-
 # command -> (module with main(argv), one line for the overview)
 COMMANDS: dict[str, tuple[str, str]] = {
     "ci": ("analysis.ci", "classification images and Stat4Ci pixel/cluster tests from trial files"),
@@ -29,17 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis <command> ...``.
+    """Run one analysis command: ``argv`` is the verb and its options (default: the command line).
 
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The command and its arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The command's exit status.
+    Returns the command's exit status; 2 for a missing or unknown verb (the overview goes to stderr).
     """
     return dispatch("analysis", COMMANDS, argv)
 

@@ -19,7 +19,7 @@ psychometric function on log10 revealed area instead (QUEST's Weibull, slope and
 the threshold free) and gives the area at the target accuracy: what the report's guided
 finding tests. Measured with an observer whose accuracy depends only on the area shown
 (guidance cannot help it; 200 studies of 12 participants x 100 trials per condition, paired
-t-test guided vs random at alpha 0.05; tests/experiments/area_null_simulation.py):
+t-test guided vs random at alpha 0.05; benchmarks/area_null_simulation.py):
 
 =========================  ==================  ===========================
 DV                         guided / random     rejections (95% CI)

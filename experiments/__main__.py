@@ -19,8 +19,6 @@ from collections.abc import Sequence
 
 from stimuli.contracts.cli import dispatch
 
-__all__ = ["COMMANDS", "main"]
-
 # command -> (module with main(argv), one line for the overview)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("experiments.run", "run or resume one session (people on screen, simulated or model observers)"),
@@ -29,17 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m experiments <command> ...``.
+    """Look the verb of ``argv`` up in :data:`COMMANDS` and run it, as ``python -m experiments`` does.
 
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The command and its arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The command's exit status.
+    The exit status is the command's own (3: a session stopped early, resumable), else 2 for no verb.
     """
     return dispatch("experiments", COMMANDS, argv)
 

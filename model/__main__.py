@@ -19,8 +19,6 @@ from collections.abc import Sequence
 
 from stimuli.contracts.cli import dispatch
 
-__all__ = ["COMMANDS", "main"]
-
 # command -> (module with main(argv), one line for the overview)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("model.train", "train the VGG-16 variants of a grid YAML (resumable, skips finished ones)"),
@@ -34,17 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m model <command> ...``: run a command of :data:`COMMANDS`.
+    """Dispatch ``python -m model <verb> [options]`` (``argv``: the words after ``model``).
 
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The command and its arguments (default: the command line).
-
-    Returns
-    -------
-    int
-        The command's exit status (2 for no or an unknown command).
+    Returns what the verb's ``main`` returns, or 2 when the verb is missing or unknown.
     """
     return dispatch("model", COMMANDS, argv)
 

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 
 from stimuli.contracts.cli import dispatch
 
-__all__ = ["COMMANDS", "main"]
-
 # command -> (module with main(argv), one line for the overview)
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("stimuli.prepare", "make a prepared stimulus set from a face set"),
@@ -31,17 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m stimuli <command> ...`` (see :data:`COMMANDS`).
+    """The ``python -m stimuli`` entry point: ``argv`` starts with one of the verbs of :data:`COMMANDS`.
 
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``python -m stimuli`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The command's exit status (2 for no or an unknown command).
+    Returns the verb's exit status (0 on success, 2 on bad input or an unknown verb).
     """
     return dispatch("stimuli", COMMANDS, argv)
 

@@ -8,6 +8,7 @@ checked when it is there.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
@@ -18,9 +19,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stimuli", "model", "analysis", "experiments")
-DOCS = [path for path in (ROOT / "README.md", ROOT.parent / "shared" / "DESIGN.md") if path.is_file()]
+DOCS = [path for path in (ROOT / "README.md", ROOT / "analysis" / "README.md", ROOT / "participants" / "README.md",
+                         ROOT.parent / "shared" / "DESIGN.md") if path.is_file()]
 COMMAND = re.compile(r"python -m (stimuli|model|analysis|experiments) ([a-z][a-z-]*)((?:[^`\n|]|\|(?=[a-z]))*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
+DOTTED = re.compile(r"`((?:stimuli|model|analysis|experiments)(?:\.[A-Za-z_]\w*)+)")
+FILE_ENDINGS = {"pt", "pth", "py", "yaml", "json", "csv", "tsv", "npz", "png", "html", "h5", "onnx"}
 PATH = re.compile(r"(?<![\w./-])((?:stimuli|model|analysis|experiments|benchmarks|tests)/[\w/.-]*\w\.(?:py|yaml))\b")
 
 
@@ -49,14 +53,14 @@ def test_the_docs_are_read():
     assert len(commands) >= 10
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_documented_commands_exist(doc):
     missing = sorted({f"python -m {m.group(1)} {m.group(2)}" for m in COMMAND.finditer(doc.read_text())
                       if m.group(2) not in command_table(m.group(1))})
     assert not missing, f"{doc.name} names commands the code lacks: {missing}"
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_documented_files_exist(doc):
     missing = sorted({path for path in PATH.findall(doc.read_text()) if not (ROOT / path).exists()})
     assert not missing, f"{doc.name} names files the tree lacks: {missing}"
@@ -74,3 +78,29 @@ def test_documented_flags_are_accepted():
         assert result.returncode == 0, f"python -m {package} {verb} --help: {result.stderr[-500:]}"
         wrong += [f"python -m {package} {verb} {flag}" for flag in sorted(flags) if flag not in result.stdout]
     assert not wrong, f"the docs show flags these commands do not take: {wrong}"
+
+
+def _resolves(dotted: str) -> bool:
+    """``pkg.module[.name...]``: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_documented_python_names_exist(doc):
+    """Every `pkg.module.name` the docs show can be imported (the display needs a screen: not imported)."""
+    names = sorted({name for name in DOTTED.findall(doc.read_text())
+                    if not name.startswith("experiments.display") and name.rsplit(".", 1)[1] not in FILE_ENDINGS})
+    missing = [name for name in names if not _resolves(name)]
+    assert not missing, f"{doc.name} names what the code lacks: {missing}"
