@@ -28,7 +28,7 @@ from stimuli.contracts.provenance import Provenance, record_run
 from .ci_pipeline import CIConfig, run_ci
 from .readers.trials import input_files
 
-__all__ = ["CI_COMMAND", "build_parser", "main"]
+__all__ = ["CI_COMMAND", "build_parser"]
 
 CI_COMMAND = "analysis ci"  # recorded in provenance.json: only this command replaces its folders
 
@@ -86,18 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis ci``.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``ci`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0 on success (bad input: one line on stderr and exit status 2).
-    """
+    """Run ``python -m analysis ci`` on ``argv`` (the words after the verb; default ``sys.argv[1:]``)
+    and return its exit status: 0 on success (bad input: one line on stderr and exit status 2)."""
     args = build_parser().parse_args(argv)
     values = {k: getattr(args, k) for k in (
         "data_root", "task", "stimuli", "results", "alpha", "sigma_smooth", "cluster_threshold", "z",

@@ -309,7 +309,7 @@ def classification_image(trials: pd.DataFrame, shape: Sequence[int], sigma_px: f
     Returns
     -------
     numpy.ndarray
-        The (H, W) Z map.
+        The (H, W) Z map: positive where revealing a pixel went with correct answers.
 
     Examples
     --------

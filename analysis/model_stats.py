@@ -444,7 +444,9 @@ def seed_icc(maps: dict[str, RelevanceMaps], *, region: Any = None, kind: str = 
 
     Parameters
     ----------
-    maps, region, kind
+    maps : dict of str to RelevanceMaps
+        The maps by variant name; a name that is not a variant name is passed over.
+    region, kind
         As for :func:`mean_map_similarity`.
 
     Returns

@@ -67,7 +67,7 @@ def check_method(method: str) -> str:
     Parameters
     ----------
     method : str
-        The correlation asked for.
+        The correlation asked for, by its name in :data:`METHODS` (e.g. ``spearman``).
 
     Returns
     -------

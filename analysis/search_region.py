@@ -68,7 +68,7 @@ def search_region_mask(search_region: Any) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The boolean (H, W) mask.
+        The boolean (H, W) mask (all True for a shape).
 
     Examples
     --------

@@ -106,7 +106,7 @@ class PixelTest:
     Parameters
     ----------
     threshold : float
-        The Z threshold.
+        The Z threshold for ``alpha`` over the region tested.
     significant : numpy.ndarray
         Boolean (H, W) map of significant pixels.
     fwhm_px, alpha : float

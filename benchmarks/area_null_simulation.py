@@ -134,11 +134,12 @@ def rejection_rates(studies, *, seed=0, alpha=0.05, **options):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=200)
-    parser.add_argument("--participants", type=int, default=12)
+    parser.add_argument("--studies", type=int, default=200, help="simulated studies per observer (default 200)")
+    parser.add_argument("--participants", type=int, default=12, help="participants per study (default 12)")
     parser.add_argument("--trials", type=int, default=100, help="main trials per condition")
-    parser.add_argument("--burn-in", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--burn-in", type=int, default=20,
+                        help="staircase trials left out of each participant's summary (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the studies (default 0)")
     args = parser.parse_args(argv)
     for observer in ("area", "eyes"):
         start = time.time()

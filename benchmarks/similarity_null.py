@@ -64,10 +64,10 @@ def one_study(rng: np.random.Generator, n_images: int, n_boot: int) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=400)
-    parser.add_argument("--images", type=int, default=80)
-    parser.add_argument("--boot", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--runs", type=int, default=400, help="null studies simulated (default 400)")
+    parser.add_argument("--images", type=int, default=80, help="images per study (default 80)")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples per contrast (default 1000)")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the whole simulation (default 2026)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()

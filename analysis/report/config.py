@@ -83,12 +83,15 @@ class CISettings:
 
 @dataclass
 class Exclusion:
-    """Who is left out: a participant with fewer main trials in a condition (or missing it).
+    """Who is left out of the CIs.
+
+    A participant with fewer than ``min_trials`` main trials in a condition (or none) is left
+    out of that condition.
 
     Parameters
     ----------
     min_trials : int
-        Fewest main trials in a condition.
+        Fewest main trials in a condition (at least 2).
     require_all_conditions : bool
         Excluded from one condition: excluded from all.
     """

@@ -59,11 +59,12 @@ def data_kind(ctx: ReportContext) -> DataKind:
     Parameters
     ----------
     ctx : ReportContext
-        The report's inputs.
+        The report's inputs: the observer groups of its tasks, the variants with relevance maps
+        and the ``models.evaluate`` folder of its config.
 
     Returns
     -------
-    str
+    {"people", "models", "both", "none"}
         ``people`` (observers other than models), ``models`` (relevance maps, masking results,
         model observers), ``both`` or ``none``.
     """
@@ -118,7 +119,8 @@ def fmt(value: Any, digits: int = 3) -> str:
     Returns
     -------
     str
-        The number as it reads in a sentence.
+        ``digits`` significant digits (``g`` format); integers and booleans as they are;
+        'n/a' for NaN, infinity and None; anything else as ``str`` writes it.
 
     Examples
     --------

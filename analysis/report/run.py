@@ -59,7 +59,7 @@ from .context import ReportContext
 from .page import Section, data_kind, embed_page, order_sections, render_html
 from .registry import Absent, SectionSpec, sections_for
 
-__all__ = ["Report", "build_report", "run_report", "default_out", "input_files_of", "build_parser", "main"]
+__all__ = ["Report", "build_report", "run_report", "default_out", "input_files_of", "build_parser"]
 
 REPORT_COMMAND = "analysis run"  # recorded in provenance.json: only this command replaces its folders
 
@@ -263,18 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m analysis run CONFIG.yaml [--out DIR] [--force] [--embed]``.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``run`` (default: the command line's).
-
-    Returns
-    -------
-    int
-        0 on success; bad input exits 2 with one line on stderr.
-    """
+    """Run ``python -m analysis run CONFIG.yaml [--out DIR] [--force] [--embed]`` on ``argv`` (the
+    words after the verb; default: the command line's) and return its exit status: 0 on success (bad
+    input exits 2 with one line on stderr)."""
     args = build_parser().parse_args(argv)
     out, report = run_report(args.config, args.out, force=args.force, embed=True if args.embed else None)
     states = [f"{s.key}: {s.status}" for s in report.sections if s.status != "ok"]
