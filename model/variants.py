@@ -217,7 +217,7 @@ def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
     Parameters
     ----------
     folder : str or os.PathLike
-        The variant folder.
+        The variant folder, ``<results>/models/<variant>``.
 
     Returns
     -------
