@@ -82,7 +82,7 @@ def models_dir(results: str | os.PathLike = "results") -> Path:
     Returns
     -------
     Path
-        The models folder (it may not exist yet).
+        The models folder, ``<results>/models`` (it may not exist yet).
 
     Examples
     --------
