@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m model rdm`` with ``argv`` (default: the command line); the exit status."""
+    """Run ``python -m model rdm`` (the RDMs of each ``--variant`` over ``--stimuli``); the exit status."""
     args = build_parser().parse_args(argv)
     for variant in args.variant:
         started = time.perf_counter()
