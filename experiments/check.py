@@ -23,7 +23,7 @@ from stimuli.contracts.errors import cli_errors
 
 from .engine import load_task
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,17 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m experiments check``.
+    """Run ``python -m experiments check`` with ``argv`` (default: the command line).
 
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``check``.
-
-    Returns
-    -------
-    int
-        0 (bad input exits 2 with one line).
+    Prints the trial sequence summary and returns 0 (bad input: one line on stderr, exit status 2).
     """
     args = build_parser().parse_args(argv)
     task = load_task(args.config, args.results)

@@ -68,7 +68,7 @@ class SessionResult:
     Parameters
     ----------
     path : Path
-        The trial file.
+        The trial file (``*_beh.tsv``).
     status : str
         ``complete`` or ``stopped`` (the quit key: incomplete, resumable).
     trials_done, trials_planned : int

@@ -31,7 +31,7 @@ from .engine import DEFAULT_ROOTS, run_session
 from .participant import ask_participant_for, check_participant_fields
 from .task import NA
 
-__all__ = ["EXIT_STOPPED", "build_parser", "main", "resume_command", "simulated_labels"]
+__all__ = ["EXIT_STOPPED", "build_parser", "resume_command", "simulated_labels"]
 
 EXIT_STOPPED = 3  # the session was ended early (quit key): incomplete, resumable
 # participants.tsv columns the command line (or the dialog) fills in
@@ -153,17 +153,9 @@ def resume_command(args: argparse.Namespace) -> str:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``python -m experiments run``.
+    """Run ``python -m experiments run`` with ``argv`` (default: ``sys.argv[2:]``).
 
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``run`` (default: ``sys.argv[2:]``).
-
-    Returns
-    -------
-    int
-        0 complete, 3 stopped by the quit key (bad input exits 2 with one line).
+    The exit status: 0 complete, 3 ended by the quit key, 2 bad input (one line).
     """
     argv = list(sys.argv[2:] if argv is None else argv)
     args = build_parser().parse_args(argv)

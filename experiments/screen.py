@@ -47,12 +47,12 @@ def suggested_refresh(measured_hz: float) -> float:
     Parameters
     ----------
     measured_hz : float
-        The measured frame rate.
+        The measured frame rate, in Hz.
 
     Returns
     -------
     float
-        The rate to write in the YAML.
+        The ``refresh_hz`` to write in the YAML, in Hz.
 
     Examples
     --------

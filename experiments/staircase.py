@@ -206,7 +206,7 @@ def intensity_for_bubbles(n_bubbles: int) -> float:
     Parameters
     ----------
     n_bubbles : int
-        The number of bubbles shown.
+        The number of bubbles shown (below 1 counts as 1).
 
     Returns
     -------

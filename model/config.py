@@ -192,6 +192,8 @@ class TrainConfig:
 class SplitConfig:
     """The train/val/test split: the same for every variant of a grid.
 
+    Drawn by :func:`stimuli.faces.make_split` from its own ``seed``, not the variant's.
+
     Parameters
     ----------
     seed : int
@@ -281,6 +283,8 @@ class FaceSource:
 class GridConfig:
     """A grid YAML: data, input, split, the axes to cross and how to train.
 
+    Read by :func:`load_grid` (e.g. ``model/configs/demo.yaml``); every field but ``stimuli`` has a default.
+
     Parameters
     ----------
     stimuli : str
@@ -362,7 +366,7 @@ def load_grid(path: str | os.PathLike) -> GridConfig:
     Parameters
     ----------
     path : str or os.PathLike
-        The YAML file.
+        The grid YAML, e.g. ``model/configs/demo.yaml``.
 
     Returns
     -------

@@ -35,7 +35,7 @@ class TrainData:
     Parameters
     ----------
     stimuli : PreparedSet
-        The prepared set.
+        The prepared set the variant trains on.
     split : pandas.DataFrame
         Manifest rows with ``split`` and ``label`` (saved as ``split.csv``).
     labels : numpy.ndarray
@@ -96,7 +96,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     Parameters
     ----------
     labels : numpy.ndarray
-        Training labels.
+        The class index of every training image.
     num_classes : int
         Classes of the output layer (absent ones weigh 0).
 

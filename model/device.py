@@ -82,6 +82,8 @@ def select_device(name: str | torch.device | None = None) -> torch.device:
 class Distributed:
     """This process's place in a data-parallel run (rank 0 of 1 when not distributed).
 
+    Made by :func:`init_distributed` from the ``RANK`` and ``WORLD_SIZE`` that ``torchrun`` sets.
+
     Parameters
     ----------
     rank : int
@@ -235,7 +237,7 @@ def grad_scaler(device: torch.device | str, enabled: bool | None = None) -> torc
     Parameters
     ----------
     device, enabled
-        As :func:`amp_dtype`.
+        The device and the override of the switch, as for :func:`amp_dtype`.
 
     Returns
     -------
@@ -309,7 +311,7 @@ def full_precision(fn: _F) -> _F:
     Parameters
     ----------
     fn : callable
-        The function.
+        The function, to run in float32.
 
     Returns
     -------

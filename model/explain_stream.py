@@ -277,7 +277,7 @@ def summary_line(maps: ExplainedMaps) -> str:
     Parameters
     ----------
     maps : ExplainedMaps
-        A run's maps.
+        What :func:`explain_to_file` returned (maps, backend, conservation check).
 
     Returns
     -------

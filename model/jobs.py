@@ -399,9 +399,9 @@ def stage_folder(root: Path, stage: Stage) -> Path:
     Parameters
     ----------
     root : Path
-        The jobs folder.
+        The jobs folder, one subfolder per stage.
     stage : Stage
-        The stage.
+        The stage; its label names the folder.
 
     Returns
     -------

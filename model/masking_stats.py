@@ -133,7 +133,7 @@ def bootstrap_p(boot: np.ndarray) -> float:
     Returns
     -------
     float
-        The p value (NaN with no finite value).
+        The two-sided p value (NaN with no finite value).
 
     Examples
     --------

@@ -74,7 +74,6 @@ __all__ = [
     "variant_rdms",
     "variant_features",
     "build_parser",
-    "main",
 ]
 
 
@@ -385,18 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m model rdm``: write the RDMs of each ``--variant`` over ``--stimuli``.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        The arguments after ``rdm`` (default: the command line).
-
-    Returns
-    -------
-    int
-        The exit status (bad input exits 2 with one line, through ``cli_errors``).
-    """
+    """Run ``python -m model rdm`` (the RDMs of each ``--variant`` over ``--stimuli``); the exit status."""
     args = build_parser().parse_args(argv)
     for variant in args.variant:
         started = time.perf_counter()

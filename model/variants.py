@@ -82,7 +82,7 @@ def models_dir(results: str | os.PathLike = "results") -> Path:
     Returns
     -------
     Path
-        The models folder (it may not exist yet).
+        The models folder, ``<results>/models`` (it may not exist yet).
 
     Examples
     --------
@@ -217,7 +217,7 @@ def read_variant_config(folder: str | os.PathLike) -> VariantConfig:
     Parameters
     ----------
     folder : str or os.PathLike
-        The variant folder.
+        The variant folder, ``<results>/models/<variant>``.
 
     Returns
     -------

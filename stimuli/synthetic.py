@@ -201,6 +201,8 @@ def synth_set(
 ) -> Path:
     """Write a synthetic ground-truth set as ``<results>/stimuli/<name>/`` (all or nothing).
 
+    The images come from :func:`synthesize`; ``provenance.json`` records the command, seed and options.
+
     Parameters
     ----------
     region : str

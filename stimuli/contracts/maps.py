@@ -80,7 +80,7 @@ def check_mask(values: Any, name: str = "mask", shape: tuple[int, ...] | None = 
     Returns
     -------
     numpy.ndarray
-        A boolean (H, W) array.
+        The mask as a boolean (H, W) array.
 
     Examples
     --------

@@ -92,7 +92,7 @@ def set_mean_map(relevance: RelevanceMaps | np.ndarray, *, positive: bool = Fals
     Returns
     -------
     numpy.ndarray
-        The (H, W) float32 mean.
+        The (H, W) float32 mean over the finite maps.
 
     Examples
     --------
@@ -119,7 +119,7 @@ def relevance_path(variant: str, stimuli: str, results: str | os.PathLike = "res
     Parameters
     ----------
     variant : str
-        The explained variant.
+        The variant that was explained.
     stimuli : str
         The prepared set it was explained on.
     results : str or path-like
@@ -144,7 +144,7 @@ def explain_command(variant: str, stimuli: str, results: str | os.PathLike = "re
     Parameters
     ----------
     variant, stimuli, results
-        As for :func:`relevance_path`.
+        The variant, its set and the results root, as for :func:`relevance_path`.
 
     Returns
     -------
