@@ -50,6 +50,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from stimuli.contracts.config import require
 from stimuli.contracts.errors import InputError
@@ -263,8 +264,6 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
     CIOutputs
         The tables and the files written.
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
     stim = load_prepared_set(config.stimuli, config.results)

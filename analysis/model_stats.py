@@ -343,7 +343,7 @@ def level_summary(levels: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
     pandas.DataFrame
         One row per relation.
     """
-    import pingouin as pg
+    import pingouin as pg  # lazy: importing pingouin takes about 2 s; few paths need it
 
     rows = []
     for relation, group in levels.groupby("relation", sort=False):

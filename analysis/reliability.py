@@ -172,7 +172,7 @@ def map_icc(maps: dict[str, np.ndarray], *, region: Any = None) -> pd.DataFrame:
     pandas.DataFrame
         pingouin's ICC table.
     """
-    import pingouin as pg
+    import pingouin as pg  # lazy: importing pingouin takes about 2 s; few paths need it
 
     if len(maps) < 2:
         raise InputError(f"an ICC needs at least 2 maps, got {len(maps)}")

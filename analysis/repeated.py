@@ -53,7 +53,7 @@ def repeated_measures(data: pd.DataFrame, dv: str, within: str, subject: str, *,
     pairwise : pandas.DataFrame
         The paired tests.
     """
-    import pingouin as pg
+    import pingouin as pg  # lazy: importing pingouin takes about 2 s; few paths need it
 
     anova = pg.rm_anova(data, dv=dv, within=within, subject=subject, detailed=True)
     pairwise = pg.pairwise_tests(data, dv=dv, within=within, subject=subject, padjust=padjust, effsize="cohen")
