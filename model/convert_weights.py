@@ -32,7 +32,7 @@ import torch
 from stimuli.contracts.cli import add_force
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import check_outside_data_root, move_aside
-from stimuli.contracts.provenance import Provenance, atomic_write_bytes, atomic_write_json
+from stimuli.contracts.provenance import Provenance, atomic_write_bytes, record_run
 
 from .options import command_parser
 from .vggface import FORMATS, vggface_state_dict
@@ -130,7 +130,7 @@ def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, k
     atomic_write_bytes(out, data)
     prov.extra.update(weights=info, output_sha256=hashlib.sha256(data).hexdigest(),
                       keys=len(state))
-    atomic_write_json(provenance_path(out), prov.as_dict())
+    record_run(provenance_path(out).parent, prov, name=provenance_path(out).name)
     return out
 
 

@@ -384,7 +384,7 @@ class Provenance:
 
 
 def record_run(folder: str | os.PathLike, provenance: Provenance, *, run: str | None = None,
-               output: str | os.PathLike | None = None) -> Path:
+               output: str | os.PathLike | None = None, name: str = "provenance.json") -> Path:
     """Write ``folder/provenance.json``: the one way every command records what made its output.
 
     Parameters
@@ -397,11 +397,14 @@ def record_run(folder: str | os.PathLike, provenance: Provenance, *, run: str | 
         For folders that several runs add files to (a variant's relevance folder holds one file
         per stimulus set): the run's name and its output file. Earlier runs are kept under
         ``runs`` with each output's SHA-256, so the folder's record covers every file in it.
+    name : str
+        The record's file name: ``provenance.json``, or ``<file>.provenance.json`` for a command
+        whose output is one file rather than a folder (``model convert-weights``).
 
     Returns
     -------
     Path
-        The ``provenance.json`` written (atomically).
+        The record written (atomically).
     """
     folder = Path(folder)
     if run is not None:
@@ -416,7 +419,7 @@ def record_run(folder: str | os.PathLike, provenance: Provenance, *, run: str | 
         if output is not None:
             runs[run] |= {"output": Path(output).name, "sha256": file_sha256(output)}
         provenance.extra["runs"] = runs
-    return atomic_write_json(folder / "provenance.json", provenance.as_dict())
+    return atomic_write_json(folder / name, provenance.as_dict())
 
 
 def read_provenance(folder: str | os.PathLike) -> dict[str, Any]:
