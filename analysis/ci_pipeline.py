@@ -172,14 +172,6 @@ class CIOutputs:
                 for r in self.exclusions.itertuples()]
 
 
-def _safe(name: str) -> str:
-    """A condition name as it names files: validated, never rewritten (two names cannot share a file).
-
-    The trial reader refuses invalid names, so an invalid one here is a programming error.
-    """
-    return check_name(name, "condition")
-
-
 def group_map_path(folder: str | Path, task: str, condition: str) -> Path:
     """``maps/ci_group_<task>_<condition>.npz`` inside an analysis folder.
 
@@ -200,7 +192,7 @@ def group_map_path(folder: str | Path, task: str, condition: str) -> Path:
     >>> group_map_path("out", "gender", "random").as_posix()
     'out/maps/ci_group_gender_random.npz'
     """
-    return Path(folder) / "maps" / f"ci_group_{task}_{_safe(condition)}.npz"
+    return Path(folder) / "maps" / f"ci_group_{task}_{check_name(condition, 'condition')}.npz"
 
 
 def search_region(spec: str, stim: PreparedSet) -> np.ndarray:
@@ -395,7 +387,7 @@ def run_ci(config: CIConfig, out: str | Path, *, progress: bool | None = None,
         })
         title = (f"{config.task}, {condition}: n={len(members)}, pixel Z>{pix.threshold:.2f} (yellow), "
                  f"clusters Z>{config.cluster_threshold:g} & k>={clu.size_threshold:.0f} px (cyan)")
-        name = f"{config.task}_{_safe(condition)}"
+        name = f"{config.task}_{check_name(condition, 'condition')}"
         outputs.figures.append(plot_ci(z, background, pix.significant, clu.significant, title,
                                        out / "figures" / f"ci_group_{name}.png", region=region))
         outputs.figures.append(plot_ci_grid(

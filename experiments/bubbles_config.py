@@ -38,7 +38,7 @@ __all__ = [
     "Staircase",
     "Familiarisation",
     "TemplateSettings",
-    "ModelSettings",
+    "ModelObserverSettings",
     "BubblesConfig",
     "used_conditions",
 ]
@@ -237,7 +237,7 @@ class TemplateSettings:
 
 
 @dataclass(kw_only=True)
-class ModelSettings:
+class ModelObserverSettings:
     """The model observer (experiments.observers.ModelObserver).
 
     Parameters
@@ -279,7 +279,7 @@ class BubblesConfig(ExperimentConfig):
     staircase: Staircase = field(default_factory=Staircase)
     familiarisation: Familiarisation = field(default_factory=Familiarisation)
     template_observer: TemplateSettings = field(default_factory=TemplateSettings)
-    model_observer: ModelSettings = field(default_factory=ModelSettings)
+    model_observer: ModelObserverSettings = field(default_factory=ModelObserverSettings)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -18,7 +18,6 @@ Examples
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from stimuli.contracts.errors import InputError
+from stimuli.contracts.names import safe_name
 from stimuli.contracts.prepared import PreparedSet, load_prepared_set
 from stimuli.contracts.provenance import atomic_write_text
 from stimuli.contracts.relevance import RelevanceMaps, relevance_path
@@ -74,10 +74,6 @@ class ObserverGroup:
     participants: list[str]
     files: list[str]  # the group's trial files
     variant: str | None = None
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "none"
 
 
 def _observer_of(path: Path, warn: Callable[[str], None]) -> tuple[str, str | None]:
@@ -132,10 +128,10 @@ def find_observer_groups(roots: DataRoots, task: str, warn: Callable[[str], None
             participants, paths = sorted({tf.participant for tf in files}), [str(tf.path) for tf in files]
             if kind == "model":
                 name = argument or "unknown"
-                groups.append(ObserverGroup(_safe(f"model-{name}"), f"model observer {name}", "model",
+                groups.append(ObserverGroup(safe_name(f"model-{name}"), f"model observer {name}", "model",
                                             roots.simulated, participants, paths, argument))
             else:  # e.g. template observers, one group per region (template, template:mouth)
-                key = _safe(f"{kind}-{argument}" if argument else kind)
+                key = safe_name(f"{kind}-{argument}" if argument else kind)
                 label = f"{kind} observers" + (f" ({argument})" if argument else "")
                 groups.append(ObserverGroup(key, label, kind, roots.simulated, participants, paths))
     return groups
@@ -250,7 +246,7 @@ class ReportContext:
         want = self.config.alignment.reference
         groups = self.groups(task)
         for group in groups:
-            if group.key == _safe(want):
+            if group.key == safe_name(want):
                 return group.key
         matches = [g.key for g in groups if g.kind == want]
         if len(matches) > 1:
