@@ -1,5 +1,6 @@
-"""Fixtures of the analysis tests: a tiny prepared stimulus set, simulated trial files, and for the
-similarity RDMs a prepared ORL set with similarity YAMLs built from a base."""
+"""Fixtures of the analysis tests: a tiny prepared stimulus set, simulated trial files, for the
+similarity RDMs a prepared ORL set with similarity YAMLs built from a base, and a fake study
+(tiny set, trial files, relevance maps) with its full report."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ import pytest
 
 from stimuli.contracts.prepared import write_prepared_set
 
-# the simulated observers live next to the tests (ci_simulation.py, similarity_simulation.py)
+# helpers that live next to the tests: the simulated observers (ci_simulation.py,
+# similarity_simulation.py) and the fake study builder (fake_study.py)
 sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_study import make_study, write_config  # noqa: E402  (fake_study.py, beside this file)
+
+from analysis.report.run import run_report  # noqa: E402
 
 TINY_SHAPE = (40, 40)
 
@@ -65,3 +71,19 @@ def results(tmp_path_factory) -> Path:
 def make_config(config_writer):
     """Write a similarity YAML: the SIMILARITY_BASE config with changes merged in; returns its path."""
     return config_writer(SIMILARITY_BASE)
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    """4 template observers x 3 conditions, one model observer, relevance maps of 8 variants."""
+    return make_study(tmp_path_factory.mktemp("study"), participants=4, trials=100)
+
+
+@pytest.fixture(scope="session")
+def report(study, tmp_path_factory):
+    """The full report of the fake study: its folder, the Report, the messages, the study."""
+    folder = tmp_path_factory.mktemp("report")
+    config = write_config(folder / "config.yaml", study)
+    messages = []
+    out, built = run_report(config, folder / "out", progress=False, warn=messages.append)
+    return {"out": out, "report": built, "messages": messages, "study": study}

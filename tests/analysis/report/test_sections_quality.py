@@ -206,7 +206,7 @@ def test_the_embedded_page_alone_shows_every_figure_in_chromium(people_report, t
     import html as html_module
     import re
 
-    from test_browser import PROBE, run_chromium
+    from chromium import PROBE, run_chromium
 
     config = _config(tmp_path / "config.yaml", people_report["study"])
     out, _ = run_report(config, tmp_path / "out", progress=False, warn=lambda m: None, embed=True)
