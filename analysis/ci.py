@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stimuli.contracts.cli import add_force, add_out, add_results
+from stimuli.contracts.cli import add_force, add_out, add_results, command_parser
 from stimuli.contracts.config import from_dict, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir, check_replaceable
@@ -46,12 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["--data-root", "d", "--task", "g", "--stimuli", "s", "--out", "o"]).force
     False
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis ci",
-        description="Per-participant and group classification images (CIs) for each condition of a "
-                    "task, with the Stat4Ci pixel and cluster tests (random field theory) and, "
-                    "optionally, a max-statistic permutation test. Writes maps/*.npz, tables/*.csv, "
-                    "figures/*.png and provenance.json into --out.")
+    parser = command_parser("analysis", "ci",
+        "Per-participant and group classification images (CIs) for each condition of a "
+        "task, with the Stat4Ci pixel and cluster tests (random field theory) and, "
+        "optionally, a max-statistic permutation test. Writes maps/*.npz, tables/*.csv, "
+        "figures/*.png and provenance.json into --out.")
     parser.add_argument("--data-root", required=True, help="folder holding sub-*/ses-*/beh/*_beh.tsv trial files")
     parser.add_argument("--task", required=True, help="task label of the trial files (e.g. gender)")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set the trials were shown on")

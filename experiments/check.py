@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from stimuli.contracts.cli import add_results
+from stimuli.contracts.cli import add_results, command_parser
 from stimuli.contracts.errors import cli_errors
 
 from .engine import load_task
@@ -27,16 +27,16 @@ __all__ = ["build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``check`` command's options.
+    """The options of ``python -m experiments check``: the YAML, ``--results`` and ``--seed``.
 
     Returns
     -------
     argparse.ArgumentParser
-        The parser of ``python -m experiments check``.
+        Ready for the words after ``check``.
     """
-    check = argparse.ArgumentParser(prog="python -m experiments check",
-                                    description="Load an experiment YAML, its stimulus set and relevance "
-                                                "maps, and print its trial sequence summary.")
+    check = command_parser("experiments", "check",
+        "Load an experiment YAML, its stimulus set and relevance "
+        "maps, and print its trial sequence summary.")
     check.add_argument("config")
     add_results(check)
     check.add_argument("--seed", type=int, default=0, help="seed of the sequence shown (default: 0)")

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stimuli.contracts.cli import add_results
+from stimuli.contracts.cli import add_results, command_parser
 from stimuli.contracts.errors import cli_errors
 
 from .engine import DEFAULT_ROOTS, run_session
@@ -55,13 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         The parser of ``python -m experiments run``.
     """
-    run = argparse.ArgumentParser(
-        prog="python -m experiments run",
-        description="Run one session of an experiment YAML. People answer on screen; 'template' and "
-                    "'model:VARIANT' observers run headless into results/simulated/. An existing "
-                    "session is never overwritten: add --resume to continue it. Exit status: 0 complete, "
-                    "2 bad input (one line), 3 ended early by the quit key (one line with the command that "
-                    "resumes it).")
+    run = command_parser("experiments", "run",
+        "Run one session of an experiment YAML. People answer on screen; 'template' and "
+        "'model:VARIANT' observers run headless into results/simulated/. An existing "
+        "session is never overwritten: add --resume to continue it. Exit status: 0 complete, "
+        "2 bad input (one line), 3 ended early by the quit key (one line with the command that "
+        "resumes it).")
     run.add_argument("config", help="experiment YAML, e.g. experiments/bubbles_gender.yaml")
     run.add_argument("--participant", help="participant label (letters and digits); asked in a dialog "
                                            "when missing and a screen is present; simulated observers: "

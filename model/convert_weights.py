@@ -29,12 +29,11 @@ from pathlib import Path
 
 import torch
 
-from stimuli.contracts.cli import add_force
+from stimuli.contracts.cli import add_force, command_parser
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import check_outside_data_root, move_aside
 from stimuli.contracts.provenance import Provenance, atomic_write_bytes, record_run
 
-from .options import command_parser
 from .vggface import FORMATS, vggface_state_dict
 
 __all__ = ["COMMAND", "provenance_path", "convert_weights"]
@@ -136,7 +135,7 @@ def convert_weights(source: str | Path, out: str | Path, fmt: str = "auto", *, k
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model convert-weights`` (its ``--help``)."""
-    parser = command_parser("convert-weights", DESCRIPTION)
+    parser = command_parser("model", "convert-weights", DESCRIPTION)
     parser.add_argument("source", metavar="IN", help="the VGG-Face file")
     parser.add_argument("out", metavar="OUT.pt", help="the state_dict to write")
     parser.add_argument("--format", dest="fmt", choices=("auto", *FORMATS), default="auto",

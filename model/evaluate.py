@@ -41,7 +41,7 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from stimuli.contracts.cli import add_force
+from stimuli.contracts.cli import add_force, command_parser
 from stimuli.contracts.config import load_config, require, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir
@@ -57,7 +57,7 @@ from .groundtruth import groundtruth_entry
 from .launch import add_execution_arguments, dispatch
 from .lrp import check_method, resolve_device
 from .masking import MaskingConfig
-from .options import add_results_root, command_parser
+from .options import add_results_root
 from .sanity import sanity_checks
 from .transfer import transfer_tables
 from .variants import load_variant
@@ -303,7 +303,7 @@ def _read_hash(work: Path) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model evaluate`` (its ``--help``)."""
-    parser = command_parser("evaluate", DESCRIPTION)
+    parser = command_parser("model", "evaluate", DESCRIPTION)
     parser.add_argument("config", help="evaluate YAML, e.g. model/configs/demo_evaluate.yaml")
     add_results_root(parser)
     add_force(parser)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from stimuli.contracts.cli import command_parser
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.prepared import PreparedSet, load_prepared_set
 from stimuli.contracts.provenance import Provenance, record_run
@@ -43,7 +44,7 @@ from stimuli.contracts.relevance import (
 from .explain_stream import explain_variant, summary_line
 from .launch import add_execution_arguments, dispatch
 from .lrp import CONSERVATION_TOLERANCE, DEFAULT_METHOD, check_method, resolve_device
-from .options import add_results_root, command_parser
+from .options import add_results_root
 from .sanity import baseline_variant
 from .variants import LoadedVariant, load_variant
 
@@ -109,7 +110,7 @@ def ensure_maps(variant: LoadedVariant, stimuli: PreparedSet, results: str | Pat
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model explain`` (its ``--help``)."""
-    parser = command_parser("explain", DESCRIPTION)
+    parser = command_parser("model", "explain", DESCRIPTION)
     parser.add_argument("--variant", required=True, help="variant name, e.g. vgg16-imagenet-gender-s0")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set name (python -m stimuli prepare)")
     parser.add_argument("--composite", default=DEFAULT_METHOD,

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from stimuli.contracts.cli import command_parser
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.maps import relevance_mass_accuracy, relevance_rank_accuracy
 from stimuli.contracts.outputs import atomic_output_dir
@@ -44,7 +45,7 @@ from stimuli.regions import region_mask
 
 from .explain import ensure_maps
 from .lrp import DEFAULT_METHOD, check_method, resolve_device
-from .options import add_results_root, command_parser
+from .options import add_results_root
 from .variants import held_out, load_variant
 
 __all__ = ["DEFAULT_COMPOSITE", "region_for", "groundtruth_scores", "groundtruth_entry"]
@@ -184,7 +185,7 @@ def _folder_name(stimuli: str, region: str | None, composite: str = DEFAULT_COMP
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model groundtruth`` (its ``--help``)."""
-    parser = command_parser("groundtruth", DESCRIPTION)
+    parser = command_parser("model", "groundtruth", DESCRIPTION)
     parser.add_argument("--variant", required=True, help="a variant trained on a synthetic set")
     parser.add_argument("--stimuli", default=None, help="prepared set (default: the set the variant trained on)")
     parser.add_argument("--region", default=None,

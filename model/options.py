@@ -19,27 +19,9 @@ import argparse
 
 from stimuli.contracts.cli import add_device, add_out
 
-__all__ = ["RESULTS_ROOT", "command_parser", "add_results_root"]
+__all__ = ["RESULTS_ROOT", "add_results_root"]
 
 RESULTS_ROOT = "the results root (reads models/, stimuli/, relevance/ from it and writes under it)"
-
-
-def command_parser(command: str, description: str) -> argparse.ArgumentParser:
-    """An empty parser for ``python -m model <command>`` with its description.
-
-    Parameters
-    ----------
-    command : str
-        The verb (``train``, ``explain``, ...).
-    description : str
-        What the command does, for ``--help``.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        The parser, its ``prog`` ``python -m model <command>``.
-    """
-    return argparse.ArgumentParser(prog=f"python -m model {command}", description=description)
 
 
 def add_results_root(parser: argparse.ArgumentParser, *, device: bool = True) -> None:

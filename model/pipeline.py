@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from stimuli.contracts.cli import command_parser
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.prepared import prepared_set_dir
 
@@ -40,7 +41,7 @@ from .config import expand_grid, load_grid, select_variants
 from .device import set_amp
 from .jobs import JobSpec, Stage, run_stages
 from .launch import add_execution_arguments, jobs_folder, options_from_args, train_stages
-from .options import add_results_root, command_parser
+from .options import add_results_root
 
 __all__ = ["pipeline_stages"]
 
@@ -52,7 +53,7 @@ DESCRIPTION = (  # the command's --help text
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model pipeline`` (its ``--help``)."""
-    parser = command_parser("pipeline", DESCRIPTION)
+    parser = command_parser("model", "pipeline", DESCRIPTION)
     parser.add_argument("config", help="grid YAML, e.g. model/configs/seed_study.yaml")
     parser.add_argument("--stimuli", required=True, help="prepared set the variants are explained on")
     parser.add_argument("--evaluate", metavar="YAML",

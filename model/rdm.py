@@ -50,6 +50,7 @@ from scipy.spatial.distance import pdist, squareform
 from torch import nn
 from tqdm.auto import tqdm
 
+from stimuli.contracts.cli import command_parser
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.prepared import load_prepared_set
 from stimuli.contracts.provenance import Provenance, record_run
@@ -58,7 +59,7 @@ from stimuli.contracts.relevance import load_relevance, relevance_path
 
 from .architecture import flat_layers
 from .lrp import resolve_device
-from .options import add_results_root, command_parser
+from .options import add_results_root
 from .variants import load_variant
 
 __all__ = [
@@ -366,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Its arguments and options.
     """
-    parser = command_parser("rdm", DESCRIPTION)
+    parser = command_parser("model", "rdm", DESCRIPTION)
     parser.add_argument("--variant", required=True, nargs="+", help="variant name(s), e.g. vgg16-imagenet-identity-s0")
     parser.add_argument("--stimuli", required=True, help="prepared stimulus set name (python -m stimuli prepare)")
     parser.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS),

@@ -35,6 +35,7 @@ import torch.distributed as tdist
 import yaml
 from tqdm.auto import tqdm
 
+from stimuli.contracts.cli import command_parser
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir
 from stimuli.contracts.provenance import Provenance, atomic_write_json, record_run
@@ -44,7 +45,7 @@ from .config import VariantConfig, expand_grid, load_grid, select_variants
 from .data import TrainData, load_train_data
 from .device import Distributed, init_distributed, select_device, set_amp
 from .launch import add_execution_arguments, dispatch
-from .options import add_results_root, command_parser
+from .options import add_results_root
 from .plan import print_plan
 from .trainer import SINGLE, RunState, Trainer, initial_network
 from .variants import (
@@ -259,7 +260,7 @@ def train_grid(config_file: str | Path, results: str | Path = "results", *, only
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m model train`` (its ``--help``)."""
-    parser = command_parser("train", DESCRIPTION)
+    parser = command_parser("model", "train", DESCRIPTION)
     parser.add_argument("config", help="grid YAML, e.g. model/configs/demo.yaml")
     parser.add_argument("--only", nargs="+", metavar="VARIANT",
                         help="train only these variants of the grid (e.g. one per cluster array job)")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from stimuli.contracts.cli import add_force, add_out
+from stimuli.contracts.cli import add_force, add_out, command_parser
 from stimuli.contracts.config import load_config, to_dict
 from stimuli.contracts.errors import InputError, cli_errors
 from stimuli.contracts.outputs import atomic_output_dir, check_replaceable
@@ -244,13 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Its arguments: the config, ``--out``, ``--force``, ``--embed``.
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis run",
-        description="The whole analysis as one report: classification images and Stat4Ci tests per observer "
-                    "group, relevance maps per variant, their stability across seeds, tasks and pretraining, "
-                    "relevance-based masking, human-model alignment, accuracy by condition, and the findings "
-                    "next to the seed study's. Writes report.html, tables/*.csv, maps/*.npz, figures/*.png and "
-                    "provenance.json. Example config: analysis/configs/demo.yaml.")
+    parser = command_parser("analysis", "run",
+        "The whole analysis as one report: classification images and Stat4Ci tests per observer "
+        "group, relevance maps per variant, their stability across seeds, tasks and pretraining, "
+        "relevance-based masking, human-model alignment, accuracy by condition, and the findings "
+        "next to the seed study's. Writes report.html, tables/*.csv, maps/*.npz, figures/*.png and "
+        "provenance.json. Example config: analysis/configs/demo.yaml.")
     parser.add_argument("config", help="analysis config (YAML), e.g. analysis/configs/demo.yaml")
     add_out(parser, what="the report folder; default: <results>/analysis/<name>, name from the config or its "
                          "file name")
