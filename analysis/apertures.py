@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from stimuli.bubbles import aperture_profiles, parse_centres
+from stimuli.bubbles import aperture_profiles
+from stimuli.contracts.centres import parse_centres
 from stimuli.contracts.errors import InputError
 
 __all__ = [

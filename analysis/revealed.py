@@ -61,7 +61,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stimuli.bubbles import parse_centres, revealed_area
+from stimuli.bubbles import revealed_area
+from stimuli.contracts.centres import parse_centres
 from stimuli.contracts.errors import InputError
 
 __all__ = ["DEFAULT_BURN_IN", "SUMMARY_COLUMNS", "Psychometric", "burn_in_flags", "staircase_positions",

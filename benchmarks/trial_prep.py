@@ -29,7 +29,7 @@ import yaml
 
 from experiments.engine import load_task
 from experiments.task import Response, one_blas_thread
-from stimuli.bubbles import parse_centres
+from stimuli.contracts.centres import parse_centres
 from stimuli.prepare import prepare_set
 
 

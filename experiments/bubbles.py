@@ -36,10 +36,10 @@ from stimuli.bubbles import (
     aperture_pixels,
     bubbles_mask,
     compose,
-    format_centres,
     mask_area,
     max_sensible_bubbles,
 )
+from stimuli.contracts.centres import format_centres
 from stimuli.contracts.config import to_dict
 from stimuli.contracts.errors import InputError
 from stimuli.contracts.prepared import PreparedSet, load_prepared_set, remake_command

@@ -90,7 +90,19 @@ DESCRIPTION = (  # the command's --help text
 
 
 def layer_aliases(net: nn.Module) -> dict[str, str]:
-    """Alias -> flat layer name: ``pool1``..``pool5``, ``fc6``, ``fc7``, ``penultimate``, ``logits``."""
+    """Short names of the layers an RDM can be taken from.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A VGG-16 of the platform (any width, with or without batch norm).
+
+    Returns
+    -------
+    dict of str to str
+        Alias -> flat layer name: ``pool1``..``pool5``, ``fc6``, ``fc7`` (the ReLUs after them),
+        ``penultimate`` (= ``fc7``) and ``logits``.
+    """
     layers = flat_layers(net)
     pools = [name for name, m in layers if isinstance(m, nn.MaxPool2d)]
     aliases = {f"pool{i + 1}": name for i, name in enumerate(pools)}
@@ -177,10 +189,27 @@ def activations(net: nn.Module, images: np.ndarray, layers: Sequence[str],
 
 
 def distance_matrix(features: np.ndarray, metric: str = "correlation") -> np.ndarray:
-    """(N, N) distances between the rows of ``features`` (float64, zero diagonal).
+    """Distances between the rows of ``features``.
 
     Correlation and cosine distances are undefined for a constant (e.g. all-zero) row; such
     a row gets distance 1 (uncorrelated) to every other row, and 0 to another constant row.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        (N, ...) one pattern per stimulus, flattened to (N, D).
+    metric : str
+        One of :data:`METRICS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, N) float64 distances with a zero diagonal.
+
+    Examples
+    --------
+    >>> distance_matrix(np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [0.0, 0.0, 0.0]])).round(3).tolist()
+    [[0.0, 2.0, 1.0], [2.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
     """
     if metric not in METRICS:
         raise InputError(f"unknown metric '{metric}' (choose {', '.join(METRICS)})")

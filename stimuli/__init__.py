@@ -9,12 +9,11 @@ from .bubbles import (
     CentreSampler,
     bubbles_mask,
     compose,
-    format_centres,
     mask_from_trial,
     max_sensible_bubbles,
-    parse_centres,
     sample_centres,
 )
+from .contracts.centres import format_centres, parse_centres
 from .contracts.errors import InputError
 from .faces import FaceSet, load_face_set, make_split, read_image
 

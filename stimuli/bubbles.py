@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -36,6 +35,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import ThreadpoolController
 
+from .contracts.centres import parse_centres
 from .contracts.errors import InputError
 
 __all__ = [
@@ -46,8 +46,6 @@ __all__ = [
     "CentreSampler",
     "sample_centres",
     "compose",
-    "format_centres",
-    "parse_centres",
     "mask_from_trial",
     "REVEALED_COLUMNS",
     "aperture_pixels",
@@ -146,6 +144,26 @@ def aperture_profiles(
 
     An aperture is the outer product of its two profiles; :func:`bubbles_mask` and the
     analysis' linear classification images share them.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        (height, width) of the stimulus grid.
+    centres : array-like
+        (n, 2) [row, col] centres, inside the grid.
+    sigma_px : float
+        The apertures' standard deviation in pixels.
+
+    Returns
+    -------
+    rows, cols : numpy.ndarray
+        (n, H) and (n, W): aperture ``i`` is ``np.outer(rows[i], cols[i])``.
+
+    Examples
+    --------
+    >>> rows, cols = aperture_profiles((8, 6), [[4, 3]], 2.0)
+    >>> rows.shape, cols.shape, float(rows[0, 4] * cols[0, 3])
+    ((1, 8), (1, 6), 1.0)
     """
     height, width = _check_shape(shape)
     sigma = _check_sigma(sigma_px)
@@ -331,58 +349,6 @@ def compose(face: np.ndarray, mask: np.ndarray, background: float) -> np.ndarray
     return (face - np.float32(background)) * mask + np.float32(background)
 
 
-def format_centres(centres: Any) -> str:
-    """Centres as the JSON text stored in a trial file's ``bubbles`` column.
-
-    Parameters
-    ----------
-    centres : array-like
-        (n, 2) [row, col] centres.
-
-    Returns
-    -------
-    str
-        A JSON list of [row, col] pairs.
-    """
-    array = np.asarray(centres).reshape(-1, 2)
-    values = [[int(v) if float(v).is_integer() else float(v) for v in pair] for pair in array.tolist()]
-    return json.dumps(values, separators=(",", ":"))
-
-
-def parse_centres(text: Any, where: str = "bubbles") -> np.ndarray:
-    """Parse a trial file's ``bubbles`` cell into an (n, 2) float64 array.
-
-    Parameters
-    ----------
-    text : object
-        The cell (JSON text, or an already parsed list).
-    where : str
-        The cell's place, for the error message.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, 2) [row, col] centres.
-    """
-    if isinstance(text, (list, tuple, np.ndarray)):
-        value = text
-    else:
-        try:
-            value = json.loads(str(text))
-        except (json.JSONDecodeError, TypeError):
-            raise InputError(f"{where}: cannot parse bubble centres {str(text)[:40]!r} "
-                             "(expected a JSON list of [row, col])") from None
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: bubble centres are not numbers: {str(text)[:40]!r}") from None
-    if array.size == 0:
-        return array.reshape(0, 2)
-    if array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all():
-        raise InputError(f"{where}: bubble centres must be finite [row, col] pairs: {str(text)[:40]!r}")
-    return array
-
-
 def mask_from_trial(
     trial: Mapping[str, Any], shape: Sequence[int], *, merge: Merge = "sum", where: str = "trial"
 ) -> np.ndarray:
@@ -437,6 +403,18 @@ def _check_aperture(aperture: Any, shape: tuple[int, int]) -> np.ndarray | None:
 def aperture_pixels(shape: Sequence[int], aperture: Any = None) -> int:
     """Number of pixels in the face aperture (``None``: every pixel of the grid).
 
+    Parameters
+    ----------
+    shape : (int, int)
+        (height, width) of the stimulus grid.
+    aperture : array-like of bool, optional
+        The (H, W) face aperture of the prepared set.
+
+    Returns
+    -------
+    int
+        The pixels a revealed area is a share of.
+
     Examples
     --------
     >>> aperture_pixels((10, 20)), aperture_pixels((2, 2), [[True, False], [True, True]])
@@ -452,6 +430,18 @@ def mask_area(mask: np.ndarray, aperture: Any = None) -> float:
 
     The mask is the one a trial showed (:func:`bubbles_mask`, already clipped to [0, 1]), so a
     pixel half-revealed counts half. Summed in float64.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        (H, W) mask in [0, 1].
+    aperture : array-like of bool, optional
+        (H, W) face aperture; ``None`` counts the whole grid.
+
+    Returns
+    -------
+    float
+        The revealed area in pixels.
 
     Examples
     --------
@@ -482,8 +472,13 @@ def revealed_area(
     shape : (height, width) of the stimulus grid.
     aperture : boolean (H, W) face aperture of the prepared set, or ``None`` for the whole grid.
     merge : the session's merge rule (its sidecar's ``MaskMergeRule``).
+    where : the row's place in its file, for error messages.
 
-    Equals the ``revealed_px`` the session wrote (to the 10 significant digits of the file).
+    Returns
+    -------
+    float
+        The revealed area in pixels: the ``revealed_px`` the session wrote (to the 10
+        significant digits of the file).
 
     Examples
     --------

@@ -35,14 +35,8 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .bubbles import (
-    CentreSampler,
-    bubbles_mask,
-    compose,
-    format_centres,
-    max_sensible_bubbles,
-    parse_centres,
-)
+from .bubbles import CentreSampler, bubbles_mask, compose, max_sensible_bubbles
+from .contracts.centres import format_centres, parse_centres
 from .contracts.cli import add_force, add_out, add_results, command_parser, parse_command
 from .contracts.errors import InputError, cli_errors
 from .contracts.outputs import atomic_output_dir, check_replaceable

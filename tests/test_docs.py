@@ -104,3 +104,48 @@ def test_documented_python_names_exist(doc):
                     if not name.startswith("experiments.display") and name.rsplit(".", 1)[1] not in FILE_ENDINGS})
     missing = [name for name in names if not _resolves(name)]
     assert not missing, f"{doc.name} names what the code lacks: {missing}"
+
+
+def _numpy_sections_missing(path: Path) -> list[str]:
+    """Names in a module's ``__all__`` that take or give something their docstring does not list."""
+    tree = ast.parse(path.read_text())
+    exported: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            exported = list(ast.literal_eval(node.value))
+    defined = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    missing = []
+    for name in exported:
+        node = defined.get(name)
+        if node is None:
+            continue
+        doc = ast.get_docstring(node) or ""
+        if isinstance(node, ast.ClassDef):
+            fields = any(isinstance(item, ast.AnnAssign) for item in node.body)
+            init = next((item for item in node.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"), None)
+            if (fields or (init is not None and len(init.args.args) > 1)) and not any(
+                    f"{section}\n{'-' * len(section)}" in doc for section in ("Parameters", "Attributes")):
+                missing.append(f"{name} (Parameters)")
+            continue
+        if [a for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")] \
+                and "Parameters\n----------" not in doc:
+            missing.append(f"{name} (Parameters)")
+        if node.returns is not None and ast.unparse(node.returns) != "None" \
+                and "Returns\n-------" not in doc and "Yields\n------" not in doc:
+            missing.append(f"{name} (Returns)")
+    return missing
+
+
+def test_the_numpy_section_check_sees_a_missing_section(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('__all__ = ["f", "g"]\n\ndef f(x: int) -> int:\n    """Twice x."""\n    return 2 * x\n\n\n'
+                      'def g(x: int) -> int:\n    """Twice x.\n\n    Parameters\n    ----------\n    x : int\n'
+                      '        A number.\n\n    Returns\n    -------\n    int\n        2 x.\n    """\n    return 2 * x\n')
+    assert _numpy_sections_missing(module) == ["f (Parameters)", "f (Returns)"]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_exported_names_have_numpy_parameters_and_returns(package):
+    missing = {str(path.relative_to(ROOT)): names for path in sorted((ROOT / package).rglob("*.py"))
+               if (names := _numpy_sections_missing(path))}
+    assert not missing, f"exported names without numpy Parameters/Returns: {missing}"

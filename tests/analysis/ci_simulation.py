@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stimuli.bubbles import bubbles_mask, format_centres, sample_centres
+from stimuli.bubbles import bubbles_mask, sample_centres
+from stimuli.contracts.centres import format_centres
 from stimuli.contracts.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path
 from stimuli.regions import region_mask
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stimuli.bubbles import bubbles_mask, format_centres, sample_centres
+from stimuli.bubbles import bubbles_mask, sample_centres
+from stimuli.contracts.centres import format_centres
 from stimuli.contracts.prepared import write_prepared_set
 from stimuli.contracts.relevance import relevance_path, save_relevance
 from stimuli.contracts.trials import TRIAL_COLUMNS, sidecar_path, trial_file_path

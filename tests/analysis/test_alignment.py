@@ -108,7 +108,8 @@ SHAPE = (40, 40)
 
 def session_rows(seed, blocks, *, shared=False, practice=3, aperture=None, record=True, sigma_px=2.5):
     """A Bubbles session: practice, then ``blocks`` [(condition, trials)], guided centres near the eyes."""
-    from stimuli.bubbles import bubbles_mask, format_centres, mask_area, sample_centres
+    from stimuli.bubbles import bubbles_mask, mask_area, sample_centres
+    from stimuli.contracts.centres import format_centres
     from stimuli.regions import region_mask
 
     rng = np.random.default_rng(seed)

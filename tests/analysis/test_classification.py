@@ -24,7 +24,8 @@ from analysis.classification import (
     trial_weights,
 )
 from analysis.metrics import region_auc
-from stimuli.bubbles import aperture_profiles, bubbles_mask, format_centres
+from stimuli.bubbles import aperture_profiles, bubbles_mask
+from stimuli.contracts.centres import format_centres
 from stimuli.contracts.errors import InputError
 from stimuli.regions import region_mask
 

@@ -12,14 +12,13 @@ from stimuli.bubbles import (
     aperture_profiles,
     bubbles_mask,
     compose,
-    format_centres,
     mask_area,
     mask_from_trial,
     max_sensible_bubbles,
-    parse_centres,
     revealed_area,
     sample_centres,
 )
+from stimuli.contracts.centres import format_centres, parse_centres
 from stimuli.contracts.errors import InputError
 from stimuli.guided import guidance_density
 
