@@ -22,3 +22,13 @@ def one_line_error(capsys, main: Callable[[Sequence[str]], object], argv: list[s
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     return err
+
+
+def run_command(main: Callable[[Sequence[str]], object], argv: list[str], capsys) -> tuple[object, str, str]:
+    """Run a command's ``main`` in-process: (exit code, stdout, stderr), whether it returns or exits."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -1,5 +1,5 @@
 """Fixtures shared by every part's tests: an Xvfb display, a session run on it and answered through
-X (xdotool), and YAML configs made from a base."""
+X (xdotool), YAML configs made from a base, and the similarity sessions' set and base config."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from stimuli.prepare import prepare_set
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # tests/cli_checks.py: checks shared by the attack tests
@@ -175,3 +177,33 @@ def screen_session_on() -> Callable[..., ScreenSession]:
     """``screen_session_on(display, config, results, root, *extra, task=..., windowed=...)``: a
     :class:`ScreenSession` on a display of the test's choosing (e.g. from ``screen_of``)."""
     return lambda display, *args, **options: ScreenSession(display, *args, **options)
+
+
+SIMILARITY_BASE: dict[str, Any] = {
+    "paradigm": "similarity",
+    "task": "similarity",
+    "stimuli": "orl32",
+    "judgement": "triplet",
+    "faces": {"n_identities": 8, "images_per_identity": 1},
+    "design": {"trials": 24, "trials_per_block": 12, "practice_trials": 2},
+    "stimulus_deg": 3.0,
+    # Xvfb has no refresh rate (it flips as fast as it can): the screen check compares sizes only
+    "screen": {"resolution": [640, 480], "fullscreen": False, "width_cm": 30.0, "distance_cm": 57.0,
+               "refresh_tolerance": None},
+    "timing": {"fixation_frames": 2, "stimulus_frames": 3, "iti_frames": 2, "feedback_frames": 0},
+    "simulated_observer": {"embedding_seed": 3, "dims": 3, "noise_sd": 0.1},
+}
+
+
+@pytest.fixture(scope="session")
+def similarity_results(tmp_path_factory) -> Path:
+    """A results root with the ORL faces prepared at 32 px, no aperture (the similarity sessions' set)."""
+    root = tmp_path_factory.mktemp("similarity-results")
+    prepare_set("orl", 32, "orl32", results=root, progress=False)
+    return root
+
+
+@pytest.fixture
+def make_similarity_config(config_writer):
+    """Write a similarity YAML: SIMILARITY_BASE with changes merged in; returns its path."""
+    return config_writer(SIMILARITY_BASE)

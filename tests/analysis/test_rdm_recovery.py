@@ -34,10 +34,10 @@ def _truth(files) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_recovery_through_sessions_small(make_config, results, tmp_path):
+def test_recovery_through_sessions_small(make_similarity_config, similarity_results, tmp_path):
     """5 simulated observers x 40 triplets over 8 faces, through the session engine and the files."""
-    config = make_config({"design": {"trials": 40, "practice_trials": 0}})
-    files = _sessions(config, results, tmp_path, observers=5)
+    config = make_similarity_config({"design": {"trials": 40, "practice_trials": 0}})
+    files = _sessions(config, similarity_results, tmp_path, observers=5)
     truth = _truth(files)
     for method in ("embedding", "probability"):
         rdms = load_human_rdms(files, method=method)
@@ -48,8 +48,8 @@ def test_recovery_through_sessions_small(make_config, results, tmp_path):
             ceiling = noise_ceiling(rdms.subjects)
             assert ceiling["lower"] <= subject_correlations(truth, rdms.subjects).mean() <= ceiling["upper"]
     # the group RDM of observers on another embedding does not recover this one
-    other = make_config({"design": {"trials": 40, "practice_trials": 0}, "simulated_observer": {"embedding_seed": 9}})
-    unrelated = load_human_rdms(_sessions(other, results, tmp_path / "other", observers=5), method="embedding")
+    other = make_similarity_config({"design": {"trials": 40, "practice_trials": 0}, "simulated_observer": {"embedding_seed": 9}})
+    unrelated = load_human_rdms(_sessions(other, similarity_results, tmp_path / "other", observers=5), method="embedding")
     assert abs(rdm_correlation(truth, unrelated.group)) < 0.5
 
 
@@ -72,7 +72,7 @@ def test_null_rate_small():
 
 
 @pytest.mark.slow
-def test_recovery_full_size_through_sessions(tmp_path, results):
+def test_recovery_full_size_through_sessions(tmp_path, similarity_results):
     """The issue's size: 10 simulated observers x 300 triplets over 20 faces, via the shipped config."""
     import yaml
 
@@ -80,7 +80,7 @@ def test_recovery_full_size_through_sessions(tmp_path, results):
     config["stimuli"] = "orl32"
     path = tmp_path / "similarity.yaml"
     path.write_text(yaml.safe_dump(config))
-    files = _sessions(path, results, tmp_path / "data", observers=10)
+    files = _sessions(path, similarity_results, tmp_path / "data", observers=10)
     truth = _truth(files)
     rdms = load_human_rdms(files, method="embedding")
     assert rdms.subjects.shape == (10, 20, 20) and set(rdms.trials.values()) == {300}

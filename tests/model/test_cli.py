@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cli_checks import run_command  # tests/cli_checks.py
 
 from model import select_device
 from model.__main__ import COMMANDS
@@ -13,15 +14,6 @@ from stimuli.contracts.errors import InputError
 from stimuli.contracts.relevance import load_relevance
 
 V0 = "vgg16-bn-w0.0625-none-gender-s0"
-
-
-def run(main, argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_overview_lists_the_commands(capsys):
@@ -61,9 +53,9 @@ def test_commands_are_wired_into_python_m_model(trained, capsys):
     from model.__main__ import main as model_main
 
     for command in ("explain", "evaluate", "groundtruth"):
-        code, out, _ = run(model_main, [command, "--help"], capsys)
+        code, out, _ = run_command(model_main, [command, "--help"], capsys)
         assert code == 0 and f"python -m model {command}" in out
-    code, _, err = run(model_main, ["evaluate", str(trained / "missing.yaml")], capsys)
+    code, _, err = run_command(model_main, ["evaluate", str(trained / "missing.yaml")], capsys)
     assert code == 2 and err.count("\n") == 1 and "config file not found" in err
     # one real run through the interpreter's -m entry point
     done = subprocess.run([sys.executable, "-m", "model", "explain", "--variant", V0, "--stimuli", "synth-eyes",

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_checks import run_command  # tests/cli_checks.py
 
 from model import load_variant
 from model.evaluate import EvaluateConfig, _variant_names, evaluate
@@ -22,15 +23,6 @@ from stimuli.contracts.prepared import load_prepared_set
 from stimuli.contracts.relevance import relevance_path
 
 V0, V1 = "vgg16-bn-w0.0625-none-gender-s0", "vgg16-bn-w0.0625-none-gender-s1"
-
-
-def run(main, argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_packaged_demo_config_names_the_demo_variants():
@@ -63,7 +55,7 @@ def write_config(tmp_path: Path, **overrides) -> Path:
 @pytest.mark.slow
 def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
     config = write_config(tmp_path)
-    code, out, err = run(evaluate_main, [str(config), "--out", str(trained), "--device", "cpu"], capsys)
+    code, out, err = run_command(evaluate_main, [str(config), "--out", str(trained), "--device", "cpu"], capsys)
     assert code == 0, err
     folder = trained / "evaluate" / "tiny_evaluate"
     tables = folder / "tables"
@@ -115,7 +107,7 @@ def test_evaluate_command_end_to_end(trained, tmp_path, capsys):
     assert relevance_path(V1, "synth-eyes", trained).is_file()
     # a second run with the same config leaves the finished folder alone
     stamp = (folder / "summary.json").stat().st_mtime_ns
-    code, out, _ = run(evaluate_main, [str(config), "--out", str(trained), "--device", "cpu"], capsys)
+    code, out, _ = run_command(evaluate_main, [str(config), "--out", str(trained), "--device", "cpu"], capsys)
     assert code == 0 and "up to date" in out and (folder / "summary.json").stat().st_mtime_ns == stamp
 
 
@@ -164,6 +156,6 @@ def test_evaluate_resumes_from_finished_targets(trained, tmp_path):
 def test_evaluate_bad_config_is_one_line(trained, tmp_path, capsys, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    code, out, err = run(evaluate_main, [str(path), "--out", str(trained), "--device", "cpu"], capsys)
+    code, out, err = run_command(evaluate_main, [str(path), "--out", str(trained), "--device", "cpu"], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
     assert not (trained / "evaluate" / "bad").exists()

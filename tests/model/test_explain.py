@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_checks import run_command  # tests/cli_checks.py
 
 from model import load_variant
 from model.explain import ensure_maps, image_subset
@@ -19,18 +20,9 @@ from stimuli.contracts.relevance import baseline_set, load_relevance, relevance_
 V0, V1 = "vgg16-bn-w0.0625-none-gender-s0", "vgg16-bn-w0.0625-none-gender-s1"
 
 
-def run(main, argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.slow
 def test_explain_command_writes_the_contract_file(trained, capsys):
-    code, out, err = run(explain_main, ["--variant", V0, "--stimuli", "synth-eyes", "--out", str(trained),
+    code, out, err = run_command(explain_main, ["--variant", V0, "--stimuli", "synth-eyes", "--out", str(trained),
                                         "--batch-size", "7", "--device", "cpu"], capsys)
     assert code == 0, err
     maps = load_relevance(V0, "synth-eyes", trained)
@@ -66,7 +58,7 @@ def test_explain_command_bad_input_is_one_line(trained, capsys, argv, needle):
     for key, value in zip(argv[::2], argv[1::2]):
         base[key] = value
     before = sorted(p.name for p in (trained / "relevance").rglob("*")) if (trained / "relevance").is_dir() else []
-    code, out, err = run(explain_main, [x for kv in base.items() for x in kv], capsys)
+    code, out, err = run_command(explain_main, [x for kv in base.items() for x in kv], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and needle in err
     after = sorted(p.name for p in (trained / "relevance").rglob("*")) if (trained / "relevance").is_dir() else []
     assert after == before  # nothing half-written

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from cli_checks import run_command  # tests/cli_checks.py
 
 import model
 from model.groundtruth import main as groundtruth_main
@@ -24,15 +25,6 @@ from stimuli.synthetic import synth_set
 GRID = Path(model.__file__).parent / "configs" / "groundtruth.yaml"
 VARIANT = "vgg16-bn-w0.0625-none-gender-s0"
 V0 = VARIANT
-
-
-def run(main, argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.slow
@@ -57,7 +49,7 @@ def test_relevance_mass_accuracy_reaches_0_8_in_two_regions(region, tmp_path, ca
 @pytest.mark.slow
 def test_groundtruth_region_at_tiny_size(trained, capsys):
     """The eyes-cue variant's relevance sits in the eyes, not in a region of the same size elsewhere."""
-    code, out, err = run(groundtruth_main, ["--variant", V0, "--out", str(trained), "--device", "cpu"], capsys)
+    code, out, err = run_command(groundtruth_main, ["--variant", V0, "--out", str(trained), "--device", "cpu"], capsys)
     assert code == 0, err
     folder = trained / "groundtruth" / V0 / "synth-eyes"
     summary = json.loads((folder / "summary.json").read_text())
@@ -66,7 +58,7 @@ def test_groundtruth_region_at_tiny_size(trained, capsys):
     share = summary["region_share"]
     assert summary["mass_accuracy"] >= 3 * share and summary["rank_accuracy"] >= 3 * share
     # the same maps scored against the mouth (a region the cue never touches) score far lower
-    code, out, err = run(groundtruth_main, ["--variant", V0, "--out", str(trained), "--device", "cpu",
+    code, out, err = run_command(groundtruth_main, ["--variant", V0, "--out", str(trained), "--device", "cpu",
                                             "--region", "mouth"], capsys)
     mouth = json.loads((folder.with_name("synth-eyes-mouth") / "summary.json").read_text())
     assert json.loads((folder / "summary.json").read_text()) == summary  # a named region has its own folder
@@ -88,6 +80,6 @@ def test_groundtruth_needs_a_region(trained, capsys, tmp_path):
     from stimuli.prepare import prepare_set
 
     prepare_set("orl", 32, "orl32", results=trained, progress=False)
-    code, out, err = run(groundtruth_main, ["--variant", V0, "--stimuli", "orl32", "--out", str(trained),
+    code, out, err = run_command(groundtruth_main, ["--variant", V0, "--stimuli", "orl32", "--out", str(trained),
                                             "--device", "cpu"], capsys)
     assert code == 2 and "has no region mask" in err and "--region eyes" in err
